@@ -1,0 +1,187 @@
+// buildApp: the proxy as a Fastify instance. It never listens and never exits; the CLI does.
+import type { IncomingHttpHeaders, IncomingMessage } from 'node:http'
+import type { Socket } from 'node:net'
+import proxy from '@fastify/http-proxy'
+import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
+import type { Logger } from 'pino'
+import type { Config } from './config.js'
+import type { CredentialBundle } from './credentials.js'
+import { acceptedHosts, checkRequest, originForm } from './guard.js'
+import { clientResponseHeaders, upstreamRequestHeaders } from './headers.js'
+import { LongRunningResponses, isLongRunning } from './inflight.js'
+import { Readiness } from './readiness.js'
+import { rawStatusResponse, statusOf, type Refusal } from './status.js'
+import { Upstream } from './upstream.js'
+import { describeUpstreamError } from './upstream-error.js'
+
+export interface AppDeps {
+  logger: Logger
+  credentials: CredentialBundle
+}
+
+export interface App extends FastifyInstance {
+  readiness: Readiness
+  upstream: Upstream
+}
+
+// Methods the Kubernetes API uses. TRACE and CONNECT are not among them and are refused.
+const FORWARDED_METHODS = ['DELETE', 'GET', 'HEAD', 'PATCH', 'POST', 'PUT', 'OPTIONS']
+
+// A probe must fail fast enough to keep /-/readyz honest.
+const MAX_PROBE_TIMEOUT_MS = 10_000
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    upstreamError?: string
+  }
+}
+
+// Wire bytes already counted for earlier requests on a keep-alive connection.
+const counted = new WeakMap<Socket, { read: number; written: number }>()
+
+function wireBytes(socket: Socket): { bytesIn: number; bytesOut: number } {
+  const before = counted.get(socket) ?? { read: 0, written: 0 }
+  const now = { read: socket.bytesRead, written: socket.bytesWritten }
+  counted.set(socket, now)
+  return { bytesIn: now.read - before.read, bytesOut: now.written - before.written }
+}
+
+function sendRefusal(reply: FastifyReply, refusal: Refusal): FastifyReply {
+  return reply.code(refusal.code).type('application/json').send(statusOf(refusal))
+}
+
+export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
+  const { logger, credentials } = deps
+  const hosts = acceptedHosts(config.address)
+  const upstream = new Upstream({
+    url: config.upstream,
+    tlsServerName: config.tlsServerName,
+    connectTimeoutMs: config.connectTimeoutMs,
+    responseTimeoutMs: config.responseTimeoutMs,
+  }, credentials)
+  const readiness = new Readiness({
+    upstream,
+    probePath: config.probePath,
+    intervalMs: config.probeIntervalMs,
+    probeTimeoutMs: Math.min(config.connectTimeoutMs + (config.responseTimeoutMs || MAX_PROBE_TIMEOUT_MS), MAX_PROBE_TIMEOUT_MS),
+    logger,
+  })
+  const watches = new LongRunningResponses()
+  let closing = false
+
+  const app = Fastify({
+    loggerInstance: logger,
+    // One access line per request (ours, below) instead of Fastify's two.
+    logController: new LogController({ disableRequestLogging: true }),
+    // Our own 503 below is a Status object; Fastify's default is not.
+    return503OnClosing: false,
+    // Watches and uploads may take as long as they take; slow-header protection stays on (Node's 60 s).
+    requestTimeout: 0,
+    // Absolute-form targets to an accepted host are routed by their path; the guard refuses the rest.
+    rewriteUrl: (req) => originForm(req.url ?? '/'),
+  }) as unknown as App
+  app.decorate('readiness', readiness)
+  app.decorate('upstream', upstream)
+
+  // CONNECT would make us a tunnel to anywhere. Node hands it to this event, outside Fastify.
+  app.server.on('connect', (_req: IncomingMessage, socket: Socket) => {
+    socket.end(rawStatusResponse({ code: 405, reason: 'MethodNotAllowed', message: 'CONNECT is refused: mtls-proxy is not an open proxy' }))
+  })
+
+  app.addHook('onRequest', async (request, reply) => {
+    const refusal = checkRequest(request.raw, hosts) ?? (closing ? {
+      code: 503, reason: 'ServiceUnavailable', message: 'mtls-proxy is shutting down',
+    } : undefined)
+    if (refusal) {
+      if (closing) reply.header('connection', 'close')
+      return sendRefusal(reply, refusal)
+    }
+  })
+
+  if (config.accessLog) {
+    app.addHook('onResponse', async (request, reply) => {
+      request.log.info({
+        method: request.method,
+        url: request.url,
+        status: reply.statusCode,
+        ms: Math.round(reply.elapsedTime * 10) / 10,
+        ...wireBytes(request.raw.socket),
+        ...(request.upstreamError ? { error: request.upstreamError } : {}),
+      }, 'request')
+    })
+  }
+
+  app.setErrorHandler((err: Error & { statusCode?: number }, request, reply) => {
+    const code = err.statusCode && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : 500
+    if (code === 500) request.log.error({ err }, 'unexpected error')
+    return sendRefusal(reply, { code, reason: code === 500 ? 'InternalError' : 'BadRequest', message: err.message })
+  })
+
+  app.setNotFoundHandler((request, reply) => {
+    if (!FORWARDED_METHODS.includes(request.method)) {
+      return sendRefusal(reply, { code: 405, reason: 'MethodNotAllowed', message: `method ${request.method} is not forwarded` })
+    }
+    return sendRefusal(reply, { code: 404, reason: 'NotFound', message: `no such mtls-proxy endpoint: ${request.url}` })
+  })
+
+  // The proxy's own endpoints: answered here, never forwarded.
+  app.get('/-/healthz', async (_request, reply) => reply.type('text/plain').send('ok'))
+  app.get('/-/readyz', async (_request, reply) => {
+    const state = readiness.state
+    if (state.ready) return reply.type('text/plain').send('ok')
+    return sendRefusal(reply, { code: 503, reason: 'ServiceUnavailable', message: `not ready: ${state.reason}` })
+  })
+  app.all('/-/*', async (request, reply) => sendRefusal(reply, {
+    code: 404, reason: 'NotFound', message: `no such mtls-proxy endpoint: ${request.url} (there are /-/healthz and /-/readyz)`,
+  }))
+
+  await app.register(proxy, {
+    upstream: config.upstream.href,
+    httpMethods: FORWARDED_METHODS,
+    undici: upstream as never,
+    disableRequestLogging: true,
+    replyOptions: {
+      // The query string exactly as the caller sent it (http-proxy would re-encode it).
+      queryString: (_search: string, reqUrl: string) => {
+        const i = reqUrl.indexOf('?')
+        return i < 0 ? '' : reqUrl.slice(i + 1)
+      },
+      rewriteRequestHeaders: (request: FastifyRequest, headers: IncomingHttpHeaders) =>
+        upstreamRequestHeaders(headers, request.raw.socket.remoteAddress),
+      rewriteHeaders: (headers: IncomingHttpHeaders) => clientResponseHeaders(headers),
+      // Never retry: a proxy must not multiply load on an API server (reply-from retries 503s by default).
+      retryDelay: () => null,
+      onResponse: (request: FastifyRequest, reply: FastifyReply, res: { statusCode: number; stream: NodeJS.ReadableStream }) => {
+        readiness.recordSuccess()
+        if (res.statusCode === 401) {
+          request.log.warn({ url: request.url }, 'upstream answered 401 Unauthorized: the client certificate may have expired or been revoked')
+        }
+        if (isLongRunning(request.url)) watches.add(reply.raw, res.stream as never)
+        return reply.send(res.stream)
+      },
+      onError: (reply: FastifyReply, { error }: { error: Error }) => {
+        const failure = describeUpstreamError(error, config.upstream, upstream.serverName)
+        reply.request.upstreamError = failure.message
+        if (failure.cause !== 'timeout') readiness.recordFailure(failure.message)
+        return sendRefusal(reply, failure)
+      },
+    } as never,
+  })
+
+  app.addHook('onReady', async () => readiness.start())
+  app.addHook('preClose', async () => {
+    closing = true
+    // Watches never finish on their own; end them so they do not hold shutdown for the whole grace period.
+    watches.endAll()
+    // Whatever is still running after the grace period is cut off.
+    const timer = setTimeout(() => app.server.closeAllConnections(), config.shutdownTimeoutMs)
+    timer.unref()
+    app.server.once('close', () => clearTimeout(timer))
+  })
+  app.addHook('onClose', async () => {
+    await readiness.stop()
+    await upstream.close()
+  })
+
+  return app
+}

@@ -1,0 +1,68 @@
+#!/usr/bin/env node
+// The only place that listens, handles signals and exits.
+import closeWithGrace from 'close-with-grace'
+import { buildApp } from './app.js'
+import { helpText, isLoopback, loadConfig } from './config.js'
+import { clientIdentity, loadCredentials } from './credentials.js'
+import { UsageError } from './errors.js'
+import { createLogger } from './logger.js'
+import { VERSION } from './version.js'
+
+const LISTEN_ERRORS: Record<string, string> = {
+  EADDRINUSE: 'address already in use (is another proxy running? choose another --port)',
+  EACCES: 'permission denied (ports below 1024 need privileges)',
+  EADDRNOTAVAIL: 'this machine has no such address',
+}
+
+function fail(message: string): never {
+  process.stderr.write(`mtls-proxy: ${message}\n`)
+  process.exit(2)
+}
+
+async function main(argv: string[]): Promise<void> {
+  const command = loadConfig(argv)
+  if (command.action === 'help') {
+    process.stdout.write(helpText(VERSION))
+    return
+  }
+  if (command.action === 'version') {
+    process.stdout.write(`${VERSION}\n`)
+    return
+  }
+  const { config } = command
+  const credentials = await loadCredentials(config)
+  const logger = createLogger({ level: config.logLevel, pretty: process.stdout.isTTY === true })
+  if (!isLoopback(config.address)) {
+    logger.warn({ address: config.address }, `listening on non-loopback address ${config.address}: anyone who can reach it acts as ${clientIdentity(credentials)}`)
+  }
+  const app = await buildApp(config, { logger, credentials })
+  try {
+    await app.listen({ host: config.address, port: config.port })
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code ?? ''
+    await app.close()
+    throw new UsageError(`cannot listen on ${config.address}:${config.port}: ${LISTEN_ERRORS[code] ?? (err as Error).message}`)
+  }
+  const address = app.server.address()
+  const port = typeof address === 'object' && address ? address.port : config.port
+  const host = config.address.includes(':') ? `[${config.address}]` : config.address
+  logger.info({
+    listen: `http://${host}:${port}`,
+    upstream: config.upstream.href,
+    identity: clientIdentity(credentials),
+    certificateNotAfter: credentials.notAfter.toISOString(),
+  }, `serving http://${host}:${port}, forwarding to ${config.upstream.origin} as ${clientIdentity(credentials)}`)
+
+  closeWithGrace({ delay: config.shutdownTimeoutMs + 5_000, logger }, async ({ signal, err }) => {
+    if (err) logger.error({ err }, 'fatal error, shutting down')
+    else logger.info({ signal }, `${signal}: shutting down (waiting up to ${config.shutdownTimeoutMs / 1000} s for requests in flight)`)
+    await app.close()
+    logger.info('stopped')
+  })
+}
+
+main(process.argv.slice(2)).catch((err: unknown) => {
+  if (err instanceof UsageError) fail(err.message)
+  process.stderr.write(`mtls-proxy: unexpected error: ${(err as Error).stack ?? String(err)}\n`)
+  process.exit(1)
+})

@@ -1,0 +1,241 @@
+// One place decides what the settings mean: flags beat environment variables, which beat the
+// config file, which beats the defaults. Everything else receives the validated Config.
+import { readFileSync } from 'node:fs'
+import { isIP } from 'node:net'
+import { dirname, resolve } from 'node:path'
+import { parseArgs } from 'node:util'
+import { envSchema } from 'env-schema'
+import { parse as parseYaml } from 'yaml'
+import { UsageError } from './errors.js'
+import { OPTIONS, envName, type OptionName, type OptionSpec } from './options.js'
+
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
+export type LogLevel = (typeof LOG_LEVELS)[number]
+
+export interface Config {
+  upstream: URL
+  cacert: string
+  cert: string
+  key: string
+  tlsServerName: string | undefined
+  address: string
+  port: number
+  allowNonLoopback: boolean
+  logLevel: LogLevel
+  accessLog: boolean
+  connectTimeoutMs: number
+  /** 0: no limit */
+  responseTimeoutMs: number
+  shutdownTimeoutMs: number
+  probePath: string
+  probeIntervalMs: number
+}
+
+export type CommandLine =
+  | { action: 'help' }
+  | { action: 'version' }
+  | { action: 'run'; config: Config }
+
+type RawSettings = Partial<Record<OptionName, string | number | boolean>>
+
+const SPECS: ReadonlyMap<string, OptionSpec> = new Map(OPTIONS.map((o) => [o.name, o]))
+
+function readFlags(argv: string[]): { raw: RawSettings; help: boolean; version: boolean } {
+  const options: Record<string, { type: 'string' | 'boolean'; short?: string }> = {
+    help: { type: 'boolean', short: 'h' },
+    version: { type: 'boolean' },
+  }
+  for (const o of OPTIONS) options[o.name] = { type: o.type === 'boolean' ? 'boolean' : 'string' }
+  let parsed
+  try {
+    parsed = parseArgs({ args: argv, options, strict: true, allowPositionals: false, allowNegative: true })
+  } catch (err) {
+    throw new UsageError(`${(err as Error).message.split('\n')[0]} (see --help)`)
+  }
+  const { help, version, ...rest } = parsed.values as Record<string, string | boolean | undefined>
+  const raw: RawSettings = {}
+  for (const [name, value] of Object.entries(rest)) {
+    if (value !== undefined) raw[name as OptionName] = coerce(name, value, `--${name}`)
+  }
+  return { raw, help: help === true, version: version === true }
+}
+
+function coerce(name: string, value: unknown, where: string): string | number | boolean {
+  const spec = SPECS.get(name)
+  if (!spec) throw new UsageError(`${where}: unknown setting '${name}'`)
+  if (spec.type === 'number') {
+    const n = typeof value === 'number' ? value : typeof value === 'string' && value.trim() !== '' ? Number(value) : NaN
+    if (!Number.isFinite(n)) throw new UsageError(`${where} must be a number, got '${String(value)}'`)
+    return n
+  }
+  if (typeof value !== spec.type) throw new UsageError(`${where} must be a ${spec.type}, got '${String(value)}'`)
+  return value as string | boolean
+}
+
+function readEnv(env: NodeJS.ProcessEnv): RawSettings {
+  const properties: Record<string, { type: string }> = {}
+  for (const o of OPTIONS) properties[envName(o.name)] = { type: o.type }
+  let values: Record<string, unknown>
+  try {
+    values = envSchema({ schema: { type: 'object', properties }, data: { ...env }, env: false, dotenv: false })
+  } catch (err) {
+    const first = (err as { errors?: Array<{ instancePath: string; message?: string }> }).errors?.[0]
+    const variable = first?.instancePath.replace(/^\//, '') ?? ''
+    throw new UsageError(`environment variable ${variable} ${first?.message ?? (err as Error).message}, got '${env[variable] ?? ''}'`)
+  }
+  const raw: RawSettings = {}
+  for (const o of OPTIONS) {
+    const value = values[envName(o.name)]
+    if (value !== undefined && value !== '') raw[o.name] = value as string | number | boolean
+  }
+  return raw
+}
+
+function readConfigFile(file: string): RawSettings {
+  let text: string
+  try {
+    text = readFileSync(file, 'utf8')
+  } catch (err) {
+    throw new UsageError(`cannot read config file ${file}: ${describeFsError(err)}`)
+  }
+  let doc: unknown
+  try {
+    doc = parseYaml(text) ?? {}
+  } catch (err) {
+    throw new UsageError(`config file ${file} is not valid YAML or JSON: ${(err as Error).message.split('\n')[0]}`)
+  }
+  if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) {
+    throw new UsageError(`config file ${file} must hold a mapping of settings, like 'upstream: https://…'`)
+  }
+  const raw: RawSettings = {}
+  for (const [name, value] of Object.entries(doc)) {
+    if (name === 'config') throw new UsageError(`config file ${file}: 'config' cannot be set inside a config file`)
+    if (!SPECS.has(name)) throw new UsageError(`config file ${file}: unknown setting '${name}' (the keys are the flag names, see --help)`)
+    if (value === null || value === undefined) continue
+    let v = coerce(name, value, `config file ${file}: '${name}'`)
+    // A path in the file means a path next to the file, wherever the proxy was started from.
+    if (SPECS.get(name)?.path && typeof v === 'string') v = resolve(dirname(file), v)
+    raw[name as OptionName] = v
+  }
+  return raw
+}
+
+export function describeFsError(err: unknown): string {
+  const code = (err as NodeJS.ErrnoException).code
+  if (code === 'ENOENT') return 'no such file'
+  if (code === 'EACCES' || code === 'EPERM') return 'permission denied'
+  if (code === 'EISDIR') return 'is a directory'
+  return (err as Error).message
+}
+
+/** 127.0.0.0/8, ::1, localhost and IPv4-mapped loopback. */
+export function isLoopback(address: string): boolean {
+  const a = address.toLowerCase().replace(/^\[|\]$/g, '')
+  return a === 'localhost' || a === '::1' || /^(::ffff:)?127\.\d+\.\d+\.\d+$/.test(a)
+}
+
+function str(raw: RawSettings, name: OptionName): string | undefined {
+  const v = raw[name]
+  return typeof v === 'string' && v !== '' ? v : undefined
+}
+
+function seconds(raw: RawSettings, name: OptionName, { allowZero }: { allowZero: boolean }): number {
+  const v = raw[name] as number
+  if (v < 0 || (!allowZero && v === 0)) throw new UsageError(`--${name} must be ${allowZero ? 'zero or more' : 'more than zero'} seconds, got ${v}`)
+  return Math.round(v * 1000)
+}
+
+function required(raw: RawSettings, name: OptionName, example: string): string {
+  const v = str(raw, name)
+  if (v === undefined) throw new UsageError(`missing --${name} (or ${envName(name)}, or '${name}:' in a config file), e.g. --${name} ${example}`)
+  return v
+}
+
+function validate(raw: RawSettings, cwd: string): Config {
+  const upstreamText = required(raw, 'upstream', 'https://192.168.0.18:5443')
+  let upstream: URL
+  try {
+    upstream = new URL(upstreamText)
+  } catch {
+    throw new UsageError(`--upstream '${upstreamText}' is not a URL; expected e.g. https://192.168.0.18:5443`)
+  }
+  if (upstream.protocol !== 'https:') throw new UsageError(`--upstream must be an https:// URL (mutual TLS), got '${upstreamText}'`)
+  if (upstream.username || upstream.password) throw new UsageError('--upstream must not hold a user name or password: the client certificate is the identity')
+  if (upstream.search || upstream.hash) throw new UsageError(`--upstream must not have a query or fragment, got '${upstreamText}'`)
+
+  const address = str(raw, 'address') ?? '127.0.0.1'
+  if (address !== 'localhost' && isIP(address.replace(/^\[|\]$/g, '')) === 0) {
+    throw new UsageError(`--address must be an IP address or localhost, got '${address}'`)
+  }
+  const allowNonLoopback = raw['allow-non-loopback'] === true
+  if (!isLoopback(address) && !allowNonLoopback) {
+    throw new UsageError(`--address ${address} is not a loopback address: anyone who can reach it would act with your client certificate; pass --allow-non-loopback if that is what you want`)
+  }
+
+  const port = raw.port as number
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError(`--port must be a whole number from 0 to 65535, got ${port}`)
+
+  const logLevel = (str(raw, 'log-level') ?? 'info') as LogLevel
+  if (!LOG_LEVELS.includes(logLevel)) throw new UsageError(`--log-level must be one of ${LOG_LEVELS.join(', ')}, got '${logLevel}'`)
+
+  const probePath = str(raw, 'probe-path') ?? '/version'
+  if (!probePath.startsWith('/')) throw new UsageError(`--probe-path must start with /, got '${probePath}'`)
+
+  return {
+    upstream,
+    cacert: resolve(cwd, required(raw, 'cacert', 'ca.crt')),
+    cert: resolve(cwd, required(raw, 'cert', 'client.crt')),
+    key: resolve(cwd, required(raw, 'key', 'client.key')),
+    tlsServerName: str(raw, 'tls-server-name'),
+    address: address.replace(/^\[|\]$/g, ''),
+    port,
+    allowNonLoopback,
+    logLevel,
+    accessLog: raw['access-log'] !== false,
+    connectTimeoutMs: seconds(raw, 'connect-timeout', { allowZero: false }),
+    responseTimeoutMs: seconds(raw, 'response-timeout', { allowZero: true }),
+    shutdownTimeoutMs: seconds(raw, 'shutdown-timeout', { allowZero: true }),
+    probePath,
+    probeIntervalMs: seconds(raw, 'probe-interval', { allowZero: false }),
+  }
+}
+
+function defaults(): RawSettings {
+  const raw: RawSettings = {}
+  for (const o of OPTIONS as readonly OptionSpec[]) if (o.default !== undefined) raw[o.name as OptionName] = o.default
+  return raw
+}
+
+/** Reads flags, environment and config file into one validated Config; a user mistake throws UsageError. */
+export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env, cwd = process.cwd()): CommandLine {
+  const flags = readFlags(argv)
+  if (flags.help) return { action: 'help' }
+  if (flags.version) return { action: 'version' }
+  const fromEnv = readEnv(env)
+  const configFile = str(flags.raw, 'config') ?? str(fromEnv, 'config')
+  const fromFile = configFile ? readConfigFile(resolve(cwd, configFile)) : {}
+  const raw = { ...defaults(), ...fromFile, ...fromEnv, ...flags.raw }
+  return { action: 'run', config: validate(raw, cwd) }
+}
+
+export function helpText(version: string): string {
+  const rows = OPTIONS.map((o: OptionSpec) => {
+    const flag = o.type === 'boolean' ? `--${o.name}` : `--${o.name} ${o.value ?? 'VALUE'}`
+    const dflt = o.default !== undefined && o.type !== 'boolean' ? ` (default ${String(o.default)})` : ''
+    return `  ${flag.padEnd(28)} ${o.help}${dflt}\n  ${''.padEnd(28)} env ${envName(o.name)}`
+  })
+  return [
+    `mtls-proxy ${version}: plain HTTP on localhost, forwarded to an API server over mutual TLS`,
+    '',
+    'Usage: mtls-proxy --upstream https://HOST:PORT --cacert ca.crt --cert client.crt --key client.key [options]',
+    '',
+    'Options (flags beat environment variables, which beat the --config file):',
+    ...rows,
+    '  -h, --help                   show this help',
+    '  --version                    print the version',
+    '',
+    'Then: curl http://127.0.0.1:8001/api/v1/namespaces/default/pods',
+    '      kubectl --server http://127.0.0.1:8001 get pods',
+    '',
+  ].join('\n')
+}

@@ -1,0 +1,42 @@
+// npm run demo: a throwaway PKI, the demo API server over mTLS, and mtls-proxy in front of it,
+// started exactly as a user would start it. Extra arguments go to mtls-proxy (e.g. -- --port 9000).
+import { spawn } from 'node:child_process'
+import { fileURLToPath } from 'node:url'
+import { startDemoApiServer } from './api-server.js'
+import { createDemoPki, writeClientFiles } from './pki.js'
+
+const pki = await createDemoPki()
+const files = await writeClientFiles(pki)
+const api = await startDemoApiServer(pki)
+
+const extension = import.meta.url.endsWith('.ts') ? '.ts' : '.js'
+const cli = fileURLToPath(new URL(`../cli${extension}`, import.meta.url))
+const args = ['--upstream', api.url, '--cacert', files.cacert, '--cert', files.cert, '--key', files.key, ...process.argv.slice(2)]
+const portFlag = args.indexOf('--port')
+const port = portFlag >= 0 ? args[portFlag + 1] : '8001'
+
+process.stderr.write([
+  '',
+  `demo API server (mutual TLS): ${api.url}, files in ${files.dir}`,
+  `mtls-proxy ${args.join(' ')}`,
+  '',
+  'Try, in another terminal:',
+  `  curl http://127.0.0.1:${port}/api/v1/namespaces/default/pods`,
+  `  curl "http://127.0.0.1:${port}/api/v1/namespaces/default/pods?watch=1"     (a new pod every 5 s)`,
+  `  kubectl --server http://127.0.0.1:${port} get pods`,
+  `  instead of: curl --cacert ${files.cacert} --cert ${files.cert} --key ${files.key} ${api.url}/api/v1/namespaces/default/pods`,
+  '',
+  '',
+].join('\n'))
+
+let n = 0
+const ticker = setInterval(() => api.addPod(`demo-${++n}`), 5_000)
+const child = spawn(process.execPath, [...process.execArgv, cli, ...args], { stdio: 'inherit' })
+const stop = (signal: NodeJS.Signals) => child.kill(signal)
+process.on('SIGINT', stop)
+process.on('SIGTERM', stop)
+child.on('exit', async (code) => {
+  clearInterval(ticker)
+  await api.close()
+  process.exit(code ?? 0)
+})

@@ -1,0 +1,42 @@
+// The one table of settings. Flags, environment variables, the config file, --help and the
+// README's table are all derived from it, so a setting cannot exist in one place and not another.
+
+export type OptionType = 'string' | 'boolean' | 'number'
+
+export interface OptionSpec {
+  /** flag name without dashes; also the key in a config file */
+  name: string
+  type: OptionType
+  help: string
+  default?: string | number | boolean
+  /** a file path: relative paths in a config file resolve against the file's folder */
+  path?: boolean
+  /** shown in --help as the value's placeholder */
+  value?: string
+}
+
+export const OPTIONS = [
+  { name: 'upstream', type: 'string', value: 'URL', help: 'API server to forward to, e.g. https://192.168.0.18:5443 (required)' },
+  { name: 'cacert', type: 'string', value: 'FILE', path: true, help: 'CA certificate(s) that sign the API server certificate, PEM (required)' },
+  { name: 'cert', type: 'string', value: 'FILE', path: true, help: 'client certificate, PEM (required)' },
+  { name: 'key', type: 'string', value: 'FILE', path: true, help: 'client private key, PEM (required)' },
+  { name: 'tls-server-name', type: 'string', value: 'NAME', help: 'name to verify in the API server certificate, when it differs from the --upstream host' },
+  { name: 'address', type: 'string', value: 'IP', default: '127.0.0.1', help: 'address to listen on' },
+  { name: 'port', type: 'number', value: 'PORT', default: 8001, help: 'port to listen on (0 picks a free one)' },
+  { name: 'allow-non-loopback', type: 'boolean', default: false, help: 'allow an --address other than loopback: anyone who can reach it acts with the client certificate' },
+  { name: 'config', type: 'string', value: 'FILE', help: 'YAML or JSON file with any of these settings (keys are the flag names)' },
+  { name: 'log-level', type: 'string', value: 'LEVEL', default: 'info', help: 'fatal, error, warn, info, debug, trace or silent' },
+  { name: 'access-log', type: 'boolean', default: true, help: 'log one line per request (--no-access-log turns it off)' },
+  { name: 'connect-timeout', type: 'number', value: 'SECONDS', default: 10, help: 'time to connect to the API server, TLS handshake included, before answering 504' },
+  { name: 'response-timeout', type: 'number', value: 'SECONDS', default: 120, help: 'time to wait for the response headers before answering 504 (streaming bodies have no limit)' },
+  { name: 'shutdown-timeout', type: 'number', value: 'SECONDS', default: 20, help: 'on SIGTERM/SIGINT, how long requests in flight may take to finish' },
+  { name: 'probe-path', type: 'string', value: 'PATH', default: '/version', help: 'path requested from the API server to decide readiness' },
+  { name: 'probe-interval', type: 'number', value: 'SECONDS', default: 5, help: 'how often readiness is checked (every second while not ready)' },
+] as const satisfies readonly OptionSpec[]
+
+export type OptionName = (typeof OPTIONS)[number]['name']
+
+/** MTLS_PROXY_TLS_SERVER_NAME for tls-server-name */
+export function envName(name: string): string {
+  return `MTLS_PROXY_${name.toUpperCase().replaceAll('-', '_')}`
+}

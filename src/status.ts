@@ -1,0 +1,34 @@
+// Every error the proxy itself answers is a Kubernetes Status object, so kubectl and client-go
+// print "Error from server (Reason): message" instead of an opaque body.
+export interface Status {
+  kind: 'Status'
+  apiVersion: 'v1'
+  metadata: Record<string, never>
+  status: 'Failure'
+  message: string
+  reason: string
+  code: number
+}
+
+export interface Refusal {
+  code: number
+  reason: string
+  message: string
+}
+
+export function statusOf({ code, reason, message }: Refusal): Status {
+  return { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message, reason, code }
+}
+
+/** A complete HTTP/1.1 response carrying a Status, for places with only a raw socket (CONNECT). */
+export function rawStatusResponse(refusal: Refusal): string {
+  const body = JSON.stringify(statusOf(refusal))
+  return [
+    `HTTP/1.1 ${refusal.code} ${refusal.reason}`,
+    'Content-Type: application/json',
+    `Content-Length: ${Buffer.byteLength(body)}`,
+    'Connection: close',
+    '',
+    body,
+  ].join('\r\n')
+}

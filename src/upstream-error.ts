@@ -1,0 +1,81 @@
+// Turns whatever undici, Node's TLS stack or reply-from threw into the one thing a user needs:
+// which of "unreachable", "TLS failure" or "timeout" happened, in words that say what to check.
+import type { Refusal } from './status.js'
+
+const NOT_TRUSTED = new Set([
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'CERT_SIGNATURE_FAILURE',
+  'CERT_UNTRUSTED',
+])
+
+// Alerts the server sends when it does not accept our client certificate.
+const CLIENT_CERT_REJECTED = /ALERT_(BAD_CERTIFICATE|UNKNOWN_CA|CERTIFICATE_REQUIRED|CERTIFICATE_UNKNOWN|CERTIFICATE_EXPIRED|CERTIFICATE_REVOKED|UNSUPPORTED_CERTIFICATE|ACCESS_DENIED|DECRYPT_ERROR)/
+
+const TIMEOUTS = new Set(['UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'ETIMEDOUT', 'FST_REPLY_FROM_GATEWAY_TIMEOUT'])
+
+export interface UpstreamFailure extends Refusal {
+  /** refused, tls, timeout, reset, dns or other: a small fixed set, for logs and metrics */
+  cause: 'refused' | 'tls' | 'timeout' | 'reset' | 'dns' | 'other'
+}
+
+/** The innermost error with a code: reply-from and undici wrap the one that matters. */
+function rootCodes(err: unknown): string[] {
+  const codes: string[] = []
+  let e = err as { code?: unknown; cause?: unknown } | undefined
+  for (let depth = 0; e && depth < 8; depth++) {
+    if (typeof e.code === 'string') codes.push(e.code)
+    e = e.cause as typeof e
+  }
+  return codes.reverse()
+}
+
+function innermostMessage(err: unknown): string {
+  let e = err as { message?: string; cause?: unknown } | undefined
+  let message = ''
+  for (let depth = 0; e && depth < 8; depth++) {
+    if (e.message) message = e.message
+    e = e.cause as typeof e
+  }
+  return message
+}
+
+export function describeUpstreamError(err: unknown, upstream: URL, tlsServerName?: string): UpstreamFailure {
+  const codes = rootCodes(err)
+  const code = codes.find((c) => c !== 'FST_REPLY_FROM_INTERNAL_SERVER_ERROR') ?? ''
+  const where = upstream.host
+  const bad = (cause: UpstreamFailure['cause'], message: string): UpstreamFailure => ({ code: 502, reason: 'BadGateway', cause, message })
+
+  if (codes.some((c) => TIMEOUTS.has(c))) {
+    const connect = codes.includes('UND_ERR_CONNECT_TIMEOUT')
+    return {
+      code: 504,
+      reason: 'Timeout',
+      cause: 'timeout',
+      message: connect
+        ? `timed out connecting to upstream ${where} (--connect-timeout)`
+        : `upstream ${where} did not answer in time (--response-timeout)`,
+    }
+  }
+  if (NOT_TRUSTED.has(code)) return bad('tls', `upstream certificate is not signed by the CA in --cacert (${code})`)
+  if (code === 'ERR_TLS_CERT_ALTNAME_INVALID') {
+    const name = tlsServerName ?? upstream.hostname
+    return bad('tls', `upstream certificate is not valid for the name '${name}'; set --tls-server-name to a name it holds`)
+  }
+  if (code === 'CERT_HAS_EXPIRED') return bad('tls', 'upstream certificate has expired')
+  if (code === 'CERT_NOT_YET_VALID') return bad('tls', 'upstream certificate is not valid yet (check this machine\'s clock)')
+  if (CLIENT_CERT_REJECTED.test(code)) return bad('tls', `upstream rejected our client certificate (${code})`)
+  if (code.startsWith('ERR_SSL_') || code.startsWith('ERR_TLS_') || code === 'EPROTO') {
+    return bad('tls', `TLS handshake with upstream ${where} failed: ${innermostMessage(err)}`)
+  }
+  if (code === 'ECONNREFUSED') return bad('refused', `upstream ${where} refused the connection (is the API server running, and is the port right?)`)
+  if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') return bad('dns', `upstream host ${upstream.hostname} cannot be resolved`)
+  if (code === 'EHOSTUNREACH' || code === 'ENETUNREACH') return bad('refused', `upstream ${where} is unreachable (${code})`)
+  if (code === 'ECONNRESET' || code === 'UND_ERR_SOCKET' || code === 'EPIPE') {
+    return bad('reset', `upstream ${where} closed the connection (${innermostMessage(err) || code}); if this happens at once, it may have rejected our client certificate`)
+  }
+  return bad('other', `request to upstream ${where} failed: ${innermostMessage(err) || 'unknown error'}`)
+}

@@ -1,0 +1,75 @@
+// The connection pool to the API server. Requests go through `request`, which always uses the
+// current pool, so a later certificate rotation can swap the pool without re-registering routes.
+import { isIP } from 'node:net'
+import { Agent, type Dispatcher } from 'undici'
+import type { CredentialBundle } from './credentials.js'
+
+export interface UpstreamOptions {
+  url: URL
+  tlsServerName: string | undefined
+  connectTimeoutMs: number
+  /** 0: no limit */
+  responseTimeoutMs: number
+}
+
+// Idle pooled connections live this long. Long enough that bursts of calls reuse one TLS
+// session; short enough to stay under the usual server-side idle limits (kube-apiserver: 90 s).
+const KEEP_ALIVE_MS = 30_000
+
+export class Upstream {
+  readonly url: URL
+  readonly origin: string
+  // Read by reply-from for every request. No body timeout: watches and `logs -f` stream for hours.
+  readonly headersTimeout: number
+  readonly bodyTimeout = 0
+  #agent: Agent
+  readonly #options: UpstreamOptions
+
+  constructor(options: UpstreamOptions, credentials: CredentialBundle) {
+    this.#options = options
+    this.url = options.url
+    this.origin = options.url.origin
+    this.headersTimeout = options.responseTimeoutMs
+    this.#agent = this.#createAgent(credentials)
+  }
+
+  /** Name checked against the server certificate; an IP upstream is checked against its IP SANs. */
+  get serverName(): string {
+    return this.#options.tlsServerName ?? this.url.hostname.replace(/^\[|\]$/g, '')
+  }
+
+  #createAgent(credentials: CredentialBundle): Agent {
+    const { tlsServerName, connectTimeoutMs, responseTimeoutMs } = this.#options
+    const host = this.url.hostname.replace(/^\[|\]$/g, '')
+    return new Agent({
+      // No cap on connections: every open watch holds one, and a cap would queue new requests behind them.
+      connections: null,
+      pipelining: 1,
+      keepAliveTimeout: KEEP_ALIVE_MS,
+      keepAliveMaxTimeout: KEEP_ALIVE_MS,
+      headersTimeout: responseTimeoutMs,
+      bodyTimeout: 0,
+      connect: {
+        ca: credentials.caPem,
+        cert: credentials.certPem,
+        key: credentials.keyPem,
+        // Always verify: the server must present a certificate from --cacert for this name.
+        rejectUnauthorized: true,
+        ...(tlsServerName ? { servername: tlsServerName } : isIP(host) ? {} : { servername: host }),
+        ALPNProtocols: ['http/1.1'],
+        timeout: connectTimeoutMs,
+      },
+    })
+  }
+
+  request(options: Dispatcher.RequestOptions, callback: (err: Error | null, data: Dispatcher.ResponseData) => void): void
+  request(options: Dispatcher.RequestOptions): Promise<Dispatcher.ResponseData>
+  request(options: Dispatcher.RequestOptions, callback?: (err: Error | null, data: Dispatcher.ResponseData) => void): unknown {
+    if (callback) return this.#agent.request(options, callback)
+    return this.#agent.request(options)
+  }
+
+  async close(): Promise<void> {
+    await this.#agent.destroy()
+  }
+}
