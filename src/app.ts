@@ -135,6 +135,8 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
     code: 404, reason: 'NotFound', message: `no such mtls-proxy endpoint: ${request.url} (there are /-/healthz and /-/readyz)`,
   }))
 
+  // Fastify would parse JSON and text bodies (and drop a charset); a proxy passes every body on as a stream.
+  app.removeAllContentTypeParsers()
   await app.register(proxy, {
     upstream: config.upstream.href,
     httpMethods: FORWARDED_METHODS,

@@ -1,0 +1,50 @@
+// mtls-proxy built in-process from real command-line flags, on port 0, with its logs captured.
+import { Writable } from 'node:stream'
+import { buildApp, type App } from '../../src/app.js'
+import { loadConfig, type Config } from '../../src/config.js'
+import { loadCredentials } from '../../src/credentials.js'
+import type { ClientFiles } from '../../src/demo/pki.js'
+import { createLogger } from '../../src/logger.js'
+import type { Teardown } from './pki.js'
+
+export interface RunningProxy {
+  app: App
+  config: Config
+  port: number
+  url: string
+  /** every log line, parsed */
+  logs: Array<Record<string, unknown>>
+  /** every log line as written */
+  logText: () => string
+}
+
+export function proxyFlags(upstreamUrl: string, files: ClientFiles, extra: string[] = []): string[] {
+  return ['--upstream', upstreamUrl, '--cacert', files.cacert, '--cert', files.cert, '--key', files.key, '--port', '0', '--probe-interval', '0.2', ...extra]
+}
+
+export async function startProxy(t: Teardown, upstreamUrl: string, files: ClientFiles, extra: string[] = []): Promise<RunningProxy> {
+  const command = loadConfig(proxyFlags(upstreamUrl, files, extra), {})
+  if (command.action !== 'run') throw new Error('expected a run command')
+  const { config } = command
+  const lines: string[] = []
+  const destination = new Writable({
+    write(chunk: Buffer, _enc, done) {
+      lines.push(...chunk.toString().split('\n').filter(Boolean))
+      done()
+    },
+  })
+  const logger = createLogger({ level: 'debug', pretty: false, destination })
+  const app = await buildApp(config, { logger, credentials: await loadCredentials(config) })
+  await app.listen({ host: config.address, port: 0 })
+  t.teardown(() => app.close())
+  const address = app.server.address()
+  const port = typeof address === 'object' && address ? address.port : 0
+  return {
+    app,
+    config,
+    port,
+    url: `http://127.0.0.1:${port}`,
+    get logs() { return lines.map((l) => JSON.parse(l) as Record<string, unknown>) },
+    logText: () => lines.join('\n'),
+  }
+}

@@ -1,0 +1,59 @@
+// Fake API servers over real mutual TLS, torn down with the test.
+import type { IncomingHttpHeaders } from 'node:http'
+import { startDemoApiServer, startMtlsServer, type DemoApiServer, type Handler, type MtlsServer } from '../../src/demo/api-server.js'
+import type { DemoPki } from '../../src/demo/pki.js'
+import type { Teardown } from './pki.js'
+
+export interface SeenRequest {
+  method: string
+  url: string
+  headers: IncomingHttpHeaders
+  rawHeaders: string[]
+}
+
+export interface RecordingServer extends MtlsServer {
+  /** every request that reached the handler */
+  seen: SeenRequest[]
+  /** TLS connections that completed the handshake */
+  connections: number
+  /** requests other than the proxy's readiness probes */
+  calls(): SeenRequest[]
+}
+
+export async function startUpstream(t: Teardown, pki: DemoPki, handler: Handler, opts: { port?: number } = {}): Promise<RecordingServer> {
+  const seen: SeenRequest[] = []
+  const server = await startMtlsServer({
+    clientCaPem: pki.ca.certPem,
+    serverCert: pki.server,
+    handler: (req, res) => {
+      seen.push({ method: req.method ?? '', url: req.url ?? '', headers: req.headers, rawHeaders: req.rawHeaders })
+      handler(req, res)
+    },
+    ...opts,
+  })
+  const recording = Object.assign(server, {
+    seen,
+    connections: 0,
+    calls: () => seen.filter((r) => r.headers['user-agent'] !== 'mtls-proxy-readiness'),
+  })
+  server.server.on('secureConnection', () => { recording.connections++ })
+  t.teardown(() => server.close())
+  return recording
+}
+
+/** Answers every request with a JSON echo of what it received (method, url, headers, body length). */
+export const echoHandler: Handler = (req, res) => {
+  let length = 0
+  req.on('data', (chunk: Buffer) => { length += chunk.length })
+  req.on('end', () => {
+    const body = JSON.stringify({ method: req.method, url: req.url, headers: req.headers, bodyLength: length })
+    res.writeHead(200, { 'content-type': 'application/json', 'x-upstream': 'yes' })
+    res.end(body)
+  })
+}
+
+export async function startDemoUpstream(t: Teardown, pki: DemoPki): Promise<DemoApiServer> {
+  const server = await startDemoApiServer(pki)
+  t.teardown(() => server.close())
+  return server
+}
