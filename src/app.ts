@@ -89,7 +89,8 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
   })
 
   app.addHook('onRequest', async (request, reply) => {
-    const refusal = checkRequest(request.raw, hosts) ?? (closing ? {
+    // originalUrl: the target before rewriteUrl turned an absolute-form target into a path.
+    const refusal = checkRequest(request.originalUrl, request.headers.host, hosts) ?? (closing ? {
       code: 503, reason: 'ServiceUnavailable', message: 'mtls-proxy is shutting down',
     } : undefined)
     if (refusal) {

@@ -1,5 +1,4 @@
 // Who may use the proxy (first layer): only requests addressed to this machine's loopback names.
-import type { IncomingMessage } from 'node:http'
 import type { Refusal } from './status.js'
 
 // DNS rebinding: a web page can make the browser send requests to 127.0.0.1 under its own
@@ -26,8 +25,8 @@ export function hostName(authority: string): string | undefined {
 
 const forbidden = (message: string): Refusal => ({ code: 403, reason: 'Forbidden', message })
 
-export function checkRequest(req: IncomingMessage, hosts: ReadonlySet<string>): Refusal | undefined {
-  const target = req.url ?? '/'
+/** target: the request target as the client sent it; host: its Host header. */
+export function checkRequest(target: string, host: string | undefined, hosts: ReadonlySet<string>): Refusal | undefined {
   if (!target.startsWith('/')) {
     // absolute-form (`GET http://host/ HTTP/1.1`): a client using us as a forward proxy.
     let authority: string | undefined
@@ -40,7 +39,6 @@ export function checkRequest(req: IncomingMessage, hosts: ReadonlySet<string>): 
       return forbidden(`mtls-proxy is not an open proxy: it forwards only to its upstream; send the path (GET /api/... HTTP/1.1), not '${target.slice(0, 100)}'`)
     }
   }
-  const host = req.headers.host
   // HTTP/1.1 requires Host (Node answers 400 without it); an HTTP/1.0 client may omit it and is no browser.
   if (host === undefined) return undefined
   const name = hostName(host)
