@@ -88,6 +88,23 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
     socket.end(rawStatusResponse({ code: 405, reason: 'MethodNotAllowed', message: 'CONNECT is refused: mtls-proxy is not an open proxy' }))
   })
 
+  if (config.accessLog) {
+    // On 'close' rather than Fastify's onResponse, which never fires for a watch the client ended.
+    app.addHook('onRequest', async (request, reply) => {
+      reply.raw.once('close', () => {
+        request.log.info({
+          method: request.method,
+          url: request.url,
+          status: reply.statusCode,
+          ms: Math.round(reply.elapsedTime * 10) / 10,
+          ...wireBytes(request.raw.socket),
+          ...(reply.raw.writableFinished ? {} : { aborted: true }),
+          ...(request.upstreamError ? { error: request.upstreamError } : {}),
+        }, 'request')
+      })
+    })
+  }
+
   app.addHook('onRequest', async (request, reply) => {
     // originalUrl: the target before rewriteUrl turned an absolute-form target into a path.
     const refusal = checkRequest(request.originalUrl, request.headers.host, hosts) ?? (closing ? {
@@ -98,19 +115,6 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
       return sendRefusal(reply, refusal)
     }
   })
-
-  if (config.accessLog) {
-    app.addHook('onResponse', async (request, reply) => {
-      request.log.info({
-        method: request.method,
-        url: request.url,
-        status: reply.statusCode,
-        ms: Math.round(reply.elapsedTime * 10) / 10,
-        ...wireBytes(request.raw.socket),
-        ...(request.upstreamError ? { error: request.upstreamError } : {}),
-      }, 'request')
-    })
-  }
 
   app.setErrorHandler((err: Error & { statusCode?: number }, request, reply) => {
     const code = err.statusCode && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : 500
@@ -159,8 +163,13 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
         if (res.statusCode === 401) {
           request.log.warn({ url: request.url }, 'upstream answered 401 Unauthorized: the client certificate may have expired or been revoked')
         }
-        if (isLongRunning(request.url)) watches.add(reply.raw, res.stream as never)
-        return reply.send(res.stream)
+        if (!isLongRunning(request.url)) return reply.send(res.stream)
+        watches.add(reply.raw, res.stream as never)
+        reply.send(res.stream)
+        // A watch may stay silent for minutes, and clients wait for its headers: send them now,
+        // not with the first event. (Headers are on the raw response once Fastify began streaming.)
+        if (!reply.raw.headersSent && reply.raw.getHeaderNames().length > 0) reply.raw.flushHeaders()
+        return reply
       },
       onError: (reply: FastifyReply, { error }: { error: Error }) => {
         const failure = describeUpstreamError(error, config.upstream, upstream.serverName)
