@@ -160,6 +160,8 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
       retryDelay: () => null,
       onResponse: (request: FastifyRequest, reply: FastifyReply, res: { statusCode: number; stream: NodeJS.ReadableStream }) => {
         readiness.recordSuccess()
+        // Shutting down: this connection is not to be reused, so the client moves on at once.
+        if (closing) reply.header('connection', 'close')
         if (res.statusCode === 401) {
           request.log.warn({ url: request.url }, 'upstream answered 401 Unauthorized: the client certificate may have expired or been revoked')
         }

@@ -1,0 +1,58 @@
+// The real command line, run as a child process exactly as a user runs it.
+import { spawn, type ChildProcess } from 'node:child_process'
+import { fileURLToPath } from 'node:url'
+import type { Teardown } from './pki.js'
+
+export const ROOT = fileURLToPath(new URL('../..', import.meta.url))
+const CLI = ['--import', 'tsx', 'src/cli.ts']
+
+export interface Exit {
+  code: number | null
+  signal: NodeJS.Signals | null
+  stdout: string
+  stderr: string
+}
+
+function collect(child: ChildProcess): { out: string[]; err: string[]; exited: Promise<Exit> } {
+  const out: string[] = []
+  const err: string[] = []
+  child.stdout?.on('data', (d: Buffer) => out.push(d.toString()))
+  child.stderr?.on('data', (d: Buffer) => err.push(d.toString()))
+  const exited = new Promise<Exit>((resolve) => child.on('close', (code, signal) => resolve({ code, signal, stdout: out.join(''), stderr: err.join('') })))
+  return { out, err, exited }
+}
+
+/** Runs the CLI to completion (killed after timeoutMs). */
+export function runCli(args: string[], env: NodeJS.ProcessEnv = {}, timeoutMs = 15_000): Promise<Exit> {
+  const child = spawn(process.execPath, [...CLI, ...args], { cwd: ROOT, env: { PATH: process.env.PATH, ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
+  const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs)
+  const { exited } = collect(child)
+  return exited.finally(() => clearTimeout(timer))
+}
+
+export interface RunningCli {
+  child: ChildProcess
+  port: number
+  url: string
+  exited: Promise<Exit>
+  logs(): Array<Record<string, unknown>>
+}
+
+/** Starts the CLI on --port 0 and resolves once it logs where it serves. */
+export async function startCli(t: Teardown, args: string[], env: NodeJS.ProcessEnv = {}): Promise<RunningCli> {
+  const child = spawn(process.execPath, [...CLI, '--port', '0', ...args], { cwd: ROOT, env: { PATH: process.env.PATH, ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
+  const { out, exited } = collect(child)
+  t.teardown(() => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL') })
+  const logs = () => out.join('').split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>)
+  const started = Date.now()
+  while (Date.now() - started < 15_000) {
+    const serving = logs().find((l) => typeof l.listen === 'string')
+    if (serving) {
+      const url = serving.listen as string
+      return { child, port: Number(new URL(url).port), url, exited, logs }
+    }
+    if (child.exitCode !== null) throw new Error(`mtls-proxy exited early: ${(await exited).stderr}`)
+    await new Promise((r) => setTimeout(r, 25))
+  }
+  throw new Error('mtls-proxy did not start within 15 s')
+}
