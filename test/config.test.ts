@@ -1,0 +1,127 @@
+// Settings: flags beat environment variables, which beat the config file, which beats defaults.
+import { mkdtemp, writeFile, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import t from 'tap'
+import { loadConfig, type Config } from '../src/config.js'
+import { UsageError } from '../src/errors.js'
+import { OPTIONS, envName } from '../src/options.js'
+
+const dir = await mkdtemp(join(tmpdir(), 'mtls-proxy-config-'))
+t.teardown(() => rm(dir, { recursive: true, force: true }))
+
+function run(argv: string[], env: NodeJS.ProcessEnv = {}, cwd = dir): Config {
+  const command = loadConfig(argv, env, cwd)
+  if (command.action !== 'run') throw new Error(`expected run, got ${command.action}`)
+  return command.config
+}
+
+const required = ['--upstream', 'https://10.0.0.1:5443', '--cacert', 'ca.crt', '--cert', 'client.crt', '--key', 'client.key']
+
+t.test('defaults', async (t) => {
+  const c = run(required)
+  t.equal(c.address, '127.0.0.1')
+  t.equal(c.port, 8001)
+  t.equal(c.logLevel, 'info')
+  t.equal(c.accessLog, true)
+  t.equal(c.allowNonLoopback, false)
+  t.equal(c.tlsServerName, undefined)
+  t.equal(c.connectTimeoutMs, 10_000)
+  t.equal(c.responseTimeoutMs, 120_000)
+  t.equal(c.shutdownTimeoutMs, 20_000)
+  t.equal(c.probePath, '/version')
+  t.equal(c.cacert, join(dir, 'ca.crt'), 'relative paths resolve against the working directory')
+  t.equal(c.upstream.href, 'https://10.0.0.1:5443/')
+})
+
+t.test('flags beat env, env beats file, file beats defaults', async (t) => {
+  const yaml = join(dir, 'proxy.yaml')
+  await writeFile(yaml, [
+    '# comments are fine',
+    'upstream: https://file.example:6443',
+    'cacert: certs/ca.crt',
+    'cert: certs/client.crt',
+    'key: /abs/client.key',
+    'port: 9001',
+    'log-level: debug',
+    'tls-server-name: file-name',
+    'access-log: false',
+  ].join('\n'))
+  const fromFile = run(['--config', yaml])
+  t.equal(fromFile.upstream.host, 'file.example:6443')
+  t.equal(fromFile.port, 9001)
+  t.equal(fromFile.cacert, join(dir, 'certs', 'ca.crt'), 'paths in the file resolve against its folder')
+  t.equal(fromFile.key, '/abs/client.key')
+  t.equal(fromFile.accessLog, false)
+  t.equal(fromFile.tlsServerName, 'file-name')
+
+  const env = { MTLS_PROXY_PORT: '9002', MTLS_PROXY_TLS_SERVER_NAME: 'env-name', MTLS_PROXY_ACCESS_LOG: 'true', MTLS_PROXY_CONFIG: yaml }
+  const fromEnv = run([], env)
+  t.equal(fromEnv.port, 9002, 'env beats file')
+  t.equal(fromEnv.tlsServerName, 'env-name')
+  t.equal(fromEnv.accessLog, true)
+  t.equal(fromEnv.logLevel, 'debug', 'file beats default')
+
+  const fromFlags = run(['--port', '9003', '--no-access-log', '--tls-server-name', 'flag-name'], env)
+  t.equal(fromFlags.port, 9003, 'flag beats env')
+  t.equal(fromFlags.tlsServerName, 'flag-name')
+  t.equal(fromFlags.accessLog, false, '--no-access-log beats env')
+})
+
+t.test('a JSON config file works too', async (t) => {
+  const json = join(dir, 'proxy.json')
+  await writeFile(json, JSON.stringify({ upstream: 'https://[fd00::1]:5443', cacert: 'a', cert: 'b', key: 'c', 'probe-interval': 2.5 }))
+  const c = run(['--config', json])
+  t.equal(c.upstream.hostname, '[fd00::1]')
+  t.equal(c.probeIntervalMs, 2500)
+})
+
+t.test('mistakes are UsageErrors with precise messages', async (t) => {
+  const bad = (argv: string[], message: RegExp, env: NodeJS.ProcessEnv = {}) =>
+    t.throws(() => loadConfig(argv, env, dir), { name: 'UsageError', message }, message.source)
+  bad([...required, '--port=-1'], /--port must be a whole number/)
+  bad([...required, '--port', '1.5'], /--port must be a whole number/)
+  bad([...required, '--address', 'example.com'], /--address must be an IP address or localhost/)
+  bad([...required, '--address', '192.168.1.10'], /not a loopback address/)
+  bad([...required, '--log-level', 'loud'], /--log-level must be one of fatal, error, warn, info, debug, trace, silent/)
+  bad([...required, '--connect-timeout', '0'], /--connect-timeout must be more than zero seconds/)
+  bad([...required, '--probe-path', 'version'], /--probe-path must start with \//)
+  bad(['--upstream', 'not a url', '--cacert', 'a', '--cert', 'b', '--key', 'c'], /is not a URL/)
+  bad(['--upstream', 'https://u:p@h:1', '--cacert', 'a', '--cert', 'b', '--key', 'c'], /must not hold a user name or password/)
+  bad(['--upstream', 'https://h:1/?x=1', '--cacert', 'a', '--cert', 'b', '--key', 'c'], /must not have a query/)
+  bad(['--upstream', 'https://h:1'], /missing --cacert/)
+  bad([...required, 'extra'], /Unexpected argument 'extra'/)
+  bad(required, /environment variable MTLS_PROXY_ACCESS_LOG must be boolean/, { MTLS_PROXY_ACCESS_LOG: 'maybe' })
+  const list = join(dir, 'list.yaml')
+  await writeFile(list, '- a\n- b\n')
+  bad(['--config', list], /must hold a mapping of settings/)
+  const broken = join(dir, 'broken.yaml')
+  await writeFile(broken, 'upstream: [\n')
+  bad(['--config', broken], /is not valid YAML or JSON/)
+  const wrongType = join(dir, 'wrong.yaml')
+  await writeFile(wrongType, 'port: eighty\n')
+  bad(['--config', wrongType], /'port' must be a number, got 'eighty'/)
+  bad(['--config', join(dir, 'missing.yaml')], /cannot read config file .*missing\.yaml: no such file/)
+  t.ok(new UsageError('x') instanceof Error)
+})
+
+t.test('a non-loopback address needs the explicit opt-in', async (t) => {
+  const c = run([...required, '--address', '0.0.0.0', '--allow-non-loopback'])
+  t.equal(c.address, '0.0.0.0')
+  t.equal(run([...required, '--address', '::1']).address, '::1')
+  t.equal(run([...required, '--address', '[::1]']).address, '::1')
+  t.equal(run([...required, '--address', '127.0.0.2']).address, '127.0.0.2')
+})
+
+t.test('help and version are actions, not runs', async (t) => {
+  t.same(loadConfig(['--help'], {}), { action: 'help' })
+  t.same(loadConfig(['-h'], {}), { action: 'help' })
+  t.same(loadConfig(['--version'], {}), { action: 'version' })
+})
+
+t.test('every setting has a flag, an environment variable and a config key', async (t) => {
+  for (const o of OPTIONS) {
+    t.match(envName(o.name), /^MTLS_PROXY_[A-Z_]+$/)
+    t.ok(o.help.length > 10, `${o.name} is explained`)
+  }
+})
