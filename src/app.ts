@@ -91,13 +91,15 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
   if (config.accessLog) {
     // On 'close' rather than Fastify's onResponse, which never fires for a watch the client ended.
     app.addHook('onRequest', async (request, reply) => {
+      // Captured now: by 'close' the response may already be detached from its socket.
+      const socket = request.raw.socket
       reply.raw.once('close', () => {
         request.log.info({
           method: request.method,
           url: request.url,
           status: reply.statusCode,
           ms: Math.round(reply.elapsedTime * 10) / 10,
-          ...wireBytes(request.raw.socket),
+          ...wireBytes(socket),
           ...(reply.raw.writableFinished ? {} : { aborted: true }),
           ...(request.upstreamError ? { error: request.upstreamError } : {}),
         }, 'request')

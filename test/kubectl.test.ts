@@ -1,0 +1,54 @@
+// A real client end to end: kubectl 1.32 against the demo API server, through mtls-proxy.
+import { execFile } from 'node:child_process'
+import { existsSync, realpathSync } from 'node:fs'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { dirname, join } from 'node:path'
+import { promisify } from 'node:util'
+import t from 'tap'
+import { pkiWithFiles } from './helpers/pki.js'
+import { startDemoUpstream } from './helpers/upstream.js'
+import { startProxy } from './helpers/proxy.js'
+
+const run = promisify(execFile)
+
+/** The versioned kubectl.1.32 beside the `kubectl` on PATH (that one is a dispatcher that asks the server first). */
+function findKubectl(): string | undefined {
+  for (const dir of (process.env.PATH ?? '').split(':')) {
+    const candidate = join(dir, 'kubectl')
+    if (!existsSync(candidate)) continue
+    const versioned = join(dirname(realpathSync(candidate)), 'kubectl.1.32')
+    if (existsSync(versioned)) return versioned
+  }
+  return undefined
+}
+
+const kubectl = findKubectl()
+
+t.test('kubectl --server http://127.0.0.1:PORT get pods prints the pods', { skip: kubectl ? false : 'kubectl.1.32 not found beside a kubectl on PATH' }, async (t) => {
+  const { pki, files } = await pkiWithFiles(t)
+  const api = await startDemoUpstream(t, pki)
+  const proxy = await startProxy(t, api.url, files)
+  const home = await mkdtemp(join(tmpdir(), 'mtls-proxy-kubectl-'))
+  t.teardown(() => rm(home, { recursive: true, force: true }))
+  const env = { PATH: process.env.PATH, HOME: home, KUBECONFIG: join(home, 'no-kubeconfig') }
+  const k = (...args: string[]) => run(kubectl!, ['--server', proxy.url, '--cache-dir', join(home, 'cache'), ...args], { env, timeout: 30_000 })
+
+  const table = await k('get', 'pods')
+  t.match(table.stdout, /^NAME\s+READY\s+STATUS\s+RESTARTS\s+AGE\n/)
+  t.match(table.stdout, /web-7d4b9c6f5-abcde\s+1\/1\s+Running/)
+  t.match(table.stdout, /db-0\s+1\/1\s+Running/)
+
+  const json = JSON.parse((await k('get', 'pods', '-o', 'json')).stdout) as { items: Array<{ metadata: { name: string } }> }
+  t.same(json.items.map((i) => i.metadata.name), ['web-7d4b9c6f5-abcde', 'db-0'])
+
+  const version = JSON.parse((await k('get', '--raw', '/version')).stdout) as { gitVersion: string }
+  t.equal(version.gitVersion, 'v1.32.0-mtls-proxy-demo')
+
+  const missing = await k('get', 'pod', 'nope').then(() => undefined, (err: { stderr: string }) => err.stderr)
+  t.match(missing, /Error from server \(NotFound\): pods "nope" not found/, 'upstream Status reaches kubectl untouched')
+
+  await api.close()
+  const down = await k('get', 'pods').then(() => undefined, (err: { stderr: string }) => err.stderr)
+  t.match(down, /upstream 127\.0\.0\.1:\d+ refused the connection/, 'kubectl prints the proxy\'s Status message when the upstream is down')
+})

@@ -1,0 +1,43 @@
+// One access line per request, and never a secret in any log line.
+import t from 'tap'
+import { pkiWithFiles } from './helpers/pki.js'
+import { echoHandler, startUpstream } from './helpers/upstream.js'
+import { startProxy } from './helpers/proxy.js'
+import { get } from './helpers/http.js'
+
+const { pki, files } = await pkiWithFiles(t)
+
+t.test('one access line per request with method, path, status, duration and bytes', async (t) => {
+  const upstream = await startUpstream(t, pki, echoHandler)
+  const proxy = await startProxy(t, upstream.url, files)
+  await get(`${proxy.url}/api/v1/pods?limit=1`)
+  await get(`${proxy.url}/api/v1/pods`, { method: 'POST', body: 'x'.repeat(1000), headers: { 'content-type': 'application/json' } })
+  const lines = proxy.logs.filter((l) => l.msg === 'request')
+  t.equal(lines.length, 2)
+  t.match(lines[0], { method: 'GET', url: '/api/v1/pods?limit=1', status: 200 })
+  t.type(lines[0]!.ms, 'number')
+  t.ok((lines[0]!.bytesOut as number) > 100, 'bytes out counted')
+  t.ok((lines[1]!.bytesIn as number) >= 1000, 'bytes in include the body')
+})
+
+t.test('--no-access-log turns the access lines off', async (t) => {
+  const upstream = await startUpstream(t, pki, echoHandler)
+  const proxy = await startProxy(t, upstream.url, files, ['--no-access-log'])
+  await get(`${proxy.url}/api/v1/pods`)
+  t.equal(proxy.logs.filter((l) => l.msg === 'request').length, 0)
+})
+
+t.test('no key material, certificate PEM, Authorization or Cookie value in any log line', async (t) => {
+  const upstream = await startUpstream(t, pki, echoHandler)
+  const proxy = await startProxy(t, upstream.url, files, ['--log-level', 'trace'])
+  const secrets = { authorization: 'Bearer SECRET-TOKEN-123', 'proxy-authorization': 'Basic U0VDUkVULVBST1hZ', cookie: 'session=SECRET-COOKIE-456' }
+  await get(`${proxy.url}/api/v1/secrets`, { headers: secrets })
+  await get(`${proxy.url}/api/v1/secrets`, { headers: { ...secrets, host: 'evil.example' } })
+  await upstream.close()
+  await get(`${proxy.url}/api/v1/secrets`, { headers: secrets })
+  const text = proxy.logText()
+  t.ok(text.length > 0)
+  for (const needle of ['SECRET-TOKEN-123', 'U0VDUkVULVBST1hZ', 'SECRET-COOKIE-456', 'PRIVATE KEY', 'BEGIN CERTIFICATE', pki.client.keyPem.split('\n')[1]!]) {
+    t.notOk(text.includes(needle), `logs do not contain ${needle.slice(0, 20)}`)
+  }
+})
