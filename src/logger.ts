@@ -18,7 +18,7 @@ export interface LoggerOptions {
 export function createLogger({ level, pretty, destination }: LoggerOptions): Logger {
   const options = { level, base: { name: 'mtls-proxy' }, redact: { paths: REDACTED_PATHS, censor: '[redacted]' } }
   if (pretty && !destination) {
-    return pino({ ...options, transport: { target: 'pino-pretty', options: { translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname,name' } } })
+    return pino({ ...options, transport: { target: 'pino-pretty', options: { translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname,name,reqId', singleLine: true } } })
   }
   return destination ? pino(options, destination) : pino(options)
 }
