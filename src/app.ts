@@ -5,23 +5,30 @@ import proxy from '@fastify/http-proxy'
 import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
 import type { Logger } from 'pino'
 import type { Config } from './config.js'
-import type { CredentialBundle } from './credentials.js'
+import { clientIdentity, type CredentialBundle } from './credentials.js'
 import { acceptedHosts, checkRequest, originForm } from './guard.js'
 import { clientResponseHeaders, upstreamRequestHeaders } from './headers.js'
 import { LongRunningResponses, isLongRunning } from './inflight.js'
 import { Readiness } from './readiness.js'
 import { rawStatusResponse, statusOf, type Refusal } from './status.js'
+import { ExpiryMonitor } from './expiry.js'
+import { CertificateReloader } from './reloader.js'
+import { probeServerCertificate } from './server-probe.js'
 import { Upstream } from './upstream.js'
 import { describeUpstreamError } from './upstream-error.js'
 
 export interface AppDeps {
   logger: Logger
   credentials: CredentialBundle
+  /** the clock for expiry checks; tests move it instead of waiting for days */
+  now?: () => Date
 }
 
 export interface App extends FastifyInstance {
   readiness: Readiness
   upstream: Upstream
+  reloader: CertificateReloader
+  expiry: ExpiryMonitor
 }
 
 // Methods the Kubernetes API uses. TRACE and CONNECT are not among them and are refused.
@@ -52,12 +59,14 @@ function sendRefusal(reply: FastifyReply, refusal: Refusal): FastifyReply {
 
 export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
   const { logger, credentials } = deps
+  const now = deps.now ?? (() => new Date())
   const hosts = acceptedHosts(config.address)
   const upstream = new Upstream({
     url: config.upstream,
     tlsServerName: config.tlsServerName,
     connectTimeoutMs: config.connectTimeoutMs,
     responseTimeoutMs: config.responseTimeoutMs,
+    insecureSkipTlsVerify: config.insecureSkipTlsVerify,
   }, credentials)
   const readiness = new Readiness({
     upstream,
@@ -65,6 +74,26 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
     intervalMs: config.probeIntervalMs,
     probeTimeoutMs: Math.min(config.connectTimeoutMs + (config.responseTimeoutMs || MAX_PROBE_TIMEOUT_MS), MAX_PROBE_TIMEOUT_MS),
     logger,
+  })
+  const reloader: CertificateReloader = new CertificateReloader({
+    config,
+    initial: credentials,
+    logger,
+    now,
+    onBundle: (bundle) => {
+      upstream.replace(bundle)
+      void expiry.check()
+    },
+  })
+  const expiry: ExpiryMonitor = new ExpiryMonitor({
+    thresholds: config.expiry,
+    intervalMs: config.expiry.checkIntervalMs,
+    logger,
+    now,
+    bundle: () => reloader.current,
+    serverCertificate: () => probeServerCertificate({
+      url: config.upstream, serverName: upstream.serverName, insecure: config.insecureSkipTlsVerify, timeoutMs: config.connectTimeoutMs,
+    }, reloader.current),
   })
   const watches = new LongRunningResponses()
   let closing = false
@@ -82,6 +111,8 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
   }) as unknown as App
   app.decorate('readiness', readiness)
   app.decorate('upstream', upstream)
+  app.decorate('reloader', reloader)
+  app.decorate('expiry', expiry)
 
   // CONNECT would make us a tunnel to anywhere. Node hands it to this event, outside Fastify.
   app.server.on('connect', (_req: IncomingMessage, socket: Socket) => {
@@ -133,13 +164,30 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
 
   // The proxy's own endpoints: answered here, never forwarded.
   app.get('/-/healthz', async (_request, reply) => reply.type('text/plain').send('ok'))
+  const readyState = () => {
+    const clientNotAfter = reloader.current.notAfter
+    if (now() > clientNotAfter) return { ready: false, reason: `the client certificate expired on ${clientNotAfter.toISOString()}` }
+    return readiness.state
+  }
   app.get('/-/readyz', async (_request, reply) => {
-    const state = readiness.state
+    const state = readyState()
     if (state.ready) return reply.type('text/plain').send('ok')
     return sendRefusal(reply, { code: 503, reason: 'ServiceUnavailable', message: `not ready: ${state.reason}` })
   })
+  app.get('/-/status', async (_request, reply) => {
+    const state = readyState()
+    return reply.send({
+      state: closing ? 'stopping' : state.ready ? 'ready' : 'not ready',
+      reason: state.reason,
+      upstream: config.upstream.origin + config.upstream.pathname.replace(/\/$/, ''),
+      identity: clientIdentity(reloader.current),
+      lastUpstreamSuccess: readiness.state.lastSuccess?.toISOString() ?? null,
+      certificates: expiry.reports,
+      lastReload: reloader.lastReload ?? null,
+    })
+  })
   app.all('/-/*', async (request, reply) => sendRefusal(reply, {
-    code: 404, reason: 'NotFound', message: `no such mtls-proxy endpoint: ${request.url} (there are /-/healthz and /-/readyz)`,
+    code: 404, reason: 'NotFound', message: `no such mtls-proxy endpoint: ${request.url} (there are /-/healthz, /-/readyz and /-/status)`,
   }))
 
   // Fastify would parse JSON and text bodies (and drop a charset); a proxy passes every body on as a stream.
@@ -165,7 +213,8 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
         // Shutting down: this connection is not to be reused, so the client moves on at once.
         if (closing) reply.header('connection', 'close')
         if (res.statusCode === 401) {
-          request.log.warn({ url: request.url }, 'upstream answered 401 Unauthorized: the client certificate may have expired or been revoked')
+          request.log.warn({ url: request.url, identity: clientIdentity(reloader.current), notAfter: reloader.current.notAfter.toISOString() },
+            'upstream answered 401 Unauthorized: the client certificate may have expired or been revoked (consoles can revoke a credential); get a new one')
         }
         if (!isLongRunning(request.url)) return reply.send(res.stream)
         watches.add(reply.raw, res.stream as never)
@@ -184,7 +233,11 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
     } as never,
   })
 
-  app.addHook('onReady', async () => readiness.start())
+  app.addHook('onReady', async () => {
+    readiness.start()
+    reloader.start()
+    expiry.start()
+  })
   app.addHook('preClose', async () => {
     closing = true
     // Watches never finish on their own; end them so they do not hold shutdown for the whole grace period.
@@ -195,6 +248,8 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
     app.server.once('close', () => clearTimeout(timer))
   })
   app.addHook('onClose', async () => {
+    expiry.stop()
+    await reloader.stop()
     await readiness.stop()
     await upstream.close()
   })

@@ -2,8 +2,11 @@
 // The only place that listens, handles signals and exits.
 import closeWithGrace from 'close-with-grace'
 import { buildApp } from './app.js'
-import { helpText, isLoopback, loadConfig } from './config.js'
-import { clientIdentity, loadCredentials } from './credentials.js'
+import type { Logger } from 'pino'
+import { helpText, isLoopback, loadConfig, type Config } from './config.js'
+import { clientIdentity, loadCredentials, type CredentialBundle } from './credentials.js'
+import { probeServerCertificate } from './server-probe.js'
+import { describeUpstreamError } from './upstream-error.js'
 import { UsageError } from './errors.js'
 import { createLogger } from './logger.js'
 import { VERSION } from './version.js'
@@ -19,6 +22,22 @@ function fail(message: string): never {
   process.exit(2)
 }
 
+/**
+ * One handshake before serving. A server that --cacert does not vouch for, or whose name does not
+ * match, is a configuration mistake; one that is merely unreachable is not: a sidecar may start
+ * before the network does, so the proxy serves, not ready, and keeps trying.
+ */
+async function checkUpstream(config: Config, credentials: CredentialBundle, logger: Logger): Promise<void> {
+  const serverName = config.tlsServerName ?? config.upstream.hostname.replace(/^\[|\]$/g, '')
+  try {
+    await probeServerCertificate({ url: config.upstream, serverName, insecure: config.insecureSkipTlsVerify, timeoutMs: config.connectTimeoutMs }, credentials)
+  } catch (err) {
+    const failure = describeUpstreamError(err, config.upstream, config.tlsServerName)
+    if (failure.cause === 'tls' && !/rejected our client certificate/.test(failure.message)) throw new UsageError(failure.message)
+    logger.warn({ upstream: config.upstream.origin, reason: failure.message }, `upstream not reachable yet (${failure.message}); serving anyway, not ready until it is`)
+  }
+}
+
 async function main(argv: string[]): Promise<void> {
   const command = loadConfig(argv)
   if (command.action === 'help') {
@@ -30,11 +49,16 @@ async function main(argv: string[]): Promise<void> {
     return
   }
   const { config } = command
-  const credentials = await loadCredentials(config)
+  const credentials = await loadCredentials(config.credentialSources())
   const logger = createLogger({ level: config.logLevel, pretty: process.stdout.isTTY === true })
   if (!isLoopback(config.address)) {
     logger.warn({ address: config.address }, `listening on non-loopback address ${config.address}: anyone who can reach it acts as ${clientIdentity(credentials)}`)
   }
+  for (const warning of credentials.warnings) logger.warn(warning)
+  if (config.insecureSkipTlsVerify) {
+    logger.warn(`--insecure-skip-tls-verify: the API server's certificate is NOT verified; anyone between here and ${config.upstream.host} can read and answer every request made as ${clientIdentity(credentials)}`)
+  }
+  await checkUpstream(config, credentials, logger)
   const app = await buildApp(config, { logger, credentials })
   try {
     await app.listen({ host: config.address, port: config.port })
@@ -53,6 +77,10 @@ async function main(argv: string[]): Promise<void> {
     certificateNotAfter: credentials.notAfter.toISOString(),
   }, `serving http://${host}:${port}, forwarding to ${config.upstream.origin} as ${clientIdentity(credentials)}`)
 
+  process.on('SIGHUP', () => {
+    logger.info('SIGHUP: reloading certificates')
+    void app.reloader.reload('SIGHUP')
+  })
   closeWithGrace({ delay: config.shutdownTimeoutMs + 5_000, logger }, async ({ signal, err }) => {
     if (err) logger.error({ err }, 'fatal error, shutting down')
     else logger.info({ signal }, `${signal}: shutting down (waiting up to ${config.shutdownTimeoutMs / 1000} s for requests in flight)`)

@@ -7,17 +7,31 @@ import { parseArgs } from 'node:util'
 import { envSchema } from 'env-schema'
 import { parse as parseYaml } from 'yaml'
 import { UsageError } from './errors.js'
+import { describeFsError } from './fs-errors.js'
+import { readKubeconfig, type PemSource } from './kubeconfig.js'
 import { OPTIONS, envName, type OptionName, type OptionSpec } from './options.js'
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
 export type LogLevel = (typeof LOG_LEVELS)[number]
 
+/** Where the credentials come from; read again, kubeconfig included, on every reload. */
+export interface CredentialSources {
+  /** undefined only with --insecure-skip-tls-verify */
+  ca: PemSource | undefined
+  cert: PemSource
+  key: PemSource
+  passphraseFile: string | undefined
+  /** files whose change means: reload */
+  watch: string[]
+}
+
 export interface Config {
   upstream: URL
-  cacert: string
-  cert: string
-  key: string
+  /** flags, environment and config file; with --kubeconfig, what it says fills the gaps */
+  credentialSources: () => CredentialSources
   tlsServerName: string | undefined
+  insecureSkipTlsVerify: boolean
+  expiry: { warningDays: number; criticalDays: number; checkIntervalMs: number }
   address: string
   port: number
   allowNonLoopback: boolean
@@ -45,7 +59,7 @@ function readFlags(argv: string[]): { raw: RawSettings; help: boolean; version: 
     help: { type: 'boolean', short: 'h' },
     version: { type: 'boolean' },
   }
-  for (const o of OPTIONS) options[o.name] = { type: o.type === 'boolean' ? 'boolean' : 'string' }
+  for (const o of OPTIONS as readonly OptionSpec[]) if (!o.noFlag) options[o.name] = { type: o.type === 'boolean' ? 'boolean' : 'string' }
   let parsed
   try {
     parsed = parseArgs({ args: argv, options, strict: true, allowPositionals: false, allowNegative: true })
@@ -120,14 +134,6 @@ function readConfigFile(file: string): RawSettings {
   return raw
 }
 
-export function describeFsError(err: unknown): string {
-  const code = (err as NodeJS.ErrnoException).code
-  if (code === 'ENOENT') return 'no such file'
-  if (code === 'EACCES' || code === 'EPERM') return 'permission denied'
-  if (code === 'EISDIR') return 'is a directory'
-  return (err as Error).message
-}
-
 /** 127.0.0.0/8, ::1, localhost and IPv4-mapped loopback. */
 export function isLoopback(address: string): boolean {
   const a = address.toLowerCase().replace(/^\[|\]$/g, '')
@@ -152,7 +158,11 @@ function required(raw: RawSettings, name: OptionName, example: string): string {
 }
 
 function validate(raw: RawSettings, cwd: string): Config {
-  const upstreamText = required(raw, 'upstream', 'https://192.168.0.18:5443')
+  const kubeconfigFile = str(raw, 'kubeconfig') ? resolve(cwd, str(raw, 'kubeconfig')!) : undefined
+  const context = str(raw, 'context')
+  if (context && !kubeconfigFile) throw new UsageError('--context needs --kubeconfig')
+  const kube = kubeconfigFile ? readKubeconfig(kubeconfigFile, context) : undefined
+  const upstreamText = str(raw, 'upstream') ?? kube?.server ?? required(raw, 'upstream', 'https://192.168.0.18:5443')
   let upstream: URL
   try {
     upstream = new URL(upstreamText)
@@ -181,12 +191,44 @@ function validate(raw: RawSettings, cwd: string): Config {
   const probePath = str(raw, 'probe-path') ?? '/version'
   if (!probePath.startsWith('/')) throw new UsageError(`--probe-path must start with /, got '${probePath}'`)
 
+  const insecureSkipTlsVerify = raw['insecure-skip-tls-verify'] === true
+  if (kube?.insecureSkipTlsVerify && !insecureSkipTlsVerify) {
+    throw new UsageError(`kubeconfig ${kubeconfigFile} sets insecure-skip-tls-verify for context '${kube.context}'; mtls-proxy verifies the API server unless you also pass --insecure-skip-tls-verify`)
+  }
+  const warningDays = raw['expiry-warning-days'] as number
+  const criticalDays = raw['expiry-critical-days'] as number
+  if (!(criticalDays >= 0 && warningDays >= criticalDays)) {
+    throw new UsageError(`--expiry-warning-days (${warningDays}) must be at least --expiry-critical-days (${criticalDays}), both zero or more`)
+  }
+  const passphraseFile = str(raw, 'key-passphrase-file') ? resolve(cwd, str(raw, 'key-passphrase-file')!) : undefined
+  const explicit = (name: 'cacert' | 'cert' | 'key'): PemSource | undefined => {
+    const path = str(raw, name)
+    if (path) return { kind: 'file', path: resolve(cwd, path), label: `--${name}` }
+    const data = str(raw, `${name}-data`)
+    return data ? { kind: 'inline', pem: pemText(data), label: envName(`${name}-data`) } : undefined
+  }
+  // Checked now, so a mistake stops the start; the function runs again on every reload.
+  const credentialSources = (): CredentialSources => {
+    const again = kubeconfigFile ? readKubeconfig(kubeconfigFile, context) : undefined
+    const ca = explicit('cacert') ?? again?.ca
+    const cert = explicit('cert') ?? again?.cert
+    const key = explicit('key') ?? again?.key
+    if (!ca && !insecureSkipTlsVerify) required(raw, 'cacert', 'ca.crt')
+    if (!cert) required(raw, 'cert', 'client.crt')
+    if (!key) required(raw, 'key', 'client.key')
+    const watch = [ca, cert!, key!].flatMap((s) => (s?.kind === 'file' ? [s.path] : []))
+    if (kubeconfigFile) watch.push(kubeconfigFile)
+    if (passphraseFile) watch.push(passphraseFile)
+    return { ca, cert: cert!, key: key!, passphraseFile, watch }
+  }
+  credentialSources()
+
   return {
     upstream,
-    cacert: resolve(cwd, required(raw, 'cacert', 'ca.crt')),
-    cert: resolve(cwd, required(raw, 'cert', 'client.crt')),
-    key: resolve(cwd, required(raw, 'key', 'client.key')),
-    tlsServerName: str(raw, 'tls-server-name'),
+    credentialSources,
+    tlsServerName: str(raw, 'tls-server-name') ?? kube?.tlsServerName,
+    insecureSkipTlsVerify,
+    expiry: { warningDays, criticalDays, checkIntervalMs: seconds(raw, 'expiry-check-interval', { allowZero: false }) },
     address: address.replace(/^\[|\]$/g, ''),
     port,
     allowNonLoopback,
@@ -198,6 +240,11 @@ function validate(raw: RawSettings, cwd: string): Config {
     probePath,
     probeIntervalMs: seconds(raw, 'probe-interval', { allowZero: false }),
   }
+}
+
+/** PEM text as is; anything else is taken as base64 of PEM (how Secrets often arrive in env). */
+function pemText(value: string): string {
+  return value.includes('-----BEGIN') ? value : Buffer.from(value, 'base64').toString('utf8')
 }
 
 function defaults(): RawSettings {
@@ -219,8 +266,8 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env,
 }
 
 export function helpText(version: string): string {
-  const rows = OPTIONS.map((o: OptionSpec) => {
-    const flag = o.type === 'boolean' ? `--${o.name}` : `--${o.name} ${o.value ?? 'VALUE'}`
+  const rows = (OPTIONS as readonly OptionSpec[]).map((o) => {
+    const flag = o.noFlag ? '(environment or config file only)' : o.type === 'boolean' ? `--${o.name}` : `--${o.name} ${o.value ?? 'VALUE'}`
     const dflt = o.default !== undefined && o.type !== 'boolean' ? ` (default ${String(o.default)})` : ''
     return `  ${flag.padEnd(28)} ${o.help}${dflt}\n  ${''.padEnd(28)} env ${envName(o.name)}`
   })

@@ -13,13 +13,22 @@ export interface OptionSpec {
   path?: boolean
   /** shown in --help as the value's placeholder */
   value?: string
+  /** secrets: from the environment or a config file only, never argv (visible to every local user in ps) */
+  noFlag?: boolean
 }
 
 export const OPTIONS = [
-  { name: 'upstream', type: 'string', value: 'URL', help: 'API server to forward to, e.g. https://192.168.0.18:5443 (required)' },
-  { name: 'cacert', type: 'string', value: 'FILE', path: true, help: 'CA certificate(s) that sign the API server certificate, PEM (required)' },
-  { name: 'cert', type: 'string', value: 'FILE', path: true, help: 'client certificate, PEM (required)' },
-  { name: 'key', type: 'string', value: 'FILE', path: true, help: 'client private key, PEM (required)' },
+  { name: 'upstream', type: 'string', value: 'URL', help: 'API server to forward to, e.g. https://192.168.0.18:5443 (required unless --kubeconfig names it)' },
+  { name: 'cacert', type: 'string', value: 'FILE', path: true, help: 'CA certificate(s) that sign the API server certificate, PEM' },
+  { name: 'cert', type: 'string', value: 'FILE', path: true, help: 'client certificate, PEM (or --kubeconfig, or MTLS_PROXY_CERT_DATA)' },
+  { name: 'key', type: 'string', value: 'FILE', path: true, help: 'client private key, PEM: PKCS#1, PKCS#8 or SEC1; RSA, ECDSA or Ed25519' },
+  { name: 'kubeconfig', type: 'string', value: 'FILE', path: true, help: 'take server, CA, client certificate and key from this kubeconfig (flags above override it)' },
+  { name: 'context', type: 'string', value: 'NAME', help: 'kubeconfig context to use (default: its current-context)' },
+  { name: 'cacert-data', type: 'string', noFlag: true, help: 'CA certificate(s) as PEM text or base64 of it, instead of --cacert' },
+  { name: 'cert-data', type: 'string', noFlag: true, help: 'client certificate as PEM text or base64 of it, instead of --cert' },
+  { name: 'key-data', type: 'string', noFlag: true, help: 'client private key as PEM text or base64 of it, instead of --key' },
+  { name: 'key-passphrase-file', type: 'string', value: 'FILE', path: true, help: 'file holding the passphrase of an encrypted private key' },
+  { name: 'insecure-skip-tls-verify', type: 'boolean', default: false, help: 'do not verify the API server certificate (dangerous: anyone in the middle gets your requests)' },
   { name: 'tls-server-name', type: 'string', value: 'NAME', help: 'name to verify in the API server certificate, when it differs from the --upstream host' },
   { name: 'address', type: 'string', value: 'IP', default: '127.0.0.1', help: 'address to listen on' },
   { name: 'port', type: 'number', value: 'PORT', default: 8001, help: 'port to listen on (0 picks a free one)' },
@@ -30,6 +39,9 @@ export const OPTIONS = [
   { name: 'connect-timeout', type: 'number', value: 'SECONDS', default: 10, help: 'time to connect to the API server, TLS handshake included, before answering 504' },
   { name: 'response-timeout', type: 'number', value: 'SECONDS', default: 120, help: 'time to wait for the response headers before answering 504 (streaming bodies have no limit)' },
   { name: 'shutdown-timeout', type: 'number', value: 'SECONDS', default: 20, help: 'on SIGTERM/SIGINT, how long requests in flight may take to finish' },
+  { name: 'expiry-warning-days', type: 'number', value: 'DAYS', default: 30, help: 'warn when a certificate has fewer days left' },
+  { name: 'expiry-critical-days', type: 'number', value: 'DAYS', default: 7, help: 'log at error level when a certificate has fewer days left' },
+  { name: 'expiry-check-interval', type: 'number', value: 'SECONDS', default: 3600, help: 'how often certificate expiry is checked again' },
   { name: 'probe-path', type: 'string', value: 'PATH', default: '/version', help: 'path requested from the API server to decide readiness' },
   { name: 'probe-interval', type: 'number', value: 'SECONDS', default: 5, help: 'how often readiness is checked (every second while not ready)' },
 ] as const satisfies readonly OptionSpec[]

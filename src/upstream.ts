@@ -10,6 +10,7 @@ export interface UpstreamOptions {
   connectTimeoutMs: number
   /** 0: no limit */
   responseTimeoutMs: number
+  insecureSkipTlsVerify: boolean
 }
 
 // Idle pooled connections live this long. Long enough that bursts of calls reuse one TLS
@@ -39,7 +40,7 @@ export class Upstream {
   }
 
   #createAgent(credentials: CredentialBundle): Agent {
-    const { tlsServerName, connectTimeoutMs, responseTimeoutMs } = this.#options
+    const { tlsServerName, connectTimeoutMs, responseTimeoutMs, insecureSkipTlsVerify } = this.#options
     const host = this.url.hostname.replace(/^\[|\]$/g, '')
     return new Agent({
       // No cap on connections: every open watch holds one, and a cap would queue new requests behind them.
@@ -53,13 +54,23 @@ export class Upstream {
         ca: credentials.caPem,
         cert: credentials.certPem,
         key: credentials.keyPem,
-        // Always verify: the server must present a certificate from --cacert for this name.
-        rejectUnauthorized: true,
+        // Verify unless the user said --insecure-skip-tls-verify: the server must present a certificate from --cacert for this name.
+        rejectUnauthorized: !insecureSkipTlsVerify,
         ...(tlsServerName ? { servername: tlsServerName } : isIP(host) ? {} : { servername: host }),
         ALPNProtocols: ['http/1.1'],
         timeout: connectTimeoutMs,
       },
     })
+  }
+
+  /**
+   * New requests use the new credentials at once. Requests and watches already on the old pool
+   * finish there; it closes once they have drained, so a rotation drops nothing in flight.
+   */
+  replace(credentials: CredentialBundle): void {
+    const old = this.#agent
+    this.#agent = this.#createAgent(credentials)
+    void old.close()
   }
 
   request(options: Dispatcher.RequestOptions, callback: (err: Error | null, data: Dispatcher.ResponseData) => void): void

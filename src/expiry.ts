@@ -1,0 +1,123 @@
+// How long each certificate has left, and what to say about it.
+import type { X509Certificate } from 'node:crypto'
+import type { Logger } from 'pino'
+import type { CredentialBundle } from './credentials.js'
+
+export type Role = 'client' | 'ca' | 'server'
+export type ExpiryLevel = 'ok' | 'warning' | 'critical' | 'expired'
+
+export interface Thresholds {
+  warningDays: number
+  criticalDays: number
+}
+
+export interface CertificateReport {
+  role: Role
+  subject: string
+  issuer: string
+  serial: string
+  notBefore: string
+  notAfter: string
+  daysLeft: number
+  fingerprint256: string
+  level: ExpiryLevel
+}
+
+const DAY_MS = 86_400_000
+
+const ADVICE: Record<Role, string> = {
+  client: 'download a new client certificate from your cluster\'s console (or renew it) before then',
+  ca: 'get the cluster\'s new CA certificate before then',
+  server: 'the API server\'s certificate must be renewed by the cluster\'s operator before then',
+}
+
+export function reportCertificate(role: Role, cert: X509Certificate, now: Date, thresholds: Thresholds): CertificateReport {
+  const notAfter = new Date(cert.validTo)
+  const daysLeft = Math.floor((notAfter.getTime() - now.getTime()) / DAY_MS * 10) / 10
+  const level: ExpiryLevel = now > notAfter ? 'expired'
+    : daysLeft < thresholds.criticalDays ? 'critical'
+      : daysLeft < thresholds.warningDays ? 'warning' : 'ok'
+  return {
+    role,
+    subject: cert.subject.replaceAll('\n', ', '),
+    issuer: cert.issuer.replaceAll('\n', ', '),
+    serial: cert.serialNumber,
+    notBefore: new Date(cert.validFrom).toISOString(),
+    notAfter: notAfter.toISOString(),
+    daysLeft,
+    fingerprint256: cert.fingerprint256,
+    level,
+  }
+}
+
+/** One line a person can act on: which certificate, when, how long, what to do. */
+export function expiryMessage(r: CertificateReport): string {
+  const which = `${r.role === 'ca' ? 'CA' : r.role} certificate ${r.subject} (serial ${r.serial})`
+  if (r.level === 'expired') return `${which} expired on ${r.notAfter}; ${ADVICE[r.role].replace(' before then', '')}`
+  return `${which} expires on ${r.notAfter}, ${r.daysLeft} days left: ${ADVICE[r.role]}`
+}
+
+export interface ExpiryMonitorOptions {
+  thresholds: Thresholds
+  intervalMs: number
+  logger: Logger
+  now: () => Date
+  /** the bundle in use now */
+  bundle: () => CredentialBundle
+  /** the upstream's certificate as seen in a handshake; undefined when unreachable */
+  serverCertificate: () => Promise<X509Certificate | undefined>
+}
+
+/** Checks every certificate at start, on a timer and whenever asked (after a reload), and says so in the log. */
+export class ExpiryMonitor {
+  readonly #opts: ExpiryMonitorOptions
+  #reports: CertificateReport[] = []
+  #server: X509Certificate | undefined
+  #timer: NodeJS.Timeout | undefined
+  #checks = 0
+
+  constructor(opts: ExpiryMonitorOptions) {
+    this.#opts = opts
+    this.#reports = this.#build()
+  }
+
+  /** Fresh for the client and CA (cheap); the server's as of the last check. */
+  get reports(): CertificateReport[] {
+    return this.#build()
+  }
+
+  #build(): CertificateReport[] {
+    const { thresholds, now, bundle } = this.#opts
+    const b = bundle()
+    const at = now()
+    return [
+      reportCertificate('client', b.clientCertificate, at, thresholds),
+      ...b.caCertificates.map((ca) => reportCertificate('ca', ca, at, thresholds)),
+      ...(this.#server ? [reportCertificate('server', this.#server, at, thresholds)] : []),
+    ]
+  }
+
+  async check(): Promise<CertificateReport[]> {
+    this.#server = (await this.#opts.serverCertificate().catch(() => undefined)) ?? this.#server
+    this.#reports = this.#build()
+    const { logger } = this.#opts
+    for (const r of this.#reports) {
+      const fields = { certificate: r }
+      if (r.level === 'expired' || r.level === 'critical') logger.error(fields, expiryMessage(r))
+      else if (r.level === 'warning') logger.warn(fields, expiryMessage(r))
+      else if (this.#checks === 0) logger.info(fields, `${r.role === 'ca' ? 'CA' : r.role} certificate ${r.subject} valid until ${r.notAfter} (${r.daysLeft} days)`)
+    }
+    this.#checks++
+    return this.#reports
+  }
+
+  start(): void {
+    void this.check()
+    this.#timer = setInterval(() => void this.check(), this.#opts.intervalMs)
+    this.#timer.unref()
+  }
+
+  stop(): void {
+    clearInterval(this.#timer)
+  }
+}

@@ -1,0 +1,137 @@
+// Picks up rotated certificates without a restart. Every reload reads and validates a whole new
+// bundle with the same code as start-up and swaps it in only if it is good; the old one keeps
+// serving otherwise. File changes are seen by watching the folders, which also catches renames
+// and the `..data` symlink swap Kubernetes uses to update Secret volumes.
+import { watch, type FSWatcher } from 'node:fs'
+import { dirname } from 'node:path'
+import type { Logger } from 'pino'
+import type { Config } from './config.js'
+import { loadCredentials, clientIdentity, type CredentialBundle } from './credentials.js'
+
+export interface ReloadOutcome {
+  at: string
+  trigger: string
+  outcome: 'reloaded' | 'unchanged' | 'failed'
+  error?: string
+}
+
+export interface ReloaderOptions {
+  config: Config
+  initial: CredentialBundle
+  logger: Logger
+  /** called with each new good bundle */
+  onBundle: (bundle: CredentialBundle) => void
+  now?: () => Date
+}
+
+// Writers often replace cert and key a few milliseconds apart: wait for quiet, then retry a
+// pair that does not match yet before calling the new files broken.
+const DEBOUNCE_MS = 100
+const MISMATCH_RETRIES = 5
+const RETRY_DELAY_MS = 200
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
+
+export class CertificateReloader {
+  #current: CredentialBundle
+  #last: ReloadOutcome | undefined
+  readonly #opts: ReloaderOptions
+  #watchers: FSWatcher[] = []
+  #timer: NodeJS.Timeout | undefined
+  #running: Promise<ReloadOutcome> | undefined
+  #again = false
+
+  constructor(opts: ReloaderOptions) {
+    this.#opts = opts
+    this.#current = opts.initial
+  }
+
+  get current(): CredentialBundle {
+    return this.#current
+  }
+
+  get lastReload(): ReloadOutcome | undefined {
+    return this.#last
+  }
+
+  /** Reloads now; concurrent calls share one run (and one more run follows if asked meanwhile). */
+  reload(trigger: string): Promise<ReloadOutcome> {
+    if (this.#running) {
+      this.#again = true
+      return this.#running
+    }
+    this.#running = this.#reload(trigger).finally(() => {
+      this.#running = undefined
+      if (this.#again) {
+        this.#again = false
+        void this.reload(trigger)
+      }
+    })
+    return this.#running
+  }
+
+  async #reload(trigger: string): Promise<ReloadOutcome> {
+    const { logger, onBundle, config } = this.#opts
+    const now = this.#opts.now ?? (() => new Date())
+    let bundle: CredentialBundle | undefined
+    let error = ''
+    for (let attempt = 0; attempt <= MISMATCH_RETRIES && !bundle; attempt++) {
+      if (attempt > 0) await sleep(RETRY_DELAY_MS)
+      try {
+        bundle = await loadCredentials(config.credentialSources(), now())
+      } catch (err) {
+        error = (err as Error).message
+      }
+    }
+    let outcome: ReloadOutcome
+    if (!bundle) {
+      outcome = { at: now().toISOString(), trigger, outcome: 'failed', error }
+      logger.error({ trigger, error }, `certificate reload failed, still serving as ${clientIdentity(this.#current)}: ${error}`)
+    } else if (sameBundle(bundle, this.#current)) {
+      outcome = { at: now().toISOString(), trigger, outcome: 'unchanged' }
+      logger.debug({ trigger }, 'certificate files unchanged')
+    } else {
+      const previous = clientIdentity(this.#current)
+      this.#current = bundle
+      onBundle(bundle)
+      outcome = { at: now().toISOString(), trigger, outcome: 'reloaded' }
+      logger.info({ trigger, identity: clientIdentity(bundle), previous, notAfter: bundle.notAfter.toISOString() },
+        `certificates reloaded: new requests go out as ${clientIdentity(bundle)} (serial ${bundle.clientCertificate.serialNumber})`)
+      for (const warning of bundle.warnings) logger.warn(warning)
+    }
+    // 'unchanged' after a real reload should not hide the last one that mattered.
+    if (outcome.outcome !== 'unchanged' || !this.#last) this.#last = outcome
+    return outcome
+  }
+
+  /** Watches the folders of every credential file (and the kubeconfig) for changes. */
+  start(): void {
+    const folders = new Set(this.#opts.config.credentialSources().watch.map((f) => dirname(f)))
+    for (const folder of folders) {
+      try {
+        const watcher = watch(folder, { persistent: false }, () => this.#schedule())
+        watcher.on('error', (err) => this.#opts.logger.warn({ folder, err: err.message }, 'stopped watching a certificate folder'))
+        this.#watchers.push(watcher)
+      } catch (err) {
+        this.#opts.logger.warn({ folder, err: (err as Error).message }, 'cannot watch certificate folder; reload with SIGHUP')
+      }
+    }
+  }
+
+  #schedule(): void {
+    clearTimeout(this.#timer)
+    this.#timer = setTimeout(() => void this.reload('file change'), DEBOUNCE_MS)
+    this.#timer.unref()
+  }
+
+  async stop(): Promise<void> {
+    clearTimeout(this.#timer)
+    for (const w of this.#watchers) w.close()
+    this.#watchers = []
+    await this.#running
+  }
+}
+
+function sameBundle(a: CredentialBundle, b: CredentialBundle): boolean {
+  return a.certPem === b.certPem && a.keyPem === b.keyPem && a.caPem === b.caPem
+}
