@@ -31,6 +31,8 @@ export interface LeafOptions {
   ipAddresses?: string[]
   notBefore?: Date
   notAfter?: Date
+  /** certify this key instead of a fresh P-256 one (keyPem is then empty: the caller holds the key) */
+  publicKey?: CryptoKey
 }
 
 let serial = Date.now()
@@ -66,7 +68,7 @@ export async function createCA(name = 'mtls-proxy demo CA'): Promise<Certificate
   })
 
   async function issue(opts: LeafOptions): Promise<KeyPairPem> {
-    const leafKeys = await generateKeys()
+    const leafKeys = opts.publicKey ? undefined : await generateKeys()
     const subject = `CN=${opts.commonName}${opts.organization ? `, O=${opts.organization}` : ''}`
     const extensions: x509.Extension[] = [
       new x509.BasicConstraintsExtension(false, undefined, true),
@@ -87,11 +89,11 @@ export async function createCA(name = 'mtls-proxy demo CA'): Promise<Certificate
       notBefore: opts.notBefore ?? new Date(Date.now() - DAY),
       notAfter: opts.notAfter ?? new Date(Date.now() + 90 * DAY),
       signingAlgorithm: EC,
-      publicKey: leafKeys.publicKey,
+      publicKey: opts.publicKey ?? leafKeys!.publicKey,
       signingKey: keys.privateKey,
       extensions,
     })
-    return { certPem: cert.toString('pem'), keyPem: await keyPem(leafKeys.privateKey) }
+    return { certPem: cert.toString('pem'), keyPem: leafKeys ? await keyPem(leafKeys.privateKey) : '' }
   }
 
   return { name, certPem: ca.toString('pem'), keyPem: await keyPem(keys.privateKey), issue }
