@@ -1,0 +1,153 @@
+// Where certificates come from: kubeconfig (paths and -data, contexts), environment variables,
+// every key format, encrypted keys; and the warnings about key permissions and chains.
+import { generateKeyPairSync, webcrypto, type KeyObject } from 'node:crypto'
+import { writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import type { TLSSocket } from 'node:tls'
+import t from 'tap'
+import { stringify } from 'yaml'
+import { createCA, pkiWithFiles } from './helpers/pki.js'
+import { startUpstream } from './helpers/upstream.js'
+import { startProxy } from './helpers/proxy.js'
+import { get } from './helpers/http.js'
+import { loadConfig, type Config } from '../src/config.js'
+import { loadCredentials } from '../src/credentials.js'
+
+const { pki, files } = await pkiWithFiles(t)
+const dir = files.dir
+const b64 = (s: string) => Buffer.from(s).toString('base64')
+
+function config(argv: string[], env: NodeJS.ProcessEnv = {}): Config {
+  const c = loadConfig(argv, env, dir)
+  if (c.action !== 'run') throw new Error('run expected')
+  return c.config
+}
+
+const whoamiUpstream = (tt: Parameters<typeof startUpstream>[0]) => startUpstream(tt, pki, (req, res) => {
+  res.writeHead(200, { 'content-type': 'application/json' })
+  res.end(JSON.stringify({ cn: (req.socket as TLSSocket).getPeerCertificate().subject?.CN }))
+})
+
+async function kubeconfig(name: string, doc: Record<string, unknown>): Promise<string> {
+  const file = join(dir, name)
+  await writeFile(file, stringify(doc))
+  return file
+}
+
+function kubeDoc(server: string, user: Record<string, unknown>, extra: Record<string, unknown> = {}) {
+  return {
+    apiVersion: 'v1', kind: 'Config', 'current-context': 'cce',
+    clusters: [{ name: 'cce-cluster', cluster: { server, 'certificate-authority': 'ca.crt', ...extra } }, { name: 'other', cluster: { server: 'https://10.9.9.9:6443', 'certificate-authority-data': b64(pki.ca.certPem) } }],
+    users: [{ name: 'admin', user }, { name: 'token-user', user: { token: 'abc' } }, { name: 'exec-user', user: { exec: { command: 'aws' } } }],
+    contexts: [{ name: 'cce', context: { cluster: 'cce-cluster', user: 'admin' } }, { name: 'other', context: { cluster: 'other', user: 'admin' } },
+      { name: 'token', context: { cluster: 'cce-cluster', user: 'token-user' } }, { name: 'exec', context: { cluster: 'cce-cluster', user: 'exec-user' } }],
+  }
+}
+
+t.test('kubeconfig with file paths (relative to it), used end to end', async (t) => {
+  const upstream = await whoamiUpstream(t)
+  const file = await kubeconfig('paths.yaml', kubeDoc(upstream.url, { 'client-certificate': 'client.crt', 'client-key': 'client.key' }))
+  const c = config(['--kubeconfig', file])
+  t.equal(c.upstream.origin, upstream.url)
+  t.match(c.credentialSources(), { ca: { kind: 'file', path: files.cacert }, cert: { path: files.cert }, key: { path: files.key } })
+  t.ok(c.credentialSources().watch.includes(file), 'the kubeconfig itself is watched')
+  const proxy = await startProxy(t, upstream.url, files, ['--kubeconfig', file])
+  t.equal((await get(`${proxy.url}/whoami`)).json().cn, 'demo-admin')
+})
+
+t.test('kubeconfig with -data fields; context selection; flags override it', async (t) => {
+  const other = await pki.ca.issue({ commonName: 'flag-user', usage: 'client' })
+  await writeFile(join(dir, 'flag.crt'), other.certPem)
+  await writeFile(join(dir, 'flag.key'), other.keyPem, { mode: 0o600 })
+  const file = await kubeconfig('data.yaml', kubeDoc('https://192.168.0.18:5443', { 'client-certificate-data': b64(pki.client.certPem), 'client-key-data': b64(pki.client.keyPem) }, { 'tls-server-name': 'kubernetes' }))
+  const c = config(['--kubeconfig', file])
+  t.equal(c.upstream.origin, 'https://192.168.0.18:5443')
+  t.equal(c.tlsServerName, 'kubernetes')
+  const bundle = await loadCredentials(c.credentialSources())
+  t.equal(bundle.clientCertificate.subject.includes('CN=demo-admin'), true)
+  t.equal(config(['--kubeconfig', file, '--context', 'other']).upstream.origin, 'https://10.9.9.9:6443', '--context picks another')
+  const flagged = config(['--kubeconfig', file, '--upstream', 'https://127.0.0.1:1', '--cert', 'flag.crt', '--key', 'flag.key', '--tls-server-name', 'x'])
+  t.equal(flagged.upstream.origin, 'https://127.0.0.1:1')
+  t.equal(flagged.tlsServerName, 'x')
+  t.match((await loadCredentials(flagged.credentialSources())).clientCertificate.subject, /CN=flag-user/)
+})
+
+t.test('kubeconfig mistakes are clear errors, never a silent fallback', async (t) => {
+  const file = await kubeconfig('bad.yaml', kubeDoc('https://192.168.0.18:5443', { 'client-certificate': 'client.crt', 'client-key': 'client.key' }))
+  t.throws(() => config(['--kubeconfig', file, '--context', 'token']), { message: /user 'token-user' of context 'token' uses a bearer token, not a client certificate/ })
+  t.throws(() => config(['--kubeconfig', file, '--context', 'exec']), { message: /uses an exec plugin, not a client certificate/ })
+  t.throws(() => config(['--kubeconfig', file, '--context', 'nope']), { message: /no context named 'nope'/ })
+  t.throws(() => config(['--kubeconfig', join(dir, 'missing.yaml')]), { message: /cannot read kubeconfig .*missing\.yaml: no such file/ })
+  t.throws(() => config(['--context', 'x', ...['--upstream', 'https://h:1', '--cacert', 'a', '--cert', 'b', '--key', 'c']]), { message: /--context needs --kubeconfig/ })
+  const insecure = await kubeconfig('insecure.yaml', kubeDoc('https://192.168.0.18:5443', { 'client-certificate': 'client.crt', 'client-key': 'client.key' }, { 'insecure-skip-tls-verify': true }))
+  t.throws(() => config(['--kubeconfig', insecure]), { message: /sets insecure-skip-tls-verify .* unless you also pass --insecure-skip-tls-verify/ })
+  t.equal(config(['--kubeconfig', insecure, '--insecure-skip-tls-verify']).insecureSkipTlsVerify, true)
+})
+
+t.test('PEM from environment variables, as text or base64 (a Secret passed as env)', async (t) => {
+  const upstream = await whoamiUpstream(t)
+  const env = { MTLS_PROXY_UPSTREAM: upstream.url, MTLS_PROXY_CACERT_DATA: pki.ca.certPem, MTLS_PROXY_CERT_DATA: b64(pki.client.certPem), MTLS_PROXY_KEY_DATA: pki.client.keyPem }
+  const c = config([], env)
+  t.match(c.credentialSources(), { ca: { kind: 'inline' }, cert: { kind: 'inline', label: 'MTLS_PROXY_CERT_DATA' }, key: { kind: 'inline' }, watch: [] })
+  t.match((await loadCredentials(c.credentialSources())).clientCertificate.subject, /CN=demo-admin/)
+  t.throws(() => loadConfig(['--cert-data', 'x'], {}, dir), { message: /Unknown option '--cert-data'/ }, 'key material is never taken from argv')
+})
+
+async function certify(publicKey: KeyObject, alg: webcrypto.AlgorithmIdentifier | webcrypto.RsaHashedImportParams | webcrypto.EcKeyImportParams, cn: string): Promise<string> {
+  const spki = publicKey.export({ type: 'spki', format: 'der' })
+  const key = await webcrypto.subtle.importKey('spki', spki, alg, true, ['verify'])
+  return (await pki.ca.issue({ commonName: cn, usage: 'client', publicKey: key as unknown as CryptoKey })).certPem
+}
+
+t.test('every key format works end to end: PKCS#1, PKCS#8, SEC1; RSA, ECDSA, Ed25519; encrypted', async (t) => {
+  const upstream = await whoamiUpstream(t)
+  const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 })
+  const ec = generateKeyPairSync('ec', { namedCurve: 'P-256' })
+  const ed = generateKeyPairSync('ed25519')
+  const rsaCert = await certify(rsa.publicKey, { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256' }, 'rsa-user')
+  const ecCert = await certify(ec.publicKey, { name: 'ECDSA', namedCurve: 'P-256' }, 'ec-user')
+  const edCert = await certify(ed.publicKey, { name: 'Ed25519' }, 'ed-user')
+  const cases: Array<[string, string, string, string?]> = [
+    ['RSA PKCS#1', rsaCert, rsa.privateKey.export({ type: 'pkcs1', format: 'pem' }).toString()],
+    ['RSA PKCS#8', rsaCert, rsa.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString()],
+    ['ECDSA SEC1', ecCert, ec.privateKey.export({ type: 'sec1', format: 'pem' }).toString()],
+    ['ECDSA PKCS#8', ecCert, ec.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString()],
+    ['Ed25519 PKCS#8', edCert, ed.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString()],
+    ['encrypted PKCS#8', ecCert, ec.privateKey.export({ type: 'pkcs8', format: 'pem', cipher: 'aes-256-cbc', passphrase: 's3cret' }).toString(), 's3cret'],
+    ['encrypted PKCS#1 (Proc-Type)', rsaCert, rsa.privateKey.export({ type: 'pkcs1', format: 'pem', cipher: 'aes-256-cbc', passphrase: 'other' }).toString(), 'other'],
+  ]
+  for (const [name, cert, key, passphrase] of cases) {
+    const slug = name.replace(/\W+/g, '-')
+    await writeFile(join(dir, `${slug}.crt`), cert)
+    await writeFile(join(dir, `${slug}.key`), key, { mode: 0o600 })
+    const extra = ['--cert', join(dir, `${slug}.crt`), '--key', join(dir, `${slug}.key`)]
+    if (passphrase) {
+      await writeFile(join(dir, `${slug}.pass`), `${passphrase}\n`)
+      t.rejects(loadCredentials(config(['--upstream', upstream.url, '--cacert', files.cacert, ...extra]).credentialSources()), { message: /the private key is encrypted; pass --key-passphrase-file/ }, `${name}: needs a passphrase`)
+      await writeFile(join(dir, 'wrong.pass'), 'wrong\n')
+      t.rejects(loadCredentials(config(['--upstream', upstream.url, '--cacert', files.cacert, ...extra, '--key-passphrase-file', join(dir, 'wrong.pass')]).credentialSources()), { message: /wrong passphrase/ }, `${name}: wrong passphrase`)
+      extra.push('--key-passphrase-file', join(dir, `${slug}.pass`))
+    }
+    const proxy = await startProxy(t, upstream.url, files, extra)
+    const res = await get(`${proxy.url}/whoami`)
+    t.equal(res.json().cn, cert === rsaCert ? 'rsa-user' : cert === ecCert ? 'ec-user' : 'ed-user', `${name}: the upstream sees this identity`)
+    await proxy.app.close()
+  }
+})
+
+t.test('warnings: a key readable by others, a client certificate from another CA', async (t) => {
+  const open = join(dir, 'open.key')
+  await writeFile(open, pki.client.keyPem, { mode: 0o644 })
+  const c = config(['--upstream', 'https://h:1', '--cacert', files.cacert, '--cert', files.cert, '--key', open])
+  const bundle = await loadCredentials(c.credentialSources())
+  t.match(bundle.warnings.join('\n'), new RegExp(`--key ${open} is readable by group or others \\(mode 0644\\).*run: chmod 600 ${open}`))
+  const separate = await createCA('cluster server CA')
+  await writeFile(join(dir, 'server-ca.crt'), separate.certPem)
+  const other = config(['--upstream', 'https://h:1', '--cacert', join(dir, 'server-ca.crt'), '--cert', files.cert, '--key', files.key])
+  t.match((await loadCredentials(other.credentialSources())).warnings.join('\n'), /is not signed by a CA in --cacert .*fine if the cluster signs client certificates with a separate CA/)
+  const both = join(dir, 'bundle.crt')
+  await writeFile(both, separate.certPem + pki.ca.certPem)
+  const multi = await loadCredentials(config(['--upstream', 'https://h:1', '--cacert', both, '--cert', files.cert, '--key', files.key]).credentialSources())
+  t.equal(multi.caCertificates.length, 2, 'a CA bundle with several certificates')
+  t.equal(multi.warnings.length, 0, 'chains to the second CA of the bundle')
+})
