@@ -67,6 +67,17 @@ async function main(argv: string[]): Promise<void> {
     await app.close()
     throw new UsageError(`cannot listen on ${config.address}:${config.port}: ${LISTEN_ERRORS[code] ?? (err as Error).message}`)
   }
+  process.on('SIGHUP', () => {
+    logger.info('SIGHUP: reloading certificates')
+    void app.reloader.reload('SIGHUP')
+  })
+  // SIGHUP reloads certificates (close-with-grace would treat it as a stop).
+  closeWithGrace({ delay: config.shutdownTimeoutMs + 5_000, logger, skip: ['SIGHUP'] }, async ({ signal, err }) => {
+    if (err) logger.error({ err }, 'fatal error, shutting down')
+    else logger.info({ signal }, `${signal}: shutting down (waiting up to ${config.shutdownTimeoutMs / 1000} s for requests in flight)`)
+    await app.close()
+    logger.info('stopped')
+  })
   const address = app.server.address()
   const port = typeof address === 'object' && address ? address.port : config.port
   const host = config.address.includes(':') ? `[${config.address}]` : config.address
@@ -76,17 +87,6 @@ async function main(argv: string[]): Promise<void> {
     identity: clientIdentity(credentials),
     certificateNotAfter: credentials.notAfter.toISOString(),
   }, `serving http://${host}:${port}, forwarding to ${config.upstream.origin} as ${clientIdentity(credentials)}`)
-
-  process.on('SIGHUP', () => {
-    logger.info('SIGHUP: reloading certificates')
-    void app.reloader.reload('SIGHUP')
-  })
-  closeWithGrace({ delay: config.shutdownTimeoutMs + 5_000, logger }, async ({ signal, err }) => {
-    if (err) logger.error({ err }, 'fatal error, shutting down')
-    else logger.info({ signal }, `${signal}: shutting down (waiting up to ${config.shutdownTimeoutMs / 1000} s for requests in flight)`)
-    await app.close()
-    logger.info('stopped')
-  })
 }
 
 main(process.argv.slice(2)).catch((err: unknown) => {

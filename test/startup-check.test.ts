@@ -1,0 +1,61 @@
+// The handshake before serving: a server --cacert does not vouch for is a configuration error;
+// an unreachable one is not (a sidecar may start before the network does).
+import { createServer, type AddressInfo } from 'node:net'
+import { writeFile } from 'node:fs/promises'
+import t from 'tap'
+import { createCA, pkiWithFiles } from './helpers/pki.js'
+import { echoHandler, startUpstream } from './helpers/upstream.js'
+import { runCli, startCli } from './helpers/cli.js'
+import { get } from './helpers/http.js'
+import { startMtlsServer } from '../src/demo/api-server.js'
+
+const { pki, files } = await pkiWithFiles(t)
+const flags = (url: string) => ['--upstream', url, '--cacert', files.cacert, '--cert', files.cert, '--key', files.key]
+
+t.test('an upstream certificate from another CA stops the start: one line, exit 2', async (t) => {
+  const impostorCA = await createCA('impostor')
+  const impostor = await startMtlsServer({ clientCaPem: pki.ca.certPem, serverCert: await impostorCA.issue({ commonName: 'x', usage: 'server' }), handler: echoHandler })
+  t.teardown(() => impostor.close())
+  const result = await runCli([...flags(impostor.url), '--port', '0'])
+  t.equal(result.code, 2)
+  t.equal(result.stderr.trim().split('\n').length, 1)
+  t.match(result.stderr, /^mtls-proxy: upstream certificate is not signed by the CA in --cacert/)
+})
+
+t.test('an upstream certificate for another name stops the start and names the fix', async (t) => {
+  const other = await pki.ca.issue({ commonName: 'api', usage: 'server', dnsNames: ['api.internal'], ipAddresses: [] })
+  const server = await startMtlsServer({ clientCaPem: pki.ca.certPem, serverCert: other, handler: echoHandler })
+  t.teardown(() => server.close())
+  const result = await runCli([...flags(server.url), '--port', '0'])
+  t.equal(result.code, 2)
+  t.match(result.stderr, /^mtls-proxy: upstream certificate is not valid for the name '127\.0\.0\.1'; set --tls-server-name/)
+})
+
+t.test('an unreachable upstream: serves, not ready, and says so', async (t) => {
+  const probe = createServer()
+  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve))
+  const port = (probe.address() as AddressInfo).port
+  await new Promise((resolve) => probe.close(resolve))
+  const proxy = await startCli(t, flags(`https://127.0.0.1:${port}`))
+  t.ok(proxy.logs().some((l) => /upstream not reachable yet .*refused the connection.*serving anyway/.test(String(l.msg))))
+  t.equal((await get(`${proxy.url}/-/healthz`)).status, 200)
+  t.equal((await get(`${proxy.url}/-/readyz`)).status, 503)
+  proxy.child.kill('SIGTERM')
+  t.equal((await proxy.exited).code, 0)
+})
+
+t.test('at start: certificate validity logged, key permission warned; SIGHUP reloads', async (t) => {
+  const upstream = await startUpstream(t, pki, echoHandler)
+  await writeFile(`${files.key}.open`, pki.client.keyPem, { mode: 0o640 })
+  const proxy = await startCli(t, ['--upstream', upstream.url, '--cacert', files.cacert, '--cert', files.cert, '--key', `${files.key}.open`])
+  const logs = () => proxy.logs().map((l) => String(l.msg)).join('\n')
+  t.match(logs(), /is readable by group or others \(mode 0640\).*chmod 600/)
+  proxy.child.kill('SIGHUP')
+  const started = Date.now()
+  while (!/SIGHUP: reloading certificates/.test(logs()) && Date.now() - started < 5_000) await new Promise((r) => setTimeout(r, 25))
+  t.match(logs(), /SIGHUP: reloading certificates/)
+  t.match(logs(), /client certificate CN=demo-admin, O=system:masters valid until/)
+  t.equal((await get(`${proxy.url}/version`)).status, 200, 'still serving after SIGHUP')
+  proxy.child.kill('SIGTERM')
+  t.equal((await proxy.exited).code, 0)
+})
