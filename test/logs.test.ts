@@ -41,3 +41,16 @@ t.test('no key material, certificate PEM, Authorization or Cookie value in any l
     t.notOk(text.includes(needle), `logs do not contain ${needle.slice(0, 20)}`)
   }
 })
+
+t.test('an upstream 401 is logged with the hint that the certificate may have expired or been revoked', async (t) => {
+  const upstream = await startUpstream(t, pki, (req, res) => {
+    res.writeHead(req.url === '/version' ? 200 : 401, { 'content-type': 'application/json' })
+    res.end('{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"Unauthorized","reason":"Unauthorized","code":401}')
+  })
+  const proxy = await startProxy(t, upstream.url, files)
+  const res = await get(`${proxy.url}/api/v1/pods`)
+  t.equal(res.status, 401, 'the 401 itself passes through')
+  const hint = proxy.logs.find((l) => l.level === 40 && /401 Unauthorized: the client certificate may have expired or been revoked/.test(String(l.msg)))
+  t.ok(hint)
+  t.match(hint, { identity: 'CN=demo-admin, O=system:masters', url: '/api/v1/pods' })
+})

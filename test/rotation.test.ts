@@ -157,3 +157,23 @@ t.test('SIGHUP-style reload on demand, and an unchanged reload changes nothing',
   t.equal((await proxy.app.reloader.reload('SIGHUP')).outcome, 'unchanged')
   t.equal(await whoami(proxy.url), 'demo-admin')
 })
+
+t.test('a kubeconfig with -data fields, rewritten: the new identity is used', async (t) => {
+  const { pki, files } = await pkiWithFiles(t)
+  const { upstream } = await identityUpstream(t, pki)
+  const b64 = (s: string) => Buffer.from(s).toString('base64')
+  const kubeconfig = (cert: string, key: string) => [
+    'apiVersion: v1', 'kind: Config', 'current-context: c',
+    'clusters: [{name: k, cluster: {server: "' + upstream.url + '", certificate-authority-data: ' + b64(pki.ca.certPem) + '}}]',
+    'users: [{name: u, user: {client-certificate-data: ' + b64(cert) + ', client-key-data: ' + b64(key) + '}}]',
+    'contexts: [{name: c, context: {cluster: k, user: u}}]', '',
+  ].join('\n')
+  const file = join(files.dir, 'kubeconfig')
+  await writeFile(file, kubeconfig(pki.client.certPem, pki.client.keyPem), { mode: 0o600 })
+  const proxy = await startProxy(t, upstream.url, files, ['--kubeconfig', file, '--cacert', '', '--cert', '', '--key', ''])
+  t.equal(await whoami(proxy.url), 'demo-admin')
+  const rotated = await pki.ca.issue({ commonName: 'kubeconfig-rotated', usage: 'client' })
+  await writeFile(file, kubeconfig(rotated.certPem, rotated.keyPem))
+  const took = await until(async () => (await whoami(proxy.url)) === 'kubeconfig-rotated', 2_000)
+  t.ok(took <= 2_000, `new identity after ${took} ms`)
+})
