@@ -33,7 +33,7 @@ async function checkUpstream(config: Config, credentials: CredentialBundle, logg
     await probeServerCertificate({ url: config.upstream, serverName, insecure: config.insecureSkipTlsVerify, timeoutMs: config.connectTimeoutMs }, credentials)
   } catch (err) {
     const failure = describeUpstreamError(err, config.upstream, config.tlsServerName)
-    if (failure.cause === 'tls' && !/rejected our client certificate/.test(failure.message)) throw new UsageError(failure.message)
+    if (failure.misconfigured) throw new UsageError(failure.message)
     logger.warn({ upstream: config.upstream.origin, reason: failure.message }, `upstream not reachable yet (${failure.message}); serving anyway, not ready until it is`)
   }
 }

@@ -20,6 +20,8 @@ const TIMEOUTS = new Set(['UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 
 export interface UpstreamFailure extends Refusal {
   /** refused, tls, timeout, reset, dns or other: a small fixed set, for logs and metrics */
   cause: 'refused' | 'tls' | 'timeout' | 'reset' | 'dns' | 'other'
+  /** --cacert or the name does not fit the server: the user's settings must change, retrying will not help */
+  misconfigured?: true
 }
 
 /** The innermost error with a code: reply-from and undici wrap the one that matters. */
@@ -60,10 +62,10 @@ export function describeUpstreamError(err: unknown, upstream: URL, tlsServerName
         : `upstream ${where} did not answer in time (--response-timeout)`,
     }
   }
-  if (NOT_TRUSTED.has(code)) return bad('tls', `upstream certificate is not signed by the CA in --cacert (${code})`)
+  if (NOT_TRUSTED.has(code)) return { ...bad('tls', `upstream certificate is not signed by the CA in --cacert (${code})`), misconfigured: true }
   if (code === 'ERR_TLS_CERT_ALTNAME_INVALID') {
     const name = tlsServerName ?? upstream.hostname
-    return bad('tls', `upstream certificate is not valid for the name '${name}'; set --tls-server-name to a name it holds`)
+    return { ...bad('tls', `upstream certificate is not valid for the name '${name}'; set --tls-server-name to a name it holds`), misconfigured: true }
   }
   if (code === 'CERT_HAS_EXPIRED') return bad('tls', 'upstream certificate has expired')
   if (code === 'CERT_NOT_YET_VALID') return bad('tls', 'upstream certificate is not valid yet (check this machine\'s clock)')

@@ -4,17 +4,10 @@ import { pkiWithFiles } from './helpers/pki.js'
 import { echoHandler, startUpstream } from './helpers/upstream.js'
 import { startProxy } from './helpers/proxy.js'
 import { get } from './helpers/http.js'
+import { until } from './helpers/until.js'
 
 const { pki, files } = await pkiWithFiles(t)
 
-async function until(check: () => Promise<boolean>, timeoutMs: number): Promise<number> {
-  const started = Date.now()
-  while (Date.now() - started < timeoutMs) {
-    if (await check()) return Date.now() - started
-    await new Promise((r) => setTimeout(r, 50))
-  }
-  throw new Error(`condition not met within ${timeoutMs} ms`)
-}
 
 t.test('/-/healthz and /-/readyz are answered by the proxy, never forwarded', async (t) => {
   const upstream = await startUpstream(t, pki, echoHandler)

@@ -11,6 +11,7 @@ import { pkiWithFiles, type DemoPki } from './helpers/pki.js'
 import { startUpstream } from './helpers/upstream.js'
 import { startProxy } from './helpers/proxy.js'
 import { get } from './helpers/http.js'
+import { until } from './helpers/until.js'
 import type { ClientFiles } from '../src/demo/pki.js'
 
 /** An upstream that answers /whoami with the CN of the client certificate, and holds watches open. */
@@ -45,14 +46,6 @@ async function whoami(url: string): Promise<string> {
   return (await get(`${url}/whoami`)).json<{ cn: string }>().cn
 }
 
-async function until(check: () => Promise<boolean>, ms: number): Promise<number> {
-  const started = Date.now()
-  while (!(await check())) {
-    if (Date.now() - started > ms) throw new Error(`not within ${ms} ms`)
-    await new Promise((r) => setTimeout(r, 25))
-  }
-  return Date.now() - started
-}
 
 type Rotate = (files: ClientFiles, cert: string, key: string) => Promise<void>
 

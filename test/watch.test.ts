@@ -5,6 +5,7 @@ import t from 'tap'
 import { pkiWithFiles } from './helpers/pki.js'
 import { startUpstream } from './helpers/upstream.js'
 import { startProxy } from './helpers/proxy.js'
+import { until } from './helpers/until.js'
 
 const { pki, files } = await pkiWithFiles(t)
 
@@ -30,13 +31,6 @@ function nextLine(res: IncomingMessage): Promise<string> {
   return new Promise((resolve) => res.once('data', (d: Buffer) => resolve(d.toString())))
 }
 
-async function until(check: () => boolean, ms = 3_000): Promise<void> {
-  const started = Date.now()
-  while (!check()) {
-    if (Date.now() - started > ms) throw new Error('timed out waiting')
-    await new Promise((r) => setTimeout(r, 20))
-  }
-}
 
 t.test('watch events arrive one by one, as the upstream sends them', async (t) => {
   const { upstream, open } = await watchUpstream(t)
