@@ -91,9 +91,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
     logger,
     now,
     bundle: () => reloader.current,
-    serverCertificate: () => probeServerCertificate({
-      url: config.upstream, serverName: upstream.serverName, insecure: config.insecureSkipTlsVerify, timeoutMs: config.connectTimeoutMs,
-    }, reloader.current),
+    serverCertificate: () => probeServerCertificate(upstream.tlsOptions(), config.connectTimeoutMs),
   })
   const watches = new LongRunningResponses()
   let closing = false

@@ -7,6 +7,7 @@ import { helpText, isLoopback, loadConfig, type Config } from './config.js'
 import { clientIdentity, loadCredentials, type CredentialBundle } from './credentials.js'
 import { probeServerCertificate } from './server-probe.js'
 import { describeUpstreamError } from './upstream-error.js'
+import { upstreamTlsOptions } from './upstream.js'
 import { UsageError } from './errors.js'
 import { createLogger } from './logger.js'
 import { VERSION } from './version.js'
@@ -28,9 +29,8 @@ function fail(message: string): never {
  * before the network does, so the proxy serves, not ready, and keeps trying.
  */
 async function checkUpstream(config: Config, credentials: CredentialBundle, logger: Logger): Promise<void> {
-  const serverName = config.tlsServerName ?? config.upstream.hostname.replace(/^\[|\]$/g, '')
   try {
-    await probeServerCertificate({ url: config.upstream, serverName, insecure: config.insecureSkipTlsVerify, timeoutMs: config.connectTimeoutMs }, credentials)
+    await probeServerCertificate(upstreamTlsOptions({ ...config, url: config.upstream }, credentials), config.connectTimeoutMs)
   } catch (err) {
     const failure = describeUpstreamError(err, config.upstream, config.tlsServerName)
     if (failure.misconfigured) throw new UsageError(failure.message)

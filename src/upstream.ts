@@ -4,6 +4,17 @@ import { isIP } from 'node:net'
 import { Agent, type Dispatcher } from 'undici'
 import type { CredentialBundle } from './credentials.js'
 
+export interface TlsConnectOptions {
+  host: string
+  port: number
+  ca: string | undefined
+  cert: string
+  key: string
+  rejectUnauthorized: boolean
+  servername?: string
+  ALPNProtocols: string[]
+}
+
 export interface UpstreamOptions {
   url: URL
   tlsServerName: string | undefined
@@ -11,6 +22,26 @@ export interface UpstreamOptions {
   /** 0: no limit */
   responseTimeoutMs: number
   insecureSkipTlsVerify: boolean
+}
+
+/** How every connection to the upstream is made: pooled, tunnels and probes alike. */
+export function upstreamTlsOptions(
+  options: Pick<UpstreamOptions, 'url' | 'tlsServerName' | 'insecureSkipTlsVerify'>,
+  credentials: CredentialBundle,
+): TlsConnectOptions {
+  const host = options.url.hostname.replace(/^\[|\]$/g, '')
+  return {
+    host,
+    port: Number(options.url.port || 443),
+    ca: credentials.caPem,
+    cert: credentials.certPem,
+    key: credentials.keyPem,
+    // Verify unless the user said --insecure-skip-tls-verify: the server must present a certificate from --cacert for this name.
+    rejectUnauthorized: !options.insecureSkipTlsVerify,
+    // The name checked is --tls-server-name when set, else the host (SNI takes no IP; an IP is checked against IP SANs).
+    ...(options.tlsServerName ? { servername: options.tlsServerName } : isIP(host) ? {} : { servername: host }),
+    ALPNProtocols: ['http/1.1'],
+  }
 }
 
 // Idle pooled connections live this long. Long enough that bursts of calls reuse one TLS
@@ -24,6 +55,7 @@ export class Upstream {
   readonly headersTimeout: number
   readonly bodyTimeout = 0
   #agent: Agent
+  #credentials: CredentialBundle
   readonly #options: UpstreamOptions
 
   constructor(options: UpstreamOptions, credentials: CredentialBundle) {
@@ -31,6 +63,7 @@ export class Upstream {
     this.url = options.url
     this.origin = options.url.origin
     this.headersTimeout = options.responseTimeoutMs
+    this.#credentials = credentials
     this.#agent = this.#createAgent(credentials)
   }
 
@@ -39,9 +72,13 @@ export class Upstream {
     return this.#options.tlsServerName ?? this.url.hostname.replace(/^\[|\]$/g, '')
   }
 
+  /** For connections made outside the pool (upgrade tunnels): the current credentials, the same checks. */
+  tlsOptions(): TlsConnectOptions {
+    return upstreamTlsOptions(this.#options, this.#credentials)
+  }
+
   #createAgent(credentials: CredentialBundle): Agent {
-    const { tlsServerName, connectTimeoutMs, responseTimeoutMs, insecureSkipTlsVerify } = this.#options
-    const host = this.url.hostname.replace(/^\[|\]$/g, '')
+    const { connectTimeoutMs, responseTimeoutMs } = this.#options
     return new Agent({
       // No cap on connections: every open watch holds one, and a cap would queue new requests behind them.
       connections: null,
@@ -51,13 +88,7 @@ export class Upstream {
       headersTimeout: responseTimeoutMs,
       bodyTimeout: 0,
       connect: {
-        ca: credentials.caPem,
-        cert: credentials.certPem,
-        key: credentials.keyPem,
-        // Verify unless the user said --insecure-skip-tls-verify: the server must present a certificate from --cacert for this name.
-        rejectUnauthorized: !insecureSkipTlsVerify,
-        ...(tlsServerName ? { servername: tlsServerName } : isIP(host) ? {} : { servername: host }),
-        ALPNProtocols: ['http/1.1'],
+        ...upstreamTlsOptions(this.#options, credentials),
         timeout: connectTimeoutMs,
       },
     })
@@ -69,6 +100,7 @@ export class Upstream {
    */
   replace(credentials: CredentialBundle): void {
     const old = this.#agent
+    this.#credentials = credentials
     this.#agent = this.#createAgent(credentials)
     void old.close()
   }
