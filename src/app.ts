@@ -1,6 +1,7 @@
 // buildApp: the proxy as a Fastify instance. It never listens and never exits; the CLI does.
 import type { IncomingHttpHeaders, IncomingMessage } from 'node:http'
 import type { Socket } from 'node:net'
+import type { Duplex } from 'node:stream'
 import proxy from '@fastify/http-proxy'
 import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
 import type { Logger } from 'pino'
@@ -15,6 +16,7 @@ import { ExpiryMonitor } from './expiry.js'
 import { CertificateReloader } from './reloader.js'
 import { probeServerCertificate } from './server-probe.js'
 import { Upstream } from './upstream.js'
+import { Tunnels } from './upgrade.js'
 import { describeUpstreamError } from './upstream-error.js'
 
 export interface AppDeps {
@@ -27,6 +29,7 @@ export interface AppDeps {
 export interface App extends FastifyInstance {
   readiness: Readiness
   upstream: Upstream
+  tunnels: Tunnels
   reloader: CertificateReloader
   expiry: ExpiryMonitor
 }
@@ -95,6 +98,19 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
   })
   const watches = new LongRunningResponses()
   let closing = false
+  // Who may use the proxy: one decision for ordinary requests and upgrade tunnels alike.
+  const admit = (target: string, req: IncomingMessage): Refusal | undefined =>
+    checkRequest(target, req.headers.host, hosts) ??
+    (closing ? { code: 503, reason: 'ServiceUnavailable', message: 'mtls-proxy is shutting down' } : undefined)
+  const tunnels = new Tunnels({
+    upstream,
+    logger,
+    admit,
+    connectTimeoutMs: config.connectTimeoutMs,
+    responseTimeoutMs: config.responseTimeoutMs,
+    keepAliveMs: config.keepAliveMs,
+    accessLog: config.accessLog,
+  })
 
   const app = Fastify({
     loggerInstance: logger,
@@ -109,6 +125,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
   }) as unknown as App
   app.decorate('readiness', readiness)
   app.decorate('upstream', upstream)
+  app.decorate('tunnels', tunnels)
   app.decorate('reloader', reloader)
   app.decorate('expiry', expiry)
 
@@ -138,14 +155,15 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
 
   app.addHook('onRequest', async (request, reply) => {
     // originalUrl: the target before rewriteUrl turned an absolute-form target into a path.
-    const refusal = checkRequest(request.originalUrl, request.headers.host, hosts) ?? (closing ? {
-      code: 503, reason: 'ServiceUnavailable', message: 'mtls-proxy is shutting down',
-    } : undefined)
+    const refusal = admit(request.originalUrl, request.raw)
     if (refusal) {
       if (closing) reply.header('connection', 'close')
       return sendRefusal(reply, refusal)
     }
   })
+
+  // exec, attach, cp and port-forward: Node hands `Connection: Upgrade` requests to this event, past Fastify.
+  app.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => tunnels.handle(req, socket, head))
 
   app.setErrorHandler((err: Error & { statusCode?: number }, request, reply) => {
     const code = err.statusCode && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : 500
@@ -240,12 +258,16 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
     closing = true
     // Watches never finish on their own; end them so they do not hold shutdown for the whole grace period.
     watches.endAll()
-    // Whatever is still running after the grace period is cut off.
-    const timer = setTimeout(() => app.server.closeAllConnections(), config.shutdownTimeoutMs)
+    // Whatever is still running after the grace period is cut off, open tunnels included.
+    const timer = setTimeout(() => {
+      app.server.closeAllConnections()
+      tunnels.destroyAll()
+    }, config.shutdownTimeoutMs)
     timer.unref()
     app.server.once('close', () => clearTimeout(timer))
   })
   app.addHook('onClose', async () => {
+    tunnels.destroyAll()
     expiry.stop()
     await reloader.stop()
     await readiness.stop()

@@ -41,6 +41,8 @@ export interface Config {
   /** 0: no limit */
   responseTimeoutMs: number
   shutdownTimeoutMs: number
+  /** 0: off */
+  keepAliveMs: number
   probePath: string
   probeIntervalMs: number
 }
@@ -237,6 +239,7 @@ function validate(raw: RawSettings, cwd: string): Config {
     connectTimeoutMs: seconds(raw, 'connect-timeout', { allowZero: false }),
     responseTimeoutMs: seconds(raw, 'response-timeout', { allowZero: true }),
     shutdownTimeoutMs: seconds(raw, 'shutdown-timeout', { allowZero: true }),
+    keepAliveMs: seconds(raw, 'keepalive', { allowZero: true }),
     probePath,
     probeIntervalMs: seconds(raw, 'probe-interval', { allowZero: false }),
   }

@@ -1,0 +1,194 @@
+// Tunnels for `Connection: Upgrade` requests: kubectl exec, attach, cp and port-forward, over
+// WebSocket (v5.channel.k8s.io, SPDY/3.1+portforward.k8s.io, …) or the older `Upgrade: SPDY/3.1`
+// on a POST. Fastify never sees these: Node hands them to the server's 'upgrade' event.
+import { request as httpsRequest } from 'node:https'
+import type { IncomingMessage } from 'node:http'
+import type { Socket } from 'node:net'
+import type { Duplex } from 'node:stream'
+import type { Logger } from 'pino'
+import { originForm } from './guard.js'
+import { rawStatusResponse, type Refusal } from './status.js'
+import type { Upstream } from './upstream.js'
+import { describeUpstreamError } from './upstream-error.js'
+
+export interface TunnelOptions {
+  upstream: Upstream
+  logger: Logger
+  /** the same admission decision as ordinary requests; a Refusal is answered and the socket closed */
+  admit: (target: string, req: IncomingMessage) => Refusal | undefined
+  connectTimeoutMs: number
+  /** 0: no limit */
+  responseTimeoutMs: number
+  /** TCP keep-alive probes on both sides of an open tunnel; 0 turns them off */
+  keepAliveMs: number
+  accessLog: boolean
+}
+
+// Hop-by-hop headers of the caller's request, except the two that ask for the upgrade itself.
+const DROP = new Set([
+  'host', 'authorization', 'proxy-authorization', 'proxy-connection', 'keep-alive', 'te', 'trailer',
+  'transfer-encoding', 'forwarded', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'expect', 'connection',
+])
+
+// A non-101 answer is relayed whole; it is an error page, not a stream.
+const MAX_REFUSAL_BODY = 1024 * 1024
+
+function forwardedHeaders(req: IncomingMessage, host: string): Record<string, string | string[]> {
+  const named = String(req.headers.connection ?? '').toLowerCase().split(',').map((t) => t.trim())
+  const out: Record<string, string | string[]> = { host }
+  const raw = req.rawHeaders
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!.toLowerCase()
+    if (DROP.has(name) || name.startsWith('proxy-') || (named.includes(name) && name !== 'upgrade')) continue
+    // Repeated headers (X-Stream-Protocol-Version, Sec-WebSocket-Protocol) stay separate lines, in order.
+    const value = raw[i + 1]!
+    const existing = out[name]
+    out[name] = existing === undefined ? value : Array.isArray(existing) ? [...existing, value] : [existing, value]
+  }
+  out.connection = 'Upgrade'
+  out['x-forwarded-for'] = req.socket.remoteAddress ?? ''
+  out['x-forwarded-proto'] = 'http'
+  return out
+}
+
+// Framing headers of a refused upgrade's answer, replaced by ours since we relay it whole.
+const RELAY_DROP = new Set(['connection', 'keep-alive', 'transfer-encoding', 'content-length', 'upgrade'])
+
+function headBlock(statusCode: number, statusMessage: string, rawHeaders: string[]): string {
+  const lines = [`HTTP/1.1 ${statusCode} ${statusMessage}`]
+  for (let i = 0; i < rawHeaders.length; i += 2) lines.push(`${rawHeaders[i]}: ${rawHeaders[i + 1]}`)
+  return `${lines.join('\r\n')}\r\n\r\n`
+}
+
+export class Tunnels {
+  readonly #opts: TunnelOptions
+  readonly #open = new Set<Duplex>()
+
+  constructor(opts: TunnelOptions) {
+    this.#opts = opts
+  }
+
+  get size(): number {
+    return this.#open.size
+  }
+
+  /** Cuts every open tunnel (after the shutdown grace period). */
+  destroyAll(): void {
+    for (const socket of this.#open) socket.destroy()
+  }
+
+  handle(req: IncomingMessage, client: Duplex, head: Buffer): void {
+    const { upstream, logger, admit, accessLog } = this.#opts
+    const started = process.hrtime.bigint()
+    const target = req.url ?? '/'
+    let status = 0
+    let error: string | undefined
+    client.on('error', () => client.destroy())
+    this.#open.add(client)
+    client.once('close', () => {
+      this.#open.delete(client)
+      if (!accessLog) return
+      const socket = client as Socket
+      logger.info({
+        method: req.method, url: target, status, upgrade: req.headers.upgrade,
+        ms: Math.round(Number(process.hrtime.bigint() - started) / 1e5) / 10,
+        bytesIn: socket.bytesRead, bytesOut: socket.bytesWritten,
+        ...(error ? { error } : {}),
+      }, 'request')
+    })
+
+    const refusal = admit(target, req)
+    if (refusal) {
+      status = refusal.code
+      client.end(rawStatusResponse(refusal))
+      return
+    }
+
+    const tls = upstream.tlsOptions()
+    const path = upstream.url.pathname.replace(/\/$/, '') + originForm(target)
+    const outgoing = httpsRequest({ ...tls, method: req.method, path, headers: forwardedHeaders(req, upstream.url.host), agent: false })
+    const fail = (err: unknown) => {
+      const failure = describeUpstreamError(err, upstream.url, tls.servername)
+      status = failure.code
+      error = failure.message
+      if (client.writable) client.end(rawStatusResponse(failure))
+      else client.destroy()
+    }
+    // Connecting, then waiting for the answer, are each timed; an open tunnel never is.
+    let timer = setTimeout(() => outgoing.destroy(Object.assign(new Error('connect timeout'), { code: 'UND_ERR_CONNECT_TIMEOUT' })), this.#opts.connectTimeoutMs)
+    outgoing.once('socket', (socket) => socket.once('secureConnect', () => {
+      clearTimeout(timer)
+      if (this.#opts.responseTimeoutMs > 0) {
+        timer = setTimeout(() => outgoing.destroy(Object.assign(new Error('no answer'), { code: 'UND_ERR_HEADERS_TIMEOUT' })), this.#opts.responseTimeoutMs)
+      }
+    }))
+    // The caller gave up before the upstream answered.
+    const abandon = () => outgoing.destroy()
+    client.once('close', abandon)
+    outgoing.on('error', (err) => {
+      clearTimeout(timer)
+      fail(err)
+    })
+
+    outgoing.on('upgrade', (res, upstreamSocket, upstreamHead) => {
+      clearTimeout(timer)
+      client.removeListener('close', abandon)
+      status = 101
+      this.#open.add(upstreamSocket)
+      upstreamSocket.once('close', () => this.#open.delete(upstreamSocket))
+      client.write(headBlock(101, res.statusMessage ?? 'Switching Protocols', res.rawHeaders))
+      this.#pipe(client, head, upstreamSocket, upstreamHead)
+    })
+
+    outgoing.on('response', (res) => {
+      clearTimeout(timer)
+      status = res.statusCode ?? 502
+      const chunks: Buffer[] = []
+      let size = 0
+      res.on('data', (chunk: Buffer) => {
+        size += chunk.length
+        if (size <= MAX_REFUSAL_BODY) chunks.push(chunk)
+      })
+      res.on('end', () => {
+        const body = Buffer.concat(chunks)
+        const raw = res.rawHeaders
+        const kept: string[] = []
+        for (let i = 0; i < raw.length; i += 2) {
+          if (!RELAY_DROP.has(raw[i]!.toLowerCase())) kept.push(raw[i]!, raw[i + 1]!)
+        }
+        kept.push('Content-Length', String(body.length), 'Connection', 'close')
+        client.end(Buffer.concat([Buffer.from(headBlock(status, res.statusMessage ?? '', kept)), body]))
+      })
+      res.on('error', fail)
+    })
+    outgoing.end()
+  }
+
+  #pipe(client: Duplex, clientHead: Buffer, upstreamSocket: Duplex, upstreamHead: Buffer): void {
+    const keepAlive = this.#opts.keepAliveMs
+    for (const s of [client, upstreamSocket] as Socket[]) {
+      s.setTimeout?.(0)
+      s.setNoDelay?.(true)
+      if (keepAlive > 0) s.setKeepAlive?.(true, keepAlive)
+    }
+    if (upstreamHead.length > 0) client.write(upstreamHead)
+    if (clientHead.length > 0) upstreamSocket.write(clientHead)
+    // pipe() ends the other side when one side ends (half-close passes through); an error ends both.
+    client.pipe(upstreamSocket)
+    upstreamSocket.pipe(client)
+    const destroyBoth = () => {
+      client.destroy()
+      upstreamSocket.destroy()
+    }
+    client.on('error', destroyBoth)
+    upstreamSocket.on('error', destroyBoth)
+    // When one side is gone, the other gets what is still buffered for it, then is closed too.
+    const closeAfterFlush = (other: Duplex) => () => {
+      other.end()
+      if (other.writableFinished) other.destroy()
+      else other.once('finish', () => other.destroy())
+    }
+    client.once('close', closeAfterFlush(upstreamSocket))
+    upstreamSocket.once('close', closeAfterFlush(client))
+  }
+}

@@ -1,0 +1,59 @@
+// A fake API server that accepts upgrades the way kube-apiserver does: WebSocket with the
+// Kubernetes channel subprotocols, and SPDY/3.1 on a POST. It echoes whatever it is sent.
+import { createHash } from 'node:crypto'
+import type { IncomingMessage } from 'node:http'
+import type { Duplex } from 'node:stream'
+import type { TLSSocket } from 'node:tls'
+import { WebSocketServer } from 'ws'
+import type { DemoPki } from '../../src/demo/pki.js'
+import type { Teardown } from './pki.js'
+import { startUpstream } from './upstream.js'
+
+export interface SeenUpgrade {
+  url: string
+  method: string
+  headers: IncomingMessage['headers']
+  rawHeaders: string[]
+  cn: string | undefined
+}
+
+export const SUBPROTOCOLS = ['v5.channel.k8s.io', 'v4.channel.k8s.io']
+
+export async function startTunnelUpstream(t: Teardown, pki: DemoPki) {
+  const upgrades: SeenUpgrade[] = []
+  const sockets = new Set<Duplex>()
+  const wss = new WebSocketServer({
+    noServer: true,
+    handleProtocols: (offered) => SUBPROTOCOLS.find((p) => offered.has(p)) ?? false,
+  })
+  const upstream = await startUpstream(t, pki, (_req, res) => { res.writeHead(200); res.end('{}') })
+  upstream.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    upgrades.push({ url: req.url ?? '', method: req.method ?? '', headers: req.headers, rawHeaders: req.rawHeaders, cn: (req.socket as TLSSocket).getPeerCertificate().subject?.CN as string | undefined })
+    sockets.add(socket)
+    socket.once('close', () => sockets.delete(socket))
+    if (req.url?.includes('forbidden')) {
+      const body = '{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"pods \\"web\\" is forbidden: cannot exec","reason":"Forbidden","code":403}'
+      socket.end(`HTTP/1.1 403 Forbidden\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`)
+      return
+    }
+    // 'SPDY/3.1+portforward.k8s.io' is no valid token for the ws library, so that one is answered by hand.
+    if (String(req.headers['sec-websocket-protocol']).includes('SPDY/3.1+portforward.k8s.io')) {
+      const accept = createHash('sha1').update(`${req.headers['sec-websocket-key']}258EAFA5-E914-47DA-95CA-C5AB0DC85B11`).digest('base64')
+      socket.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\nSec-WebSocket-Protocol: SPDY/3.1+portforward.k8s.io\r\n\r\n`)
+      socket.pipe(socket)
+      return
+    }
+    if (String(req.headers.upgrade).toLowerCase() === 'spdy/3.1') {
+      socket.write('HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: SPDY/3.1\r\nX-Stream-Protocol-Version: v4.channel.k8s.io\r\n\r\n')
+      socket.pipe(socket)
+      return
+    }
+    wss.handleUpgrade(req, socket, head, (ws) => {
+      ws.on('message', (data, isBinary) => ws.send(data, { binary: isBinary }))
+      // The test asks the server to hang up first by sending "bye".
+      ws.on('message', (data) => { if (String(data) === 'bye') ws.close(1000, 'done') })
+    })
+  })
+  t.teardown(() => { for (const s of sockets) s.destroy(); wss.close() })
+  return { upstream, upgrades, sockets }
+}

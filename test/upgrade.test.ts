@@ -1,0 +1,184 @@
+// exec, attach, cp and port-forward through the proxy: upgrade tunnels over mutual TLS.
+import { connect, type Socket } from 'node:net'
+import { writeFile } from 'node:fs/promises'
+import t from 'tap'
+import WebSocket from 'ws'
+import { pkiWithFiles } from './helpers/pki.js'
+import { startProxy } from './helpers/proxy.js'
+import { rawRequest, statusLine } from './helpers/http.js'
+import { SUBPROTOCOLS, startTunnelUpstream } from './helpers/tunnel-upstream.js'
+import { until } from './helpers/until.js'
+
+const EXEC = '/api/v1/namespaces/default/pods/web/exec?command=sh&command=-c&command=echo%20hi&container=app&stdin=true&stdout=true&stderr=true'
+
+function openWs(url: string, headers: Record<string, string> = {}): Promise<WebSocket> {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(url, SUBPROTOCOLS, { headers })
+    ws.once('open', () => resolve(ws))
+    ws.once('error', reject)
+    ws.once('unexpected-response', (_req, res) => reject(Object.assign(new Error(`HTTP ${res.statusCode}`), { statusCode: res.statusCode })))
+  })
+}
+
+function echo(ws: WebSocket, data: Buffer): Promise<Buffer> {
+  return new Promise((resolve) => {
+    ws.once('message', (d) => resolve(d as Buffer))
+    ws.send(data, { binary: true })
+  })
+}
+
+t.test('WebSocket exec: v5.channel.k8s.io negotiated, binary frames both ways, headers as kubectl needs them', async (t) => {
+  const { pki, files } = await pkiWithFiles(t)
+  const { upstream, upgrades } = await startTunnelUpstream(t, pki)
+  const proxy = await startProxy(t, upstream.url, files)
+  const ws = await openWs(`ws://127.0.0.1:${proxy.port}${EXEC}`, { authorization: 'Bearer someone-elses', 'impersonate-user': 'jane', 'x-custom': 'kept' })
+  t.equal(ws.protocol, 'v5.channel.k8s.io', 'subprotocol negotiated end to end')
+  for (const size of [1, 1000, 200_000]) {
+    const frame = Buffer.alloc(size, 7)
+    frame[0] = 1 // channel 1: stdout
+    t.same(await echo(ws, frame), frame, `${size}-byte binary frame echoed`)
+  }
+  const seen = upgrades[0]!
+  t.equal(seen.url, EXEC, 'path and query byte-exact')
+  t.equal(seen.method, 'GET')
+  t.equal(seen.headers.host, `127.0.0.1:${upstream.port}`)
+  t.equal(seen.headers.authorization, undefined, 'the caller\'s Authorization is dropped')
+  t.equal(seen.headers['impersonate-user'], 'jane')
+  t.equal(seen.headers['x-custom'], 'kept')
+  t.equal(seen.headers['sec-websocket-protocol'], SUBPROTOCOLS.join(','), 'the full subprotocol list, exactly as sent')
+  t.ok(seen.headers['sec-websocket-key'], 'Sec-WebSocket-Key kept')
+  t.equal(seen.headers['sec-websocket-version'], '13')
+  t.equal(seen.headers.upgrade, 'websocket')
+  t.equal(seen.headers['x-forwarded-for'], '127.0.0.1')
+  t.equal(seen.cn, 'demo-admin', 'the tunnel carries our client certificate')
+  ws.close()
+  await until(() => proxy.app.tunnels.size === 0)
+  const line = proxy.logs.find((l) => l.msg === 'request' && l.upgrade === 'websocket')
+  t.match(line, { method: 'GET', status: 101, url: EXEC }, 'logged like a request')
+})
+
+t.test('SPDY/3.1 on a POST: 101 relayed with X-Stream-Protocol-Version, raw bytes echoed', async (t) => {
+  const { pki, files } = await pkiWithFiles(t)
+  const { upstream, upgrades } = await startTunnelUpstream(t, pki)
+  const proxy = await startProxy(t, upstream.url, files)
+  const socket = connect(proxy.port, '127.0.0.1')
+  await new Promise((r) => socket.once('connect', r))
+  socket.write([
+    `POST ${EXEC} HTTP/1.1`, `Host: localhost:${proxy.port}`, 'Connection: Upgrade', 'Upgrade: SPDY/3.1',
+    'X-Stream-Protocol-Version: v4.channel.k8s.io', 'X-Stream-Protocol-Version: v3.channel.k8s.io', 'X-Stream-Protocol-Version: v2.channel.k8s.io',
+    'Content-Length: 0', '', '',
+  ].join('\r\n'))
+  let received = Buffer.alloc(0)
+  socket.on('data', (d: Buffer) => { received = Buffer.concat([received, d]) })
+  await until(() => received.includes('\r\n\r\n'))
+  const head = received.subarray(0, received.indexOf('\r\n\r\n') + 4).toString()
+  t.match(head, /^HTTP\/1\.1 101 Switching Protocols\r\n/)
+  t.match(head, /X-Stream-Protocol-Version: v4\.channel\.k8s\.io/)
+  t.match(head, /Upgrade: SPDY\/3\.1/)
+  received = Buffer.alloc(0)
+  const payload = Buffer.from([0x80, 0x03, 0x00, 0x01, 0, 0, 0, 4, 1, 2, 3, 4])
+  socket.write(payload)
+  await until(() => received.length >= payload.length)
+  t.same(received, payload, 'raw SPDY bytes echoed')
+  t.same(upgrades[0]!.rawHeaders.filter((_, i, a) => i % 2 === 1 && a[i - 1]!.toLowerCase() === 'x-stream-protocol-version'),
+    ['v4.channel.k8s.io', 'v3.channel.k8s.io', 'v2.channel.k8s.io'], 'every X-Stream-Protocol-Version, in order')
+  t.equal(upgrades[0]!.method, 'POST')
+  socket.destroy()
+})
+
+t.test('port-forward over WebSocket: SPDY/3.1+portforward.k8s.io negotiated, bytes relayed (raw client)', async (t) => {
+  const { pki, files } = await pkiWithFiles(t)
+  const { upstream, upgrades } = await startTunnelUpstream(t, pki)
+  const proxy = await startProxy(t, upstream.url, files)
+  const socket = connect(proxy.port, '127.0.0.1')
+  await new Promise((r) => socket.once('connect', r))
+  socket.write([
+    'GET /api/v1/namespaces/default/pods/web/portforward?ports=8080 HTTP/1.1', `Host: 127.0.0.1:${proxy.port}`, 'Connection: Upgrade', 'Upgrade: websocket',
+    'Sec-WebSocket-Version: 13', 'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==', 'Sec-WebSocket-Protocol: SPDY/3.1+portforward.k8s.io', '', '',
+  ].join('\r\n'))
+  let received = Buffer.alloc(0)
+  socket.on('data', (d: Buffer) => { received = Buffer.concat([received, d]) })
+  await until(() => received.includes('\r\n\r\n'))
+  const head = received.subarray(0, received.indexOf('\r\n\r\n') + 4).toString()
+  t.match(head, /^HTTP\/1\.1 101 /)
+  t.match(head, /Sec-WebSocket-Protocol: SPDY\/3\.1\+portforward\.k8s\.io/)
+  t.match(head, /Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK\+xOo=/)
+  t.equal(upgrades[0]!.headers['sec-websocket-protocol'], 'SPDY/3.1+portforward.k8s.io')
+  received = Buffer.alloc(0)
+  const bytes = Buffer.from([0x82, 0x04, 0x00, 0x1f, 0x90, 0x00]) // a binary frame: stream 0, port 8080
+  socket.write(bytes)
+  await until(() => received.length >= bytes.length)
+  t.same(received, bytes, 'bytes relayed both ways')
+  socket.destroy()
+})
+
+t.test('a refused upgrade: the upstream\'s 403 Status is relayed and the connection closed', async (t) => {
+  const { pki, files } = await pkiWithFiles(t)
+  const { upstream } = await startTunnelUpstream(t, pki)
+  const proxy = await startProxy(t, upstream.url, files)
+  const answer = await rawRequest(proxy.port, [`GET /api/v1/namespaces/default/pods/forbidden/exec?command=ls HTTP/1.1`, 'Host: localhost',
+    'Connection: Upgrade', 'Upgrade: websocket', 'Sec-WebSocket-Version: 13', 'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==', 'Sec-WebSocket-Protocol: v5.channel.k8s.io', '', ''].join('\r\n'))
+  t.equal(statusLine(answer), 403)
+  t.match(answer, /Content-Length: \d+/)
+  t.match(answer, /Connection: close/)
+  t.match(answer, /"message":"pods \\"web\\" is forbidden: cannot exec"/)
+})
+
+t.test('an unreachable upstream: 502 Status before any 101', async (t) => {
+  const { pki, files } = await pkiWithFiles(t)
+  const { upstream } = await startTunnelUpstream(t, pki)
+  const proxy = await startProxy(t, upstream.url, files)
+  await upstream.close()
+  const answer = await rawRequest(proxy.port, [`GET ${EXEC} HTTP/1.1`, 'Host: localhost', 'Connection: Upgrade', 'Upgrade: websocket', '', ''].join('\r\n'))
+  t.equal(statusLine(answer), 502)
+  t.match(answer, /"kind":"Status"/)
+  t.match(answer, /refused the connection/)
+})
+
+t.test('the guard applies to upgrades: a foreign Host never reaches the upstream', async (t) => {
+  const { pki, files } = await pkiWithFiles(t)
+  const { upstream, upgrades } = await startTunnelUpstream(t, pki)
+  const proxy = await startProxy(t, upstream.url, files)
+  const answer = await rawRequest(proxy.port, [`GET ${EXEC} HTTP/1.1`, 'Host: evil.example', 'Connection: Upgrade', 'Upgrade: websocket', '', ''].join('\r\n'))
+  t.equal(statusLine(answer), 403)
+  t.match(answer, /Host 'evil\.example' is not accepted/)
+  await t.rejects(openWs(`ws://127.0.0.1:${proxy.port}${EXEC}`, { host: 'rebound.example:8001' }), { message: 'HTTP 403' })
+  t.equal(upgrades.length, 0)
+})
+
+t.test('client closes first, or upstream closes first: no socket left open', async (t) => {
+  const { pki, files } = await pkiWithFiles(t)
+  const { upstream, sockets } = await startTunnelUpstream(t, pki)
+  const proxy = await startProxy(t, upstream.url, files)
+
+  const first = await openWs(`ws://127.0.0.1:${proxy.port}${EXEC}`)
+  await echo(first, Buffer.from('x'))
+  ;(first as unknown as { _socket: Socket })._socket.destroy() // the client vanishes without a close frame
+  await until(() => sockets.size === 0 && proxy.app.tunnels.size === 0)
+  t.pass('client gone: the upstream socket and the tunnel are closed')
+
+  const second = await openWs(`ws://127.0.0.1:${proxy.port}${EXEC}`)
+  const closed = new Promise<number>((resolve) => second.once('close', (code) => resolve(code)))
+  second.send('bye')
+  t.equal(await closed, 1000, 'the upstream\'s close frame reaches the client')
+  await until(() => sockets.size === 0 && proxy.app.tunnels.size === 0)
+  t.pass('upstream gone: both sockets closed')
+})
+
+t.test('a rotated certificate is used by the next tunnel while an old tunnel keeps going', async (t) => {
+  const { pki, files } = await pkiWithFiles(t)
+  const { upstream, upgrades } = await startTunnelUpstream(t, pki)
+  const proxy = await startProxy(t, upstream.url, files)
+  const old = await openWs(`ws://127.0.0.1:${proxy.port}${EXEC}`)
+  t.equal(upgrades[0]!.cn, 'demo-admin')
+  const rotated = await pki.ca.issue({ commonName: 'rotated-admin', usage: 'client' })
+  await writeFile(files.key, rotated.keyPem)
+  await writeFile(files.cert, rotated.certPem)
+  t.equal((await proxy.app.reloader.reload('test')).outcome, 'reloaded')
+  const fresh = await openWs(`ws://127.0.0.1:${proxy.port}${EXEC}`)
+  t.equal(upgrades.at(-1)!.cn, 'rotated-admin', 'the next tunnel uses the new certificate')
+  t.same(await echo(old, Buffer.from('still here')), Buffer.from('still here'), 'the old tunnel keeps going')
+  t.same(await echo(fresh, Buffer.from('new')), Buffer.from('new'))
+  old.close()
+  fresh.close()
+})
