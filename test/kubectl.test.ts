@@ -52,3 +52,24 @@ t.test('kubectl --server http://127.0.0.1:PORT get pods prints the pods', { skip
   const down = await k('get', 'pods').then(() => undefined, (err: { stderr: string }) => err.stderr)
   t.match(down, /upstream 127\.0\.0\.1:\d+ refused the connection/, 'kubectl prints the proxy\'s Status message when the upstream is down')
 })
+
+t.test('kubectl exec POD -- CMD through the proxy: output and exit status over the v5 channel protocol', { skip: kubectl ? false : 'kubectl.1.32 not found beside a kubectl on PATH' }, async (t) => {
+  const { pki, files } = await pkiWithFiles(t)
+  const api = await startDemoUpstream(t, pki)
+  const proxy = await startProxy(t, api.url, files)
+  const home = await mkdtemp(join(tmpdir(), 'mtls-proxy-kubectl-'))
+  t.teardown(() => rm(home, { recursive: true, force: true }))
+  const env = { PATH: process.env.PATH, HOME: home, KUBECONFIG: join(home, 'no-kubeconfig') }
+  const k = (...args: string[]) => run(kubectl!, ['--server', proxy.url, '--cache-dir', join(home, 'cache'), ...args], { env, timeout: 30_000 })
+
+  const hello = await k('exec', 'web-7d4b9c6f5-abcde', '--', 'echo', 'hello', 'through', 'mtls-proxy')
+  t.equal(hello.stdout, 'hello through mtls-proxy\n', 'stdout arrives on channel 1')
+  const host = await k('exec', 'db-0', '-c', 'app', '--', 'hostname')
+  t.equal(host.stdout, 'db-0\n')
+  const failed = await k('exec', 'db-0', '--', 'sh', '-c', 'exit 3').then(() => ({ code: 0, stderr: '' }), (err: { code: number; stderr: string }) => err)
+  t.equal(failed.code, 3, 'kubectl exits with the command\'s exit status (Status on channel 3)')
+  t.match(failed.stderr, /command terminated with exit code 3/)
+  const tunnels = proxy.logs.filter((l) => l.msg === 'request' && l.upgrade === 'websocket')
+  t.ok(tunnels.length >= 3, 'each exec went through an upgrade tunnel')
+  t.ok(tunnels.every((l) => l.status === 101))
+})

@@ -4,6 +4,8 @@ import { randomUUID } from 'node:crypto'
 import { createServer, type Server } from 'node:https'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
+import type { Duplex } from 'node:stream'
+import { WebSocketServer, type WebSocket } from 'ws'
 import type { DemoPki, KeyPairPem } from './pki.js'
 
 export type Handler = (req: IncomingMessage, res: ServerResponse) => void
@@ -154,6 +156,17 @@ export async function startDemoApiServer(pki: DemoPki, opts: { host?: string; po
   }
 
   const base = await startMtlsServer({ clientCaPem: pki.ca.certPem, serverCert: pki.server, handler, ...opts })
+  const wss = new WebSocketServer({ noServer: true, handleProtocols: (offered) => EXEC_PROTOCOLS.find((p) => offered.has(p)) ?? false })
+  base.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    const url = new URL(req.url ?? '/', 'https://demo.invalid')
+    const match = /^\/api\/v1\/namespaces\/default\/pods\/([^/]+)\/exec$/.exec(url.pathname)
+    if (!match || !pods.some((p) => p.name === match[1])) {
+      const body = JSON.stringify({ kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message: 'the demo API server only runs exec in its pods', reason: 'NotFound', code: 404 })
+      socket.end(`HTTP/1.1 404 Not Found\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`)
+      return
+    }
+    wss.handleUpgrade(req, socket, head, (ws) => runExec(ws, match[1]!, url.searchParams.getAll('command')))
+  })
   return {
     ...base,
     pods,
@@ -167,7 +180,40 @@ export async function startDemoApiServer(pki: DemoPki, opts: { host?: string; po
     openWatches: () => watchers.size,
     close: async () => {
       for (const res of watchers) res.end()
+      for (const ws of wss.clients) ws.terminate()
+      wss.close()
       await base.close()
     },
   }
+}
+
+// The Kubernetes remote-command protocol over WebSocket: each binary message starts with its
+// channel (1 stdout, 2 stderr, 3 the final Status); v5 adds 255 for closing a stream.
+const EXEC_PROTOCOLS = ['v5.channel.k8s.io', 'v4.channel.k8s.io']
+
+/** A few pretend commands, enough to show output and exit codes through the proxy. */
+function pretend(pod: string, command: string[]): { stdout: string; stderr: string; exitCode: number } {
+  const [name, ...args] = command
+  if (name === 'echo') return { stdout: `${args.join(' ')}\n`, stderr: '', exitCode: 0 }
+  if (name === 'hostname') return { stdout: `${pod}\n`, stderr: '', exitCode: 0 }
+  if (name === 'true') return { stdout: '', stderr: '', exitCode: 0 }
+  if (name === 'false') return { stdout: '', stderr: '', exitCode: 1 }
+  if (name === 'sh' && args[0] === '-c' && /^exit \d+$/.test(args[1] ?? '')) return { stdout: '', stderr: '', exitCode: Number(args[1]!.slice(5)) }
+  return { stdout: '', stderr: `demo pod: ${name ?? ''}: command not found\n`, exitCode: 127 }
+}
+
+function runExec(ws: WebSocket, pod: string, command: string[]): void {
+  const { stdout, stderr, exitCode } = pretend(pod, command)
+  const frame = (channel: number, text: string) => ws.send(Buffer.concat([Buffer.from([channel]), Buffer.from(text)]))
+  if (stdout) frame(1, stdout)
+  if (stderr) frame(2, stderr)
+  const status = exitCode === 0
+    ? { metadata: {}, status: 'Success' }
+    : {
+        metadata: {}, status: 'Failure', reason: 'NonZeroExitCode',
+        message: `command terminated with non-zero exit code: error executing command [${command.join(' ')}], exit code ${exitCode}`,
+        details: { causes: [{ reason: 'ExitCode', message: String(exitCode) }] },
+      }
+  frame(3, JSON.stringify(status))
+  ws.close(1000)
 }
