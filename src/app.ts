@@ -63,7 +63,7 @@ function sendRefusal(reply: FastifyReply, refusal: Refusal): FastifyReply {
 export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
   const { logger, credentials } = deps
   const now = deps.now ?? (() => new Date())
-  const hosts = acceptedHosts(config.address)
+  const guard = { hosts: acceptedHosts(config.address), allowOrigins: config.allowOrigins }
   const upstream = new Upstream({
     url: config.upstream,
     tlsServerName: config.tlsServerName,
@@ -100,7 +100,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
   let closing = false
   // Who may use the proxy: one decision for ordinary requests and upgrade tunnels alike.
   const admit = (target: string, req: IncomingMessage): Refusal | undefined =>
-    checkRequest(target, req.headers.host, hosts) ??
+    checkRequest(target, req.headers, guard) ??
     (closing ? { code: 503, reason: 'ServiceUnavailable', message: 'mtls-proxy is shutting down' } : undefined)
   const tunnels = new Tunnels({
     upstream,

@@ -35,6 +35,8 @@ export interface Config {
   address: string
   port: number
   allowNonLoopback: boolean
+  /** exact origins whose browser requests are accepted; empty: none */
+  allowOrigins: string[]
   logLevel: LogLevel
   accessLog: boolean
   connectTimeoutMs: number
@@ -234,6 +236,7 @@ function validate(raw: RawSettings, cwd: string): Config {
     address: address.replace(/^\[|\]$/g, ''),
     port,
     allowNonLoopback,
+    allowOrigins: origins(str(raw, 'allow-origin')),
     logLevel,
     accessLog: raw['access-log'] !== false,
     connectTimeoutMs: seconds(raw, 'connect-timeout', { allowZero: false }),
@@ -243,6 +246,22 @@ function validate(raw: RawSettings, cwd: string): Config {
     probePath,
     probeIntervalMs: seconds(raw, 'probe-interval', { allowZero: false }),
   }
+}
+
+function origins(value: string | undefined): string[] {
+  if (!value) return []
+  return value.split(',').map((o) => o.trim()).filter(Boolean).map((o) => {
+    let url: URL
+    try {
+      url = new URL(o)
+    } catch {
+      throw new UsageError(`--allow-origin '${o}' is not an origin; expected e.g. http://localhost:3000`)
+    }
+    if (url.origin === 'null' || url.pathname !== '/' || url.search || o.endsWith('/')) {
+      throw new UsageError(`--allow-origin '${o}' is not an origin: scheme, host and port only, e.g. http://localhost:3000`)
+    }
+    return url.origin
+  })
 }
 
 /** PEM text as is; anything else is taken as base64 of PEM (how Secrets often arrive in env). */

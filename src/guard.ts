@@ -1,4 +1,6 @@
-// Who may use the proxy (first layer): only requests addressed to this machine's loopback names.
+// Who may use the proxy: only requests addressed to this machine's loopback names, and none
+// from a web page unless its origin was allowed.
+import type { IncomingHttpHeaders } from 'node:http'
 import type { Refusal } from './status.js'
 
 // DNS rebinding: a web page can make the browser send requests to 127.0.0.1 under its own
@@ -25,8 +27,35 @@ export function hostName(authority: string): string | undefined {
 
 const forbidden = (message: string): Refusal => ({ code: 403, reason: 'Forbidden', message })
 
-/** target: the request target as the client sent it; host: its Host header. */
-export function checkRequest(target: string, host: string | undefined, hosts: ReadonlySet<string>): Refusal | undefined {
+export interface GuardOptions {
+  hosts: ReadonlySet<string>
+  /** origins (scheme://host:port) whose pages may call the proxy */
+  allowOrigins: readonly string[]
+}
+
+/**
+ * A web page in the user's browser can reach 127.0.0.1 with the right Host (XSRF, and WebSockets
+ * are not bound by CORS: a page could open `kubectl exec`). Browsers mark such requests with
+ * Origin and Sec-Fetch-Site; curl, kubectl and scripts send neither.
+ */
+function checkBrowser(headers: IncomingHttpHeaders, allowOrigins: readonly string[]): Refusal | undefined {
+  const origin = headers.origin
+  if (origin !== undefined && !allowOrigins.includes(origin)) {
+    return forbidden(`requests from web pages are refused (Origin: ${origin.slice(0, 100)}); if that page should use the proxy, start it with --allow-origin ${origin.slice(0, 100)}`)
+  }
+  const site = headers['sec-fetch-site']
+  if ((site === 'cross-site' || site === 'same-site') && origin === undefined) {
+    return forbidden(`requests from web pages are refused (Sec-Fetch-Site: ${site}); open the API through curl or kubectl instead`)
+  }
+  return undefined
+}
+
+/** The whole admission decision for a request or an upgrade. target: the request target as the client sent it. */
+export function checkRequest(target: string, headers: IncomingHttpHeaders, options: GuardOptions): Refusal | undefined {
+  return checkTarget(target, headers.host, options.hosts) ?? checkBrowser(headers, options.allowOrigins)
+}
+
+function checkTarget(target: string, host: string | undefined, hosts: ReadonlySet<string>): Refusal | undefined {
   if (!target.startsWith('/')) {
     // absolute-form (`GET http://host/ HTTP/1.1`): a client using us as a forward proxy.
     let authority: string | undefined

@@ -33,6 +33,7 @@ export const OPTIONS = [
   { name: 'address', type: 'string', value: 'IP', default: '127.0.0.1', help: 'address to listen on' },
   { name: 'port', type: 'number', value: 'PORT', default: 8001, help: 'port to listen on (0 picks a free one)' },
   { name: 'allow-non-loopback', type: 'boolean', default: false, help: 'allow an --address other than loopback: anyone who can reach it acts with the client certificate' },
+  { name: 'allow-origin', type: 'string', value: 'ORIGINS', help: 'comma-separated web origins (e.g. http://localhost:3000) whose pages may call the proxy; by default no web page may' },
   { name: 'config', type: 'string', value: 'FILE', help: 'YAML or JSON file with any of these settings (keys are the flag names)' },
   { name: 'log-level', type: 'string', value: 'LEVEL', default: 'info', help: 'fatal, error, warn, info, debug, trace or silent' },
   { name: 'access-log', type: 'boolean', default: true, help: 'log one line per request (--no-access-log turns it off)' },

@@ -72,3 +72,34 @@ t.test('host names are parsed strictly', async (t) => {
   t.equal(hostName('a@b'), undefined)
   t.equal(hostName('[::1]x'), undefined)
 })
+
+t.test('a web page cannot use the proxy: Origin or Sec-Fetch-Site cross-site/same-site refused', async (t) => {
+  const hostile: Array<[string, string[]]> = [
+    ['foreign Origin', ['Origin: https://evil.example']],
+    ['Origin null (sandboxed frame, file://)', ['Origin: null']],
+    ['localhost page on another port', ['Origin: http://localhost:3000']],
+    ['cross-site navigation', ['Sec-Fetch-Site: cross-site', 'Sec-Fetch-Mode: navigate']],
+    ['same-site subresource', ['Sec-Fetch-Site: same-site']],
+  ]
+  for (const [name, headers] of hostile) {
+    const before = upstream.calls().length
+    const answer = await request('/api/v1/namespaces/default/secrets', [`Host: 127.0.0.1:${proxy.port}`, ...headers])
+    t.equal(statusLine(answer), 403, name)
+    t.match(answer, /requests from web pages are refused/, `${name}: says why`)
+    t.equal(upstream.calls().length, before, `${name}: not forwarded`)
+  }
+  const hint = await get(`${proxy.url}/api/v1/pods`, { headers: { origin: 'http://localhost:3000' } })
+  t.match(hint.json().message, /start it with --allow-origin http:\/\/localhost:3000/)
+  for (const site of ['none', 'same-origin']) {
+    const answer = await request('/api/v1/pods', [`Host: 127.0.0.1:${proxy.port}`, `Sec-Fetch-Site: ${site}`])
+    t.equal(statusLine(answer), 200, `Sec-Fetch-Site: ${site} passes (typed in the address bar, or the proxy's own page)`)
+  }
+})
+
+t.test('--allow-origin lets exactly the named origins in', async (t) => {
+  const open = await startProxy(t, upstream.url, files, ['--allow-origin', 'http://localhost:3000, https://dash.example:8443'])
+  t.equal((await get(`${open.url}/api/v1/pods`, { headers: { origin: 'http://localhost:3000' } })).status, 200)
+  t.equal((await get(`${open.url}/api/v1/pods`, { headers: { origin: 'https://dash.example:8443', 'sec-fetch-site': 'cross-site' } })).status, 200)
+  t.equal((await get(`${open.url}/api/v1/pods`, { headers: { origin: 'http://localhost:3001' } })).status, 403)
+  t.equal((await get(`${open.url}/api/v1/pods`, { headers: { origin: 'https://dash.example' } })).status, 403, 'the port is part of the origin')
+})

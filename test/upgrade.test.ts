@@ -182,3 +182,14 @@ t.test('a rotated certificate is used by the next tunnel while an old tunnel kee
   old.close()
   fresh.close()
 })
+
+t.test('a web page cannot open an exec WebSocket (WebSockets are not bound by CORS)', async (t) => {
+  const { pki, files } = await pkiWithFiles(t)
+  const { upstream, upgrades } = await startTunnelUpstream(t, pki)
+  const proxy = await startProxy(t, upstream.url, files)
+  await t.rejects(openWs(`ws://127.0.0.1:${proxy.port}${EXEC}`, { origin: 'https://evil.example' }), { message: 'HTTP 403' })
+  const answer = await rawRequest(proxy.port, [`GET ${EXEC} HTTP/1.1`, `Host: 127.0.0.1:${proxy.port}`, 'Origin: https://evil.example',
+    'Connection: Upgrade', 'Upgrade: websocket', 'Sec-WebSocket-Version: 13', 'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==', '', ''].join('\r\n'))
+  t.match(answer, /requests from web pages are refused \(Origin: https:\/\/evil\.example\)/)
+  t.equal(upgrades.length, 0, 'nothing reached the upstream')
+})
