@@ -37,6 +37,10 @@ export interface Config {
   allowNonLoopback: boolean
   /** exact origins whose browser requests are accepted; empty: none */
   allowOrigins: string[]
+  acceptHosts: RegExp[]
+  acceptPaths: RegExp[]
+  rejectPaths: RegExp[]
+  rejectMethods: RegExp[]
   logLevel: LogLevel
   accessLog: boolean
   connectTimeoutMs: number
@@ -237,6 +241,10 @@ function validate(raw: RawSettings, cwd: string): Config {
     port,
     allowNonLoopback,
     allowOrigins: origins(str(raw, 'allow-origin')),
+    acceptHosts: regexps(raw, 'accept-hosts'),
+    acceptPaths: regexps(raw, 'accept-paths'),
+    rejectPaths: regexps(raw, 'reject-paths'),
+    rejectMethods: regexps(raw, 'reject-methods'),
     logLevel,
     accessLog: raw['access-log'] !== false,
     connectTimeoutMs: seconds(raw, 'connect-timeout', { allowZero: false }),
@@ -246,6 +254,18 @@ function validate(raw: RawSettings, cwd: string): Config {
     probePath,
     probeIntervalMs: seconds(raw, 'probe-interval', { allowZero: false }),
   }
+}
+
+/** kubectl proxy's form: comma-separated regular expressions; matched case-insensitively so case cannot dodge a rule. */
+function regexps(raw: RawSettings, name: OptionName): RegExp[] {
+  const value = str(raw, name) ?? ''
+  return value.split(',').map((p) => p.trim()).filter(Boolean).map((p) => {
+    try {
+      return new RegExp(p, 'i')
+    } catch (err) {
+      throw new UsageError(`--${name}: '${p}' is not a valid regular expression (${(err as Error).message})`)
+    }
+  })
 }
 
 function origins(value: string | undefined): string[] {

@@ -1,43 +1,66 @@
-// Who may use the proxy: only requests addressed to this machine's loopback names, and none
-// from a web page unless its origin was allowed.
+// Who may use the proxy, and for what: one decision for ordinary requests and upgrade tunnels.
+// Each default stops an attack; each is named in the README's security table.
 import type { IncomingHttpHeaders } from 'node:http'
+import { normalizeTarget } from './paths.js'
 import type { Refusal } from './status.js'
 
-// DNS rebinding: a web page can make the browser send requests to 127.0.0.1 under its own
-// host name. The browser still sends that name as Host, so only loopback names are accepted.
-export const DEFAULT_ACCEPTED_HOSTS: readonly string[] = ['localhost', '127.0.0.1', '::1']
+export interface GuardOptions {
+  /** Host names (port removed, IPv6 in brackets) that are served */
+  acceptHosts: readonly RegExp[]
+  /** origins (scheme://host:port) whose pages may call the proxy */
+  allowOrigins: readonly string[]
+  acceptPaths: readonly RegExp[]
+  rejectPaths: readonly RegExp[]
+  rejectMethods: readonly RegExp[]
+}
 
 const WILDCARD_ADDRESSES = new Set(['0.0.0.0', '::'])
 
-/** The loopback names, plus the address the proxy listens on when the user chose another one. */
-export function acceptedHosts(listenAddress: string): Set<string> {
-  const hosts = new Set(DEFAULT_ACCEPTED_HOSTS)
-  if (!WILDCARD_ADDRESSES.has(listenAddress)) hosts.add(listenAddress.toLowerCase())
-  return hosts
+/** The configured Host patterns, plus the address the proxy listens on when the user chose one. */
+export function hostPatterns(patterns: readonly RegExp[], listenAddress: string): RegExp[] {
+  if (WILDCARD_ADDRESSES.has(listenAddress)) return [...patterns]
+  const name = listenAddress.includes(':') ? `[${listenAddress}]` : listenAddress
+  return [...patterns, new RegExp(`^${name.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`, 'i')]
 }
 
-/** The host part of a Host header or URL authority: `[::1]:8001` → `::1`. */
+/** The host part of a Host header or URL authority, lower-cased, IPv6 kept in brackets: `[::1]:8001` → `[::1]`. */
 export function hostName(authority: string): string | undefined {
   const a = authority.trim().toLowerCase()
-  const bracketed = /^\[([0-9a-f:.]+)\](?::\d*)?$/.exec(a)
+  const bracketed = /^(\[[0-9a-f:.]+\])(?::\d*)?$/.exec(a)
   if (bracketed) return bracketed[1]
-  const plain = /^([a-z0-9.-]+)(?::\d*)?$/.exec(a)
-  return plain?.[1]
+  return /^([a-z0-9.-]+)(?::\d*)?$/.exec(a)?.[1]
 }
 
 const forbidden = (message: string): Refusal => ({ code: 403, reason: 'Forbidden', message })
+const matches = (name: string, patterns: readonly RegExp[]) => patterns.some((p) => p.test(name))
 
-export interface GuardOptions {
-  hosts: ReadonlySet<string>
-  /** origins (scheme://host:port) whose pages may call the proxy */
-  allowOrigins: readonly string[]
+// DNS rebinding: a web page can make the browser send requests to 127.0.0.1 under its own host
+// name. The browser still sends that name as Host, so only accepted names are served.
+function checkHost(target: string, host: string | undefined, acceptHosts: readonly RegExp[]): Refusal | undefined {
+  if (!target.startsWith('/')) {
+    // absolute-form (`GET http://host/ HTTP/1.1`): a client using us as a forward proxy.
+    let authority: string | undefined
+    try {
+      const parsed = new URL(target)
+      authority = parsed.protocol === 'http:' ? parsed.host : undefined
+    } catch { /* '*' and other non-URLs */ }
+    const name = authority === undefined ? undefined : hostName(authority)
+    if (name === undefined || !matches(name, acceptHosts)) {
+      return forbidden(`mtls-proxy is not an open proxy: it forwards only to its upstream; send the path (GET /api/... HTTP/1.1), not '${target.slice(0, 100)}'`)
+    }
+  }
+  // HTTP/1.1 requires Host (Node answers 400 without it); an HTTP/1.0 client may omit it and is no browser.
+  if (host === undefined) return undefined
+  const name = hostName(host)
+  if (name === undefined || !matches(name, acceptHosts)) {
+    return forbidden(`Host '${host.slice(0, 100)}' is not accepted: mtls-proxy answers only requests addressed to localhost, 127.0.0.1 or [::1] (this blocks DNS rebinding from web pages); see --accept-hosts`)
+  }
+  return undefined
 }
 
-/**
- * A web page in the user's browser can reach 127.0.0.1 with the right Host (XSRF, and WebSockets
- * are not bound by CORS: a page could open `kubectl exec`). Browsers mark such requests with
- * Origin and Sec-Fetch-Site; curl, kubectl and scripts send neither.
- */
+// A web page in the user's browser can reach 127.0.0.1 with the right Host (XSRF; and WebSockets
+// are not bound by CORS, so a page could open `kubectl exec`). Browsers mark such requests with
+// Origin and Sec-Fetch-Site; curl, kubectl and scripts send neither.
 function checkBrowser(headers: IncomingHttpHeaders, allowOrigins: readonly string[]): Refusal | undefined {
   const origin = headers.origin
   if (origin !== undefined && !allowOrigins.includes(origin)) {
@@ -50,31 +73,27 @@ function checkBrowser(headers: IncomingHttpHeaders, allowOrigins: readonly strin
   return undefined
 }
 
-/** The whole admission decision for a request or an upgrade. target: the request target as the client sent it. */
-export function checkRequest(target: string, headers: IncomingHttpHeaders, options: GuardOptions): Refusal | undefined {
-  return checkTarget(target, headers.host, options.hosts) ?? checkBrowser(headers, options.allowOrigins)
+// The user's own limits (kubectl proxy's flags), judged on the path the API server will act on.
+function checkRules(target: string, method: string, options: GuardOptions): Refusal | undefined {
+  const normal = normalizeTarget(originForm(target))
+  if (!normal.ok) return { code: 400, reason: 'BadRequest', message: normal.message }
+  // The proxy's own endpoints never reach the upstream, so the forwarding rules do not apply to them.
+  if (normal.path.startsWith('/-/')) return undefined
+  const rejectedMethod = options.rejectMethods.find((p) => p.test(method))
+  if (rejectedMethod) {
+    return { code: 405, reason: 'MethodNotAllowed', message: `method ${method} is refused by --reject-methods ${rejectedMethod.source}` }
+  }
+  if (!matches(normal.path, options.acceptPaths)) {
+    return forbidden(`path ${normal.path.slice(0, 200)} is not accepted by --accept-paths ${options.acceptPaths.map((p) => p.source).join(',')}`)
+  }
+  const rejectedPath = options.rejectPaths.find((p) => p.test(normal.path))
+  if (rejectedPath) return forbidden(`path ${normal.path.slice(0, 200)} is refused by --reject-paths ${rejectedPath.source}`)
+  return undefined
 }
 
-function checkTarget(target: string, host: string | undefined, hosts: ReadonlySet<string>): Refusal | undefined {
-  if (!target.startsWith('/')) {
-    // absolute-form (`GET http://host/ HTTP/1.1`): a client using us as a forward proxy.
-    let authority: string | undefined
-    try {
-      const parsed = new URL(target)
-      authority = parsed.protocol === 'http:' ? parsed.host : undefined
-    } catch { /* '*' and other non-URLs */ }
-    const name = authority === undefined ? undefined : hostName(authority)
-    if (name === undefined || !hosts.has(name)) {
-      return forbidden(`mtls-proxy is not an open proxy: it forwards only to its upstream; send the path (GET /api/... HTTP/1.1), not '${target.slice(0, 100)}'`)
-    }
-  }
-  // HTTP/1.1 requires Host (Node answers 400 without it); an HTTP/1.0 client may omit it and is no browser.
-  if (host === undefined) return undefined
-  const name = hostName(host)
-  if (name === undefined || !hosts.has(name)) {
-    return forbidden(`Host '${host.slice(0, 100)}' is not accepted: mtls-proxy answers only requests addressed to localhost, 127.0.0.1 or [::1] (this blocks DNS rebinding from web pages)`)
-  }
-  return undefined
+/** The whole admission decision. target: the request target exactly as the client sent it. */
+export function checkRequest(target: string, method: string, headers: IncomingHttpHeaders, options: GuardOptions): Refusal | undefined {
+  return checkHost(target, headers.host, options.acceptHosts) ?? checkBrowser(headers, options.allowOrigins) ?? checkRules(target, method, options)
 }
 
 /** Path and query of an absolute-form target, so routing sees what the guard accepted. */
@@ -86,4 +105,10 @@ export function originForm(target: string): string {
   } catch {
     return target
   }
+}
+
+/** What goes upstream for a target: its normalised form (the caller's bytes when already normal). */
+export function forwardTarget(target: string): string {
+  const normal = normalizeTarget(originForm(target))
+  return normal.ok ? normal.forward : originForm(target)
 }

@@ -6,7 +6,7 @@ import type { IncomingMessage } from 'node:http'
 import type { Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
 import type { Logger } from 'pino'
-import { originForm } from './guard.js'
+import { forwardTarget } from './guard.js'
 import { rawStatusResponse, type Refusal } from './status.js'
 import type { Upstream } from './upstream.js'
 import { describeUpstreamError } from './upstream-error.js'
@@ -105,7 +105,7 @@ export class Tunnels {
     }
 
     const tls = upstream.tlsOptions()
-    const path = upstream.url.pathname.replace(/\/$/, '') + originForm(target)
+    const path = upstream.url.pathname.replace(/\/$/, '') + forwardTarget(target)
     const outgoing = httpsRequest({ ...tls, method: req.method, path, headers: forwardedHeaders(req, upstream.url.host), agent: false })
     const fail = (err: unknown) => {
       const failure = describeUpstreamError(err, upstream.url, tls.servername)

@@ -67,7 +67,7 @@ t.test('an HTTP/1.0 request without Host (no browser sends one) is served', asyn
 })
 
 t.test('host names are parsed strictly', async (t) => {
-  t.equal(hostName('[::1]:8001'), '::1')
+  t.equal(hostName('[::1]:8001'), '[::1]')
   t.equal(hostName('LocalHost:80'), 'localhost')
   t.equal(hostName('a@b'), undefined)
   t.equal(hostName('[::1]x'), undefined)
