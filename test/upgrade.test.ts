@@ -193,3 +193,22 @@ t.test('a web page cannot open an exec WebSocket (WebSockets are not bound by CO
   t.match(answer, /requests from web pages are refused \(Origin: https:\/\/evil\.example\)/)
   t.equal(upgrades.length, 0, 'nothing reached the upstream')
 })
+
+t.test('half-close: the client ends its side and still receives what the upstream sends back', async (t) => {
+  const { pki, files } = await pkiWithFiles(t)
+  const { upstream } = await startTunnelUpstream(t, pki)
+  const proxy = await startProxy(t, upstream.url, files)
+  const socket = connect({ port: proxy.port, host: '127.0.0.1', allowHalfOpen: true })
+  await new Promise((r) => socket.once('connect', r))
+  socket.write(['POST /api/v1/namespaces/default/pods/web/exec HTTP/1.1', 'Host: localhost', 'Connection: Upgrade', 'Upgrade: SPDY/3.1', '', ''].join('\r\n'))
+  let received = Buffer.alloc(0)
+  socket.on('data', (d: Buffer) => { received = Buffer.concat([received, d]) })
+  await until(() => received.includes('\r\n\r\n'))
+  received = Buffer.alloc(0)
+  const ended = new Promise<void>((resolve) => socket.once('end', resolve))
+  socket.end(Buffer.from('last words'))
+  await ended
+  t.equal(received.toString(), 'last words', 'the echo arrived after our FIN, then the upstream ended too')
+  await until(() => proxy.app.tunnels.size === 0)
+  socket.destroy()
+})
