@@ -25,7 +25,8 @@ function findKubectl(): string | undefined {
 
 const kubectl = findKubectl()
 
-t.test('kubectl --server http://127.0.0.1:PORT get pods prints the pods', { skip: kubectl ? false : 'kubectl.1.32 not found beside a kubectl on PATH' }, async (t) => {
+/** The demo API server, mtls-proxy in front, and kubectl with a throwaway home pointed at the proxy. */
+async function kubectlThroughProxy(t: Parameters<typeof pkiWithFiles>[0]) {
   const { pki, files } = await pkiWithFiles(t)
   const api = await startDemoUpstream(t, pki)
   const proxy = await startProxy(t, api.url, files)
@@ -33,6 +34,11 @@ t.test('kubectl --server http://127.0.0.1:PORT get pods prints the pods', { skip
   t.teardown(() => rm(home, { recursive: true, force: true }))
   const env = { PATH: process.env.PATH, HOME: home, KUBECONFIG: join(home, 'no-kubeconfig') }
   const k = (...args: string[]) => run(kubectl!, ['--server', proxy.url, '--cache-dir', join(home, 'cache'), ...args], { env, timeout: 30_000 })
+  return { api, proxy, k }
+}
+
+t.test('kubectl --server http://127.0.0.1:PORT get pods prints the pods', { skip: kubectl ? false : 'kubectl.1.32 not found beside a kubectl on PATH' }, async (t) => {
+  const { api, proxy, k } = await kubectlThroughProxy(t)
 
   const table = await k('get', 'pods')
   t.match(table.stdout, /^NAME\s+READY\s+STATUS\s+RESTARTS\s+AGE\n/)
@@ -54,13 +60,7 @@ t.test('kubectl --server http://127.0.0.1:PORT get pods prints the pods', { skip
 })
 
 t.test('kubectl exec POD -- CMD through the proxy: output and exit status over the v5 channel protocol', { skip: kubectl ? false : 'kubectl.1.32 not found beside a kubectl on PATH' }, async (t) => {
-  const { pki, files } = await pkiWithFiles(t)
-  const api = await startDemoUpstream(t, pki)
-  const proxy = await startProxy(t, api.url, files)
-  const home = await mkdtemp(join(tmpdir(), 'mtls-proxy-kubectl-'))
-  t.teardown(() => rm(home, { recursive: true, force: true }))
-  const env = { PATH: process.env.PATH, HOME: home, KUBECONFIG: join(home, 'no-kubeconfig') }
-  const k = (...args: string[]) => run(kubectl!, ['--server', proxy.url, '--cache-dir', join(home, 'cache'), ...args], { env, timeout: 30_000 })
+  const { api, proxy, k } = await kubectlThroughProxy(t)
 
   const hello = await k('exec', 'web-7d4b9c6f5-abcde', '--', 'echo', 'hello', 'through', 'mtls-proxy')
   t.equal(hello.stdout, 'hello through mtls-proxy\n', 'stdout arrives on channel 1')

@@ -20,6 +20,25 @@ function openWs(url: string, headers: Record<string, string> = {}): Promise<WebS
   })
 }
 
+/** A raw upgrade on its own socket: resolves once the answer's head arrived; `take()` returns and clears what came since. */
+async function rawUpgrade(port: number, lines: string[], opts: { allowHalfOpen?: boolean } = {}) {
+  const socket = connect({ port, host: '127.0.0.1', allowHalfOpen: opts.allowHalfOpen ?? false })
+  await new Promise((r) => socket.once('connect', r))
+  let received = Buffer.alloc(0)
+  socket.on('data', (d: Buffer) => { received = Buffer.concat([received, d]) })
+  socket.write([...lines, '', ''].join('\r\n'))
+  await until(() => received.includes('\r\n\r\n'))
+  const end = received.indexOf('\r\n\r\n') + 4
+  const head = received.subarray(0, end).toString()
+  received = received.subarray(end)
+  return {
+    socket,
+    head,
+    received: () => received,
+    take: () => { const r = received; received = Buffer.alloc(0); return r },
+  }
+}
+
 function echo(ws: WebSocket, data: Buffer): Promise<Buffer> {
   return new Promise((resolve) => {
     ws.once('message', (d) => resolve(d as Buffer))
@@ -61,25 +80,18 @@ t.test('SPDY/3.1 on a POST: 101 relayed with X-Stream-Protocol-Version, raw byte
   const { pki, files } = await pkiWithFiles(t)
   const { upstream, upgrades } = await startTunnelUpstream(t, pki)
   const proxy = await startProxy(t, upstream.url, files)
-  const socket = connect(proxy.port, '127.0.0.1')
-  await new Promise((r) => socket.once('connect', r))
-  socket.write([
+  const { socket, head, received } = await rawUpgrade(proxy.port, [
     `POST ${EXEC} HTTP/1.1`, `Host: localhost:${proxy.port}`, 'Connection: Upgrade', 'Upgrade: SPDY/3.1',
     'X-Stream-Protocol-Version: v4.channel.k8s.io', 'X-Stream-Protocol-Version: v3.channel.k8s.io', 'X-Stream-Protocol-Version: v2.channel.k8s.io',
-    'Content-Length: 0', '', '',
-  ].join('\r\n'))
-  let received = Buffer.alloc(0)
-  socket.on('data', (d: Buffer) => { received = Buffer.concat([received, d]) })
-  await until(() => received.includes('\r\n\r\n'))
-  const head = received.subarray(0, received.indexOf('\r\n\r\n') + 4).toString()
+    'Content-Length: 0',
+  ])
   t.match(head, /^HTTP\/1\.1 101 Switching Protocols\r\n/)
   t.match(head, /X-Stream-Protocol-Version: v4\.channel\.k8s\.io/)
   t.match(head, /Upgrade: SPDY\/3\.1/)
-  received = Buffer.alloc(0)
   const payload = Buffer.from([0x80, 0x03, 0x00, 0x01, 0, 0, 0, 4, 1, 2, 3, 4])
   socket.write(payload)
-  await until(() => received.length >= payload.length)
-  t.same(received, payload, 'raw SPDY bytes echoed')
+  await until(() => received().length >= payload.length)
+  t.same(received(), payload, 'raw SPDY bytes echoed')
   t.same(upgrades[0]!.rawHeaders.filter((_, i, a) => i % 2 === 1 && a[i - 1]!.toLowerCase() === 'x-stream-protocol-version'),
     ['v4.channel.k8s.io', 'v3.channel.k8s.io', 'v2.channel.k8s.io'], 'every X-Stream-Protocol-Version, in order')
   t.equal(upgrades[0]!.method, 'POST')
@@ -90,25 +102,18 @@ t.test('port-forward over WebSocket: SPDY/3.1+portforward.k8s.io negotiated, byt
   const { pki, files } = await pkiWithFiles(t)
   const { upstream, upgrades } = await startTunnelUpstream(t, pki)
   const proxy = await startProxy(t, upstream.url, files)
-  const socket = connect(proxy.port, '127.0.0.1')
-  await new Promise((r) => socket.once('connect', r))
-  socket.write([
+  const { socket, head, received } = await rawUpgrade(proxy.port, [
     'GET /api/v1/namespaces/default/pods/web/portforward?ports=8080 HTTP/1.1', `Host: 127.0.0.1:${proxy.port}`, 'Connection: Upgrade', 'Upgrade: websocket',
-    'Sec-WebSocket-Version: 13', 'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==', 'Sec-WebSocket-Protocol: SPDY/3.1+portforward.k8s.io', '', '',
-  ].join('\r\n'))
-  let received = Buffer.alloc(0)
-  socket.on('data', (d: Buffer) => { received = Buffer.concat([received, d]) })
-  await until(() => received.includes('\r\n\r\n'))
-  const head = received.subarray(0, received.indexOf('\r\n\r\n') + 4).toString()
+    'Sec-WebSocket-Version: 13', 'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==', 'Sec-WebSocket-Protocol: SPDY/3.1+portforward.k8s.io',
+  ])
   t.match(head, /^HTTP\/1\.1 101 /)
   t.match(head, /Sec-WebSocket-Protocol: SPDY\/3\.1\+portforward\.k8s\.io/)
   t.match(head, /Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK\+xOo=/)
   t.equal(upgrades[0]!.headers['sec-websocket-protocol'], 'SPDY/3.1+portforward.k8s.io')
-  received = Buffer.alloc(0)
   const bytes = Buffer.from([0x82, 0x04, 0x00, 0x1f, 0x90, 0x00]) // a binary frame: stream 0, port 8080
   socket.write(bytes)
-  await until(() => received.length >= bytes.length)
-  t.same(received, bytes, 'bytes relayed both ways')
+  await until(() => received().length >= bytes.length)
+  t.same(received(), bytes, 'bytes relayed both ways')
   socket.destroy()
 })
 
@@ -198,17 +203,12 @@ t.test('half-close: the client ends its side and still receives what the upstrea
   const { pki, files } = await pkiWithFiles(t)
   const { upstream } = await startTunnelUpstream(t, pki)
   const proxy = await startProxy(t, upstream.url, files)
-  const socket = connect({ port: proxy.port, host: '127.0.0.1', allowHalfOpen: true })
-  await new Promise((r) => socket.once('connect', r))
-  socket.write(['POST /api/v1/namespaces/default/pods/web/exec HTTP/1.1', 'Host: localhost', 'Connection: Upgrade', 'Upgrade: SPDY/3.1', '', ''].join('\r\n'))
-  let received = Buffer.alloc(0)
-  socket.on('data', (d: Buffer) => { received = Buffer.concat([received, d]) })
-  await until(() => received.includes('\r\n\r\n'))
-  received = Buffer.alloc(0)
+  const { socket, take } = await rawUpgrade(proxy.port, ['POST /api/v1/namespaces/default/pods/web/exec HTTP/1.1', 'Host: localhost', 'Connection: Upgrade', 'Upgrade: SPDY/3.1'], { allowHalfOpen: true })
+  take()
   const ended = new Promise<void>((resolve) => socket.once('end', resolve))
   socket.end(Buffer.from('last words'))
   await ended
-  t.equal(received.toString(), 'last words', 'the echo arrived after our FIN, then the upstream ended too')
+  t.equal(take().toString(), 'last words', 'the echo arrived after our FIN, then the upstream ended too')
   await until(() => proxy.app.tunnels.size === 0)
   socket.destroy()
 })
