@@ -7,7 +7,7 @@ import Fastify, { LogController, type FastifyInstance, type FastifyReply, type F
 import type { Logger } from 'pino'
 import type { Config } from './config.js'
 import { clientIdentity, type CredentialBundle } from './credentials.js'
-import { checkRequest, forwardTarget, hostPatterns, type GuardOptions } from './guard.js'
+import { checkRequest, forwardTarget, hostPatterns, tokenDigest, type GuardOptions } from './guard.js'
 import { clientResponseHeaders, upstreamRequestHeaders } from './headers.js'
 import { LongRunningResponses, isLongRunning } from './inflight.js'
 import { Readiness } from './readiness.js'
@@ -63,7 +63,11 @@ function sendRefusal(reply: FastifyReply, refusal: Refusal): FastifyReply {
 export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
   const { logger, credentials } = deps
   const now = deps.now ?? (() => new Date())
-  const guard: GuardOptions = { ...config, acceptHosts: hostPatterns(config.acceptHosts, config.address) }
+  const guard: GuardOptions = {
+    ...config,
+    acceptHosts: hostPatterns(config.acceptHosts, config.address),
+    tokenDigest: config.token === undefined ? undefined : tokenDigest(config.token),
+  }
   const upstream = new Upstream({
     url: config.upstream,
     tlsServerName: config.tlsServerName,
@@ -100,7 +104,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
   let closing = false
   // Who may use the proxy: one decision for ordinary requests and upgrade tunnels alike.
   const admit = (target: string, req: IncomingMessage): Refusal | undefined =>
-    checkRequest(target, req.method ?? 'GET', req.headers, guard) ??
+    checkRequest(target, req, guard) ??
     (closing ? { code: 503, reason: 'ServiceUnavailable', message: 'mtls-proxy is shutting down' } : undefined)
   const tunnels = new Tunnels({
     upstream,
@@ -123,6 +127,8 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
     // Routed and forwarded: the normalised target the guard judged (absolute-form reduced to its path).
     rewriteUrl: (req) => forwardTarget(req.url ?? '/'),
   }) as unknown as App
+  // Past this many client connections, new ones are refused; open watches are never cut.
+  app.server.maxConnections = config.maxConnections
   app.decorate('readiness', readiness)
   app.decorate('upstream', upstream)
   app.decorate('tunnels', tunnels)

@@ -10,6 +10,7 @@ import { describeUpstreamError } from './upstream-error.js'
 import { upstreamTlsOptions } from './upstream.js'
 import { UsageError } from './errors.js'
 import { createLogger } from './logger.js'
+import { listenUnixSocket } from './listen.js'
 import { VERSION } from './version.js'
 
 const LISTEN_ERRORS: Record<string, string> = {
@@ -51,7 +52,7 @@ async function main(argv: string[]): Promise<void> {
   const { config } = command
   const credentials = await loadCredentials(config.credentialSources())
   const logger = createLogger({ level: config.logLevel, pretty: process.stdout.isTTY === true })
-  if (!isLoopback(config.address)) {
+  if (!config.unixSocket && !isLoopback(config.address)) {
     logger.warn({ address: config.address }, `listening on non-loopback address ${config.address}: anyone who can reach it acts as ${clientIdentity(credentials)}`)
   }
   for (const warning of credentials.warnings) logger.warn(warning)
@@ -61,11 +62,14 @@ async function main(argv: string[]): Promise<void> {
   await checkUpstream(config, credentials, logger)
   const app = await buildApp(config, { logger, credentials })
   try {
-    await app.listen({ host: config.address, port: config.port })
+    if (config.unixSocket) await listenUnixSocket(app, config.unixSocket)
+    else await app.listen({ host: config.address, port: config.port })
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code ?? ''
     await app.close()
-    throw new UsageError(`cannot listen on ${config.address}:${config.port}: ${LISTEN_ERRORS[code] ?? (err as Error).message}`)
+    if (err instanceof UsageError) throw err
+    const code = (err as NodeJS.ErrnoException).code ?? ''
+    const where = config.unixSocket ?? `${config.address}:${config.port}`
+    throw new UsageError(`cannot listen on ${where}: ${LISTEN_ERRORS[code] ?? (err as Error).message}`)
   }
   process.on('SIGHUP', () => {
     logger.info('SIGHUP: reloading certificates')
@@ -81,12 +85,13 @@ async function main(argv: string[]): Promise<void> {
   const address = app.server.address()
   const port = typeof address === 'object' && address ? address.port : config.port
   const host = config.address.includes(':') ? `[${config.address}]` : config.address
+  const listen = config.unixSocket ? `unix:${config.unixSocket}` : `http://${host}:${port}`
   logger.info({
-    listen: `http://${host}:${port}`,
+    listen,
     upstream: config.upstream.href,
     identity: clientIdentity(credentials),
     certificateNotAfter: credentials.notAfter.toISOString(),
-  }, `serving http://${host}:${port}, forwarding to ${config.upstream.origin} as ${clientIdentity(credentials)}`)
+  }, `serving ${listen}, forwarding to ${config.upstream.origin} as ${clientIdentity(credentials)}`)
 }
 
 main(process.argv.slice(2)).catch((err: unknown) => {

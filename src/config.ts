@@ -34,6 +34,11 @@ export interface Config {
   expiry: { warningDays: number; criticalDays: number; checkIntervalMs: number }
   address: string
   port: number
+  /** listen here instead of address:port */
+  unixSocket: string | undefined
+  /** the token callers must present, read at start */
+  token: string | undefined
+  maxConnections: number
   allowNonLoopback: boolean
   /** exact origins whose browser requests are accepted; empty: none */
   allowOrigins: string[]
@@ -186,9 +191,19 @@ function validate(raw: RawSettings, cwd: string): Config {
     throw new UsageError(`--address must be an IP address or localhost, got '${address}'`)
   }
   const allowNonLoopback = raw['allow-non-loopback'] === true
-  if (!isLoopback(address) && !allowNonLoopback) {
-    throw new UsageError(`--address ${address} is not a loopback address: anyone who can reach it would act with your client certificate; pass --allow-non-loopback if that is what you want`)
+  const unixSocket = str(raw, 'unix-socket') ? resolve(cwd, str(raw, 'unix-socket')!) : undefined
+  const tokenFile = str(raw, 'token-file') ? resolve(cwd, str(raw, 'token-file')!) : undefined
+  const token = tokenFile ? readToken(tokenFile) : undefined
+  if (!unixSocket && !isLoopback(address)) {
+    if (!allowNonLoopback) {
+      throw new UsageError(`--address ${address} is not a loopback address: anyone who can reach it would act with your client certificate; pass --allow-non-loopback if that is what you want`)
+    }
+    if (!token && raw['allow-unauthenticated'] !== true) {
+      throw new UsageError(`--address ${address} reaches beyond this machine: also pass --token-file FILE so callers must present a token, or --allow-unauthenticated to accept that anyone who can reach it acts as you`)
+    }
   }
+  const maxConnections = raw['max-connections'] as number
+  if (!Number.isInteger(maxConnections) || maxConnections < 1) throw new UsageError(`--max-connections must be a whole number above zero, got ${maxConnections}`)
 
   const port = raw.port as number
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError(`--port must be a whole number from 0 to 65535, got ${port}`)
@@ -239,6 +254,9 @@ function validate(raw: RawSettings, cwd: string): Config {
     expiry: { warningDays, criticalDays, checkIntervalMs: seconds(raw, 'expiry-check-interval', { allowZero: false }) },
     address: address.replace(/^\[|\]$/g, ''),
     port,
+    unixSocket,
+    token,
+    maxConnections,
     allowNonLoopback,
     allowOrigins: origins(str(raw, 'allow-origin')),
     acceptHosts: regexps(raw, 'accept-hosts'),
@@ -254,6 +272,19 @@ function validate(raw: RawSettings, cwd: string): Config {
     probePath,
     probeIntervalMs: seconds(raw, 'probe-interval', { allowZero: false }),
   }
+}
+
+function readToken(file: string): string {
+  let token: string
+  try {
+    token = readFileSync(file, 'utf8').trim()
+  } catch (err) {
+    throw new UsageError(`--token-file ${file}: cannot read: ${describeFsError(err)}`)
+  }
+  if (token.length < 16 || /\s/.test(token)) {
+    throw new UsageError(`--token-file ${file} must hold one token of at least 16 characters without spaces (e.g. from: openssl rand -hex 32)`)
+  }
+  return token
 }
 
 /** kubectl proxy's form: comma-separated regular expressions; matched case-insensitively so case cannot dodge a rule. */

@@ -1,6 +1,7 @@
 // Who may use the proxy, and for what: one decision for ordinary requests and upgrade tunnels.
 // Each default stops an attack; each is named in the README's security table.
-import type { IncomingHttpHeaders } from 'node:http'
+import { createHash, timingSafeEqual } from 'node:crypto'
+import type { IncomingHttpHeaders, IncomingMessage } from 'node:http'
 import { normalizeTarget } from './paths.js'
 import type { Refusal } from './status.js'
 
@@ -12,7 +13,17 @@ export interface GuardOptions {
   acceptPaths: readonly RegExp[]
   rejectPaths: readonly RegExp[]
   rejectMethods: readonly RegExp[]
+  /** SHA-256 of the token callers must present (--token-file); undefined: none needed */
+  tokenDigest: Buffer | undefined
 }
+
+export const tokenDigest = (token: string): Buffer => createHash('sha256').update(token).digest()
+
+// Far beyond any real client (kubectl sends about ten); past it, a request is an attack or a bug.
+export const MAX_HEADER_FIELDS = 100
+
+// Probes (kubelet, Docker HEALTHCHECK) carry no token and learn nothing from these two.
+const OPEN_ENDPOINTS = new Set(['/-/healthz', '/-/readyz'])
 
 const WILDCARD_ADDRESSES = new Set(['0.0.0.0', '::'])
 
@@ -73,6 +84,19 @@ function checkBrowser(headers: IncomingHttpHeaders, allowOrigins: readonly strin
   return undefined
 }
 
+// Other local users (a loopback port is open to every account) or the network: a shared secret.
+// Compared as digests in constant time, so neither length nor prefix leaks through timing.
+function checkToken(path: string, authorization: string | undefined, digest: Buffer | undefined): Refusal | undefined {
+  if (!digest || OPEN_ENDPOINTS.has(path)) return undefined
+  const presented = /^Bearer\s+(\S+)\s*$/i.exec(authorization ?? '')?.[1]
+  if (presented !== undefined && timingSafeEqual(tokenDigest(presented), digest)) return undefined
+  return {
+    code: 401,
+    reason: 'Unauthorized',
+    message: `mtls-proxy needs Authorization: Bearer <the token in its --token-file>${presented === undefined ? '' : ' (the token sent is not it)'}; with kubectl: --token "$(cat TOKEN_FILE)"`,
+  }
+}
+
 // The user's own limits (kubectl proxy's flags), judged on the path the API server will act on.
 function checkRules(target: string, method: string, options: GuardOptions): Refusal | undefined {
   const normal = normalizeTarget(originForm(target))
@@ -92,8 +116,20 @@ function checkRules(target: string, method: string, options: GuardOptions): Refu
 }
 
 /** The whole admission decision. target: the request target exactly as the client sent it. */
-export function checkRequest(target: string, method: string, headers: IncomingHttpHeaders, options: GuardOptions): Refusal | undefined {
-  return checkHost(target, headers.host, options.acceptHosts) ?? checkBrowser(headers, options.allowOrigins) ?? checkRules(target, method, options)
+export function checkRequest(target: string, req: Pick<IncomingMessage, 'method' | 'headers' | 'rawHeaders'>, options: GuardOptions): Refusal | undefined {
+  const { headers } = req
+  const method = req.method ?? 'GET'
+  if (Object.keys(headers).length > MAX_HEADER_FIELDS) {
+    return { code: 431, reason: 'RequestHeaderFieldsTooLarge', message: `more than ${MAX_HEADER_FIELDS} header fields` }
+  }
+  // Node keeps the first of several Host headers; two names for one request is how smuggling starts (RFC 9112 §3.2).
+  if (req.rawHeaders.filter((_, i) => i % 2 === 0 && req.rawHeaders[i]!.toLowerCase() === 'host').length > 1) {
+    return { code: 400, reason: 'BadRequest', message: 'more than one Host header' }
+  }
+  return checkHost(target, headers.host, options.acceptHosts) ??
+    checkBrowser(headers, options.allowOrigins) ??
+    checkToken(originForm(target).split('?')[0]!, headers.authorization, options.tokenDigest) ??
+    checkRules(target, method, options)
 }
 
 /** Path and query of an absolute-form target, so routing sees what the guard accepted. */
