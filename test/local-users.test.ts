@@ -1,0 +1,121 @@
+// Other users of the same machine: a Unix socket only its owner can open, or a token.
+import { spawn } from 'node:child_process'
+import { chmod, mkdir, mkdtemp, rm, stat, writeFile } from 'node:fs/promises'
+import { createServer, type AddressInfo } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { request } from 'node:http'
+import t from 'tap'
+import { pkiWithFiles } from './helpers/pki.js'
+import { echoHandler, startUpstream } from './helpers/upstream.js'
+import { runCli, startCli } from './helpers/cli.js'
+import { loadConfig } from '../src/config.js'
+
+const { pki, files } = await pkiWithFiles(t)
+const flags = (url: string) => ['--upstream', url, '--cacert', files.cacert, '--cert', files.cert, '--key', files.key]
+
+function overSocket(path: string, target: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    request({ socketPath: path, path: target, headers: { host: 'localhost' } }, (res) => {
+      let body = ''
+      res.on('data', (d) => { body += d })
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }))
+    }).on('error', reject).end()
+  })
+}
+
+t.test('--unix-socket: created 0600, served, a stale socket replaced, a live one and a plain file left alone', async (t) => {
+  const upstream = await startUpstream(t, pki, echoHandler)
+  const dir = await mkdtemp(join(tmpdir(), 'mtls-proxy-sock-'))
+  t.teardown(() => rm(dir, { recursive: true, force: true }))
+  const path = join(dir, 'proxy.sock')
+  // a stale socket, as a killed proxy leaves it
+  const stale = createServer()
+  await new Promise<void>((resolve) => stale.listen(path, resolve))
+  await new Promise<void>((resolve) => { stale.close(() => resolve()) })
+  await writeFile(join(dir, 'keep.txt'), 'x')
+  const stale2 = createServer()
+  await new Promise<void>((resolve) => stale2.listen(join(dir, 'stale.sock'), resolve))
+  stale2.unref()
+  ;(stale2 as unknown as { _handle: { close(): void } | null })._handle?.close() // dies without unlinking its file
+
+  const proxy = await startCli(t, [...flags(upstream.url), '--unix-socket', join(dir, 'stale.sock')])
+  const info = await stat(join(dir, 'stale.sock'))
+  t.ok(info.isSocket())
+  t.equal(info.mode & 0o777, 0o600, 'socket mode 0600')
+  const res = await overSocket(join(dir, 'stale.sock'), '/api/v1/pods')
+  t.equal(res.status, 200)
+  t.match(proxy.logs().find((l) => typeof l.listen === 'string'), { listen: `unix:${join(dir, 'stale.sock')}` })
+
+  const busy = await runCli([...flags(upstream.url), '--unix-socket', join(dir, 'stale.sock')])
+  t.equal(busy.code, 2)
+  t.match(busy.stderr, /is in use by a running process/)
+  const file = await runCli([...flags(upstream.url), '--unix-socket', join(dir, 'keep.txt')])
+  t.equal(file.code, 2)
+  t.match(file.stderr, /exists and is not a socket/)
+  proxy.child.kill('SIGTERM')
+  t.equal((await proxy.exited).code, 0)
+})
+
+const notRoot = process.getuid?.() === 0 ? false : 'needs root to act as another uid'
+
+t.test('--unix-socket in a folder that is not the user\'s own is refused', { skip: notRoot }, async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'mtls-proxy-sock-'))
+  t.teardown(() => rm(dir, { recursive: true, force: true }))
+  const foreign = join(dir, 'foreign')
+  await mkdir(foreign)
+  const { chown } = await import('node:fs/promises')
+  await chown(foreign, 65534, 65534)
+  const result = await runCli([...flags('https://127.0.0.1:1'), '--unix-socket', join(foreign, 'p.sock')])
+  t.equal(result.code, 2)
+  t.match(result.stderr, /belongs to uid 65534, not to you/)
+})
+
+t.test('a process of another uid cannot connect to the socket', { skip: notRoot }, async (t) => {
+  const upstream = await startUpstream(t, pki, echoHandler)
+  const dir = await mkdtemp(join(tmpdir(), 'mtls-proxy-sock-'))
+  t.teardown(() => rm(dir, { recursive: true, force: true }))
+  await chmod(dir, 0o755) // the folder is open; only the socket's own mode protects it
+  const path = join(dir, 'p.sock')
+  await startCli(t, [...flags(upstream.url), '--unix-socket', path])
+  const script = `require('net').connect(${JSON.stringify(path)}).on('connect', () => { console.log('connected'); process.exit(0) }).on('error', (e) => { console.log(e.code); process.exit(0) })`
+  const out = await new Promise<string>((resolve) => {
+    const child = spawn(process.execPath, ['-e', script], { uid: 65534, gid: 65534, stdio: ['ignore', 'pipe', 'ignore'] })
+    let text = ''
+    child.stdout.on('data', (d) => { text += d })
+    child.on('close', () => resolve(text.trim()))
+  })
+  t.equal(out, 'EACCES', 'uid 65534 is refused by the socket\'s mode')
+  t.equal((await overSocket(path, '/version')).status, 200, 'its owner is served')
+})
+
+t.test('listening beyond loopback needs --allow-non-loopback and a token (or --allow-unauthenticated)', async (t) => {
+  const tokenFile = join(files.dir, 'token')
+  await writeFile(tokenFile, 'c0ffee00c0ffee00c0ffee00c0ffee00\n')
+  const base = ['--upstream', 'https://10.0.0.1:6443', '--cacert', files.cacert, '--cert', files.cert, '--key', files.key]
+  t.throws(() => loadConfig([...base, '--address', '0.0.0.0'], {}), { message: /pass --allow-non-loopback/ })
+  t.throws(() => loadConfig([...base, '--address', '0.0.0.0', '--allow-non-loopback'], {}), { message: /also pass --token-file FILE .* or --allow-unauthenticated/ })
+  t.match(loadConfig([...base, '--address', '0.0.0.0', '--allow-non-loopback', '--token-file', tokenFile], {}), { action: 'run', config: { token: 'c0ffee00c0ffee00c0ffee00c0ffee00' } })
+  t.match(loadConfig([...base, '--address', '0.0.0.0', '--allow-non-loopback', '--allow-unauthenticated'], {}), { action: 'run' })
+  await writeFile(join(files.dir, 'short'), 'abc')
+  t.throws(() => loadConfig([...base, '--token-file', join(files.dir, 'short')], {}), { message: /at least 16 characters/ })
+})
+
+t.test('on the network with a token: served with it, 401 without', async (t) => {
+  const upstream = await startUpstream(t, pki, echoHandler)
+  const tokenFile = join(files.dir, 'net-token')
+  await writeFile(tokenFile, '0123456789abcdef0123456789abcdef')
+  const probe = createServer()
+  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve))
+  const port = (probe.address() as AddressInfo).port
+  await new Promise((resolve) => probe.close(resolve))
+  // 127.0.0.2 stands in for a pod IP: the same rules as any non-default address
+  const proxy = await startCli(t, [...flags(upstream.url), '--address', '127.0.0.2', '--token-file', tokenFile, '--port', String(port)])
+  const call = (auth?: string) => new Promise<number>((resolve, reject) => {
+    request({ host: '127.0.0.2', port: proxy.port, path: '/api/v1/pods', headers: auth ? { authorization: auth } : {} }, (res) => { res.resume(); resolve(res.statusCode ?? 0) }).on('error', reject).end()
+  })
+  t.equal(await call(), 401)
+  t.equal(await call('Bearer 0123456789abcdef0123456789abcdef'), 200)
+  t.equal(await call('Bearer 0123456789abcdef0123456789abcdeX'), 401)
+  t.equal(upstream.calls().filter((c) => c.url === '/api/v1/pods').length, 1)
+})
