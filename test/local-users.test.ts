@@ -28,12 +28,8 @@ t.test('--unix-socket: created 0600, served, a stale socket replaced, a live one
   const upstream = await startUpstream(t, pki, echoHandler)
   const dir = await mkdtemp(join(tmpdir(), 'mtls-proxy-sock-'))
   t.teardown(() => rm(dir, { recursive: true, force: true }))
-  const path = join(dir, 'proxy.sock')
-  // a stale socket, as a killed proxy leaves it
-  const stale = createServer()
-  await new Promise<void>((resolve) => stale.listen(path, resolve))
-  await new Promise<void>((resolve) => { stale.close(() => resolve()) })
   await writeFile(join(dir, 'keep.txt'), 'x')
+  // a stale socket, as a killed proxy leaves it
   const stale2 = createServer()
   await new Promise<void>((resolve) => stale2.listen(join(dir, 'stale.sock'), resolve))
   stale2.unref()
