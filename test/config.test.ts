@@ -106,7 +106,7 @@ t.test('mistakes are UsageErrors with precise messages', async (t) => {
 })
 
 t.test('a non-loopback address needs the explicit opt-in', async (t) => {
-  const c = run([...required, '--address', '0.0.0.0', '--allow-non-loopback'])
+  const c = run([...required, '--address', '0.0.0.0', '--allow-non-loopback', '--allow-unauthenticated'])
   t.equal(c.address, '0.0.0.0')
   t.equal(run([...required, '--address', '::1']).address, '::1')
   t.equal(run([...required, '--address', '[::1]']).address, '::1')
