@@ -115,3 +115,23 @@ t.test('on the network with a token: served with it, 401 without', async (t) => 
   t.equal(await call('Bearer 0123456789abcdef0123456789abcdeX'), 401)
   t.equal(upstream.calls().filter((c) => c.url === '/api/v1/pods').length, 1)
 })
+
+t.test('--max-connections: connections past the cap are refused, open watches are not cut', async (t) => {
+  const { startProxy } = await import('./helpers/proxy.js')
+  const upstream = await startUpstream(t, pki, (req, res) => {
+    if (!req.url?.includes('watch=1')) { echoHandler(req, res); return }
+    res.writeHead(200, { 'content-type': 'application/json' })
+    res.write('{"type":"ADDED"}\n')
+  })
+  const proxy = await startProxy(t, upstream.url, files, ['--max-connections', '2'])
+  const watch = () => new Promise<import('node:http').IncomingMessage>((resolve, reject) => {
+    request({ host: '127.0.0.1', port: proxy.port, path: '/api/v1/pods?watch=1', agent: false }, resolve).on('error', reject).end()
+  })
+  const a = await watch()
+  const b = await watch()
+  await t.rejects(watch(), { code: 'ECONNRESET' }, 'a third connection is refused')
+  const events = new Promise<string>((resolve) => a.once('data', (d: Buffer) => resolve(d.toString())))
+  t.match(await events, /ADDED/, 'the open watches keep streaming')
+  a.destroy()
+  b.destroy()
+})
