@@ -3,7 +3,7 @@ import type { IncomingHttpHeaders, IncomingMessage } from 'node:http'
 import type { Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
 import proxy from '@fastify/http-proxy'
-import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
 import type { Logger } from 'pino'
 import type { Config } from './config.js'
 import { clientIdentity, type CredentialBundle } from './credentials.js'
@@ -11,7 +11,9 @@ import { checkRequest, forwardTarget, hostPatterns, tokenDigest, type GuardOptio
 import { clientResponseHeaders, upstreamRequestHeaders } from './headers.js'
 import { LongRunningResponses, isLongRunning } from './inflight.js'
 import { Readiness } from './readiness.js'
-import { rawStatusResponse, statusOf, type Refusal } from './status.js'
+import { rawStatusResponse, sendRefusal, type Refusal } from './status.js'
+import { OWN_PATHS, registerOwnEndpoints, type OwnEndpoints, type ReadyState } from './endpoints.js'
+import { Metrics, type RequestRecord } from './metrics.js'
 import { ExpiryMonitor } from './expiry.js'
 import { CertificateReloader } from './reloader.js'
 import { probeServerCertificate } from './server-probe.js'
@@ -24,6 +26,8 @@ export interface AppDeps {
   credentials: CredentialBundle
   /** the clock for expiry checks; tests move it instead of waiting for days */
   now?: () => Date
+  /** Node process metrics (event loop, memory, …) in /-/metrics; default on */
+  processMetrics?: boolean
 }
 
 export interface App extends FastifyInstance {
@@ -32,6 +36,9 @@ export interface App extends FastifyInstance {
   tunnels: Tunnels
   reloader: CertificateReloader
   expiry: ExpiryMonitor
+  metrics: Metrics
+  /** serves only the /-/ endpoints; the CLI listens on it when --status-address is set */
+  statusApp: FastifyInstance
 }
 
 // Methods the Kubernetes API uses. TRACE and CONNECT are not among them and are refused.
@@ -56,9 +63,6 @@ function wireBytes(socket: Socket): { bytesIn: number; bytesOut: number } {
   return { bytesIn: now.read - before.read, bytesOut: now.written - before.written }
 }
 
-function sendRefusal(reply: FastifyReply, refusal: Refusal): FastifyReply {
-  return reply.code(refusal.code).type('application/json').send(statusOf(refusal))
-}
 
 export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
   const { logger, credentials } = deps
@@ -91,6 +95,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
       upstream.replace(bundle)
       void expiry.check()
     },
+    onOutcome: (outcome) => metrics.reload(outcome.outcome, new Date(outcome.at)),
   })
   const expiry: ExpiryMonitor = new ExpiryMonitor({
     thresholds: config.expiry,
@@ -108,13 +113,25 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
     (closing ? { code: 503, reason: 'ServiceUnavailable', message: 'mtls-proxy is shutting down' } : undefined)
   const tunnels = new Tunnels({
     upstream,
-    logger,
     admit,
     connectTimeoutMs: config.connectTimeoutMs,
     responseTimeoutMs: config.responseTimeoutMs,
     keepAliveMs: config.keepAliveMs,
-    accessLog: config.accessLog,
+    record: (r) => record(r, logger),
+    onUpstreamError: (cause) => metrics.upstreamError(cause),
   })
+  const metrics = new Metrics({
+    openWatches: () => watches.size,
+    openTunnels: () => tunnels.size,
+    certificates: () => expiry.reports,
+  }, { processMetrics: deps.processMetrics ?? true })
+  // Every request and tunnel ends here: counted, and logged unless --no-access-log.
+  const record = (r: RequestRecord, log: Logger | FastifyBaseLogger) => {
+    metrics.request(r)
+    if (!config.accessLog) return
+    const { duration, ...fields } = r
+    log.info({ ...fields, ms: Math.round(duration * 10_000) / 10 }, 'request')
+  }
 
   const app = Fastify({
     loggerInstance: logger,
@@ -134,30 +151,31 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
   app.decorate('tunnels', tunnels)
   app.decorate('reloader', reloader)
   app.decorate('expiry', expiry)
+  app.decorate('metrics', metrics)
 
   // CONNECT would make us a tunnel to anywhere. Node hands it to this event, outside Fastify.
   app.server.on('connect', (_req: IncomingMessage, socket: Socket) => {
     socket.end(rawStatusResponse({ code: 405, reason: 'MethodNotAllowed', message: 'CONNECT is refused: mtls-proxy is not an open proxy' }))
   })
 
-  if (config.accessLog) {
-    // On 'close' rather than Fastify's onResponse, which never fires for a watch the client ended.
-    app.addHook('onRequest', async (request, reply) => {
-      // Captured now: by 'close' the response may already be detached from its socket.
-      const socket = request.raw.socket
-      reply.raw.once('close', () => {
-        request.log.info({
-          method: request.method,
-          url: request.url,
-          status: reply.statusCode,
-          ms: Math.round(reply.elapsedTime * 10) / 10,
-          ...wireBytes(socket),
-          ...(reply.raw.writableFinished ? {} : { aborted: true }),
-          ...(request.upstreamError ? { error: request.upstreamError } : {}),
-        }, 'request')
-      })
+  // On 'close' rather than Fastify's onResponse, which never fires for a watch the client ended.
+  app.addHook('onRequest', async (request, reply) => {
+    metrics.inFlight.inc()
+    // Captured now: by 'close' the response may already be detached from its socket.
+    const socket = request.raw.socket
+    reply.raw.once('close', () => {
+      metrics.inFlight.dec()
+      record({
+        method: request.method,
+        url: request.url,
+        status: reply.statusCode,
+        duration: reply.elapsedTime / 1000,
+        ...wireBytes(socket),
+        ...(reply.raw.writableFinished ? {} : { aborted: true }),
+        ...(request.upstreamError ? { error: request.upstreamError } : {}),
+      }, request.log)
     })
-  }
+  })
 
   app.addHook('onRequest', async (request, reply) => {
     // originalUrl: the target before rewriteUrl turned an absolute-form target into a path.
@@ -184,33 +202,31 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
     return sendRefusal(reply, { code: 404, reason: 'NotFound', message: `no such mtls-proxy endpoint: ${request.url}` })
   })
 
-  // The proxy's own endpoints: answered here, never forwarded.
-  app.get('/-/healthz', async (_request, reply) => reply.type('text/plain').send('ok'))
-  const readyState = () => {
+  const readyState = (): ReadyState => {
     const clientNotAfter = reloader.current.notAfter
     if (now() > clientNotAfter) return { ready: false, reason: `the client certificate expired on ${clientNotAfter.toISOString()}` }
     return readiness.state
   }
-  app.get('/-/readyz', async (_request, reply) => {
-    const state = readyState()
-    if (state.ready) return reply.type('text/plain').send('ok')
-    return sendRefusal(reply, { code: 503, reason: 'ServiceUnavailable', message: `not ready: ${state.reason}` })
-  })
-  app.get('/-/status', async (_request, reply) => {
-    const state = readyState()
-    return reply.send({
-      state: closing ? 'stopping' : state.ready ? 'ready' : 'not ready',
-      reason: state.reason,
-      upstream: config.upstream.origin + config.upstream.pathname.replace(/\/$/, ''),
-      identity: clientIdentity(reloader.current),
-      lastUpstreamSuccess: readiness.state.lastSuccess?.toISOString() ?? null,
-      certificates: expiry.reports,
-      lastReload: reloader.lastReload ?? null,
-    })
-  })
-  app.all('/-/*', async (request, reply) => sendRefusal(reply, {
-    code: 404, reason: 'NotFound', message: `no such mtls-proxy endpoint: ${request.url} (there are /-/healthz, /-/readyz and /-/status)`,
-  }))
+  const own: OwnEndpoints = {
+    readyState,
+    metrics,
+    status: () => {
+      const state = readyState()
+      return {
+        state: closing ? 'stopping' : state.ready ? 'ready' : 'not ready',
+        reason: state.reason,
+        upstream: config.upstream.origin + config.upstream.pathname.replace(/\/$/, ''),
+        identity: clientIdentity(reloader.current),
+        lastUpstreamSuccess: readiness.state.lastSuccess?.toISOString() ?? null,
+        certificates: expiry.reports,
+        lastReload: reloader.lastReload ?? null,
+        openWatches: watches.size,
+        openTunnels: tunnels.size,
+      }
+    },
+  }
+  registerOwnEndpoints(app, own)
+  const statusApp = buildStatusApp(logger, own)
 
   // Fastify would parse JSON and text bodies (and drop a charset); a proxy passes every body on as a stream.
   app.removeAllContentTypeParsers()
@@ -249,6 +265,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
       onError: (reply: FastifyReply, { error }: { error: Error }) => {
         const failure = describeUpstreamError(error, config.upstream, upstream.serverName)
         reply.request.upstreamError = failure.message
+        metrics.upstreamError(failure.cause)
         if (failure.cause !== 'timeout') readiness.recordFailure(failure.message)
         return sendRefusal(reply, failure)
       },
@@ -273,6 +290,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
     app.server.once('close', () => clearTimeout(timer))
   })
   app.addHook('onClose', async () => {
+    await statusApp.close()
     tunnels.destroyAll()
     expiry.stop()
     await reloader.stop()
@@ -280,5 +298,16 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
     await upstream.close()
   })
 
+  app.decorate('statusApp', statusApp)
   return app
+}
+
+/** A listener for kubelet probes and Prometheus: the /-/ endpoints and nothing else, never proxying. */
+function buildStatusApp(logger: Logger, own: OwnEndpoints): FastifyInstance {
+  const app = Fastify({ loggerInstance: logger, logController: new LogController({ disableRequestLogging: true }) })
+  registerOwnEndpoints(app as unknown as FastifyInstance, own)
+  app.setNotFoundHandler((request, reply) => sendRefusal(reply, {
+    code: 404, reason: 'NotFound', message: `the status listener serves only ${OWN_PATHS.join(', ')}; it forwards nothing`,
+  }))
+  return app as unknown as FastifyInstance
 }

@@ -19,6 +19,11 @@ const LISTEN_ERRORS: Record<string, string> = {
   EADDRNOTAVAIL: 'this machine has no such address',
 }
 
+function statusUrl(app: { statusApp: { server: { address(): unknown } } }): string {
+  const a = app.statusApp.server.address() as { address: string; port: number }
+  return `http://${a.address.includes(':') ? `[${a.address}]` : a.address}:${a.port}`
+}
+
 function fail(message: string): never {
   process.stderr.write(`mtls-proxy: ${message}\n`)
   process.exit(2)
@@ -71,6 +76,16 @@ async function main(argv: string[]): Promise<void> {
     const where = config.unixSocket ?? `${config.address}:${config.port}`
     throw new UsageError(`cannot listen on ${where}: ${LISTEN_ERRORS[code] ?? (err as Error).message}`)
   }
+  if (config.statusAddress) {
+    const { host: statusHost, port: statusPort } = config.statusAddress
+    try {
+      await app.statusApp.listen({ host: statusHost, port: statusPort })
+    } catch (err) {
+      await app.close()
+      const code = (err as NodeJS.ErrnoException).code ?? ''
+      throw new UsageError(`cannot listen on --status-address ${statusHost}:${statusPort}: ${LISTEN_ERRORS[code] ?? (err as Error).message}`)
+    }
+  }
   process.on('SIGHUP', () => {
     logger.info('SIGHUP: reloading certificates')
     void app.reloader.reload('SIGHUP')
@@ -88,6 +103,7 @@ async function main(argv: string[]): Promise<void> {
   const listen = config.unixSocket ? `unix:${config.unixSocket}` : `http://${host}:${port}`
   logger.info({
     listen,
+    ...(config.statusAddress ? { status: statusUrl(app) } : {}),
     upstream: config.upstream.href,
     identity: clientIdentity(credentials),
     certificateNotAfter: credentials.notAfter.toISOString(),

@@ -36,6 +36,8 @@ export interface Config {
   port: number
   /** listen here instead of address:port */
   unixSocket: string | undefined
+  /** a second listener for the /-/ endpoints only */
+  statusAddress: { host: string; port: number } | undefined
   /** the token callers must present, read at start */
   token: string | undefined
   maxConnections: number
@@ -255,6 +257,7 @@ function validate(raw: RawSettings, cwd: string): Config {
     address: address.replace(/^\[|\]$/g, ''),
     port,
     unixSocket,
+    statusAddress: hostPort(str(raw, 'status-address')),
     token,
     maxConnections,
     allowNonLoopback,
@@ -272,6 +275,14 @@ function validate(raw: RawSettings, cwd: string): Config {
     probePath,
     probeIntervalMs: seconds(raw, 'probe-interval', { allowZero: false }),
   }
+}
+
+function hostPort(value: string | undefined): { host: string; port: number } | undefined {
+  if (value === undefined) return undefined
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([0-9.]+|localhost)):(\d{1,5})$/.exec(value)
+  const port = Number(m?.[3])
+  if (!m || port > 65535) throw new UsageError(`--status-address must be HOST:PORT with an IP address, e.g. 0.0.0.0:9090 or [::]:9090, got '${value}'`)
+  return { host: m[1] ?? m[2]!, port }
 }
 
 function readToken(file: string): string {

@@ -21,6 +21,8 @@ export interface ReloaderOptions {
   logger: Logger
   /** called with each new good bundle */
   onBundle: (bundle: CredentialBundle) => void
+  /** told of every reload, whatever came of it */
+  onOutcome?: (outcome: ReloadOutcome) => void
   now?: () => Date
 }
 
@@ -101,6 +103,7 @@ export class CertificateReloader {
     }
     // 'unchanged' after a real reload should not hide the last one that mattered.
     if (outcome.outcome !== 'unchanged' || !this.#last) this.#last = outcome
+    this.#opts.onOutcome?.(outcome)
     return outcome
   }
 

@@ -1,3 +1,5 @@
+import type { FastifyReply } from 'fastify'
+
 // Every error the proxy itself answers is a Kubernetes Status object, so kubectl and client-go
 // print "Error from server (Reason): message" instead of an opaque body.
 export interface Status {
@@ -31,4 +33,8 @@ export function rawStatusResponse(refusal: Refusal): string {
     '',
     body,
   ].join('\r\n')
+}
+
+export function sendRefusal(reply: FastifyReply, refusal: Refusal): FastifyReply {
+  return reply.code(refusal.code).type('application/json').send(statusOf(refusal))
 }

@@ -5,7 +5,7 @@ import { request as httpsRequest } from 'node:https'
 import type { IncomingMessage } from 'node:http'
 import type { Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
-import type { Logger } from 'pino'
+import type { RequestRecord } from './metrics.js'
 import { forwardTarget } from './guard.js'
 import { rawStatusResponse, type Refusal } from './status.js'
 import type { Upstream } from './upstream.js'
@@ -13,7 +13,6 @@ import { describeUpstreamError } from './upstream-error.js'
 
 export interface TunnelOptions {
   upstream: Upstream
-  logger: Logger
   /** the same admission decision as ordinary requests; a Refusal is answered and the socket closed */
   admit: (target: string, req: IncomingMessage) => Refusal | undefined
   connectTimeoutMs: number
@@ -21,7 +20,9 @@ export interface TunnelOptions {
   responseTimeoutMs: number
   /** TCP keep-alive probes on both sides of an open tunnel; 0 turns them off */
   keepAliveMs: number
-  accessLog: boolean
+  /** each tunnel, or refused upgrade, once it has closed: for the access log and metrics */
+  record: (r: RequestRecord) => void
+  onUpstreamError: (cause: string) => void
 }
 
 // Hop-by-hop headers of the caller's request, except the two that ask for the upgrade itself.
@@ -62,6 +63,7 @@ function headBlock(statusCode: number, statusMessage: string, rawHeaders: string
 
 export class Tunnels {
   readonly #opts: TunnelOptions
+  /** client sockets of open tunnels; closing one closes its upstream side too */
   readonly #open = new Set<Duplex>()
 
   constructor(opts: TunnelOptions) {
@@ -78,7 +80,7 @@ export class Tunnels {
   }
 
   handle(req: IncomingMessage, client: Duplex, head: Buffer): void {
-    const { upstream, logger, admit, accessLog } = this.#opts
+    const { upstream, admit, record } = this.#opts
     const started = process.hrtime.bigint()
     const target = req.url ?? '/'
     let status = 0
@@ -87,14 +89,13 @@ export class Tunnels {
     this.#open.add(client)
     client.once('close', () => {
       this.#open.delete(client)
-      if (!accessLog) return
       const socket = client as Socket
-      logger.info({
-        method: req.method, url: target, status, upgrade: req.headers.upgrade,
-        ms: Math.round(Number(process.hrtime.bigint() - started) / 1e5) / 10,
+      record({
+        method: req.method ?? 'GET', url: target, status, upgrade: req.headers.upgrade,
+        duration: Number(process.hrtime.bigint() - started) / 1e9,
         bytesIn: socket.bytesRead, bytesOut: socket.bytesWritten,
         ...(error ? { error } : {}),
-      }, 'request')
+      })
     })
 
     const refusal = admit(target, req)
@@ -111,6 +112,7 @@ export class Tunnels {
       const failure = describeUpstreamError(err, upstream.url, tls.servername)
       status = failure.code
       error = failure.message
+      this.#opts.onUpstreamError(failure.cause)
       if (client.writable) client.end(rawStatusResponse(failure))
       else client.destroy()
     }
@@ -134,8 +136,6 @@ export class Tunnels {
       clearTimeout(timer)
       client.removeListener('close', abandon)
       status = 101
-      this.#open.add(upstreamSocket)
-      upstreamSocket.once('close', () => this.#open.delete(upstreamSocket))
       client.write(headBlock(101, res.statusMessage ?? 'Switching Protocols', res.rawHeaders))
       this.#pipe(client, head, upstreamSocket, upstreamHead)
     })

@@ -1,0 +1,83 @@
+// Prometheus metrics, one registry per app instance (so tests can build many apps in one process).
+// Certificate metrics follow x509-certificate-exporter's names, so existing alert rules apply.
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
+import type { CertificateReport } from './expiry.js'
+
+export interface RequestRecord {
+  method: string
+  url: string
+  status: number
+  /** seconds */
+  duration: number
+  bytesIn: number
+  bytesOut: number
+  upgrade?: string
+  aborted?: boolean
+  error?: string
+}
+
+export interface MetricsSources {
+  openWatches: () => number
+  openTunnels: () => number
+  certificates: () => CertificateReport[]
+}
+
+export class Metrics {
+  readonly registry = new Registry()
+  readonly #requests: Counter<'method' | 'code'>
+  readonly #duration: Histogram<'method'>
+  readonly #bytesIn: Counter
+  readonly #bytesOut: Counter
+  readonly #upstreamErrors: Counter<'cause'>
+  readonly #reloads: Counter<'outcome'>
+  readonly #lastReload: Gauge
+  readonly inFlight: Gauge
+
+  constructor(sources: MetricsSources, { processMetrics = true }: { processMetrics?: boolean } = {}) {
+    const registers = [this.registry]
+    this.#requests = new Counter({ name: 'mtls_proxy_requests_total', help: 'Requests answered, by method and status code (101 for a tunnel)', labelNames: ['method', 'code'], registers })
+    this.#duration = new Histogram({
+      name: 'mtls_proxy_request_duration_seconds', help: 'Time from request to the end of the response (a watch or tunnel counts its whole life)',
+      labelNames: ['method'], buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 60, 600], registers,
+    })
+    this.inFlight = new Gauge({ name: 'mtls_proxy_requests_in_flight', help: 'Requests being answered now (watches and tunnels included)', registers })
+    new Gauge({ name: 'mtls_proxy_open_watches', help: 'Watches and followed logs streaming now', registers, collect() { this.set(sources.openWatches()) } })
+    new Gauge({ name: 'mtls_proxy_open_tunnels', help: 'exec/attach/port-forward tunnels open now', registers, collect() { this.set(sources.openTunnels()) } })
+    this.#bytesIn = new Counter({ name: 'mtls_proxy_received_bytes_total', help: 'Bytes received from clients, headers included', registers })
+    this.#bytesOut = new Counter({ name: 'mtls_proxy_sent_bytes_total', help: 'Bytes sent to clients, headers included', registers })
+    this.#upstreamErrors = new Counter({ name: 'mtls_proxy_upstream_errors_total', help: 'Requests that failed on the way to the API server, by cause', labelNames: ['cause'], registers })
+    this.#reloads = new Counter({ name: 'mtls_proxy_certificate_reloads_total', help: 'Certificate reloads, by outcome (reloaded, unchanged, failed)', labelNames: ['outcome'], registers })
+    this.#lastReload = new Gauge({ name: 'mtls_proxy_certificate_last_reload_success_timestamp_seconds', help: 'When new certificates were last put in use (Unix time); 0 before any reload', registers })
+    const labelNames = ['role', 'subject', 'issuer', 'serial_number'] as const
+    const labels = (r: CertificateReport) => ({ role: r.role, subject: r.subject, issuer: r.issuer, serial_number: r.serial })
+    new Gauge({
+      name: 'x509_cert_not_after', help: 'Certificate expiry as Unix time, for the client, each CA and the server seen in the handshake', labelNames, registers,
+      collect() { this.reset(); for (const r of sources.certificates()) this.set(labels(r), Date.parse(r.notAfter) / 1000) },
+    })
+    new Gauge({
+      name: 'x509_cert_not_before', help: 'Certificate start of validity as Unix time', labelNames, registers,
+      collect() { this.reset(); for (const r of sources.certificates()) this.set(labels(r), Date.parse(r.notBefore) / 1000) },
+    })
+    new Gauge({
+      name: 'x509_cert_expired', help: '1 when the certificate has expired', labelNames, registers,
+      collect() { this.reset(); for (const r of sources.certificates()) this.set(labels(r), r.level === 'expired' ? 1 : 0) },
+    })
+    if (processMetrics) collectDefaultMetrics({ register: this.registry, prefix: 'mtls_proxy_' })
+  }
+
+  request(r: RequestRecord): void {
+    this.#requests.inc({ method: r.method, code: String(r.status) })
+    this.#duration.observe({ method: r.method }, r.duration)
+    this.#bytesIn.inc(r.bytesIn)
+    this.#bytesOut.inc(r.bytesOut)
+  }
+
+  upstreamError(cause: string): void {
+    this.#upstreamErrors.inc({ cause })
+  }
+
+  reload(outcome: string, at: Date): void {
+    this.#reloads.inc({ outcome })
+    if (outcome === 'reloaded') this.#lastReload.set(at.getTime() / 1000)
+  }
+}
