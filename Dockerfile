@@ -1,12 +1,17 @@
-# Build: compile TypeScript.
-FROM node:22-bookworm-slim AS build
+# mtls-proxy: docker build -t mtls-proxy . && docker run --rm mtls-proxy --help
+# Settings come as flags or MTLS_PROXY_* environment variables (the HEALTHCHECK reads the latter).
+
+# Build: compile TypeScript with the dev dependencies.
+FROM node:24-bookworm-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json tsconfig.json tsconfig.build.json ./
+RUN npm ci --ignore-scripts --no-audit --no-fund
 COPY src ./src
-RUN npm ci --ignore-scripts --no-audit --no-fund && npx tsc -p tsconfig.build.json
+RUN npx tsc -p tsconfig.build.json
 
-# Run: production dependencies only, as a non-root user.
-FROM node:22-bookworm-slim
+# Run: production dependencies only, compiled code only, as a non-root user. Nothing is written
+# at run time, so the root filesystem can be read-only.
+FROM node:24-bookworm-slim
 ENV NODE_ENV=production
 WORKDIR /app
 COPY package.json package-lock.json ./
@@ -14,4 +19,5 @@ RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund && npm cache clean -
 COPY --from=build /app/dist ./dist
 USER node
 EXPOSE 8001
+HEALTHCHECK --interval=30s --timeout=5s --start-period=10s CMD ["node", "/app/dist/healthcheck.js"]
 ENTRYPOINT ["node", "/app/dist/cli.js"]
