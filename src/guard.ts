@@ -115,6 +115,12 @@ function checkRules(target: string, method: string, options: GuardOptions): Refu
   return undefined
 }
 
+function countHeader(rawHeaders: string[], name: string): number {
+  let n = 0
+  for (let i = 0; i < rawHeaders.length; i += 2) if (rawHeaders[i]!.length === name.length && rawHeaders[i]!.toLowerCase() === name) n++
+  return n
+}
+
 /** The whole admission decision. target: the request target exactly as the client sent it. */
 export function checkRequest(target: string, req: Pick<IncomingMessage, 'method' | 'headers' | 'rawHeaders'>, options: GuardOptions): Refusal | undefined {
   const { headers } = req
@@ -123,7 +129,7 @@ export function checkRequest(target: string, req: Pick<IncomingMessage, 'method'
     return { code: 431, reason: 'RequestHeaderFieldsTooLarge', message: `more than ${MAX_HEADER_FIELDS} header fields` }
   }
   // Node keeps the first of several Host headers; two names for one request is how smuggling starts (RFC 9112 §3.2).
-  if (req.rawHeaders.filter((_, i) => i % 2 === 0 && req.rawHeaders[i]!.toLowerCase() === 'host').length > 1) {
+  if (countHeader(req.rawHeaders, 'host') > 1) {
     return { code: 400, reason: 'BadRequest', message: 'more than one Host header' }
   }
   return checkHost(target, headers.host, options.acceptHosts) ??
