@@ -1,0 +1,285 @@
+// npm run bench: mtls-proxy against the limit (a direct mTLS client) and its peers (nginx as mTLS
+// reverse proxy, kubectl proxy), on one nginx mTLS upstream serving a 2 KB PodList, in one run.
+// Load comes from autocannon in a process of its own; the contenders take turns over rounds so
+// machine drift hits all alike; medians are reported, with ratios to nginx and kubectl proxy.
+// Writes bench/results/latest.json. Bounded: about four minutes.
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
+import { existsSync, realpathSync } from 'node:fs'
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { createServer, type AddressInfo } from 'node:net'
+import { tmpdir } from 'node:os'
+import { dirname, join } from 'node:path'
+import { Readable } from 'node:stream'
+import { fileURLToPath } from 'node:url'
+import { request } from 'undici'
+import { startDemoApiServer, startMtlsServer } from '../src/demo/api-server.js'
+import { createDemoPki, writeClientFiles } from '../src/demo/pki.js'
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url))
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3)
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 4)
+const log = (s: string) => process.stderr.write(`${s}\n`)
+const median = (xs: number[]) => (xs.length === 0 ? NaN : [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!)
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
+
+function which(name: string): string | undefined {
+  for (const dir of [...(process.env.PATH ?? '').split(':'), '/usr/sbin', '/sbin']) if (existsSync(join(dir, name))) return join(dir, name)
+  return undefined
+}
+function kubectl132(): string | undefined {
+  const k = which('kubectl')
+  const v = k ? join(dirname(realpathSync(k)), 'kubectl.1.32') : undefined
+  return v && existsSync(v) ? v : undefined
+}
+async function freePort(): Promise<number> {
+  const s = createServer()
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r))
+  const { port } = s.address() as AddressInfo
+  await new Promise((r) => s.close(r))
+  return port
+}
+async function waitFor(url: string, ms = 15_000, dispatcher?: unknown): Promise<void> {
+  const started = Date.now()
+  for (;;) {
+    try {
+      const res = await request(url, dispatcher ? { dispatcher: dispatcher as never } : {})
+      await res.body.dump()
+      if (res.statusCode < 500) return
+    } catch { /* not yet */ }
+    if (Date.now() - started > ms) throw new Error(`${url} did not answer within ${ms} ms`)
+    await sleep(20)
+  }
+}
+/** CPU seconds and RSS (KiB) of a process and its children (nginx's workers). */
+async function usage(pid: number): Promise<{ cpu: number; rssKb: number }> {
+  const pids = [pid]
+  let children = ''
+  try {
+    children = execFileSync('ps', ['-o', 'pid=', '--ppid', String(pid)], { encoding: 'utf8' })
+  } catch { /* ps exits 1 when there are none */ }
+  for (const entry of children.split('\n')) if (entry.trim()) pids.push(Number(entry))
+  let cpu = 0
+  let rssKb = 0
+  for (const p of pids) {
+    const stat = (await readFile(`/proc/${p}/stat`, 'utf8')).split(') ')[1]!.split(' ')
+    cpu += (Number(stat[11]) + Number(stat[12])) / 100
+    rssKb += Number(/VmRSS:\s+(\d+)/.exec(await readFile(`/proc/${p}/status`, 'utf8'))?.[1] ?? 0)
+  }
+  return { cpu, rssKb }
+}
+
+interface Load { rps: number; p50: number; p99: number; requests: number; errors: number; non2xx: number }
+function load(url: string, connections: number, seconds: number, tls?: string[]): Promise<Load> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'bench/load.ts'), url, String(connections), String(seconds), ...(tls ?? [])], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] })
+    let out = ''
+    child.stdout.on('data', (d) => { out += d })
+    child.on('exit', (code) => (code === 0 ? resolve(JSON.parse(out) as Load) : reject(new Error(`load generator exited ${code}`))))
+  })
+}
+
+const work = await mkdtemp(join(tmpdir(), 'mtls-proxy-bench-'))
+const children: ChildProcess[] = []
+const cleanup = async () => {
+  for (const c of children) c.kill('SIGKILL')
+  await rm(work, { recursive: true, force: true })
+}
+process.on('SIGINT', () => void cleanup().then(() => process.exit(130)))
+// Whatever happens, no server outlives the run (they would also hold its output open).
+process.on('exit', () => { for (const c of children) c.kill('SIGKILL') })
+process.on('unhandledRejection', (err) => { log(`bench failed: ${(err as Error).stack ?? String(err)}`); process.exit(1) })
+
+const pki = await createDemoPki()
+const files = await writeClientFiles(pki, work)
+await writeFile(join(work, 'server.crt'), pki.server.certPem)
+await writeFile(join(work, 'server.key'), pki.server.keyPem)
+const podList = JSON.stringify({
+  kind: 'PodList', apiVersion: 'v1', metadata: { resourceVersion: '12345' },
+  items: Array.from({ length: 6 }, (_, i) => ({ metadata: { name: `web-${i}-7d4b9c6f5-abcde`, namespace: 'default', uid: `0b0b0b0b-0000-4000-8000-00000000000${i}`, resourceVersion: '12345', labels: { app: 'web', tier: 'frontend' } }, spec: { nodeName: 'node-1', containers: [{ name: 'app', image: 'registry.k8s.io/pause:3.10' }] }, status: { phase: 'Running', podIP: `10.0.0.${i}` } })),
+}).padEnd(2048, ' ')
+await writeFile(join(work, 'podlist.json'), podList)
+
+const nginx = which('nginx')
+const kubectl = kubectl132()
+const missing: string[] = []
+if (!nginx) missing.push('nginx (apt-get update && apt-get install -y nginx-light): the upstream falls back to Node, and nginx is not compared')
+if (!kubectl) missing.push('kubectl 1.32 (a kubectl.1.32 beside the kubectl on PATH): kubectl proxy is not compared')
+for (const m of missing) log(`skipping: ${m}`)
+
+async function startNginx(name: string, server: string): Promise<ChildProcess> {
+  const dir = join(work, name)
+  await mkdir(join(dir, 'logs'), { recursive: true })
+  const conf = join(dir, 'nginx.conf')
+  await writeFile(conf, `worker_processes 1;\npid ${dir}/nginx.pid;\nerror_log stderr error;\nevents { worker_connections 8192; }\nhttp {\n  access_log off;\n  client_body_temp_path ${dir};\n  proxy_temp_path ${dir};\n  ${server}\n}\n`)
+  const child = spawn(nginx!, ['-c', conf, '-p', dir, '-g', 'daemon off;'], { stdio: ['ignore', 'ignore', 'inherit'] })
+  children.push(child)
+  return child
+}
+
+// The upstream: nginx with mutual TLS, answering every path with the PodList.
+const upstreamPort = await freePort()
+let upstreamUrl = `https://127.0.0.1:${upstreamPort}`
+if (nginx) {
+  await startNginx('upstream', `server {\n    listen 127.0.0.1:${upstreamPort} ssl;\n    ssl_certificate ${work}/server.crt;\n    ssl_certificate_key ${work}/server.key;\n    ssl_client_certificate ${files.cacert};\n    ssl_verify_client on;\n    keepalive_requests 1000000;\n    location / { default_type application/json; return 200 '${podList}'; }\n  }`)
+} else {
+  const server = await startMtlsServer({ clientCaPem: pki.ca.certPem, serverCert: pki.server, port: upstreamPort, handler: (_q, s) => { s.writeHead(200, { 'content-type': 'application/json' }); s.end(podList) } })
+  upstreamUrl = server.url
+}
+const tls = [files.cacert, files.cert, files.key]
+const { Agent } = await import('undici')
+await waitFor(`${upstreamUrl}/api/v1/pods`, 15_000, new Agent({ connect: { ca: pki.ca.certPem, cert: pki.client.certPem, key: pki.client.keyPem } }))
+
+interface Target { name: string; url: string; pid?: number; tls?: string[] }
+const targets: Target[] = [{ name: 'direct mTLS', url: upstreamUrl, tls }]
+
+const proxyPort = await freePort()
+const started = Date.now()
+const mtlsProxy = spawn(process.execPath, [join(ROOT, 'dist/cli.js'), '--upstream', upstreamUrl, '--cacert', files.cacert, '--cert', files.cert, '--key', files.key, '--port', String(proxyPort)], { stdio: ['ignore', 'ignore', 'inherit'] })
+children.push(mtlsProxy)
+await waitFor(`http://127.0.0.1:${proxyPort}/api/v1/namespaces/default/pods`)
+const firstOkMs = Date.now() - started
+targets.push({ name: 'mtls-proxy', url: `http://127.0.0.1:${proxyPort}`, pid: mtlsProxy.pid! })
+
+if (nginx) {
+  const port = await freePort()
+  const child = await startNginx('proxy', `upstream api { server 127.0.0.1:${upstreamPort}; keepalive 256; }\n  server {\n    listen 127.0.0.1:${port};\n    location / {\n      proxy_pass https://api;\n      proxy_http_version 1.1;\n      proxy_set_header Connection "";\n      proxy_ssl_certificate ${files.cert};\n      proxy_ssl_certificate_key ${files.key};\n      proxy_ssl_trusted_certificate ${files.cacert};\n      proxy_ssl_verify on;\n      proxy_ssl_name localhost;\n      proxy_ssl_session_reuse on;\n    }\n  }`)
+  await waitFor(`http://127.0.0.1:${port}/api/v1/pods`)
+  targets.push({ name: 'nginx', url: `http://127.0.0.1:${port}`, pid: child.pid! })
+}
+if (kubectl) {
+  const port = await freePort()
+  const kubeconfig = join(work, 'kubeconfig')
+  await writeFile(kubeconfig, `apiVersion: v1\nkind: Config\ncurrent-context: b\nclusters: [{name: b, cluster: {server: "${upstreamUrl}", certificate-authority: ${files.cacert}, tls-server-name: localhost}}]\nusers: [{name: b, user: {client-certificate: ${files.cert}, client-key: ${files.key}}}]\ncontexts: [{name: b, context: {cluster: b, user: b}}]\n`)
+  const child = spawn(kubectl, ['proxy', `--port=${port}`, `--kubeconfig=${kubeconfig}`], { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, HOME: work } })
+  children.push(child)
+  await waitFor(`http://127.0.0.1:${port}/api/v1/pods`)
+  targets.push({ name: 'kubectl proxy', url: `http://127.0.0.1:${port}`, pid: child.pid! })
+}
+
+// Throughput and latency, the contenders taking turns each round.
+const scenarios = [{ name: '50 connections', connections: 50 }, { name: '20 connections', connections: 20 }, { name: '1 connection', connections: 1 }]
+const samples = new Map<string, { rps: number[]; p50: number[]; p99: number[]; cpuPer1k: number[]; errors: number }>()
+const idleRss = new Map<string, number>()
+for (const t of targets) if (t.pid) idleRss.set(t.name, (await usage(t.pid)).rssKb / 1024)
+log(`${targets.length} contenders, ${ROUNDS} rounds of ${scenarios.length} scenarios × ${SECONDS} s`)
+for (let round = 1; round <= ROUNDS; round++) {
+  for (const scenario of scenarios) {
+    for (const t of round % 2 ? targets : [...targets].reverse()) {
+      const before = t.pid ? await usage(t.pid) : undefined
+      const r = await load(`${t.url}/api/v1/namespaces/default/pods`, scenario.connections, SECONDS, t.tls)
+      const after = t.pid ? await usage(t.pid) : undefined
+      const key = `${t.name}|${scenario.name}`
+      const s = samples.get(key) ?? { rps: [], p50: [], p99: [], cpuPer1k: [], errors: 0 }
+      s.rps.push(r.rps)
+      s.p50.push(r.p50)
+      s.p99.push(r.p99)
+      s.errors += r.errors + r.non2xx
+      if (before && after) s.cpuPer1k.push(((after.cpu - before.cpu) * 1000) / (r.requests / 1000))
+      samples.set(key, s)
+      log(`round ${round} ${scenario.name.padEnd(15)} ${t.name.padEnd(14)} ${Math.round(r.rps)} req/s p50 ${r.p50} ms p99 ${r.p99} ms`)
+    }
+  }
+}
+
+// 200 sequential curl calls: a new connection (and TLS handshake) each time directly, one pooled through the proxy.
+async function curls(args: string[]): Promise<number> {
+  const t0 = performance.now()
+  for (let i = 0; i < 200; i++) execFileSync('curl', ['-sf', '-o', '/dev/null', ...args])
+  return performance.now() - t0
+}
+const curlDirectMs = await curls(['--cacert', files.cacert, '--cert', files.cert, '--key', files.key, `${upstreamUrl}/api/v1/namespaces/default/pods`])
+const curlProxyMs = await curls([`http://127.0.0.1:${proxyPort}/api/v1/namespaces/default/pods`])
+log(`200 curl calls: direct ${Math.round(curlDirectMs)} ms, through mtls-proxy ${Math.round(curlProxyMs)} ms`)
+
+// Open watches and a 1 GB upload need an upstream that streams: the demo API server, behind a second mtls-proxy.
+const demo = await startDemoApiServer(pki)
+const sink = await startMtlsServer({ clientCaPem: pki.ca.certPem, serverCert: pki.server, handler: (req, res) => { req.resume(); req.on('end', () => res.end('{}')) } })
+async function proxyFor(upstream: string): Promise<{ port: number; pid: number }> {
+  const port = await freePort()
+  const child = spawn(process.execPath, [join(ROOT, 'dist/cli.js'), '--upstream', upstream, '--cacert', files.cacert, '--cert', files.cert, '--key', files.key, '--port', String(port), '--no-access-log'], { stdio: ['ignore', 'ignore', 'inherit'] })
+  children.push(child)
+  await waitFor(`http://127.0.0.1:${port}/-/healthz`)
+  return { port, pid: child.pid! }
+}
+const watchProxy = await proxyFor(demo.url)
+const watchRssBefore = (await usage(watchProxy.pid)).rssKb / 1024
+const { Agent: WatchAgent } = await import('undici')
+const watchAgent = new WatchAgent({ connections: null })
+const watches = await Promise.all(Array.from({ length: 1000 }, async () => {
+  const res = await request(`http://127.0.0.1:${watchProxy.port}/api/v1/namespaces/default/pods?watch=1`, { dispatcher: watchAgent })
+  res.body.on('data', () => { /* events */ })
+  return res
+}))
+await sleep(1000)
+const watchRssAfter = (await usage(watchProxy.pid)).rssKb / 1024
+log(`1000 open watches: RSS ${watchRssBefore.toFixed(1)} → ${watchRssAfter.toFixed(1)} MB (${demo.openWatches()} open upstream)`)
+for (const w of watches) w.body.destroy()
+await watchAgent.destroy()
+
+const uploadProxy = await proxyFor(sink.url)
+const uploadRssBefore = (await usage(uploadProxy.pid)).rssKb / 1024
+let uploadRssMax = uploadRssBefore
+const sampler = setInterval(() => void usage(uploadProxy.pid).then((u) => { uploadRssMax = Math.max(uploadRssMax, u.rssKb / 1024) }), 100)
+const chunk = Buffer.alloc(1024 * 1024, 'x')
+const uploadStart = performance.now()
+await request(`http://127.0.0.1:${uploadProxy.port}/api/v1/namespaces/default/configmaps`, {
+  method: 'POST',
+  headers: { 'content-type': 'application/octet-stream' },
+  body: Readable.from((function* () { for (let i = 0; i < 1024; i++) yield chunk })()),
+}).then((r) => r.body.dump())
+const uploadSeconds = (performance.now() - uploadStart) / 1000
+clearInterval(sampler)
+log(`1 GB upload: ${uploadSeconds.toFixed(1)} s, RSS ${uploadRssBefore.toFixed(1)} → max ${uploadRssMax.toFixed(1)} MB`)
+
+// Rotation: a new certificate on disk until the next request goes out with it.
+const rotated = await pki.ca.issue({ commonName: 'bench-rotated', usage: 'client' })
+const changed = performance.now()
+await writeFile(files.cert, rotated.certPem)
+await writeFile(files.key, rotated.keyPem)
+for (;;) {
+  const res = await request(`http://127.0.0.1:${proxyPort}/-/status`)
+  if (((await res.body.json()) as { identity: string }).identity.includes('bench-rotated')) break
+  await sleep(5)
+}
+const rotationMs = performance.now() - changed
+
+// The table.
+const names = targets.map((t) => t.name)
+const med = (name: string, scenario: string, field: 'rps' | 'p50' | 'p99' | 'cpuPer1k') => median(samples.get(`${name}|${scenario}`)?.[field] ?? [])
+const ratio = (a: number, b: number) => (Number.isFinite(a) && Number.isFinite(b) && b !== 0 ? `${(a / b).toFixed(2)}×` : '–')
+const rows: string[][] = [['scenario', 'metric', ...names, 'mtls-proxy / nginx', 'mtls-proxy / kubectl proxy']]
+for (const scenario of scenarios.map((s) => s.name)) {
+  for (const field of ['rps', 'p50', 'p99', 'cpuPer1k'] as const) {
+    if (field === 'cpuPer1k' && scenario !== '50 connections') continue
+    const label = { rps: 'requests/s', p50: 'p50 ms', p99: 'p99 ms', cpuPer1k: 'CPU ms per 1,000 requests' }[field]
+    const values = names.map((n) => med(n, scenario, field))
+    rows.push([scenario, label, ...values.map((v) => (Number.isFinite(v) ? (field === 'rps' ? String(Math.round(v)) : v.toFixed(field === 'cpuPer1k' ? 0 : 2)) : '–')),
+      ratio(med('mtls-proxy', scenario, field), med('nginx', scenario, field)), ratio(med('mtls-proxy', scenario, field), med('kubectl proxy', scenario, field))])
+  }
+}
+rows.push(['idle', 'RSS MB', ...names.map((n) => idleRss.get(n)?.toFixed(1) ?? '–'), ratio(idleRss.get('mtls-proxy')!, idleRss.get('nginx')!), ratio(idleRss.get('mtls-proxy')!, idleRss.get('kubectl proxy')!)])
+const p50Added = med('mtls-proxy', '1 connection', 'p50') - med('direct mTLS', '1 connection', 'p50')
+const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)))
+const table = rows.map((r) => `| ${r.map((c, i) => c.padEnd(widths[i]!)).join(' | ')} |`)
+table.splice(1, 0, `|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`)
+const extra = [
+  `1 connection, p50 added over the direct client: ${p50Added.toFixed(2)} ms`,
+  `200 sequential curl calls: direct ${Math.round(curlDirectMs)} ms, through mtls-proxy ${Math.round(curlProxyMs)} ms (${(curlDirectMs / curlProxyMs).toFixed(2)}× faster)`,
+  `1,000 open watches: RSS +${(watchRssAfter - watchRssBefore).toFixed(1)} MB`,
+  `1 GB upload: RSS ${uploadRssBefore.toFixed(1)} MB → max ${uploadRssMax.toFixed(1)} MB, ${(1024 / uploadSeconds).toFixed(0)} MB/s`,
+  `start to first proxied 200: ${firstOkMs} ms; certificate change to new identity in use: ${Math.round(rotationMs)} ms`,
+]
+process.stdout.write(`${table.join('\n')}\n\n${extra.map((e) => `- ${e}`).join('\n')}\n`)
+const node = process.version
+await mkdir(join(ROOT, 'bench/results'), { recursive: true })
+await writeFile(join(ROOT, 'bench/results/latest.json'), JSON.stringify({
+  date: new Date().toISOString(), node, rounds: ROUNDS, seconds: SECONDS, skipped: missing,
+  samples: Object.fromEntries(samples), idleRssMb: Object.fromEntries(idleRss),
+  p50AddedMs: p50Added, curl200: { directMs: curlDirectMs, proxyMs: curlProxyMs },
+  watches1000RssMb: { before: watchRssBefore, after: watchRssAfter }, upload1GbRssMb: { before: uploadRssBefore, max: uploadRssMax, seconds: uploadSeconds },
+  firstProxied200Ms: firstOkMs, rotationMs,
+}, null, 2))
+await demo.close()
+await sink.close()
+await cleanup()
+process.exit(0)
