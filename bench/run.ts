@@ -68,7 +68,7 @@ async function usage(pid: number): Promise<{ cpu: number; rssKb: number }> {
   return { cpu, rssKb }
 }
 
-interface Load { rps: number; p50: number; p99: number; requests: number; errors: number; non2xx: number }
+interface Load { rps: number; mean: number; p50: number; p99: number; requests: number; errors: number; non2xx: number }
 function load(url: string, connections: number, seconds: number, tls?: string[]): Promise<Load> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'bench/load.ts'), url, String(connections), String(seconds), ...(tls ?? [])], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] })
@@ -80,13 +80,15 @@ function load(url: string, connections: number, seconds: number, tls?: string[])
 
 const work = await mkdtemp(join(tmpdir(), 'mtls-proxy-bench-'))
 const children: ChildProcess[] = []
+// Each server runs in a process group of its own, so nginx's workers go with their master.
+const stopAll = () => { for (const c of children) { try { process.kill(-c.pid!, 'SIGKILL') } catch { /* gone */ } } }
 const cleanup = async () => {
-  for (const c of children) c.kill('SIGKILL')
+  stopAll()
   await rm(work, { recursive: true, force: true })
 }
 process.on('SIGINT', () => void cleanup().then(() => process.exit(130)))
 // Whatever happens, no server outlives the run (they would also hold its output open).
-process.on('exit', () => { for (const c of children) c.kill('SIGKILL') })
+process.on('exit', stopAll)
 process.on('unhandledRejection', (err) => { log(`bench failed: ${(err as Error).stack ?? String(err)}`); process.exit(1) })
 
 const pki = await createDemoPki()
@@ -111,7 +113,7 @@ async function startNginx(name: string, server: string): Promise<ChildProcess> {
   await mkdir(join(dir, 'logs'), { recursive: true })
   const conf = join(dir, 'nginx.conf')
   await writeFile(conf, `worker_processes 1;\npid ${dir}/nginx.pid;\nerror_log stderr error;\nevents { worker_connections 8192; }\nhttp {\n  access_log off;\n  client_body_temp_path ${dir};\n  proxy_temp_path ${dir};\n  ${server}\n}\n`)
-  const child = spawn(nginx!, ['-c', conf, '-p', dir, '-g', 'daemon off;'], { stdio: ['ignore', 'ignore', 'inherit'] })
+  const child = spawn(nginx!, ['-c', conf, '-p', dir, '-g', 'daemon off;'], { stdio: ['ignore', 'ignore', 'inherit'], detached: true })
   children.push(child)
   return child
 }
@@ -134,7 +136,7 @@ const targets: Target[] = [{ name: 'direct mTLS', url: upstreamUrl, tls }]
 
 const proxyPort = await freePort()
 const started = Date.now()
-const mtlsProxy = spawn(process.execPath, [join(ROOT, 'dist/cli.js'), '--upstream', upstreamUrl, '--cacert', files.cacert, '--cert', files.cert, '--key', files.key, '--port', String(proxyPort)], { stdio: ['ignore', 'ignore', 'inherit'] })
+const mtlsProxy = spawn(process.execPath, [join(ROOT, 'dist/cli.js'), '--upstream', upstreamUrl, '--cacert', files.cacert, '--cert', files.cert, '--key', files.key, '--port', String(proxyPort)], { stdio: ['ignore', 'ignore', 'inherit'], detached: true })
 children.push(mtlsProxy)
 await waitFor(`http://127.0.0.1:${proxyPort}/api/v1/namespaces/default/pods`)
 const firstOkMs = Date.now() - started
@@ -150,7 +152,7 @@ if (kubectl) {
   const port = await freePort()
   const kubeconfig = join(work, 'kubeconfig')
   await writeFile(kubeconfig, `apiVersion: v1\nkind: Config\ncurrent-context: b\nclusters: [{name: b, cluster: {server: "${upstreamUrl}", certificate-authority: ${files.cacert}, tls-server-name: localhost}}]\nusers: [{name: b, user: {client-certificate: ${files.cert}, client-key: ${files.key}}}]\ncontexts: [{name: b, context: {cluster: b, user: b}}]\n`)
-  const child = spawn(kubectl, ['proxy', `--port=${port}`, `--kubeconfig=${kubeconfig}`], { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, HOME: work } })
+  const child = spawn(kubectl, ['proxy', `--port=${port}`, `--kubeconfig=${kubeconfig}`], { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, HOME: work }, detached: true })
   children.push(child)
   await waitFor(`http://127.0.0.1:${port}/api/v1/pods`)
   targets.push({ name: 'kubectl proxy', url: `http://127.0.0.1:${port}`, pid: child.pid! })
@@ -158,7 +160,7 @@ if (kubectl) {
 
 // Throughput and latency, the contenders taking turns each round.
 const scenarios = [{ name: '50 connections', connections: 50 }, { name: '20 connections', connections: 20 }, { name: '1 connection', connections: 1 }]
-const samples = new Map<string, { rps: number[]; p50: number[]; p99: number[]; cpuPer1k: number[]; errors: number }>()
+const samples = new Map<string, { rps: number[]; mean: number[]; p50: number[]; p99: number[]; cpuPer1k: number[]; errors: number }>()
 const idleRss = new Map<string, number>()
 for (const t of targets) if (t.pid) idleRss.set(t.name, (await usage(t.pid)).rssKb / 1024)
 log(`${targets.length} contenders, ${ROUNDS} rounds of ${scenarios.length} scenarios × ${SECONDS} s`)
@@ -169,8 +171,9 @@ for (let round = 1; round <= ROUNDS; round++) {
       const r = await load(`${t.url}/api/v1/namespaces/default/pods`, scenario.connections, SECONDS, t.tls)
       const after = t.pid ? await usage(t.pid) : undefined
       const key = `${t.name}|${scenario.name}`
-      const s = samples.get(key) ?? { rps: [], p50: [], p99: [], cpuPer1k: [], errors: 0 }
+      const s = samples.get(key) ?? { rps: [], mean: [], p50: [], p99: [], cpuPer1k: [], errors: 0 }
       s.rps.push(r.rps)
+      s.mean.push(r.mean)
       s.p50.push(r.p50)
       s.p99.push(r.p99)
       s.errors += r.errors + r.non2xx
@@ -196,7 +199,7 @@ const demo = await startDemoApiServer(pki)
 const sink = await startMtlsServer({ clientCaPem: pki.ca.certPem, serverCert: pki.server, handler: (req, res) => { req.resume(); req.on('end', () => res.end('{}')) } })
 async function proxyFor(upstream: string): Promise<{ port: number; pid: number }> {
   const port = await freePort()
-  const child = spawn(process.execPath, [join(ROOT, 'dist/cli.js'), '--upstream', upstream, '--cacert', files.cacert, '--cert', files.cert, '--key', files.key, '--port', String(port), '--no-access-log'], { stdio: ['ignore', 'ignore', 'inherit'] })
+  const child = spawn(process.execPath, [join(ROOT, 'dist/cli.js'), '--upstream', upstream, '--cacert', files.cacert, '--cert', files.cert, '--key', files.key, '--port', String(port), '--no-access-log'], { stdio: ['ignore', 'ignore', 'inherit'], detached: true })
   children.push(child)
   await waitFor(`http://127.0.0.1:${port}/-/healthz`)
   return { port, pid: child.pid! }
@@ -245,25 +248,26 @@ const rotationMs = performance.now() - changed
 
 // The table.
 const names = targets.map((t) => t.name)
-const med = (name: string, scenario: string, field: 'rps' | 'p50' | 'p99' | 'cpuPer1k') => median(samples.get(`${name}|${scenario}`)?.[field] ?? [])
+const med = (name: string, scenario: string, field: 'rps' | 'mean' | 'p50' | 'p99' | 'cpuPer1k') => median(samples.get(`${name}|${scenario}`)?.[field] ?? [])
 const ratio = (a: number, b: number) => (Number.isFinite(a) && Number.isFinite(b) && b !== 0 ? `${(a / b).toFixed(2)}×` : '–')
 const rows: string[][] = [['scenario', 'metric', ...names, 'mtls-proxy / nginx', 'mtls-proxy / kubectl proxy']]
 for (const scenario of scenarios.map((s) => s.name)) {
-  for (const field of ['rps', 'p50', 'p99', 'cpuPer1k'] as const) {
+  for (const field of ['rps', 'mean', 'p50', 'p99', 'cpuPer1k'] as const) {
     if (field === 'cpuPer1k' && scenario !== '50 connections') continue
-    const label = { rps: 'requests/s', p50: 'p50 ms', p99: 'p99 ms', cpuPer1k: 'CPU ms per 1,000 requests' }[field]
+    const label = { rps: 'requests/s', mean: 'mean ms', p50: 'p50 ms', p99: 'p99 ms', cpuPer1k: 'CPU ms per 1,000 requests' }[field]
     const values = names.map((n) => med(n, scenario, field))
-    rows.push([scenario, label, ...values.map((v) => (Number.isFinite(v) ? (field === 'rps' ? String(Math.round(v)) : v.toFixed(field === 'cpuPer1k' ? 0 : 2)) : '–')),
+    rows.push([scenario, label, ...values.map((v) => (Number.isFinite(v) ? (field === 'rps' ? String(Math.round(v)) : v.toFixed(field === 'cpuPer1k' ? 0 : field === 'mean' ? 3 : 0)) : '–')),
       ratio(med('mtls-proxy', scenario, field), med('nginx', scenario, field)), ratio(med('mtls-proxy', scenario, field), med('kubectl proxy', scenario, field))])
   }
 }
 rows.push(['idle', 'RSS MB', ...names.map((n) => idleRss.get(n)?.toFixed(1) ?? '–'), ratio(idleRss.get('mtls-proxy')!, idleRss.get('nginx')!), ratio(idleRss.get('mtls-proxy')!, idleRss.get('kubectl proxy')!)])
-const p50Added = med('mtls-proxy', '1 connection', 'p50') - med('direct mTLS', '1 connection', 'p50')
+// autocannon's p50 is in whole milliseconds, too coarse here: the mean latency tells the added time.
+const p50Added = med('mtls-proxy', '1 connection', 'mean') - med('direct mTLS', '1 connection', 'mean')
 const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)))
 const table = rows.map((r) => `| ${r.map((c, i) => c.padEnd(widths[i]!)).join(' | ')} |`)
 table.splice(1, 0, `|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`)
 const extra = [
-  `1 connection, p50 added over the direct client: ${p50Added.toFixed(2)} ms`,
+  `1 connection, latency added over the direct client (mean): ${p50Added.toFixed(2)} ms`,
   `200 sequential curl calls: direct ${Math.round(curlDirectMs)} ms, through mtls-proxy ${Math.round(curlProxyMs)} ms (${(curlDirectMs / curlProxyMs).toFixed(2)}× faster)`,
   `1,000 open watches: RSS +${(watchRssAfter - watchRssBefore).toFixed(1)} MB`,
   `1 GB upload: RSS ${uploadRssBefore.toFixed(1)} MB → max ${uploadRssMax.toFixed(1)} MB, ${(1024 / uploadSeconds).toFixed(0)} MB/s`,
