@@ -256,7 +256,7 @@ for (const scenario of scenarios.map((s) => s.name)) {
     if (field === 'cpuPer1k' && scenario !== '50 connections') continue
     const label = { rps: 'requests/s', mean: 'mean ms', p50: 'p50 ms', p99: 'p99 ms', cpuPer1k: 'CPU ms per 1,000 requests' }[field]
     const values = names.map((n) => med(n, scenario, field))
-    rows.push([scenario, label, ...values.map((v) => (Number.isFinite(v) ? (field === 'rps' ? String(Math.round(v)) : v.toFixed(field === 'cpuPer1k' ? 0 : field === 'mean' ? 3 : 0)) : '–')),
+    rows.push([scenario, label, ...values.map((v) => (Number.isFinite(v) ? (field === 'rps' ? String(Math.round(v)) : v.toFixed(0)) : '–')),
       ratio(med('mtls-proxy', scenario, field), med('nginx', scenario, field)), ratio(med('mtls-proxy', scenario, field), med('kubectl proxy', scenario, field))])
   }
 }
