@@ -9,6 +9,7 @@ import t from 'tap'
 import { pkiWithFiles } from './helpers/pki.js'
 import { startDemoUpstream } from './helpers/upstream.js'
 import { startProxy } from './helpers/proxy.js'
+import { until } from './helpers/until.js'
 
 const run = promisify(execFile)
 
@@ -69,7 +70,9 @@ t.test('kubectl exec POD -- CMD through the proxy: output and exit status over t
   const failed = await k('exec', 'db-0', '--', 'sh', '-c', 'exit 3').then(() => ({ code: 0, stderr: '' }), (err: { code: number; stderr: string }) => err)
   t.equal(failed.code, 3, 'kubectl exits with the command\'s exit status (Status on channel 3)')
   t.match(failed.stderr, /command terminated with exit code 3/)
-  const tunnels = proxy.logs.filter((l) => l.msg === 'request' && l.upgrade === 'websocket')
-  t.ok(tunnels.length >= 3, 'each exec went through an upgrade tunnel')
-  t.ok(tunnels.every((l) => l.status === 101))
+  const tunnels = () => proxy.logs.filter((l) => l.msg === 'request' && l.upgrade === 'websocket')
+  // A tunnel's line is written when its socket closes, which may be a moment after kubectl exits.
+  await until(() => tunnels().length >= 3)
+  t.ok(tunnels().length >= 3, 'each exec went through an upgrade tunnel')
+  t.ok(tunnels().every((l) => l.status === 101))
 })

@@ -4,6 +4,7 @@ import { pkiWithFiles } from './helpers/pki.js'
 import { echoHandler, startUpstream } from './helpers/upstream.js'
 import { startProxy } from './helpers/proxy.js'
 import { get } from './helpers/http.js'
+import { until } from './helpers/until.js'
 
 const { pki, files } = await pkiWithFiles(t)
 
@@ -12,6 +13,8 @@ t.test('one access line per request with method, path, status, duration and byte
   const proxy = await startProxy(t, upstream.url, files)
   await get(`${proxy.url}/api/v1/pods?limit=1`)
   await get(`${proxy.url}/api/v1/pods`, { method: 'POST', body: 'x'.repeat(1000), headers: { 'content-type': 'application/json' } })
+  // Each line is written as its response closes, which may be a moment after the client has it.
+  await until(() => proxy.logs.filter((l) => l.msg === 'request').length >= 2)
   const lines = proxy.logs.filter((l) => l.msg === 'request')
   t.equal(lines.length, 2)
   t.match(lines[0], { method: 'GET', url: '/api/v1/pods?limit=1', status: 200 })

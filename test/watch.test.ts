@@ -69,6 +69,7 @@ t.test('when the client goes away, the upstream request is aborted', async (t) =
   res.destroy()
   await until(() => closed.length === 1)
   t.pass('upstream saw the watch closed')
+  await until(() => proxy.logs.some((l) => l.msg === 'request' && String(l.url).includes('watch=1')))
   const logs = proxy.logs.filter((l) => l.msg === 'request' && String(l.url).includes('watch=1'))
   t.equal(logs.length, 1, 'the aborted watch still gets its access-log line')
 })
