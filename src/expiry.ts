@@ -71,14 +71,12 @@ export interface ExpiryMonitorOptions {
 /** Checks every certificate at start, on a timer and whenever asked (after a reload), and says so in the log. */
 export class ExpiryMonitor {
   readonly #opts: ExpiryMonitorOptions
-  #reports: CertificateReport[] = []
   #server: X509Certificate | undefined
   #timer: NodeJS.Timeout | undefined
   #checks = 0
 
   constructor(opts: ExpiryMonitorOptions) {
     this.#opts = opts
-    this.#reports = this.#build()
   }
 
   /** Fresh for the client and CA (cheap); the server's as of the last check. */
@@ -99,16 +97,16 @@ export class ExpiryMonitor {
 
   async check(): Promise<CertificateReport[]> {
     this.#server = (await this.#opts.serverCertificate().catch(() => undefined)) ?? this.#server
-    this.#reports = this.#build()
+    const reports = this.#build()
     const { logger } = this.#opts
-    for (const r of this.#reports) {
+    for (const r of reports) {
       const fields = { certificate: r }
       if (r.level === 'expired' || r.level === 'critical') logger.error(fields, expiryMessage(r))
       else if (r.level === 'warning') logger.warn(fields, expiryMessage(r))
       else if (this.#checks === 0) logger.info(fields, `${r.role === 'ca' ? 'CA' : r.role} certificate ${r.subject} valid until ${r.notAfter} (${r.daysLeft} days)`)
     }
     this.#checks++
-    return this.#reports
+    return reports
   }
 
   start(): void {

@@ -109,7 +109,8 @@ export class CertificateReloader {
 
   /** Watches the folders of every credential file (and the kubeconfig) for changes. */
   start(): void {
-    const folders = new Set(this.#opts.config.credentialSources().watch.map((f) => dirname(f)))
+    // The sources the bundle in use was read from: no second read of a kubeconfig.
+    const folders = new Set(this.#current.sources.watch.map((f) => dirname(f)))
     for (const folder of folders) {
       try {
         const watcher = watch(folder, { persistent: false }, () => this.#schedule())
