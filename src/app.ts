@@ -3,7 +3,7 @@ import type { IncomingHttpHeaders, IncomingMessage } from 'node:http'
 import type { Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
 import proxy from '@fastify/http-proxy'
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
+import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
 import type { Logger } from 'pino'
 import type { Config } from './config.js'
 import { clientIdentity, type CredentialBundle } from './credentials.js'
@@ -117,7 +117,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
     connectTimeoutMs: config.connectTimeoutMs,
     responseTimeoutMs: config.responseTimeoutMs,
     keepAliveMs: config.keepAliveMs,
-    record: (r) => record(r, logger),
+    record: (r) => record(r),
     onUpstreamError: (cause) => metrics.upstreamError(cause),
   })
   const metrics = new Metrics({
@@ -125,12 +125,15 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
     openTunnels: () => tunnels.size,
     certificates: () => expiry.reports,
   }, { processMetrics: deps.processMetrics ?? true })
+  // The access line holds only the fields of a RequestRecord, never a header, so it skips the
+  // redaction pass, which tripled the cost of each line.
+  const accessLog = logger.child({}, { redact: [] })
   // Every request and tunnel ends here: counted, and logged unless --no-access-log.
-  const record = (r: RequestRecord, log: Logger | FastifyBaseLogger) => {
+  const record = (r: RequestRecord, reqId?: string) => {
     metrics.request(r)
     if (!config.accessLog) return
     const { duration, ...fields } = r
-    log.info({ ...fields, ms: Math.round(duration * 10_000) / 10 }, 'request')
+    accessLog.info({ reqId, ...fields, ms: Math.round(duration * 10_000) / 10 }, 'request')
   }
 
   const app = Fastify({
@@ -173,7 +176,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
         ...wireBytes(socket),
         ...(reply.raw.writableFinished ? {} : { aborted: true }),
         ...(request.upstreamError ? { error: request.upstreamError } : {}),
-      }, request.log)
+      }, request.id)
     })
   })
 

@@ -88,7 +88,12 @@ t.test('it starts, says where it serves and forwards, and proxies', async (t) =>
   t.equal(res.status, 200)
   t.equal(res.json().url, '/api/v1/pods?x=1')
   proxy.child.kill('SIGTERM')
-  t.equal((await proxy.exited).code, 0)
+  const exit = await proxy.exited
+  t.equal(exit.code, 0)
+  // Log lines are written behind the requests; none may be lost when the process exits.
+  const lines = exit.stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>)
+  t.match(lines.find((l) => l.msg === 'request'), { method: 'GET', url: '/api/v1/pods?x=1', status: 200 }, 'the access line reached stdout')
+  t.equal(lines.at(-1)?.msg, 'stopped', 'the last line, written just before exit, was flushed')
 })
 
 t.test('SIGTERM with a request in flight: the request completes, new connections are refused, exit 0', async (t) => {
