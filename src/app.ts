@@ -8,8 +8,8 @@ import type { Logger } from 'pino'
 import type { Config } from './config.js'
 import { clientIdentity, type CredentialBundle } from './credentials.js'
 import { checkRequest, forwardTarget, hostPatterns, tokenDigest, type GuardOptions } from './guard.js'
-import { clientResponseHeaders, upstreamRequestHeaders } from './headers.js'
-import { LongRunningResponses, isLongRunning } from './inflight.js'
+import { LongRunningResponses } from './inflight.js'
+import { createForwarder } from './forward.js'
 import { Readiness } from './readiness.js'
 import { rawStatusResponse, sendRefusal, type Refusal } from './status.js'
 import { OWN_PATHS, registerOwnEndpoints, type OwnEndpoints, type ReadyState } from './endpoints.js'
@@ -236,43 +236,28 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
   await app.register(proxy, {
     upstream: config.upstream.href,
     httpMethods: FORWARDED_METHODS,
+    // reply-from is registered by http-proxy but carries no traffic: it gets our pool, never used, instead of one of its own.
     undici: upstream as never,
     disableRequestLogging: true,
-    replyOptions: {
-      // The query string exactly as the caller sent it (http-proxy would re-encode it).
-      queryString: (_search: string, reqUrl: string) => {
-        const i = reqUrl.indexOf('?')
-        return i < 0 ? '' : reqUrl.slice(i + 1)
-      },
-      rewriteRequestHeaders: (request: FastifyRequest, headers: IncomingHttpHeaders) =>
-        upstreamRequestHeaders(headers, request.raw.socket.remoteAddress),
-      rewriteHeaders: (headers: IncomingHttpHeaders) => clientResponseHeaders(headers),
-      // Never retry: a proxy must not multiply load on an API server (reply-from retries 503s by default).
-      retryDelay: () => null,
-      onResponse: (request: FastifyRequest, reply: FastifyReply, res: { statusCode: number; stream: NodeJS.ReadableStream }) => {
+    handler: createForwarder({
+      upstream,
+      watches,
+      closing: () => closing,
+      onAnswer: (request, statusCode) => {
         readiness.recordSuccess()
-        // Shutting down: this connection is not to be reused, so the client moves on at once.
-        if (closing) reply.header('connection', 'close')
-        if (res.statusCode === 401) {
+        if (statusCode === 401) {
           request.log.warn({ url: request.url, identity: clientIdentity(reloader.current), notAfter: reloader.current.notAfter.toISOString() },
             'upstream answered 401 Unauthorized: the client certificate may have expired or been revoked (consoles can revoke a credential); get a new one')
         }
-        if (!isLongRunning(request.url)) return reply.send(res.stream)
-        watches.add(reply.raw, res.stream as never)
-        reply.send(res.stream)
-        // A watch may stay silent for minutes, and clients wait for its headers: send them now,
-        // not with the first event. (Headers are on the raw response once Fastify began streaming.)
-        if (!reply.raw.headersSent && reply.raw.getHeaderNames().length > 0) reply.raw.flushHeaders()
-        return reply
       },
-      onError: (reply: FastifyReply, { error }: { error: Error }) => {
-        const failure = describeUpstreamError(error, config.upstream, upstream.serverName)
-        reply.request.upstreamError = failure.message
+      onFailure: (request, err) => {
+        const failure = describeUpstreamError(err, config.upstream, upstream.serverName)
+        request.upstreamError = failure.message
         metrics.upstreamError(failure.cause)
         if (failure.cause !== 'timeout') readiness.recordFailure(failure.message)
-        return sendRefusal(reply, failure)
+        return failure
       },
-    } as never,
+    }),
   })
 
   app.addHook('onReady', async () => {

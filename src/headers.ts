@@ -13,32 +13,41 @@ const HOP_BY_HOP = new Set([
 // source address that the API server writes into its audit log.
 const REQUEST_ONLY_DROP = new Set(['authorization', 'expect', 'forwarded', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host'])
 
-function connectionNamed(headers: IncomingHttpHeaders): string[] {
-  const value = headers.connection
+function connectionNamed(value: unknown): string[] {
   if (typeof value !== 'string') return []
   return value.toLowerCase().split(',').map((t) => t.trim()).filter(Boolean)
 }
 
-function strip(headers: IncomingHttpHeaders, extra?: Set<string>): IncomingHttpHeaders {
-  const named = connectionNamed(headers)
-  const out: IncomingHttpHeaders = {}
-  for (const name in headers) {
-    const lower = name.toLowerCase()
-    if (HOP_BY_HOP.has(lower) || lower.startsWith('proxy-') || extra?.has(lower) || named.includes(lower)) continue
-    if (headers[name] !== undefined) out[lower] = headers[name]
-  }
-  return out
+function dropped(lower: string, named: string[], extra?: Set<string>): boolean {
+  return HOP_BY_HOP.has(lower) || lower.startsWith('proxy-') || extra?.has(lower) === true || named.includes(lower)
 }
 
 /** Headers for the request to the API server. Impersonate-* pass, so `kubectl --as` works. */
 export function upstreamRequestHeaders(headers: IncomingHttpHeaders, clientAddress: string | undefined): IncomingHttpHeaders {
-  const out = strip(headers, REQUEST_ONLY_DROP)
+  const named = connectionNamed(headers.connection)
+  const out: IncomingHttpHeaders = {}
+  for (const name in headers) {
+    const lower = name.toLowerCase()
+    if (!dropped(lower, named, REQUEST_ONLY_DROP) && headers[name] !== undefined) out[lower] = headers[name]
+  }
   if (clientAddress) out['x-forwarded-for'] = clientAddress
   out['x-forwarded-proto'] = 'http'
   return out
 }
 
-/** Headers for the response to the caller. */
-export function clientResponseHeaders(headers: IncomingHttpHeaders): IncomingHttpHeaders {
-  return strip(headers)
+/**
+ * Headers for the response to the caller, from the upstream's raw header list (name, value, …),
+ * as the flat list `writeHead` takes: repeated headers such as Set-Cookie stay separate lines.
+ */
+export function clientResponseHeaders(raw: Buffer[]): string[] {
+  let named: string[] = []
+  for (let i = 0; i < raw.length; i += 2) {
+    if (raw[i]!.length === 10 && raw[i]!.toString('latin1').toLowerCase() === 'connection') named = named.concat(connectionNamed(raw[i + 1]!.toString('latin1')))
+  }
+  const out: string[] = []
+  for (let i = 0; i < raw.length; i += 2) {
+    const lower = raw[i]!.toString('latin1').toLowerCase()
+    if (!dropped(lower, named)) out.push(lower, raw[i + 1]!.toString('latin1'))
+  }
+  return out
 }

@@ -1,3 +1,4 @@
+import type { ServerResponse } from 'node:http'
 import type { FastifyReply } from 'fastify'
 
 // Every error the proxy itself answers is a Kubernetes Status object, so kubectl and client-go
@@ -37,4 +38,16 @@ export function rawStatusResponse(refusal: Refusal): string {
 
 export function sendRefusal(reply: FastifyReply, refusal: Refusal): FastifyReply {
   return reply.code(refusal.code).type('application/json').send(statusOf(refusal))
+}
+
+/** The same Status, on a response Fastify has handed over (a forwarded request that failed). */
+export function writeRefusal(res: ServerResponse, refusal: Refusal, connectionClose: boolean): void {
+  const body = JSON.stringify(statusOf(refusal))
+  res.writeHead(refusal.code, {
+    // as Fastify writes the Status it sends itself
+    'content-type': 'application/json; charset=utf-8',
+    'content-length': Buffer.byteLength(body),
+    ...(connectionClose ? { connection: 'close' } : {}),
+  })
+  res.end(body)
 }

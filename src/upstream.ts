@@ -112,6 +112,11 @@ export class Upstream {
     return this.#agent.request(options)
   }
 
+  /** The proxied requests' path: the handler gets each response as it is parsed, with no stream in between. */
+  dispatch(options: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): void {
+    this.#agent.dispatch(options, handler)
+  }
+
   async close(): Promise<void> {
     await this.#agent.destroy()
   }

@@ -1,0 +1,113 @@
+// Forwarding one request. @fastify/http-proxy routes every forwarded method and path and vets the
+// destination; this is its `handler`: it sends the request through the upstream pool and streams
+// the answer straight into the client's response, each chunk from undici's parser to the socket.
+// (reply-from's general-purpose path, a header object per request, a Readable per body and
+// Fastify's send pipeline, cost more than everything else the proxy does: BENCHMARKS.md.)
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import { Stream } from 'node:stream'
+import type { FastifyReply, FastifyRequest } from 'fastify'
+import type { Dispatcher } from 'undici'
+import { clientResponseHeaders, upstreamRequestHeaders } from './headers.js'
+import { isLongRunning, type LongRunningResponses } from './inflight.js'
+import { writeRefusal, type Refusal } from './status.js'
+import type { Upstream } from './upstream.js'
+
+export interface ForwardOptions {
+  upstream: Upstream
+  watches: LongRunningResponses
+  /** shutting down: each response tells its client not to reuse the connection */
+  closing: () => boolean
+  /** the upstream answered (its status code, before the body) */
+  onAnswer: (request: FastifyRequest, statusCode: number) => void
+  /** the upstream could not be asked, or did not answer: what to tell the client */
+  onFailure: (request: FastifyRequest, err: Error) => Refusal
+}
+
+export type ForwardHandler = (request: FastifyRequest, reply: FastifyReply, dest: string) => void
+
+export function createForwarder(options: ForwardOptions): ForwardHandler {
+  const { upstream } = options
+  return (request, reply, dest) => {
+    reply.hijack()
+    const req = request.raw
+    const headers = upstreamRequestHeaders(req.headers, req.socket.remoteAddress)
+    headers.host = upstream.url.host
+    // The query string exactly as the caller sent it; dest is the path the guard judged.
+    const q = request.url.indexOf('?')
+    const path = q < 0 ? dest : dest + request.url.slice(q)
+    // With no content-type parsers, Fastify hands any body over as the request stream itself.
+    const body = request.body instanceof Stream ? (request.body as IncomingMessage) : null
+    upstream.dispatch({ origin: upstream.origin, path, method: request.method as Dispatcher.HttpMethod, headers, body },
+      new Relay(request, reply.raw, options))
+  }
+}
+
+/** One upstream response into one client response, with backpressure both ways and aborts both ways. */
+class Relay implements Dispatcher.DispatchHandler {
+  #abort: ((err?: Error) => void) | undefined
+  #answered = false
+  #finished = false
+  readonly #request: FastifyRequest
+  readonly #res: ServerResponse
+  readonly #options: ForwardOptions
+
+  constructor(request: FastifyRequest, res: ServerResponse, options: ForwardOptions) {
+    this.#request = request
+    this.#res = res
+    this.#options = options
+    // The client went away: stop the upstream request too, whether or not its answer has begun.
+    res.once('close', () => {
+      if (!this.#finished) this.#abort?.(new Error('the client closed the connection'))
+    })
+  }
+
+  onConnect(abort: (err?: Error) => void): void {
+    this.#abort = abort
+    if (this.#res.destroyed) abort(new Error('the client closed the connection'))
+  }
+
+  onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void): boolean {
+    const res = this.#res
+    if (res.destroyed) return false
+    this.#options.onAnswer(this.#request, statusCode)
+    const headers = clientResponseHeaders(rawHeaders)
+    // The connection cannot be reused until the request body was read; the upstream answered early.
+    if (this.#options.closing() || !this.#request.raw.complete) headers.push('connection', 'close')
+    res.writeHead(statusCode, headers)
+    this.#answered = true
+    res.on('drain', resume)
+    if (isLongRunning(this.#request.url)) {
+      // A watch may stay silent for minutes, and clients wait for its headers: send them now.
+      res.flushHeaders()
+      this.#options.watches.add(res, () => {
+        this.#finished = true
+        this.#abort?.(new Error('mtls-proxy is shutting down'))
+        res.end()
+      })
+    }
+    return true
+  }
+
+  onData(chunk: Buffer): boolean {
+    if (this.#res.writableEnded) return true
+    return this.#res.write(chunk)
+  }
+
+  onComplete(): void {
+    this.#finished = true
+    if (!this.#res.writableEnded) this.#res.end()
+  }
+
+  onError(err: Error): void {
+    if (this.#finished) return
+    this.#finished = true
+    const res = this.#res
+    if (res.destroyed || res.writableEnded) return
+    // Cut mid-body: the client must see an incomplete response, not a short one that looks whole.
+    if (this.#answered) {
+      res.destroy(err)
+      return
+    }
+    writeRefusal(res, this.#options.onFailure(this.#request, err), this.#options.closing())
+  }
+}
