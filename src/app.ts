@@ -161,11 +161,12 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
     socket.end(rawStatusResponse({ code: 405, reason: 'MethodNotAllowed', message: 'CONNECT is refused: mtls-proxy is not an open proxy' }))
   })
 
-  // On 'close' rather than Fastify's onResponse, which never fires for a watch the client ended.
-  app.addHook('onRequest', async (request, reply) => {
+  // One hook, callback style: on the path of every request, a promise per hook is measurable.
+  app.addHook('onRequest', (request, reply, done) => {
     metrics.inFlight.inc()
     // Captured now: by 'close' the response may already be detached from its socket.
     const socket = request.raw.socket
+    // On 'close' rather than Fastify's onResponse, which never fires for a watch the client ended.
     reply.raw.once('close', () => {
       metrics.inFlight.dec()
       record({
@@ -178,15 +179,15 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
         ...(request.upstreamError ? { error: request.upstreamError } : {}),
       }, request.id)
     })
-  })
-
-  app.addHook('onRequest', async (request, reply) => {
     // originalUrl: the target before rewriteUrl turned an absolute-form target into a path.
     const refusal = admit(request.originalUrl, request.raw)
-    if (refusal) {
-      if (closing) reply.header('connection', 'close')
-      return sendRefusal(reply, refusal)
+    if (!refusal) {
+      done()
+      return
     }
+    if (closing) reply.header('connection', 'close')
+    // Answered here: the request goes no further, so done() is not called.
+    sendRefusal(reply, refusal)
   })
 
   // exec, attach, cp and port-forward: Node hands `Connection: Upgrade` requests to this event, past Fastify.

@@ -96,6 +96,8 @@ async function main(argv: string[]): Promise<void> {
     else logger.info({ signal }, `${signal}: shutting down (waiting up to ${config.shutdownTimeoutMs / 1000} s for requests in flight)`)
     await app.close()
     logger.info('stopped')
+    // Lines are written asynchronously; close-with-grace exits next, and none may be cut off.
+    await new Promise<void>((resolve) => logger.flush(() => resolve()))
   })
   const address = app.server.address()
   const port = typeof address === 'object' && address ? address.port : config.port
