@@ -3,70 +3,20 @@
 // Load comes from autocannon in a process of its own; the contenders take turns over rounds so
 // machine drift hits all alike; medians are reported, with ratios to nginx and kubectl proxy.
 // Writes bench/results/latest.json. Bounded: about four minutes.
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
-import { existsSync, realpathSync } from 'node:fs'
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
-import { createServer, type AddressInfo } from 'node:net'
+import { execFileSync, spawn } from 'node:child_process'
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
-import { dirname, join } from 'node:path'
+import { join } from 'node:path'
 import { Readable } from 'node:stream'
 import { fileURLToPath } from 'node:url'
 import { request } from 'undici'
 import { startDemoApiServer, startMtlsServer } from '../src/demo/api-server.js'
 import { createDemoPki, writeClientFiles } from '../src/demo/pki.js'
+import { Children, freePort, kubectl132, log, median, mtlsUpstreamConfig, podList as makePodList, sleep, startNginx as nginxIn, usage, waitFor, which } from './lib.js'
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3)
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 4)
-const log = (s: string) => process.stderr.write(`${s}\n`)
-const median = (xs: number[]) => (xs.length === 0 ? NaN : [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!)
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
-
-function which(name: string): string | undefined {
-  for (const dir of [...(process.env.PATH ?? '').split(':'), '/usr/sbin', '/sbin']) if (existsSync(join(dir, name))) return join(dir, name)
-  return undefined
-}
-function kubectl132(): string | undefined {
-  const k = which('kubectl')
-  const v = k ? join(dirname(realpathSync(k)), 'kubectl.1.32') : undefined
-  return v && existsSync(v) ? v : undefined
-}
-async function freePort(): Promise<number> {
-  const s = createServer()
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r))
-  const { port } = s.address() as AddressInfo
-  await new Promise((r) => s.close(r))
-  return port
-}
-async function waitFor(url: string, ms = 15_000, dispatcher?: unknown): Promise<void> {
-  const started = Date.now()
-  for (;;) {
-    try {
-      const res = await request(url, dispatcher ? { dispatcher: dispatcher as never } : {})
-      await res.body.dump()
-      if (res.statusCode < 500) return
-    } catch { /* not yet */ }
-    if (Date.now() - started > ms) throw new Error(`${url} did not answer within ${ms} ms`)
-    await sleep(20)
-  }
-}
-/** CPU seconds and RSS (KiB) of a process and its children (nginx's workers). */
-async function usage(pid: number): Promise<{ cpu: number; rssKb: number }> {
-  const pids = [pid]
-  let children = ''
-  try {
-    children = execFileSync('ps', ['-o', 'pid=', '--ppid', String(pid)], { encoding: 'utf8' })
-  } catch { /* ps exits 1 when there are none */ }
-  for (const entry of children.split('\n')) if (entry.trim()) pids.push(Number(entry))
-  let cpu = 0
-  let rssKb = 0
-  for (const p of pids) {
-    const stat = (await readFile(`/proc/${p}/stat`, 'utf8')).split(') ')[1]!.split(' ')
-    cpu += (Number(stat[11]) + Number(stat[12])) / 100
-    rssKb += Number(/VmRSS:\s+(\d+)/.exec(await readFile(`/proc/${p}/status`, 'utf8'))?.[1] ?? 0)
-  }
-  return { cpu, rssKb }
-}
 
 interface Load { rps: number; mean: number; p50: number; p99: number; requests: number; errors: number; non2xx: number }
 function load(url: string, connections: number, seconds: number, tls?: string[]): Promise<Load> {
@@ -79,9 +29,8 @@ function load(url: string, connections: number, seconds: number, tls?: string[])
 }
 
 const work = await mkdtemp(join(tmpdir(), 'mtls-proxy-bench-'))
-const children: ChildProcess[] = []
-// Each server runs in a process group of its own, so nginx's workers go with their master.
-const stopAll = () => { for (const c of children) { try { process.kill(-c.pid!, 'SIGKILL') } catch { /* gone */ } } }
+const children = new Children()
+const stopAll = () => children.stopAll()
 const cleanup = async () => {
   stopAll()
   await rm(work, { recursive: true, force: true })
@@ -95,10 +44,7 @@ const pki = await createDemoPki()
 const files = await writeClientFiles(pki, work)
 await writeFile(join(work, 'server.crt'), pki.server.certPem)
 await writeFile(join(work, 'server.key'), pki.server.keyPem)
-const podList = JSON.stringify({
-  kind: 'PodList', apiVersion: 'v1', metadata: { resourceVersion: '12345' },
-  items: Array.from({ length: 6 }, (_, i) => ({ metadata: { name: `web-${i}-7d4b9c6f5-abcde`, namespace: 'default', uid: `0b0b0b0b-0000-4000-8000-00000000000${i}`, resourceVersion: '12345', labels: { app: 'web', tier: 'frontend' } }, spec: { nodeName: 'node-1', containers: [{ name: 'app', image: 'registry.k8s.io/pause:3.10' }] }, status: { phase: 'Running', podIP: `10.0.0.${i}` } })),
-}).padEnd(2048, ' ')
+const podList = makePodList()
 await writeFile(join(work, 'podlist.json'), podList)
 
 const nginx = which('nginx')
@@ -108,21 +54,15 @@ if (!nginx) missing.push('nginx (apt-get update && apt-get install -y nginx-ligh
 if (!kubectl) missing.push('kubectl 1.32 (a kubectl.1.32 beside the kubectl on PATH): kubectl proxy is not compared')
 for (const m of missing) log(`skipping: ${m}`)
 
-async function startNginx(name: string, server: string): Promise<ChildProcess> {
-  const dir = join(work, name)
-  await mkdir(join(dir, 'logs'), { recursive: true })
-  const conf = join(dir, 'nginx.conf')
-  await writeFile(conf, `worker_processes 1;\npid ${dir}/nginx.pid;\nerror_log stderr error;\nevents { worker_connections 8192; }\nhttp {\n  access_log off;\n  client_body_temp_path ${dir};\n  proxy_temp_path ${dir};\n  ${server}\n}\n`)
-  const child = spawn(nginx!, ['-c', conf, '-p', dir, '-g', 'daemon off;'], { stdio: ['ignore', 'ignore', 'inherit'], detached: true })
-  children.push(child)
-  return child
+async function startNginx(name: string, server: string) {
+  return children.add(await nginxIn(nginx!, join(work, name), server))
 }
 
 // The upstream: nginx with mutual TLS, answering every path with the PodList.
 const upstreamPort = await freePort()
 let upstreamUrl = `https://127.0.0.1:${upstreamPort}`
 if (nginx) {
-  await startNginx('upstream', `server {\n    listen 127.0.0.1:${upstreamPort} ssl;\n    ssl_certificate ${work}/server.crt;\n    ssl_certificate_key ${work}/server.key;\n    ssl_client_certificate ${files.cacert};\n    ssl_verify_client on;\n    keepalive_requests 1000000;\n    location / { default_type application/json; return 200 '${podList}'; }\n  }`)
+  await startNginx('upstream', mtlsUpstreamConfig(upstreamPort, files, podList))
 } else {
   const server = await startMtlsServer({ clientCaPem: pki.ca.certPem, serverCert: pki.server, port: upstreamPort, handler: (_q, s) => { s.writeHead(200, { 'content-type': 'application/json' }); s.end(podList) } })
   upstreamUrl = server.url
@@ -137,7 +77,7 @@ const targets: Target[] = [{ name: 'direct mTLS', url: upstreamUrl, tls }]
 const proxyPort = await freePort()
 const started = Date.now()
 const mtlsProxy = spawn(process.execPath, [join(ROOT, 'dist/cli.js'), '--upstream', upstreamUrl, '--cacert', files.cacert, '--cert', files.cert, '--key', files.key, '--port', String(proxyPort)], { stdio: ['ignore', 'ignore', 'inherit'], detached: true })
-children.push(mtlsProxy)
+children.add(mtlsProxy)
 await waitFor(`http://127.0.0.1:${proxyPort}/api/v1/namespaces/default/pods`)
 const firstOkMs = Date.now() - started
 targets.push({ name: 'mtls-proxy', url: `http://127.0.0.1:${proxyPort}`, pid: mtlsProxy.pid! })
@@ -153,7 +93,7 @@ if (kubectl) {
   const kubeconfig = join(work, 'kubeconfig')
   await writeFile(kubeconfig, `apiVersion: v1\nkind: Config\ncurrent-context: b\nclusters: [{name: b, cluster: {server: "${upstreamUrl}", certificate-authority: ${files.cacert}, tls-server-name: localhost}}]\nusers: [{name: b, user: {client-certificate: ${files.cert}, client-key: ${files.key}}}]\ncontexts: [{name: b, context: {cluster: b, user: b}}]\n`)
   const child = spawn(kubectl, ['proxy', `--port=${port}`, `--kubeconfig=${kubeconfig}`], { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, HOME: work }, detached: true })
-  children.push(child)
+  children.add(child)
   await waitFor(`http://127.0.0.1:${port}/api/v1/pods`)
   targets.push({ name: 'kubectl proxy', url: `http://127.0.0.1:${port}`, pid: child.pid! })
 }
@@ -192,7 +132,10 @@ async function curls(args: string[]): Promise<number> {
 }
 const curlDirectMs = await curls(['--cacert', files.cacert, '--cert', files.cert, '--key', files.key, `${upstreamUrl}/api/v1/namespaces/default/pods`])
 const curlProxyMs = await curls([`http://127.0.0.1:${proxyPort}/api/v1/namespaces/default/pods`])
-log(`200 curl calls: direct ${Math.round(curlDirectMs)} ms, through mtls-proxy ${Math.round(curlProxyMs)} ms`)
+// The same through nginx: what curl's own start-up leaves for any proxy to win.
+const nginxTarget = targets.find((t) => t.name === 'nginx')
+const curlNginxMs = nginxTarget ? await curls([`${nginxTarget.url}/api/v1/namespaces/default/pods`]) : NaN
+log(`200 curl calls: direct ${Math.round(curlDirectMs)} ms, through mtls-proxy ${Math.round(curlProxyMs)} ms, through nginx ${Math.round(curlNginxMs)} ms`)
 
 // Open watches and a 1 GB upload need an upstream that streams: the demo API server, behind a second mtls-proxy.
 const demo = await startDemoApiServer(pki)
@@ -200,7 +143,7 @@ const sink = await startMtlsServer({ clientCaPem: pki.ca.certPem, serverCert: pk
 async function proxyFor(upstream: string): Promise<{ port: number; pid: number }> {
   const port = await freePort()
   const child = spawn(process.execPath, [join(ROOT, 'dist/cli.js'), '--upstream', upstream, '--cacert', files.cacert, '--cert', files.cert, '--key', files.key, '--port', String(port), '--no-access-log'], { stdio: ['ignore', 'ignore', 'inherit'], detached: true })
-  children.push(child)
+  children.add(child)
   await waitFor(`http://127.0.0.1:${port}/-/healthz`)
   return { port, pid: child.pid! }
 }
@@ -270,7 +213,8 @@ const table = rows.map((r) => `| ${r.map((c, i) => c.padEnd(widths[i]!)).join(' 
 table.splice(1, 0, `|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`)
 const extra = [
   `1 connection, round trip: ${targets.map((t) => `${t.name} ${roundTrip(t.name).toFixed(3)} ms`).join(', ')}; added by mtls-proxy over the direct client: ${p50Added.toFixed(3)} ms`,
-  `200 sequential curl calls: direct ${Math.round(curlDirectMs)} ms, through mtls-proxy ${Math.round(curlProxyMs)} ms (${(curlDirectMs / curlProxyMs).toFixed(2)}× faster)`,
+  `200 sequential curl calls: direct ${Math.round(curlDirectMs)} ms, through mtls-proxy ${Math.round(curlProxyMs)} ms (${(curlDirectMs / curlProxyMs).toFixed(2)}× faster)` +
+    (nginxTarget ? `, through nginx ${Math.round(curlNginxMs)} ms (${(curlDirectMs / curlNginxMs).toFixed(2)}×)` : ''),
   `1,000 open watches: RSS +${(watchRssAfter - watchRssBefore).toFixed(1)} MB`,
   `1 GB upload: RSS ${uploadRssBefore.toFixed(1)} MB → max ${uploadRssMax.toFixed(1)} MB, ${(1024 / uploadSeconds).toFixed(0)} MB/s`,
   `start to first proxied 200: ${firstOkMs} ms; certificate change to new identity in use: ${Math.round(rotationMs)} ms`,
@@ -281,7 +225,7 @@ await mkdir(join(ROOT, 'bench/results'), { recursive: true })
 await writeFile(join(ROOT, 'bench/results/latest.json'), JSON.stringify({
   date: new Date().toISOString(), node, rounds: ROUNDS, seconds: SECONDS, skipped: missing,
   samples: Object.fromEntries(samples), idleRssMb: Object.fromEntries(idleRss),
-  p50AddedMs: p50Added, curl200: { directMs: curlDirectMs, proxyMs: curlProxyMs },
+  p50AddedMs: p50Added, curl200: { directMs: curlDirectMs, proxyMs: curlProxyMs, nginxMs: curlNginxMs },
   watches1000RssMb: { before: watchRssBefore, after: watchRssAfter }, upload1GbRssMb: { before: uploadRssBefore, max: uploadRssMax, seconds: uploadSeconds },
   firstProxied200Ms: firstOkMs, rotationMs,
 }, null, 2))

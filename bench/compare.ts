@@ -1,0 +1,110 @@
+// npm run bench:compare -- REV [REV …]: what a change bought, in CPU per request.
+// Each revision (a commit, or `work` for the working tree) is built into a folder of its own and
+// run as the CLI against one nginx mTLS upstream serving a 2 KB PodList. Load comes from wrk (or
+// autocannon when wrk is missing) in a process of its own; the revisions take turns over rounds so
+// machine drift hits all alike, and the table gives medians: CPU-µs per request (the figure that
+// noise moves least) and requests/s. BENCH_ROUNDS (5), BENCH_SECONDS (3), BENCH_CONNECTIONS (50).
+import { execFileSync, spawn } from 'node:child_process'
+import { mkdtemp, rm, symlink, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { Agent } from 'undici'
+import { createDemoPki, writeClientFiles } from '../src/demo/pki.js'
+import { Children, freePort, log, median, mtlsUpstreamConfig, podList, startNginx, usage, waitFor, which } from './lib.js'
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url))
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5)
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 3)
+const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 50)
+const revisions = process.argv.slice(2)
+if (revisions.length === 0) {
+  log('usage: npm run bench:compare -- REV [REV …]   (a commit, a branch, or `work` for the working tree)')
+  process.exit(2)
+}
+const nginx = which('nginx')
+if (!nginx) {
+  log('nginx is needed as the upstream: apt-get update && apt-get install -y nginx-light')
+  process.exit(2)
+}
+const wrk = which('wrk')
+if (!wrk) log('wrk not found (apt-get install -y wrk): using autocannon, which costs more CPU beside the proxy')
+
+const work = await mkdtemp(join(tmpdir(), 'mtls-proxy-compare-'))
+const children = new Children()
+process.on('exit', () => children.stopAll())
+process.on('SIGINT', () => process.exit(130))
+
+/** dist/cli.js of a revision, built from its own sources with this checkout's node_modules. */
+async function build(rev: string, i: number): Promise<string> {
+  const tsc = join(ROOT, 'node_modules/typescript/bin/tsc')
+  if (rev === 'work') {
+    execFileSync(process.execPath, [tsc, '-p', join(ROOT, 'tsconfig.build.json')], { stdio: 'inherit' })
+    return join(ROOT, 'dist/cli.js')
+  }
+  const dir = join(work, `rev-${i}`)
+  execFileSync('bash', ['-c', `mkdir -p "${dir}" && git -C "${ROOT}" archive "${rev}" src package.json tsconfig.json tsconfig.build.json | tar -x -C "${dir}"`])
+  await symlink(join(ROOT, 'node_modules'), join(dir, 'node_modules'))
+  execFileSync(process.execPath, [tsc, '-p', join(dir, 'tsconfig.build.json')], { stdio: 'inherit' })
+  return join(dir, 'dist/cli.js')
+}
+
+function load(url: string): Promise<{ requests: number; rps: number }> {
+  const [cmd, args] = wrk
+    ? [wrk, ['-t1', `-c${CONNECTIONS}`, `-d${SECONDS}s`, url]]
+    : [process.execPath, ['--import', 'tsx', join(ROOT, 'bench/load.ts'), url, String(CONNECTIONS), String(SECONDS)]]
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] })
+    let out = ''
+    child.stdout.on('data', (d) => { out += d })
+    child.on('exit', (code) => {
+      if (code !== 0) return reject(new Error(`load generator exited ${code}`))
+      if (!wrk) {
+        const r = JSON.parse(out) as { requests: number; rps: number }
+        return resolve({ requests: r.requests, rps: r.rps })
+      }
+      resolve({ requests: Number(/(\d+) requests in/.exec(out)?.[1]), rps: Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1]) })
+    })
+  })
+}
+
+const pki = await createDemoPki()
+const files = await writeClientFiles(pki, work)
+await writeFile(join(work, 'server.crt'), pki.server.certPem)
+await writeFile(join(work, 'server.key'), pki.server.keyPem)
+const upstreamPort = await freePort()
+children.add(await startNginx(nginx, join(work, 'upstream'), mtlsUpstreamConfig(upstreamPort, files, podList())))
+const upstream = `https://127.0.0.1:${upstreamPort}`
+await waitFor(`${upstream}/`, 15_000, new Agent({ connect: { ca: pki.ca.certPem, cert: pki.client.certPem, key: pki.client.keyPem } }))
+
+const builds = await Promise.all(revisions.map((rev, i) => build(rev, i).then((cli) => ({ rev, cli }))))
+const extra = (process.env.BENCH_PROXY_ARGS ?? '').split(' ').filter(Boolean)
+const results = new Map<string, { cpuUs: number[]; rps: number[] }>(revisions.map((r) => [r, { cpuUs: [], rps: [] }]))
+log(`${revisions.length} revisions, ${ROUNDS} rounds of ${SECONDS} s at ${CONNECTIONS} connections`)
+for (let round = 1; round <= ROUNDS; round++) {
+  for (const { rev, cli } of round % 2 ? builds : [...builds].reverse()) {
+    const port = await freePort()
+    const child = children.add(spawn(process.execPath, [cli, '--upstream', upstream, '--cacert', files.cacert, '--cert', files.cert, '--key', files.key, '--port', String(port), ...extra],
+      { stdio: ['ignore', 'ignore', 'inherit'], detached: true }))
+    const url = `http://127.0.0.1:${port}/api/v1/namespaces/default/pods`
+    await waitFor(url)
+    await load(url) // warm-up: JIT, pool
+    const before = await usage(child.pid!)
+    const r = await load(url)
+    const after = await usage(child.pid!)
+    process.kill(-child.pid!, 'SIGKILL')
+    const cpuUs = ((after.cpu - before.cpu) * 1e6) / r.requests
+    results.get(rev)!.cpuUs.push(cpuUs)
+    results.get(rev)!.rps.push(r.rps)
+    log(`round ${round} ${rev.padEnd(12)} ${Math.round(r.rps)} req/s, ${Math.round(cpuUs)} CPU-µs per request`)
+  }
+}
+const first = median(results.get(revisions[0]!)!.cpuUs)
+process.stdout.write(`| revision | CPU-µs per request (median) | vs ${revisions[0]} | requests/s (median) |\n|---|---|---|---|\n`)
+for (const rev of revisions) {
+  const r = results.get(rev)!
+  process.stdout.write(`| ${rev} | ${Math.round(median(r.cpuUs))} | ${(median(r.cpuUs) / first).toFixed(2)}× | ${Math.round(median(r.rps))} |\n`)
+}
+children.stopAll()
+await rm(work, { recursive: true, force: true })
+process.exit(0)
