@@ -44,6 +44,14 @@ export interface App extends FastifyInstance {
 // Methods the Kubernetes API uses. TRACE and CONNECT are not among them and are refused.
 const FORWARDED_METHODS = ['DELETE', 'GET', 'HEAD', 'PATCH', 'POST', 'PUT', 'OPTIONS']
 
+// No route has a JSON schema, so Fastify need not load ajv and its compilers (~50 ms of every start).
+const NO_SCHEMAS = {
+  compilersFactory: {
+    buildValidator: () => () => { throw new Error('mtls-proxy routes have no schemas') },
+    buildSerializer: () => () => { throw new Error('mtls-proxy routes have no schemas') },
+  },
+}
+
 // A probe must fail fast enough to keep /-/readyz honest.
 const MAX_PROBE_TIMEOUT_MS = 10_000
 
@@ -146,6 +154,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
     requestTimeout: 0,
     // Routed and forwarded: the normalised target the guard judged (absolute-form reduced to its path).
     rewriteUrl: (req) => forwardTarget(req.url ?? '/'),
+    schemaController: NO_SCHEMAS,
   }) as unknown as App
   // Past this many client connections, new ones are refused; open watches are never cut.
   app.server.maxConnections = config.maxConnections
@@ -293,7 +302,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
 
 /** A listener for kubelet probes and Prometheus: the /-/ endpoints and nothing else, never proxying. */
 function buildStatusApp(logger: Logger, own: OwnEndpoints): FastifyInstance {
-  const app = Fastify({ loggerInstance: logger, logController: new LogController({ disableRequestLogging: true }) })
+  const app = Fastify({ loggerInstance: logger, logController: new LogController({ disableRequestLogging: true }), schemaController: NO_SCHEMAS })
   registerOwnEndpoints(app as unknown as FastifyInstance, own)
   app.setNotFoundHandler((request, reply) => sendRefusal(reply, {
     code: 404, reason: 'NotFound', message: `the status listener serves only ${OWN_PATHS.join(', ')}; it forwards nothing`,

@@ -4,9 +4,8 @@ import { readFileSync } from 'node:fs'
 import { isIP } from 'node:net'
 import { dirname, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
-import { envSchema } from 'env-schema'
-import { parse as parseYaml } from 'yaml'
 import { UsageError } from './errors.js'
+import * as lazy from './lazy.js'
 import { describeFsError } from './fs-errors.js'
 import { readKubeconfig, type PemSource } from './kubeconfig.js'
 import { OPTIONS, envName, type OptionName, type OptionSpec } from './options.js'
@@ -102,11 +101,12 @@ function coerce(name: string, value: unknown, where: string): string | number | 
 }
 
 function readEnv(env: NodeJS.ProcessEnv): RawSettings {
+  if (!OPTIONS.some((o) => env[envName(o.name)] !== undefined)) return {}
   const properties: Record<string, { type: string }> = {}
   for (const o of OPTIONS) properties[envName(o.name)] = { type: o.type }
   let values: Record<string, unknown>
   try {
-    values = envSchema({ schema: { type: 'object', properties }, data: { ...env }, env: false, dotenv: false })
+    values = lazy.envSchema()({ schema: { type: 'object', properties }, data: { ...env }, env: false, dotenv: false })
   } catch (err) {
     const first = (err as { errors?: Array<{ instancePath: string; message?: string }> }).errors?.[0]
     const variable = first?.instancePath.replace(/^\//, '') ?? ''
@@ -129,7 +129,7 @@ function readConfigFile(file: string): RawSettings {
   }
   let doc: unknown
   try {
-    doc = parseYaml(text) ?? {}
+    doc = lazy.yaml().parse(text) ?? {}
   } catch (err) {
     throw new UsageError(`config file ${file} is not valid YAML or JSON: ${(err as Error).message.split('\n')[0]}`)
   }

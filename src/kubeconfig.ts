@@ -2,8 +2,8 @@
 // context unless one is named, `-data` fields as base64 PEM, file paths relative to the kubeconfig.
 import { readFileSync } from 'node:fs'
 import { dirname, resolve } from 'node:path'
-import { parse } from 'yaml'
 import { UsageError } from './errors.js'
+import * as lazy from './lazy.js'
 import { describeFsError } from './fs-errors.js'
 
 /** Where one PEM comes from: a file (watched for rotation) or inline text. */
@@ -41,7 +41,7 @@ function pem(file: string, base: string, data: unknown, path: unknown, what: str
 export function readKubeconfig(file: string, contextName?: string): KubeconfigCredentials {
   let doc: Record<string, unknown>
   try {
-    doc = parse(readFileSync(file, 'utf8')) as Record<string, unknown>
+    doc = lazy.yaml().parse(readFileSync(file, 'utf8')) as Record<string, unknown>
   } catch (err) {
     const reason = (err as NodeJS.ErrnoException).code ? describeFsError(err) : (err as Error).message.split('\n')[0]
     throw new UsageError(`cannot read kubeconfig ${file}: ${reason}`)
