@@ -70,6 +70,9 @@ t.test('the Dockerfile\'s steps build a runnable image layout: production depend
   for (const dev of ['typescript', 'tap', 'tsx', '@peculiar/x509']) t.notOk(existsSync(join(app, 'node_modules', dev)), `no ${dev} (a dev dependency)`)
   for (const dep of ['fastify', 'undici', 'pino', 'prom-client']) t.ok(existsSync(join(app, 'node_modules', dep)), `${dep} installed`)
   t.equal(runtime.env.NODE_ENV, 'production')
+  if (Number(process.versions.node.split('.')[0]) >= 22) {
+    t.ok(existsSync(join(app, runtime.env.NODE_COMPILE_CACHE ?? '.compile-cache')), 'the compile cache was made at build time (Node.js 22 and later)')
+  }
   t.match(dockerfile, /^USER (?!root)\w+/m, 'runs as a non-root user')
 
   // /app/... in the image is <runtime root>/app/... here
