@@ -1,5 +1,5 @@
 // npm run bench:compare -- REV [REV …]: what a change bought, in CPU per request.
-// Each revision (a commit, `work` for the working tree, or `floor` for bench/floor.ts) is built into a folder of its own and
+// Each revision (a commit, `work` for the working tree, `floor` for bench/floor.ts; `nginx` adds nginx as a proxy) is built into a folder of its own and
 // run as the CLI against one nginx mTLS upstream serving a 2 KB PodList. Load comes from wrk (or
 // autocannon when wrk is missing) in a process of its own; the revisions take turns over rounds so
 // machine drift hits all alike, and the table gives medians: CPU-µs per request (the figure that
@@ -11,7 +11,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { Agent } from 'undici'
 import { createDemoPki, writeClientFiles } from '../src/demo/pki.js'
-import { Children, freePort, log, median, mtlsUpstreamConfig, podList, startNginx, usage, waitFor, which } from './lib.js'
+import { Children, freePort, log, median, mtlsUpstreamConfig, nginxProxyConfig, podList, startNginx, usage, waitFor, which } from './lib.js'
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5)
@@ -19,7 +19,7 @@ const SECONDS = Number(process.env.BENCH_SECONDS ?? 3)
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 50)
 const revisions = process.argv.slice(2)
 if (revisions.length === 0) {
-  log('usage: npm run bench:compare -- REV [REV …]   (a commit, a branch, `work` for the working tree, `floor` for bench/floor.ts)')
+  log('usage: npm run bench:compare -- REV [REV …]   (a commit, a branch, `work` for the working tree, `floor` for bench/floor.ts, `nginx`)')
   process.exit(2)
 }
 const nginx = which('nginx')
@@ -38,6 +38,7 @@ process.on('SIGINT', () => process.exit(130))
 /** dist/cli.js of a revision, built from its own sources with this checkout's node_modules. */
 async function build(rev: string, i: number): Promise<string> {
   if (rev === 'floor') return join(ROOT, 'bench/floor.ts')
+  if (rev === 'nginx') return 'nginx'
   const tsc = join(ROOT, 'node_modules/typescript/bin/tsc')
   if (rev === 'work') {
     execFileSync(process.execPath, [tsc, '-p', join(ROOT, 'tsconfig.build.json')], { stdio: 'inherit' })
@@ -85,8 +86,10 @@ log(`${revisions.length} revisions, ${ROUNDS} rounds of ${SECONDS} s at ${CONNEC
 for (let round = 1; round <= ROUNDS; round++) {
   for (const { rev, cli } of round % 2 ? builds : [...builds].reverse()) {
     const port = await freePort()
-    const child = children.add(spawn(process.execPath, [...(cli.endsWith('.ts') ? ['--import', 'tsx'] : []), cli, '--upstream', upstream, '--cacert', files.cacert, '--cert', files.cert, '--key', files.key, '--port', String(port), ...extra],
-      { stdio: ['ignore', 'ignore', 'inherit'], detached: true }))
+    const child = children.add(rev === 'nginx'
+      ? await startNginx(nginx, join(work, `nginx-${round}`), nginxProxyConfig(port, upstreamPort, files))
+      : spawn(process.execPath, [...(cli.endsWith('.ts') ? ['--import', 'tsx'] : []), cli, '--upstream', upstream, '--cacert', files.cacert, '--cert', files.cert, '--key', files.key, '--port', String(port), ...extra],
+        { stdio: ['ignore', 'ignore', 'inherit'], detached: true }))
     const url = `http://127.0.0.1:${port}/api/v1/namespaces/default/pods`
     await waitFor(url)
     await load(url) // warm-up: JIT, pool

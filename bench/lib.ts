@@ -93,3 +93,8 @@ export function podList(): string {
     items: Array.from({ length: 6 }, (_, i) => ({ metadata: { name: `web-${i}-7d4b9c6f5-abcde`, namespace: 'default', uid: `0b0b0b0b-0000-4000-8000-00000000000${i}`, resourceVersion: '12345', labels: { app: 'web', tier: 'frontend' } }, spec: { nodeName: 'node-1', containers: [{ name: 'app', image: 'registry.k8s.io/pause:3.10' }] }, status: { phase: 'Running', podIP: `10.0.0.${i}` } })),
   }).padEnd(2048, ' ')
 }
+
+/** nginx as an mTLS reverse proxy to that upstream: a keep-alive pool of 256, TLS session reuse, the name verified. */
+export function nginxProxyConfig(port: number, upstreamPort: number, files: { cacert: string; cert: string; key: string }): string {
+  return `upstream api { server 127.0.0.1:${upstreamPort}; keepalive 256; }\n  server {\n    listen 127.0.0.1:${port};\n    location / {\n      proxy_pass https://api;\n      proxy_http_version 1.1;\n      proxy_set_header Connection "";\n      proxy_ssl_certificate ${files.cert};\n      proxy_ssl_certificate_key ${files.key};\n      proxy_ssl_trusted_certificate ${files.cacert};\n      proxy_ssl_verify on;\n      proxy_ssl_name localhost;\n      proxy_ssl_session_reuse on;\n    }\n  }`
+}

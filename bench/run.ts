@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url'
 import { request } from 'undici'
 import { startDemoApiServer, startMtlsServer } from '../src/demo/api-server.js'
 import { createDemoPki, writeClientFiles } from '../src/demo/pki.js'
-import { Children, freePort, kubectl132, log, median, mtlsUpstreamConfig, podList as makePodList, sleep, startNginx as nginxIn, usage, waitFor, which } from './lib.js'
+import { Children, freePort, kubectl132, log, median, mtlsUpstreamConfig, nginxProxyConfig, podList as makePodList, sleep, startNginx as nginxIn, usage, waitFor, which } from './lib.js'
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3)
@@ -84,7 +84,7 @@ targets.push({ name: 'mtls-proxy', url: `http://127.0.0.1:${proxyPort}`, pid: mt
 
 if (nginx) {
   const port = await freePort()
-  const child = await startNginx('proxy', `upstream api { server 127.0.0.1:${upstreamPort}; keepalive 256; }\n  server {\n    listen 127.0.0.1:${port};\n    location / {\n      proxy_pass https://api;\n      proxy_http_version 1.1;\n      proxy_set_header Connection "";\n      proxy_ssl_certificate ${files.cert};\n      proxy_ssl_certificate_key ${files.key};\n      proxy_ssl_trusted_certificate ${files.cacert};\n      proxy_ssl_verify on;\n      proxy_ssl_name localhost;\n      proxy_ssl_session_reuse on;\n    }\n  }`)
+  const child = await startNginx('proxy', nginxProxyConfig(port, upstreamPort, files))
   await waitFor(`http://127.0.0.1:${port}/api/v1/pods`)
   targets.push({ name: 'nginx', url: `http://127.0.0.1:${port}`, pid: child.pid! })
 }
