@@ -1,0 +1,69 @@
+// How an upstream answer is relayed to the client (src/forward.ts): cuts stay visible, departures
+// travel upstream, repeated headers stay separate.
+import { request as httpRequest, type IncomingMessage } from 'node:http'
+import { connect } from 'node:net'
+import t from 'tap'
+import { pkiWithFiles } from './helpers/pki.js'
+import { startProxy } from './helpers/proxy.js'
+import { startUpstream } from './helpers/upstream.js'
+import { until } from './helpers/until.js'
+
+const { pki, files } = await pkiWithFiles(t)
+
+/** The whole response as the client saw it: headers, body, and whether it ended properly. */
+function fetchRaw(url: string): Promise<{ res: IncomingMessage; body: string; complete: boolean }> {
+  return new Promise((resolve, reject) => {
+    httpRequest(url, (res) => {
+      let body = ''
+      res.setEncoding('utf8')
+      res.on('data', (d: string) => { body += d })
+      const done = () => resolve({ res, body, complete: res.complete })
+      res.on('end', done)
+      res.on('error', done)
+      res.on('aborted', done)
+    }).on('error', reject).end()
+  })
+}
+
+for (const framing of ['content-length', 'chunked'] as const) {
+  t.test(`an upstream that dies mid-body (${framing}): the client sees a cut response, not a short one that looks whole`, async (t) => {
+    const upstream = await startUpstream(t, pki, (_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json', ...(framing === 'content-length' ? { 'content-length': '1000' } : {}) })
+      res.write('{"kind":"PodList","items":[')
+      setTimeout(() => res.socket?.destroy(), 50)
+    })
+    const proxy = await startProxy(t, upstream.url, files)
+    const got = await fetchRaw(`${proxy.url}/api/v1/pods`)
+    t.equal(got.res.statusCode, 200)
+    t.equal(got.body, '{"kind":"PodList","items":[', 'what arrived before the cut was relayed')
+    t.equal(got.complete, false, 'and the response did not end cleanly')
+  })
+}
+
+t.test('a client gone before the upstream answers: the upstream request is aborted at once', async (t) => {
+  const closed: number[] = []
+  const upstream = await startUpstream(t, pki, (req, res) => {
+    if (req.url === '/api/v1/pods') req.on('close', () => closed.push(Date.now()))
+    setTimeout(() => { if (!res.destroyed) res.end('{}') }, 5_000).unref()
+  })
+  const proxy = await startProxy(t, upstream.url, files)
+  const client = connect(proxy.port, '127.0.0.1')
+  client.write(`GET /api/v1/pods HTTP/1.1\r\nHost: localhost:${proxy.port}\r\n\r\n`)
+  await until(() => upstream.calls().length === 1)
+  const left = Date.now()
+  client.destroy()
+  await until(() => closed.length === 1)
+  t.ok(closed[0]! - left < 2_000, 'the upstream saw its request closed well before it would have answered')
+})
+
+t.test('repeated response headers (Set-Cookie) reach the client as separate lines', async (t) => {
+  const upstream = await startUpstream(t, pki, (_req, res) => {
+    res.writeHead(200, [['content-type', 'application/json'], ['set-cookie', 'a=1; Path=/'], ['set-cookie', 'b=2; Path=/'], ['x-note', 'one'], ['x-note', 'two']].flat())
+    res.end('{}')
+  })
+  const proxy = await startProxy(t, upstream.url, files)
+  const got = await fetchRaw(`${proxy.url}/api/v1/pods`)
+  t.same(got.res.headers['set-cookie'], ['a=1; Path=/', 'b=2; Path=/'])
+  const notes = got.res.rawHeaders.filter((_, i, all) => i % 2 === 1 && all[i - 1]!.toLowerCase() === 'x-note')
+  t.same(notes, ['one', 'two'], 'each value kept, in order')
+})
