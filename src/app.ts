@@ -1,9 +1,9 @@
 // buildApp: the proxy as a Fastify instance. It never listens and never exits; the CLI does.
-import type { IncomingHttpHeaders, IncomingMessage } from 'node:http'
+import type { IncomingMessage } from 'node:http'
 import type { Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
 import proxy from '@fastify/http-proxy'
-import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
+import Fastify, { LogController, type FastifyInstance } from 'fastify'
 import type { Logger } from 'pino'
 import type { Config } from './config.js'
 import { clientIdentity, type CredentialBundle } from './credentials.js'

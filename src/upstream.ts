@@ -51,9 +51,6 @@ const KEEP_ALIVE_MS = 30_000
 export class Upstream {
   readonly url: URL
   readonly origin: string
-  // Read by reply-from for every request. No body timeout: watches and `logs -f` stream for hours.
-  readonly headersTimeout: number
-  readonly bodyTimeout = 0
   #agent: Agent
   #credentials: CredentialBundle
   readonly #options: UpstreamOptions
@@ -62,7 +59,6 @@ export class Upstream {
     this.#options = options
     this.url = options.url
     this.origin = options.url.origin
-    this.headersTimeout = options.responseTimeoutMs
     this.#credentials = credentials
     this.#agent = this.#createAgent(credentials)
   }
@@ -86,6 +82,7 @@ export class Upstream {
       keepAliveTimeout: KEEP_ALIVE_MS,
       keepAliveMaxTimeout: KEEP_ALIVE_MS,
       headersTimeout: responseTimeoutMs,
+      // No body timeout: watches and `logs -f` stream for hours.
       bodyTimeout: 0,
       connect: {
         ...upstreamTlsOptions(this.#options, credentials),
@@ -105,10 +102,8 @@ export class Upstream {
     void old.close()
   }
 
-  request(options: Dispatcher.RequestOptions, callback: (err: Error | null, data: Dispatcher.ResponseData) => void): void
-  request(options: Dispatcher.RequestOptions): Promise<Dispatcher.ResponseData>
-  request(options: Dispatcher.RequestOptions, callback?: (err: Error | null, data: Dispatcher.ResponseData) => void): unknown {
-    if (callback) return this.#agent.request(options, callback)
+  /** The readiness probe's requests. */
+  request(options: Dispatcher.RequestOptions): Promise<Dispatcher.ResponseData> {
     return this.#agent.request(options)
   }
 
