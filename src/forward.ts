@@ -73,7 +73,13 @@ class Relay implements Dispatcher.DispatchHandler {
     const headers = clientResponseHeaders(rawHeaders)
     // The connection cannot be reused until the request body was read; the upstream answered early.
     if (this.#options.closing() || !this.#request.raw.complete) headers.push('connection', 'close')
-    res.writeHead(statusCode, headers)
+    try {
+      res.writeHead(statusCode, headers)
+    } catch (err) {
+      // A header Node will not send (a control character in a value): refuse the answer, not crash.
+      this.#abort?.(err as Error)
+      return false
+    }
     this.#answered = true
     res.on('drain', resume)
     if (isLongRunning(this.#request.url)) {

@@ -1,12 +1,14 @@
 // How an upstream answer is relayed to the client (src/forward.ts): cuts stay visible, departures
 // travel upstream, repeated headers stay separate.
 import { request as httpRequest, type IncomingMessage } from 'node:http'
-import { connect } from 'node:net'
+import { connect, type AddressInfo } from 'node:net'
+import { createServer as createTlsServer } from 'node:tls'
 import t from 'tap'
 import { pkiWithFiles } from './helpers/pki.js'
 import { startProxy } from './helpers/proxy.js'
 import { startUpstream } from './helpers/upstream.js'
 import { until } from './helpers/until.js'
+import { get } from './helpers/http.js'
 
 const { pki, files } = await pkiWithFiles(t)
 
@@ -66,4 +68,25 @@ t.test('repeated response headers (Set-Cookie) reach the client as separate line
   t.same(got.res.headers['set-cookie'], ['a=1; Path=/', 'b=2; Path=/'])
   const notes = got.res.rawHeaders.filter((_, i, all) => i % 2 === 1 && all[i - 1]!.toLowerCase() === 'x-note')
   t.same(notes, ['one', 'two'], 'each value kept, in order')
+})
+
+t.test('an upstream answer with a header Node will not send: 502, and the proxy goes on serving', async (t) => {
+  // A raw TLS server, since Node's own HTTP server refuses to write such a header.
+  const server = createTlsServer({ key: pki.server.keyPem, cert: pki.server.certPem, ca: pki.ca.certPem, requestCert: true, rejectUnauthorized: true }, (socket) => {
+    socket.once('data', (d: Buffer) => {
+      const ok = d.toString('latin1').includes('/version')
+      socket.end(ok
+        ? 'HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}'
+        : 'HTTP/1.1 200 OK\r\nx-bad: a\x01b\r\ncontent-length: 2\r\n\r\n{}')
+    })
+    socket.on('error', () => {})
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => new Promise((resolve) => server.close(resolve)))
+  const proxy = await startProxy(t, `https://127.0.0.1:${(server.address() as AddressInfo).port}`, files)
+  const bad = await get(`${proxy.url}/api/v1/pods`)
+  t.equal(bad.status, 502)
+  t.equal(bad.json().reason, 'BadGateway')
+  const again = await get(`${proxy.url}/version`)
+  t.equal(again.status, 200, 'the next request is served')
 })
