@@ -13,7 +13,8 @@ const HOP_BY_HOP = new Set([
 // source address that the API server writes into its audit log.
 const REQUEST_ONLY_DROP = new Set(['authorization', 'expect', 'forwarded', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host'])
 
-function connectionNamed(value: unknown): string[] {
+/** The header names a Connection header lists: hop-by-hop for this message too. */
+export function connectionNamed(value: unknown): string[] {
   if (typeof value !== 'string') return []
   return value.toLowerCase().split(',').map((t) => t.trim()).filter(Boolean)
 }
@@ -22,13 +23,18 @@ function dropped(lower: string, named: string[], extra?: Set<string>): boolean {
   return HOP_BY_HOP.has(lower) || lower.startsWith('proxy-') || extra?.has(lower) === true || named.includes(lower)
 }
 
+/** Whether a caller's request header stays behind (hop-by-hop, named in Connection, or the caller's credentials). */
+export function droppedFromRequest(lower: string, named: string[]): boolean {
+  return dropped(lower, named, REQUEST_ONLY_DROP)
+}
+
 /** Headers for the request to the API server. Impersonate-* pass, so `kubectl --as` works. */
 export function upstreamRequestHeaders(headers: IncomingHttpHeaders, clientAddress: string | undefined): IncomingHttpHeaders {
   const named = connectionNamed(headers.connection)
   const out: IncomingHttpHeaders = {}
   for (const name in headers) {
     const lower = name.toLowerCase()
-    if (!dropped(lower, named, REQUEST_ONLY_DROP) && headers[name] !== undefined) out[lower] = headers[name]
+    if (!droppedFromRequest(lower, named) && headers[name] !== undefined) out[lower] = headers[name]
   }
   if (clientAddress) out['x-forwarded-for'] = clientAddress
   out['x-forwarded-proto'] = 'http'

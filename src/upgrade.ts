@@ -7,6 +7,7 @@ import type { Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
 import type { RequestRecord } from './metrics.js'
 import { forwardTarget } from './guard.js'
+import { connectionNamed, droppedFromRequest } from './headers.js'
 import { rawStatusResponse, type Refusal } from './status.js'
 import type { Upstream } from './upstream.js'
 import { describeUpstreamError } from './upstream-error.js'
@@ -25,22 +26,17 @@ export interface TunnelOptions {
   onUpstreamError: (cause: string) => void
 }
 
-// Hop-by-hop headers of the caller's request, except the two that ask for the upgrade itself.
-const DROP = new Set([
-  'host', 'authorization', 'proxy-authorization', 'proxy-connection', 'keep-alive', 'te', 'trailer',
-  'transfer-encoding', 'forwarded', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'expect', 'connection',
-])
-
 // A non-101 answer is relayed whole; it is an error page, not a stream.
 const MAX_REFUSAL_BODY = 1024 * 1024
 
 function forwardedHeaders(req: IncomingMessage, host: string): Record<string, string | string[]> {
-  const named = String(req.headers.connection ?? '').toLowerCase().split(',').map((t) => t.trim())
+  const named = connectionNamed(req.headers.connection)
   const out: Record<string, string | string[]> = { host }
   const raw = req.rawHeaders
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!.toLowerCase()
-    if (DROP.has(name) || name.startsWith('proxy-') || (named.includes(name) && name !== 'upgrade')) continue
+    // The same rules as ordinary requests, but for the header that asks for the upgrade itself.
+    if (name === 'host' || (name !== 'upgrade' && droppedFromRequest(name, named))) continue
     // Repeated headers (X-Stream-Protocol-Version, Sec-WebSocket-Protocol) stay separate lines, in order.
     const value = raw[i + 1]!
     const existing = out[name]
