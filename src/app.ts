@@ -11,7 +11,7 @@ import { checkRequest, forwardTarget, hostPatterns, tokenDigest, type GuardOptio
 import { LongRunningResponses } from './inflight.js'
 import { createForwarder } from './forward.js'
 import { Readiness } from './readiness.js'
-import { rawStatusResponse, sendRefusal, type Refusal } from './status.js'
+import { endWithStatus, sendRefusal, type Refusal } from './status.js'
 import { OWN_PATHS, registerOwnEndpoints, type OwnEndpoints, type ReadyState } from './endpoints.js'
 import { Metrics, type RequestRecord } from './metrics.js'
 import { ExpiryMonitor } from './expiry.js'
@@ -167,7 +167,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
 
   // CONNECT would make us a tunnel to anywhere. Node hands it to this event, outside Fastify.
   app.server.on('connect', (_req: IncomingMessage, socket: Socket) => {
-    socket.end(rawStatusResponse({ code: 405, reason: 'MethodNotAllowed', message: 'CONNECT is refused: mtls-proxy is not an open proxy' }))
+    endWithStatus(socket, { code: 405, reason: 'MethodNotAllowed', message: 'CONNECT is refused: mtls-proxy is not an open proxy' })
   })
 
   // One hook, callback style: on the path of every request, a promise per hook is measurable.

@@ -1,5 +1,7 @@
 import type { ServerResponse } from 'node:http'
+import type { Duplex } from 'node:stream'
 import type { FastifyReply } from 'fastify'
+import { discardWithin } from './linger.js'
 
 // Every error the proxy itself answers is a Kubernetes Status object, so kubectl and client-go
 // print "Error from server (Reason): message" instead of an opaque body.
@@ -34,6 +36,23 @@ export function rawStatusResponse(refusal: Refusal): string {
     '',
     body,
   ].join('\r\n')
+}
+
+/**
+ * Answers on a raw socket Node has handed over (CONNECT, an upgrade refused or failed) and closes it.
+ * A client that resets the connection meanwhile is no error of ours: without the listener, the
+ * write's ECONNRESET would be thrown and end the process.
+ */
+export function endWithStatus(socket: Duplex, refusal: Refusal): void {
+  socket.on('error', () => socket.destroy())
+  if (!socket.writable) {
+    socket.destroy()
+    return
+  }
+  socket.end(rawStatusResponse(refusal))
+  // Our side is ended; the client's may stay open (HTTP servers allow half-open sockets). Bound it.
+  socket.once('end', () => socket.destroy())
+  discardWithin(socket, () => socket.destroy())
 }
 
 export function sendRefusal(reply: FastifyReply, refusal: Refusal): FastifyReply {

@@ -8,7 +8,7 @@ import type { Duplex } from 'node:stream'
 import type { RequestRecord } from './metrics.js'
 import { forwardTarget } from './guard.js'
 import { connectionNamed, droppedFromRequest } from './headers.js'
-import { rawStatusResponse, type Refusal } from './status.js'
+import { endWithStatus, type Refusal } from './status.js'
 import type { Upstream } from './upstream.js'
 import { describeUpstreamError } from './upstream-error.js'
 
@@ -97,7 +97,7 @@ export class Tunnels {
     const refusal = admit(target, req)
     if (refusal) {
       status = refusal.code
-      client.end(rawStatusResponse(refusal))
+      endWithStatus(client, refusal)
       return
     }
 
@@ -109,8 +109,7 @@ export class Tunnels {
       status = failure.code
       error = failure.message
       this.#opts.onUpstreamError(failure.cause)
-      if (client.writable) client.end(rawStatusResponse(failure))
-      else client.destroy()
+      endWithStatus(client, failure)
     }
     // Connecting, then waiting for the answer, are each timed; an open tunnel never is.
     let timer = setTimeout(() => outgoing.destroy(Object.assign(new Error('connect timeout'), { code: 'UND_ERR_CONNECT_TIMEOUT' })), this.#opts.connectTimeoutMs)

@@ -5,6 +5,7 @@ import type { IncomingMessage } from 'node:http'
 import type { Duplex } from 'node:stream'
 import type { TLSSocket } from 'node:tls'
 import { WebSocketServer } from 'ws'
+import type { Handler } from '../../src/demo/api-server.js'
 import type { DemoPki } from '../../src/demo/pki.js'
 import type { Teardown } from './pki.js'
 import { startUpstream } from './upstream.js'
@@ -19,18 +20,24 @@ export interface SeenUpgrade {
 
 export const SUBPROTOCOLS = ['v5.channel.k8s.io', 'v4.channel.k8s.io']
 
-export async function startTunnelUpstream(t: Teardown, pki: DemoPki) {
+/** handler: for ordinary requests (default: 200 with `{}`). */
+export async function startTunnelUpstream(t: Teardown, pki: DemoPki, handler: Handler = (_req, res) => { res.writeHead(200); res.end('{}') }) {
   const upgrades: SeenUpgrade[] = []
   const sockets = new Set<Duplex>()
   const wss = new WebSocketServer({
     noServer: true,
     handleProtocols: (offered) => SUBPROTOCOLS.find((p) => offered.has(p)) ?? false,
   })
-  const upstream = await startUpstream(t, pki, (_req, res) => { res.writeHead(200); res.end('{}') })
+  const upstream = await startUpstream(t, pki, handler)
   upstream.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     upgrades.push({ url: req.url ?? '', method: req.method ?? '', headers: req.headers, rawHeaders: req.rawHeaders, cn: (req.socket as TLSSocket).getPeerCertificate().subject?.CN as string | undefined })
     sockets.add(socket)
     socket.once('close', () => sockets.delete(socket))
+    // The API server vanishing before it answers.
+    if (req.url?.includes('hangup')) {
+      socket.destroy()
+      return
+    }
     if (req.url?.includes('forbidden')) {
       const body = '{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"pods \\"web\\" is forbidden: cannot exec","reason":"Forbidden","code":403}'
       socket.end(`HTTP/1.1 403 Forbidden\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`)
