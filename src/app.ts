@@ -1,14 +1,15 @@
 // buildApp: the proxy as a Fastify instance. It never listens and never exits; the CLI does.
 import type { IncomingMessage } from 'node:http'
-import type { Socket } from 'node:net'
+import type { AddressInfo, Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
 import proxy from '@fastify/http-proxy'
 import Fastify, { LogController, type FastifyInstance } from 'fastify'
 import type { Logger } from 'pino'
-import type { Config } from './config.js'
+import { isLoopback, type Config } from './config.js'
 import { clientIdentity, type CredentialBundle } from './credentials.js'
-import { checkRequest, forwardTarget, hostPatterns, tokenDigest, type GuardOptions } from './guard.js'
+import { checkRequest, FORWARDED_METHODS, forwardTarget, hostPatterns, tokenDigest, type Door, type GuardOptions } from './guard.js'
 import { LongRunningResponses } from './inflight.js'
+import { dropUnreadBody } from './linger.js'
 import { createForwarder } from './forward.js'
 import { Readiness } from './readiness.js'
 import { endWithStatus, sendRefusal, type Refusal } from './status.js'
@@ -40,9 +41,6 @@ export interface App extends FastifyInstance {
   /** serves only the /-/ endpoints; the CLI listens on it when --status-address is set */
   statusApp: FastifyInstance
 }
-
-// Methods the Kubernetes API uses. TRACE and CONNECT are not among them and are refused.
-const FORWARDED_METHODS = ['DELETE', 'GET', 'HEAD', 'PATCH', 'POST', 'PUT', 'OPTIONS']
 
 // No route has a JSON schema, so Fastify need not load ajv and its compilers (~50 ms of every start).
 const NO_SCHEMAS = {
@@ -79,6 +77,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
     ...config,
     acceptHosts: hostPatterns(config.acceptHosts, config.address),
     tokenDigest: config.token === undefined ? undefined : tokenDigest(config.token),
+    listenPort: () => portOf(app.server),
   }
   const upstream = new Upstream({
     url: config.upstream,
@@ -116,12 +115,12 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
   const watches = new LongRunningResponses()
   let closing = false
   // Who may use the proxy: one decision for ordinary requests and upgrade tunnels alike.
-  const admit = (target: string, req: IncomingMessage): Refusal | undefined =>
-    checkRequest(target, req, guard) ??
+  const admit = (target: string, req: IncomingMessage, door: Door): Refusal | undefined =>
+    checkRequest(target, req, guard, door) ??
     (closing ? { code: 503, reason: 'ServiceUnavailable', message: 'mtls-proxy is shutting down' } : undefined)
   const tunnels = new Tunnels({
     upstream,
-    admit,
+    admit: (target, req) => admit(target, req, 'upgrade'),
     connectTimeoutMs: config.connectTimeoutMs,
     responseTimeoutMs: config.responseTimeoutMs,
     keepAliveMs: config.keepAliveMs,
@@ -177,6 +176,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
     const socket = request.raw.socket
     // On 'close' rather than Fastify's onResponse, which never fires for a watch the client ended.
     reply.raw.once('close', () => {
+      dropUnreadBody(request.raw)
       metrics.inFlight.dec()
       record({
         method: request.method,
@@ -189,7 +189,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
       }, request.id)
     })
     // originalUrl: the target before rewriteUrl turned an absolute-form target into a path.
-    const refusal = admit(request.originalUrl, request.raw)
+    const refusal = admit(request.originalUrl, request.raw, 'request')
     if (!refusal) {
       done()
       return
@@ -208,12 +208,8 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
     return sendRefusal(reply, { code, reason: code === 500 ? 'InternalError' : 'BadRequest', message: err.message })
   })
 
-  app.setNotFoundHandler((request, reply) => {
-    if (!FORWARDED_METHODS.includes(request.method)) {
-      return sendRefusal(reply, { code: 405, reason: 'MethodNotAllowed', message: `method ${request.method} is not forwarded` })
-    }
-    return sendRefusal(reply, { code: 404, reason: 'NotFound', message: `no such mtls-proxy endpoint: ${request.url}` })
-  })
+  // The guard refused every method that is not forwarded, so what is left is a path with no route.
+  app.setNotFoundHandler((request, reply) => sendRefusal(reply, { code: 404, reason: 'NotFound', message: `no such mtls-proxy endpoint: ${request.url}` }))
 
   const readyState = (): ReadyState => {
     const clientNotAfter = reloader.current.notAfter
@@ -239,7 +235,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
     },
   }
   registerOwnEndpoints(app, own)
-  const statusApp = buildStatusApp(logger, own)
+  const statusApp = buildStatusApp(logger, own, config, guard)
 
   // Fastify would parse JSON and text bodies (and drop a charset); a proxy passes every body on as a stream.
   app.removeAllContentTypeParsers()
@@ -300,9 +296,37 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
   return app
 }
 
-/** A listener for kubelet probes and Prometheus: the /-/ endpoints and nothing else, never proxying. */
-function buildStatusApp(logger: Logger, own: OwnEndpoints): FastifyInstance {
+function portOf(server: { address(): AddressInfo | string | null }): number | undefined {
+  const address = server.address()
+  return typeof address === 'object' && address ? address.port : undefined
+}
+
+// Any Host a request can carry: kubelet probes and Prometheus send the pod IP they dialled.
+const ANY = [/^/]
+
+/**
+ * A listener for kubelet probes and Prometheus: the /-/ endpoints and nothing else, never proxying.
+ * Its share of the guard: no token (probes send none) and no path rules (it forwards nothing); the
+ * browser checks always; the Host check where it listens on loopback.
+ */
+function buildStatusApp(logger: Logger, own: OwnEndpoints, config: Config, guard: GuardOptions): FastifyInstance {
   const app = Fastify({ loggerInstance: logger, logController: new LogController({ disableRequestLogging: true }), schemaController: NO_SCHEMAS })
+  const host = config.statusAddress?.host ?? config.address
+  const options: GuardOptions = {
+    ...guard,
+    acceptHosts: isLoopback(host) ? hostPatterns(config.acceptHosts, host) : ANY,
+    tokenDigest: undefined,
+    acceptPaths: ANY,
+    rejectPaths: [],
+    rejectMethods: [],
+    listenPort: () => portOf(app.server),
+  }
+  app.addHook('onRequest', (request, reply, done) => {
+    reply.raw.once('close', () => dropUnreadBody(request.raw))
+    const refusal = checkRequest(request.originalUrl, request.raw, options, 'request')
+    if (refusal) sendRefusal(reply, refusal)
+    else done()
+  })
   registerOwnEndpoints(app as unknown as FastifyInstance, own)
   app.setNotFoundHandler((request, reply) => sendRefusal(reply, {
     code: 404, reason: 'NotFound', message: `the status listener serves only ${OWN_PATHS.join(', ')}; it forwards nothing`,

@@ -1,5 +1,5 @@
-// Who may use the proxy, and for what: one decision for ordinary requests and upgrade tunnels.
-// Each default stops an attack; each is named in the README's security table.
+// Who may use the proxy, and for what: one decision for every way in (ordinary requests,
+// `Connection: Upgrade` requests, the status listener). Each check stops an attack; SECURITY.md names them.
 import { createHash, timingSafeEqual } from 'node:crypto'
 import type { IncomingHttpHeaders, IncomingMessage } from 'node:http'
 import { normalizeTarget } from './paths.js'
@@ -15,7 +15,19 @@ export interface GuardOptions {
   rejectMethods: readonly RegExp[]
   /** SHA-256 of the token callers must present (--token-file); undefined: none needed */
   tokenDigest: Buffer | undefined
+  /** the TCP port this listener is bound to (an absolute-form target must name it); undefined on a Unix socket */
+  listenPort: () => number | undefined
 }
+
+/** The way a request came in: Node hands `Connection: Upgrade` requests past Fastify, to our tunnels. */
+export type Door = 'request' | 'upgrade'
+
+// Methods the Kubernetes API uses. TRACE, CONNECT and WebDAV's are not among them and are refused.
+export const FORWARDED_METHODS = ['DELETE', 'GET', 'HEAD', 'PATCH', 'POST', 'PUT', 'OPTIONS']
+const FORWARDED = new Set(FORWARDED_METHODS)
+
+// The proxy's own endpoints live under this prefix; they are answered here, never forwarded.
+export const OWN_PREFIX = '/-/'
 
 export const tokenDigest = (token: string): Buffer => createHash('sha256').update(token).digest()
 
@@ -47,21 +59,22 @@ const matches = (name: string, patterns: readonly RegExp[]) => patterns.some((p)
 
 // DNS rebinding: a web page can make the browser send requests to 127.0.0.1 under its own host
 // name. The browser still sends that name as Host, so only accepted names are served.
-function checkHost(target: string, host: string | undefined, acceptHosts: readonly RegExp[]): Refusal | undefined {
+function checkHost(target: string, host: string | undefined, options: GuardOptions): Refusal | undefined {
+  const { acceptHosts } = options
   if (!target.startsWith('/')) {
-    // absolute-form (`GET http://host/ HTTP/1.1`): a client using us as a forward proxy.
-    let authority: string | undefined
+    // absolute-form (`GET http://host:port/ HTTP/1.1`): a client using us as a forward proxy. Only a
+    // URL of this very listener is ours; any other would be answered with our upstream's data.
+    let parsed: URL | undefined
     try {
-      const parsed = new URL(target)
-      authority = parsed.protocol === 'http:' ? parsed.host : undefined
+      parsed = new URL(target)
     } catch { /* '*' and other non-URLs */ }
-    const name = authority === undefined ? undefined : hostName(authority)
-    if (name === undefined || !matches(name, acceptHosts)) {
+    const name = parsed?.protocol === 'http:' ? hostName(parsed.host) : undefined
+    if (name === undefined || !matches(name, acceptHosts) || Number(parsed!.port || 80) !== options.listenPort()) {
       return forbidden(`mtls-proxy is not an open proxy: it forwards only to its upstream; send the path (GET /api/... HTTP/1.1), not '${target.slice(0, 100)}'`)
     }
   }
-  // HTTP/1.1 requires Host (Node answers 400 without it); an HTTP/1.0 client may omit it and is no browser.
-  if (host === undefined) return undefined
+  // Node answers 400 to HTTP/1.1 without Host; HTTP/1.0 may omit it, but then no name can be checked.
+  if (host === undefined) return { code: 400, reason: 'BadRequest', message: 'a Host header is required (HTTP/1.0 requests too)' }
   const name = hostName(host)
   if (name === undefined || !matches(name, acceptHosts)) {
     return forbidden(`Host '${host.slice(0, 100)}' is not accepted: mtls-proxy answers only requests addressed to localhost, 127.0.0.1 or [::1] (this blocks DNS rebinding from web pages); see --accept-hosts`)
@@ -97,22 +110,37 @@ function checkToken(path: string, authorization: string | undefined, digest: Buf
   }
 }
 
+// The proxy's own endpoints are read-only and answer plain requests: neither door forwards them.
+function checkOwn(method: string, headers: IncomingHttpHeaders, door: Door): Refusal | undefined {
+  if (method !== 'GET' && method !== 'HEAD') {
+    return { code: 405, reason: 'MethodNotAllowed', message: `mtls-proxy's own endpoints (${OWN_PREFIX}…) answer only GET and HEAD, not ${method}` }
+  }
+  if (door === 'upgrade') {
+    return { code: 400, reason: 'BadRequest', message: `mtls-proxy's own endpoints (${OWN_PREFIX}…) do not upgrade (Upgrade: ${String(headers.upgrade).slice(0, 40)}); ask without it` }
+  }
+  return undefined
+}
+
 // The user's own limits (kubectl proxy's flags), judged on the path the API server will act on.
-function checkRules(target: string, method: string, options: GuardOptions): Refusal | undefined {
-  const normal = normalizeTarget(originForm(target))
-  if (!normal.ok) return { code: 400, reason: 'BadRequest', message: normal.message }
-  // The proxy's own endpoints never reach the upstream, so the forwarding rules do not apply to them.
-  if (normal.path.startsWith('/-/')) return undefined
+function checkRules(path: string, method: string, options: GuardOptions): Refusal | undefined {
   const rejectedMethod = options.rejectMethods.find((p) => p.test(method))
   if (rejectedMethod) {
     return { code: 405, reason: 'MethodNotAllowed', message: `method ${method} is refused by --reject-methods ${rejectedMethod.source}` }
   }
-  if (!matches(normal.path, options.acceptPaths)) {
-    return forbidden(`path ${normal.path.slice(0, 200)} is not accepted by --accept-paths ${options.acceptPaths.map((p) => p.source).join(',')}`)
+  if (!matches(path, options.acceptPaths)) {
+    return forbidden(`path ${path.slice(0, 200)} is not accepted by --accept-paths ${options.acceptPaths.map((p) => p.source).join(',')}`)
   }
-  const rejectedPath = options.rejectPaths.find((p) => p.test(normal.path))
-  if (rejectedPath) return forbidden(`path ${normal.path.slice(0, 200)} is refused by --reject-paths ${rejectedPath.source}`)
+  const rejectedPath = options.rejectPaths.find((p) => p.test(path))
+  if (rejectedPath) return forbidden(`path ${path.slice(0, 200)} is refused by --reject-paths ${rejectedPath.source}`)
   return undefined
+}
+
+// A tunnel's bytes start right after the request head; a body there would be taken for them, and
+// the upstream would wait for it. The Kubernetes API's upgrade requests carry none.
+function checkUpgradeBody(headers: IncomingHttpHeaders): Refusal | undefined {
+  const length = headers['content-length']
+  if (headers['transfer-encoding'] === undefined && (length === undefined || Number(length) === 0)) return undefined
+  return { code: 400, reason: 'BadRequest', message: 'an Upgrade request must not carry a body' }
 }
 
 function countHeader(rawHeaders: string[], name: string): number {
@@ -121,21 +149,34 @@ function countHeader(rawHeaders: string[], name: string): number {
   return n
 }
 
-/** The whole admission decision. target: the request target exactly as the client sent it. */
-export function checkRequest(target: string, req: Pick<IncomingMessage, 'method' | 'headers' | 'rawHeaders'>, options: GuardOptions): Refusal | undefined {
+/**
+ * The whole admission decision, the same for every door. target: the request target exactly as the
+ * client sent it.
+ */
+export function checkRequest(target: string, req: Pick<IncomingMessage, 'method' | 'headers' | 'rawHeaders'>, options: GuardOptions, door: Door): Refusal | undefined {
   const { headers } = req
   const method = req.method ?? 'GET'
-  if (Object.keys(headers).length > MAX_HEADER_FIELDS) {
+  // Lines, not names: 150 repeated X-Dup lines are 150 fields (Node joins them into one value).
+  if (req.rawHeaders.length / 2 > MAX_HEADER_FIELDS) {
     return { code: 431, reason: 'RequestHeaderFieldsTooLarge', message: `more than ${MAX_HEADER_FIELDS} header fields` }
   }
   // Node keeps the first of several Host headers; two names for one request is how smuggling starts (RFC 9112 §3.2).
   if (countHeader(req.rawHeaders, 'host') > 1) {
     return { code: 400, reason: 'BadRequest', message: 'more than one Host header' }
   }
-  return checkHost(target, headers.host, options.acceptHosts) ??
+  // Not valid in a request line (RFC 9112 §3.2). Judged with it, `…/exec#` dodges `exec$`; an
+  // upstream that drops fragments would then act on `…/exec`.
+  if (target.includes('#')) return { code: 400, reason: 'BadRequest', message: 'a fragment (#) is not allowed in a request target' }
+  const refusal = checkHost(target, headers.host, options) ??
     checkBrowser(headers, options.allowOrigins) ??
-    checkToken(originForm(target).split('?')[0]!, headers.authorization, options.tokenDigest) ??
-    checkRules(target, method, options)
+    checkToken(originForm(target).split('?')[0]!, headers.authorization, options.tokenDigest)
+  if (refusal) return refusal
+  if (!FORWARDED.has(method)) return { code: 405, reason: 'MethodNotAllowed', message: `method ${method.slice(0, 20)} is not forwarded` }
+  const normal = normalizeTarget(originForm(target))
+  if (!normal.ok) return { code: 400, reason: 'BadRequest', message: normal.message }
+  // The forwarding rules do not apply to what is never forwarded.
+  if (normal.path.startsWith(OWN_PREFIX)) return checkOwn(method, headers, door)
+  return checkRules(normal.path, method, options) ?? (door === 'upgrade' ? checkUpgradeBody(headers) : undefined)
 }
 
 /** Path and query of an absolute-form target, so routing sees what the guard accepted. */

@@ -3,6 +3,7 @@
 // has read it; reading on forever lets a refused client hold a connection slot for as long as it
 // likes. So, like nginx's lingering close, what still arrives is read and dropped within a bound of
 // bytes and of time, then the connection is closed.
+import type { IncomingMessage } from 'node:http'
 import type { Readable } from 'node:stream'
 
 /** At most this much more is read from a refused client. */
@@ -30,4 +31,14 @@ export function discardWithin(from: Readable, close: () => void): void {
   from.once('end', stop)
   from.once('close', stop)
   from.resume()
+}
+
+/**
+ * Once a request is answered without its body having been read to the end (a refusal, the proxy's
+ * own endpoints, an upstream that answered early): Node would go on reading that body, however long
+ * and slow, to keep the connection; past the bounds, the connection is closed instead.
+ */
+export function dropUnreadBody(req: IncomingMessage): void {
+  if (req.complete || req.socket.destroyed) return
+  discardWithin(req, () => req.socket.destroy())
 }

@@ -61,9 +61,23 @@ t.test('absolute-form targets to other hosts and CONNECT are never forwarded any
   t.equal(upstream.calls().at(-1)?.url, '/api/v1/pods?x=1')
 })
 
-t.test('an HTTP/1.0 request without Host (no browser sends one) is served', async (t) => {
+t.test('an HTTP/1.0 request without Host is refused: no name, no Host check', async (t) => {
+  const before = upstream.calls().length
   const answer = await rawRequest(proxy.port, 'GET /version HTTP/1.0\r\n\r\n')
-  t.equal(statusLine(answer), 200)
+  t.equal(statusLine(answer), 400)
+  t.match(answer, /a Host header is required/)
+  t.equal(statusLine(await rawRequest(proxy.port, 'GET /version HTTP/1.0\r\nHost: localhost\r\n\r\n')), 200, 'with a Host it is served')
+  t.equal(upstream.calls().length, before + 1)
+})
+
+t.test('absolute-form naming this host but another port (a client using us as its HTTP proxy) is refused', async (t) => {
+  const before = upstream.calls().length
+  for (const target of [`http://127.0.0.1:${proxy.port + 1}/api/v1/pods`, 'http://127.0.0.1/api/v1/pods', `http://localhost:${proxy.port}0/api`]) {
+    const answer = await request(target, [`Host: 127.0.0.1:${proxy.port}`])
+    t.equal(statusLine(answer), 403, target)
+    t.match(answer, /not an open proxy/)
+  }
+  t.equal(upstream.calls().length, before, 'nothing forwarded')
 })
 
 t.test('host names are parsed strictly', async (t) => {

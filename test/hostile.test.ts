@@ -1,6 +1,7 @@
 // The guard, table-driven: hostile requests as raw bytes (an HTTP client would tidy them up),
-// each with the status it must get and the promise that the upstream never saw it; then the
-// legitimate twins that must pass.
+// each with the status it must get and the promise that the upstream never saw it. Every row goes
+// through both doors: as written, and as a `Connection: Upgrade` request (which Node hands past
+// Fastify, to the tunnels). Then the legitimate twins that must pass.
 import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import t from 'tap'
@@ -15,14 +16,14 @@ const { pki, files } = await pkiWithFiles(t)
 const tokenFile = join(files.dir, 'token')
 await writeFile(tokenFile, `${TOKEN}\n`, { mode: 0o600 })
 const { upstream, upgrades } = await startTunnelUpstream(t, pki)
-const proxy = await startProxy(t, upstream.url, files, ['--token-file', tokenFile, '--reject-paths', '^/api/v1/namespaces/kube-system/secrets'])
+const proxy = await startProxy(t, upstream.url, files, ['--token-file', tokenFile, '--reject-paths', '^/api/v1/namespaces/kube-system/secrets,^/api/.*/pods/.*/exec$'])
 const auth = `Authorization: Bearer ${TOKEN}`
 const H = `Host: 127.0.0.1:${proxy.port}`
 const req = (head: string, headers: string[], body = '') => `${head}\r\n${[...headers, 'Connection: close'].join('\r\n')}\r\n\r\n${body}`
 const get = (target: string, ...headers: string[]) => req(`GET ${target} HTTP/1.1`, [H, auth, ...headers])
 
-// [name, raw request, expected status]
-const hostile: Array<[string, string, number]> = [
+// [name, raw request, expected status, expected status through the upgrade door when it differs]
+const hostile: Array<[string, string, number, number?]> = [
   // DNS rebinding: the browser sends the attacker's name as Host
   ['foreign Host', req('GET /api/v1/secrets HTTP/1.1', ['Host: evil.example', auth]), 403],
   ['foreign Host with port', req('GET /api/v1/secrets HTTP/1.1', ['Host: evil.example:8001', auth]), 403],
@@ -39,22 +40,36 @@ const hostile: Array<[string, string, number]> = [
   ['cross-site navigation', get('/api/v1/namespaces/default/pods', 'Sec-Fetch-Site: cross-site'), 403],
   ['same-site request', get('/api/v1/namespaces/default/pods', 'Sec-Fetch-Site: same-site'), 403],
   ['form POST from a page', req('POST /api/v1/namespaces/default/pods HTTP/1.1', [H, auth, 'Origin: https://evil.example', 'Content-Type: application/x-www-form-urlencoded', 'Content-Length: 3'], 'a=b'), 403],
-  ['exec WebSocket from a page', req('GET /api/v1/namespaces/default/pods/web/exec?command=sh HTTP/1.1', [H, auth, 'Origin: https://evil.example', 'Upgrade: websocket', 'Connection: Upgrade', 'Sec-WebSocket-Version: 13', 'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==']), 403],
+  ['exec from a page', get('/api/v1/namespaces/default/pods/web/attach?stdin=1', 'Origin: https://evil.example'), 403],
   // other local users: no or wrong token
   ['no token', req('GET /api/v1/secrets HTTP/1.1', [H]), 401],
   ['wrong token', req('GET /api/v1/secrets HTTP/1.1', [H, 'Authorization: Bearer wrong-token-000000000000000']), 401],
   ['token prefix', req('GET /api/v1/secrets HTTP/1.1', [H, `Authorization: Bearer ${TOKEN.slice(0, 16)}`]), 401],
   ['token as Basic', req('GET /api/v1/secrets HTTP/1.1', [H, `Authorization: Basic ${Buffer.from(`x:${TOKEN}`).toString('base64')}`]), 401],
   ['token in Proxy-Authorization', req('GET /api/v1/secrets HTTP/1.1', [H, `Proxy-Authorization: Bearer ${TOKEN}`]), 401],
-  ['exec upgrade without token', req('GET /api/v1/namespaces/default/pods/web/exec HTTP/1.1', [H, 'Upgrade: websocket', 'Connection: Upgrade']), 401],
+  ['attach without token', req('GET /api/v1/namespaces/default/pods/web/attach HTTP/1.1', [H]), 401],
+  ['a token only in the WebSocket subprotocol', req('GET /api/v1/namespaces/default/pods/web/attach HTTP/1.1', [H, `Sec-WebSocket-Protocol: base64url.bearer.authorization.k8s.io.${Buffer.from(TOKEN).toString('base64url')}`]), 401],
+  // the proxy's own endpoints are answered here, never forwarded, whatever the method
+  ['POST to /-/readyz with a query and Impersonate-User', req('POST /-/readyz?verbose=1 HTTP/1.1', [H, 'Impersonate-User: system:admin', 'Content-Length: 2'], '{}'), 405],
+  ['PATCH /-/healthz', req('PATCH /-/healthz HTTP/1.1', [H, 'Content-Length: 0']), 405],
+  ['DELETE /-/status with the token', req('DELETE /-/status HTTP/1.1', [H, auth]), 405],
+  ['/-/status without the token', req('GET /-/status HTTP/1.1', [H]), 401],
+  ['/-/metrics without the token', req('GET /-/metrics HTTP/1.1', [H]), 401],
+  ['an unknown own endpoint', get('/-/debug/pprof'), 404, 400],
+  ['an own endpoint, dot segments', get('/api/../-/nope'), 404, 400],
   // an open proxy
   ['absolute-form to another host', req('GET http://evil.example/ HTTP/1.1', ['Host: evil.example', auth]), 403],
   ['absolute-form to another host, loopback Host', req('GET http://169.254.169.254/latest/meta-data HTTP/1.1', [H, auth]), 403],
   ['absolute-form https', req(`GET https://127.0.0.1:${proxy.port}/api HTTP/1.1`, [H, auth]), 403],
+  ['absolute-form to another port of this host', req(`GET http://127.0.0.1:${upstream.port}/api/v1/secrets HTTP/1.1`, [H, auth]), 403],
+  ['absolute-form without a port (80, not ours)', req('GET http://127.0.0.1/api/v1/secrets HTTP/1.1', [H, auth]), 403],
+  ['HTTP/1.0 without Host', `GET /api/v1/secrets HTTP/1.0\r\n${auth}\r\n\r\n`, 400],
   ['CONNECT tunnel', req('CONNECT evil.example:443 HTTP/1.1', ['Host: evil.example:443', auth]), 405],
   ['CONNECT to the upstream', req(`CONNECT 127.0.0.1:${upstream.port} HTTP/1.1`, [H, auth]), 405],
   ['asterisk-form', req('OPTIONS * HTTP/1.1', [H, auth]), 403],
   ['TRACE', req('TRACE /api HTTP/1.1', [H, auth]), 405],
+  ['PROPFIND', req('PROPFIND /api HTTP/1.1', [H, auth]), 405],
+  ['an unknown method', req('FROB /api HTTP/1.1', [H, auth]), 400],
   // filters that could be dodged
   ['rejected path', get('/api/v1/namespaces/kube-system/secrets'), 403],
   ['rejected path, encoded', get('/api/v1/namespaces/kube-system/%73ecrets'), 403],
@@ -64,6 +79,9 @@ const hostile: Array<[string, string, number]> = [
   ['rejected path, encoded slash', get('/api/v1/namespaces%2Fkube-system%2Fsecrets'), 403],
   ['rejected path, upper case', get('/API/V1/NAMESPACES/KUBE-SYSTEM/SECRETS'), 403],
   ['rejected path, backslashes', get('/api\\v1\\namespaces\\kube-system\\secrets'), 403],
+  ['an $-anchored rejected path', get('/api/v1/namespaces/default/pods/pod-a/exec?command=hostname'), 403],
+  ['an $-anchored rejected path dodged with a raw #', get('/api/v1/namespaces/default/pods/pod-a/exec#?command=hostname'), 400],
+  ['a raw # after the query', get('/api/v1/namespaces/default/pods/pod-a/exec?command=ls#x'), 400],
   ['path above the root', get('/../../etc/passwd'), 400],
   ['malformed percent-encoding', get('/api/%zz'), 400],
   ['NUL in the path', get('/api/v1/pods%00x'), 400],
@@ -75,20 +93,34 @@ const hostile: Array<[string, string, number]> = [
   ['bare LF line endings', `GET /api HTTP/1.1\n${H}\n${auth}\n\n`, 400],
   ['header too large', get('/api', `X-Big: ${'a'.repeat(20_000)}`), 431],
   ['too many header fields', get('/api', ...Array.from({ length: 150 }, (_, i) => `X-H${i}: v`)), 431],
+  ['too many header lines of one name', get('/api', ...Array.from({ length: 150 }, () => 'X-Dup: v')), 431],
   ['invalid method', req('G@T /api HTTP/1.1', [H, auth]), 400],
   ['HTTP/2 preface on HTTP/1', 'PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 400],
 ]
 
-t.test(`${hostile.length} hostile requests: refused with the right status, never seen upstream`, async (t) => {
-  t.ok(hostile.length >= 40)
-  for (const [name, raw, status] of hostile) {
-    const before = upstream.seen.filter((r) => r.headers['user-agent'] !== 'mtls-proxy-readiness').length + upgrades.length
-    const answer = await rawRequest(proxy.port, raw)
-    t.equal(statusLine(answer), status, `${name}: ${status}`)
-    if (status !== 400 || answer.includes('{')) t.match(answer, /"kind":"Status"|^HTTP\/1\.1 4\d\d/, `${name}: an answer a client can read`)
-    t.equal(upstream.seen.filter((r) => r.headers['user-agent'] !== 'mtls-proxy-readiness').length + upgrades.length, before, `${name}: never reached the upstream`)
-  }
-})
+/** The same request as a WebSocket upgrade: the headers that ask for it go right after the request line. */
+function viaUpgrade(raw: string): string {
+  const eol = raw.includes('\r\n') ? '\r\n' : '\n'
+  const at = raw.indexOf(eol)
+  const upgrade = ['Connection: Upgrade', 'Upgrade: websocket', 'Sec-WebSocket-Version: 13', 'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ=='].join(eol)
+  return `${raw.slice(0, at)}${eol}${upgrade}${raw.slice(at).replace(`${eol}Connection: close`, '')}`
+}
+
+const forwarded = () => upstream.calls().length + upgrades.length
+
+for (const door of ['request', 'upgrade'] as const) {
+  t.test(`${hostile.length} hostile requests through the ${door} door: refused with the right status, never seen upstream`, async (t) => {
+    t.ok(hostile.length >= 60)
+    for (const [name, raw, status, upgradeStatus] of hostile) {
+      const expected = door === 'upgrade' ? upgradeStatus ?? status : status
+      const before = forwarded()
+      const answer = await rawRequest(proxy.port, door === 'upgrade' ? viaUpgrade(raw) : raw)
+      t.equal(statusLine(answer), expected, `${name}: ${expected}`)
+      if (expected !== 400 || answer.includes('{')) t.match(answer, /"kind":"Status"|^HTTP\/1\.1 4\d\d/, `${name}: an answer a client can read`)
+      t.equal(forwarded(), before, `${name}: never reached the upstream`)
+    }
+  })
+}
 
 t.test('the legitimate twins pass', async (t) => {
   const ok = async (name: string, raw: string, status = 200) => {
@@ -102,11 +134,11 @@ t.test('the legitimate twins pass', async (t) => {
   t.equal(upstream.calls().at(-1)?.headers.authorization, undefined, 'the token is not forwarded')
   await ok('a watch', get('/api/v1/namespaces/default/pods?watch=1&timeoutSeconds=1'))
   await ok('a POST with a body', req('POST /api/v1/namespaces/default/configmaps HTTP/1.1', [H, auth, 'Content-Type: application/json', 'Content-Length: 2'], '{}'))
-  await ok('HTTP/1.0 without Host', `GET /version HTTP/1.0\r\n${auth}\r\n\r\n`)
+  await ok('HTTP/1.0 with Host', `GET /version HTTP/1.0\r\n${H}\r\n${auth}\r\n\r\n`)
   await ok('absolute-form to the proxy itself', req(`GET http://127.0.0.1:${proxy.port}/api HTTP/1.1`, [H, auth]))
   await ok('a probe without token', req('GET /-/readyz HTTP/1.1', [H]), 200)
-  const ws = new WebSocket(`ws://127.0.0.1:${proxy.port}/api/v1/namespaces/default/pods/web/exec?command=sh`, ['v5.channel.k8s.io'], { headers: { authorization: `Bearer ${TOKEN}` } })
+  const ws = new WebSocket(`ws://127.0.0.1:${proxy.port}/api/v1/namespaces/default/pods/web/attach?stdin=1`, ['v5.channel.k8s.io'], { headers: { authorization: `Bearer ${TOKEN}` } })
   await new Promise((resolve, reject) => { ws.once('open', resolve); ws.once('error', reject) })
-  t.equal(ws.protocol, 'v5.channel.k8s.io', 'an exec upgrade with the token')
+  t.equal(ws.protocol, 'v5.channel.k8s.io', 'an attach upgrade with the token')
   ws.close()
 })
