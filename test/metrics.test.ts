@@ -8,7 +8,7 @@ import { pkiWithFiles } from './helpers/pki.js'
 import { echoHandler, startUpstream } from './helpers/upstream.js'
 import { startProxy } from './helpers/proxy.js'
 import { startCli } from './helpers/cli.js'
-import { get } from './helpers/http.js'
+import { get, rawRequest, statusLine } from './helpers/http.js'
 import { startTunnelUpstream } from './helpers/tunnel-upstream.js'
 import { until } from './helpers/until.js'
 
@@ -114,15 +114,21 @@ t.test('a watch held open is an open watch', async (t) => {
   await until(async () => sample(await metricsOf(proxy.url), 'mtls_proxy_open_watches') === 0)
 })
 
-t.test('--status-address serves the four /-/ endpoints to anyone, and proxies nothing', async (t) => {
+t.test('--status-address on a wildcard address serves the four /-/ endpoints to probes, and proxies nothing', async (t) => {
   const { pki, files } = await pkiWithFiles(t)
   const upstream = await startUpstream(t, pki, echoHandler)
-  const proxy = await startCli(t, ['--upstream', upstream.url, '--cacert', files.cacert, '--cert', files.cert, '--key', files.key, '--status-address', '127.0.0.1:0'])
+  const proxy = await startCli(t, ['--upstream', upstream.url, '--cacert', files.cacert, '--cert', files.cert, '--key', files.key, '--status-address', '0.0.0.0:0'])
   const status = proxy.logs().find((l) => typeof l.status === 'string')?.status as string
-  t.match(status, /^http:\/\/127\.0\.0\.1:\d+$/)
+  t.match(status, /^http:\/\/0\.0\.0\.0:\d+$/)
   await until(async () => (await get(`${status}/-/readyz`)).status === 200, 5_000)
-  // kubelet probes and Prometheus address the pod IP: no Host rule here, since nothing is proxied
+  // kubelet probes and Prometheus address the pod IP: any Host, since nothing is proxied
   t.equal((await get(`${status}/-/healthz`, { headers: { host: '10.1.2.3:9090' } })).body, 'ok')
+  t.equal((await get(`${status}/-/status`, { headers: { host: '10.1.2.3:9090' } })).status, 200)
+  // but no web page may read the report (identity, upstream, serials)
+  const page = await get(`${status}/-/status`, { headers: { origin: 'https://evil.example' } })
+  t.equal(page.status, 403, 'a page\'s Origin is refused')
+  t.match(page.json().message, /requests from web pages are refused/)
+  t.equal((await get(`${status}/-/metrics`, { headers: { 'sec-fetch-site': 'cross-site' } })).status, 403, 'Sec-Fetch-Site: cross-site is refused')
   t.equal((await get(`${status}/-/readyz`)).body, 'ok')
   t.equal((await get(`${status}/-/status`)).json().state, 'ready')
   t.match((await get(`${status}/-/metrics`)).body, /mtls_proxy_requests_total|x509_cert_not_after/)
@@ -133,6 +139,26 @@ t.test('--status-address serves the four /-/ endpoints to anyone, and proxies no
     t.equal(res.json().kind, 'Status')
   }
   t.equal(upstream.calls().length, before, 'nothing reached the upstream')
+  proxy.child.kill('SIGTERM')
+  t.equal((await proxy.exited).code, 0)
+})
+
+t.test('--status-address on loopback checks Host as the main listener does (DNS rebinding)', async (t) => {
+  const { pki, files } = await pkiWithFiles(t)
+  const upstream = await startUpstream(t, pki, echoHandler)
+  const proxy = await startCli(t, ['--upstream', upstream.url, '--cacert', files.cacert, '--cert', files.cert, '--key', files.key, '--status-address', '127.0.0.1:0'])
+  const status = proxy.logs().find((l) => typeof l.status === 'string')?.status as string
+  t.match(status, /^http:\/\/127\.0\.0\.1:\d+$/)
+  t.equal((await get(`${status}/-/healthz`)).status, 200, 'Host 127.0.0.1 is served')
+  t.equal((await get(`${status}/-/healthz`, { headers: { host: `localhost:${new URL(status).port}` } })).status, 200, 'Host localhost too')
+  const rebound = await get(`${status}/-/status`, { headers: { host: 'rebound.evil.example:9090' } })
+  t.equal(rebound.status, 403, 'a rebound name is refused')
+  t.match(rebound.json().message, /Host 'rebound\.evil\.example:9090' is not accepted/)
+  t.equal((await get(`${status}/-/status`, { headers: { origin: 'http://localhost:3000' } })).status, 403, 'a page\'s Origin is refused')
+  const absolute = await rawRequest(Number(new URL(status).port), `GET http://127.0.0.1:${proxy.port}/-/status HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n`)
+  t.equal(statusLine(absolute), 403, 'absolute-form naming another listener is refused')
+  const upgrade = await rawRequest(Number(new URL(status).port), 'GET /-/status HTTP/1.1\r\nHost: evil.example\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n')
+  t.equal(statusLine(upgrade), 403, 'an Upgrade request meets the same guard')
   proxy.child.kill('SIGTERM')
   t.equal((await proxy.exited).code, 0)
 })
