@@ -30,8 +30,7 @@ export function createForwarder(options: ForwardOptions): ForwardHandler {
   return (request, reply, dest) => {
     reply.hijack()
     const req = request.raw
-    const headers = upstreamRequestHeaders(req.headers, req.socket.remoteAddress)
-    headers.host = upstream.url.host
+    const headers = upstreamRequestHeaders(req.rawHeaders, req.headers.connection, { host: upstream.url.host, clientAddress: req.socket.remoteAddress, upgrade: false })
     // The query string exactly as the caller sent it; dest is the path the guard judged.
     const q = request.url.indexOf('?')
     const path = q < 0 ? dest : dest + request.url.slice(q)

@@ -1,5 +1,4 @@
 // What crosses the proxy and what does not.
-import type { IncomingHttpHeaders } from 'node:http'
 
 // Hop-by-hop headers (RFC 9110 §7.6.1) describe one connection, not the message.
 const HOP_BY_HOP = new Set([
@@ -9,9 +8,15 @@ const HOP_BY_HOP = new Set([
 
 // Never sent upstream: the client certificate is the identity, so a caller's credentials must
 // not reach the API server (a token there would act as someone else, or leak). Expect is
-// answered by this proxy itself; forwarded X-Forwarded-* values from a caller could forge the
-// source address that the API server writes into its audit log.
-const REQUEST_ONLY_DROP = new Set(['authorization', 'expect', 'forwarded', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host'])
+// answered by this proxy itself. The rest claim who the caller is: the API server writes
+// X-Forwarded-For and X-Real-Ip into its audit log, and X-Remote-User/-Group/-Uid/-Extra-* are the
+// front-proxy identity headers it trusts from a client certificate like ours; only we may say those.
+const REQUEST_ONLY_DROP = new Set(['authorization', 'expect', 'forwarded', 'x-real-ip', 'x-client-ip', 'true-client-ip', 'x-cluster-client-ip'])
+const REQUEST_ONLY_DROP_PREFIXES = ['x-forwarded-', 'x-remote-']
+
+// How a browser sends a bearer token over WebSocket (it cannot set Authorization): a subprotocol.
+// Like Authorization, it is the caller's credential and stays here; the other subprotocols pass.
+const BEARER_SUBPROTOCOL = /^base64url\.bearer\.authorization\.k8s\.io\./i
 
 /** The header names a Connection header lists: hop-by-hop for this message too. */
 export function connectionNamed(value: unknown): string[] {
@@ -23,21 +28,43 @@ function dropped(lower: string, named: string[], extra?: Set<string>): boolean {
   return HOP_BY_HOP.has(lower) || lower.startsWith('proxy-') || extra?.has(lower) === true || named.includes(lower)
 }
 
-/** Whether a caller's request header stays behind (hop-by-hop, named in Connection, or the caller's credentials). */
-export function droppedFromRequest(lower: string, named: string[]): boolean {
-  return dropped(lower, named, REQUEST_ONLY_DROP)
+function droppedFromRequest(lower: string, named: string[]): boolean {
+  return dropped(lower, named, REQUEST_ONLY_DROP) || REQUEST_ONLY_DROP_PREFIXES.some((p) => lower.startsWith(p))
 }
 
-/** Headers for the request to the API server. Impersonate-* pass, so `kubectl --as` works. */
-export function upstreamRequestHeaders(headers: IncomingHttpHeaders, clientAddress: string | undefined): IncomingHttpHeaders {
-  const named = connectionNamed(headers.connection)
-  const out: IncomingHttpHeaders = {}
-  for (const name in headers) {
-    const lower = name.toLowerCase()
-    if (!droppedFromRequest(lower, named) && headers[name] !== undefined) out[lower] = headers[name]
+function withoutBearer(subprotocols: string): string {
+  if (!subprotocols.toLowerCase().includes('bearer')) return subprotocols
+  return subprotocols.split(',').map((p) => p.trim()).filter((p) => p !== '' && !BEARER_SUBPROTOCOL.test(p)).join(', ')
+}
+
+export interface ForwardedFor {
+  /** the upstream's host:port */
+  host: string
+  /** the caller's address, for X-Forwarded-For */
+  clientAddress: string | undefined
+  /** a tunnel: the Upgrade header passes, and Connection asks for it */
+  upgrade: boolean
+}
+
+/**
+ * Headers for the request to the API server, from the caller's raw list (name, value, …), as a
+ * flat list of the same shape: repeated headers (Impersonate-Group, X-Stream-Protocol-Version) stay
+ * separate lines, in order; joined with commas they would mean something else. Impersonate-* pass,
+ * so `kubectl --as` works.
+ */
+export function upstreamRequestHeaders(raw: readonly string[], connection: string | undefined, to: ForwardedFor): string[] {
+  const named = connectionNamed(connection)
+  const out: string[] = []
+  for (let i = 0; i < raw.length; i += 2) {
+    const lower = raw[i]!.toLowerCase()
+    if (lower === 'host' || (droppedFromRequest(lower, named) && !(to.upgrade && lower === 'upgrade'))) continue
+    const value = lower === 'sec-websocket-protocol' ? withoutBearer(raw[i + 1]!) : raw[i + 1]!
+    if (value !== '' || lower !== 'sec-websocket-protocol') out.push(lower, value)
   }
-  if (clientAddress) out['x-forwarded-for'] = clientAddress
-  out['x-forwarded-proto'] = 'http'
+  out.push('host', to.host)
+  if (to.upgrade) out.push('connection', 'Upgrade')
+  if (to.clientAddress) out.push('x-forwarded-for', to.clientAddress)
+  out.push('x-forwarded-proto', 'http')
   return out
 }
 

@@ -7,7 +7,7 @@ import type { Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
 import type { RequestRecord } from './metrics.js'
 import { forwardTarget } from './guard.js'
-import { connectionNamed, droppedFromRequest } from './headers.js'
+import { upstreamRequestHeaders } from './headers.js'
 import { endWithStatus, type Refusal } from './status.js'
 import type { Upstream } from './upstream.js'
 import { describeUpstreamError } from './upstream-error.js'
@@ -29,22 +29,18 @@ export interface TunnelOptions {
 // A non-101 answer is relayed whole; it is an error page, not a stream.
 const MAX_REFUSAL_BODY = 1024 * 1024
 
-function forwardedHeaders(req: IncomingMessage, host: string): Record<string, string | string[]> {
-  const named = connectionNamed(req.headers.connection)
-  const out: Record<string, string | string[]> = { host }
-  const raw = req.rawHeaders
-  for (let i = 0; i < raw.length; i += 2) {
-    const name = raw[i]!.toLowerCase()
-    // The same rules as ordinary requests, but for the header that asks for the upgrade itself.
-    if (name === 'host' || (name !== 'upgrade' && droppedFromRequest(name, named))) continue
-    // Repeated headers (X-Stream-Protocol-Version, Sec-WebSocket-Protocol) stay separate lines, in order.
-    const value = raw[i + 1]!
+/**
+ * The flat header list grouped by name, as node:https takes it: repeated names become arrays (still
+ * separate lines). Node frames a body-less POST itself only when headers come as an object; a
+ * null-prototype one, so a header named `constructor` or `__proto__` is just a header.
+ */
+function grouped(flat: readonly string[]): Record<string, string | string[]> {
+  const out = Object.create(null) as Record<string, string | string[]>
+  for (let i = 0; i < flat.length; i += 2) {
+    const name = flat[i]!
     const existing = out[name]
-    out[name] = existing === undefined ? value : Array.isArray(existing) ? [...existing, value] : [existing, value]
+    out[name] = existing === undefined ? flat[i + 1]! : [...(Array.isArray(existing) ? existing : [existing]), flat[i + 1]!]
   }
-  out.connection = 'Upgrade'
-  out['x-forwarded-for'] = req.socket.remoteAddress ?? ''
-  out['x-forwarded-proto'] = 'http'
   return out
 }
 
@@ -103,7 +99,8 @@ export class Tunnels {
 
     const tls = upstream.tlsOptions()
     const path = upstream.url.pathname.replace(/\/$/, '') + forwardTarget(target)
-    const outgoing = httpsRequest({ ...tls, method: req.method, path, headers: forwardedHeaders(req, upstream.url.host), agent: false })
+    const headers = upstreamRequestHeaders(req.rawHeaders, req.headers.connection, { host: upstream.url.host, clientAddress: req.socket.remoteAddress, upgrade: true })
+    const outgoing = httpsRequest({ ...tls, method: req.method, path, headers: grouped(headers), agent: false })
     const fail = (err: unknown) => {
       const failure = describeUpstreamError(err, upstream.url, tls.servername)
       status = failure.code

@@ -7,7 +7,7 @@ import { dirname, join } from 'node:path'
 import { promisify } from 'node:util'
 import t from 'tap'
 import { pkiWithFiles } from './helpers/pki.js'
-import { startDemoUpstream } from './helpers/upstream.js'
+import { echoHandler, startDemoUpstream, startUpstream } from './helpers/upstream.js'
 import { startProxy } from './helpers/proxy.js'
 import { until } from './helpers/until.js'
 
@@ -75,4 +75,19 @@ t.test('kubectl exec POD -- CMD through the proxy: output and exit status over t
   await until(() => tunnels().length >= 3)
   t.ok(tunnels().length >= 3, 'each exec went through an upgrade tunnel')
   t.ok(tunnels().every((l) => l.status === 101))
+})
+
+t.test('kubectl --as jane --as-group devs --as-group ops: each group reaches the API server as its own header line', { skip: kubectl ? false : 'kubectl.1.32 not found beside a kubectl on PATH' }, async (t) => {
+  const { pki, files } = await pkiWithFiles(t)
+  const upstream = await startUpstream(t, pki, echoHandler)
+  const proxy = await startProxy(t, upstream.url, files)
+  const home = await mkdtemp(join(tmpdir(), 'mtls-proxy-kubectl-'))
+  t.teardown(() => rm(home, { recursive: true, force: true }))
+  const env = { PATH: process.env.PATH, HOME: home, KUBECONFIG: join(home, 'no-kubeconfig') }
+  await run(kubectl!, ['--server', proxy.url, '--cache-dir', join(home, 'cache'), '--as', 'jane', '--as-group', 'devs', '--as-group', 'ops',
+    'get', '--raw', '/api/v1/namespaces/default/pods'], { env, timeout: 30_000 })
+  const raw = upstream.calls().at(-1)!.rawHeaders
+  const groups = raw.filter((_, i, a) => i % 2 === 1 && a[i - 1]!.toLowerCase() === 'impersonate-group')
+  t.same(groups, ['devs', 'ops'], 'two lines, not one "devs, ops" group')
+  t.equal(upstream.calls().at(-1)!.headers['impersonate-user'], 'jane')
 })
