@@ -3,7 +3,7 @@ import type { IncomingMessage } from 'node:http'
 import type { AddressInfo, Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
 import proxy from '@fastify/http-proxy'
-import Fastify, { LogController, type FastifyInstance } from 'fastify'
+import Fastify, { LogController, type FastifyInstance, type FastifyRequest } from 'fastify'
 import type { Logger } from 'pino'
 import { isLoopback, type Config } from './config.js'
 import { clientIdentity, type CredentialBundle } from './credentials.js'
@@ -55,7 +55,8 @@ const MAX_PROBE_TIMEOUT_MS = 10_000
 
 declare module 'fastify' {
   interface FastifyRequest {
-    upstreamError?: string
+    /** why the request failed, for the access line */
+    failure?: string
   }
 }
 
@@ -176,7 +177,6 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
     const socket = request.raw.socket
     // On 'close' rather than Fastify's onResponse, which never fires for a watch the client ended.
     reply.raw.once('close', () => {
-      dropUnreadBody(request.raw)
       metrics.inFlight.dec()
       record({
         method: request.method,
@@ -185,7 +185,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
         duration: reply.elapsedTime / 1000,
         ...wireBytes(socket),
         ...(reply.raw.writableFinished ? {} : { aborted: true }),
-        ...(request.upstreamError ? { error: request.upstreamError } : {}),
+        ...(request.failure ? { error: request.failure } : {}),
       }, request.id)
     })
     // originalUrl: the target before rewriteUrl turned an absolute-form target into a path.
@@ -198,6 +198,9 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
     // Answered here: the request goes no further, so done() is not called.
     sendRefusal(reply, refusal)
   })
+
+  // Every answer of our own (forwarded ones are hijacked and never pass here): a body still arriving is bounded.
+  app.addHook('onSend', onSendDropUnreadBody)
 
   // exec, attach, cp and port-forward: Node hands `Connection: Upgrade` requests to this event, past Fastify.
   app.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => tunnels.handle(req, socket, head))
@@ -249,6 +252,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
       upstream,
       watches,
       closing: () => closing,
+      clientBodyTimeoutMs: config.clientBodyTimeoutMs,
       onAnswer: (request, statusCode) => {
         readiness.recordSuccess()
         if (statusCode === 401) {
@@ -258,7 +262,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
       },
       onFailure: (request, err) => {
         const failure = describeUpstreamError(err, config.upstream, upstream.serverName)
-        request.upstreamError = failure.message
+        request.failure = failure.message
         metrics.upstreamError(failure.cause)
         if (failure.cause !== 'timeout') readiness.recordFailure(failure.message)
         return failure
@@ -296,6 +300,11 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
   return app
 }
 
+function onSendDropUnreadBody(request: FastifyRequest, _reply: unknown, payload: unknown, done: (err: null, payload: unknown) => void): void {
+  dropUnreadBody(request.raw)
+  done(null, payload)
+}
+
 function portOf(server: { address(): AddressInfo | string | null }): number | undefined {
   const address = server.address()
   return typeof address === 'object' && address ? address.port : undefined
@@ -321,8 +330,8 @@ function buildStatusApp(logger: Logger, own: OwnEndpoints, config: Config, guard
     rejectMethods: [],
     listenPort: () => portOf(app.server),
   }
+  app.addHook('onSend', onSendDropUnreadBody)
   app.addHook('onRequest', (request, reply, done) => {
-    reply.raw.once('close', () => dropUnreadBody(request.raw))
     const refusal = checkRequest(request.originalUrl, request.raw, options, 'request')
     if (refusal) sendRefusal(reply, refusal)
     else done()

@@ -52,6 +52,8 @@ export interface Config {
   connectTimeoutMs: number
   /** 0: no limit */
   responseTimeoutMs: number
+  /** longest pause between reads of a request body; 0: no limit */
+  clientBodyTimeoutMs: number
   shutdownTimeoutMs: number
   /** 0: off */
   keepAliveMs: number
@@ -270,6 +272,7 @@ function validate(raw: RawSettings, cwd: string): Config {
     accessLog: raw['access-log'] !== false,
     connectTimeoutMs: seconds(raw, 'connect-timeout', { allowZero: false }),
     responseTimeoutMs: seconds(raw, 'response-timeout', { allowZero: true }),
+    clientBodyTimeoutMs: seconds(raw, 'client-body-timeout', { allowZero: true }),
     shutdownTimeoutMs: seconds(raw, 'shutdown-timeout', { allowZero: true }),
     keepAliveMs: seconds(raw, 'keepalive', { allowZero: true }),
     probePath,

@@ -17,6 +17,8 @@ export interface ForwardOptions {
   watches: LongRunningResponses
   /** shutting down: each response tells its client not to reuse the connection */
   closing: () => boolean
+  /** longest pause between reads of a request body before it is cut (0: none) */
+  clientBodyTimeoutMs: number
   /** the upstream answered (its status code, before the body) */
   onAnswer: (request: FastifyRequest, statusCode: number) => void
   /** the upstream could not be asked, or did not answer: what to tell the client */
@@ -36,8 +38,9 @@ export function createForwarder(options: ForwardOptions): ForwardHandler {
     const path = q < 0 ? dest : dest + request.url.slice(q)
     // With no content-type parsers, Fastify hands any body over as the request stream itself.
     const body = request.body instanceof Stream ? (request.body as IncomingMessage) : null
-    upstream.dispatch({ origin: upstream.origin, path, method: request.method as Dispatcher.HttpMethod, headers, body },
-      new Relay(request, reply.raw, options))
+    const relay = new Relay(request, reply.raw, options)
+    if (body && !req.complete && options.clientBodyTimeoutMs > 0) relay.limitBodyPauses(options.clientBodyTimeoutMs)
+    upstream.dispatch({ origin: upstream.origin, path, method: request.method as Dispatcher.HttpMethod, headers, body }, relay)
   }
 }
 
@@ -60,9 +63,32 @@ class Relay implements Dispatcher.DispatchHandler {
     })
   }
 
+  /**
+   * A client that stops sending its body would hold its connection, and a request upstream, for as
+   * long as it likes. The socket's idle timer (refreshed by every read, also while Node's parser
+   * reads it directly) runs only while the body is incomplete; watches and tunnels have none.
+   */
+  limitBodyPauses(ms: number): void {
+    const req = this.#request.raw
+    const socket = req.socket
+    socket.setTimeout(ms)
+    // Node's server emits the socket's timeout on the incomplete request; a listener keeps it from destroying the socket itself.
+    req.once('timeout', () => {
+      const message = `the request body stalled: nothing arrived for ${ms / 1000} s (--client-body-timeout)`
+      this.#request.failure = message
+      this.#finished = true
+      // Answered before the upstream is let go (letting it go ends the body, and with it the socket);
+      // Connection: close, so Node closes once it is written. Mid-answer, the cut must show.
+      if (this.#answered) this.#res.destroy()
+      else writeRefusal(this.#res, { code: 408, reason: 'Timeout', message }, true)
+      this.#abort?.(new Error(message))
+    })
+    req.once('end', () => socket.setTimeout(0))
+  }
+
   onConnect(abort: (err?: Error) => void): void {
     this.#abort = abort
-    if (this.#res.destroyed) abort(new Error('the client closed the connection'))
+    if (this.#res.destroyed || this.#finished) abort(new Error('the client closed the connection'))
   }
 
   onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void): boolean {

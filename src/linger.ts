@@ -34,11 +34,12 @@ export function discardWithin(from: Readable, close: () => void): void {
 }
 
 /**
- * Once a request is answered without its body having been read to the end (a refusal, the proxy's
- * own endpoints, an upstream that answered early): Node would go on reading that body, however long
- * and slow, to keep the connection; past the bounds, the connection is closed instead.
+ * For an answer the proxy makes itself (a refusal, its own endpoints) to a request whose body has not
+ * all arrived: Node would go on reading that body, however long and slow, to keep the connection.
+ * Called before the answer is written: reading it ourselves stops Node from dumping it unseen.
  */
 export function dropUnreadBody(req: IncomingMessage): void {
-  if (req.complete || req.socket.destroyed) return
-  discardWithin(req, () => req.socket.destroy())
+  const socket = req.socket
+  if (req.complete || !socket || socket.destroyed) return
+  discardWithin(req, () => socket.destroy())
 }

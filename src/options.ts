@@ -48,6 +48,7 @@ export const OPTIONS = [
   { name: 'access-log', type: 'boolean', default: true, help: 'log one line per request (--no-access-log turns it off)' },
   { name: 'connect-timeout', type: 'number', value: 'SECONDS', default: 10, help: 'time to connect to the API server, TLS handshake included, before answering 504' },
   { name: 'response-timeout', type: 'number', value: 'SECONDS', default: 120, help: 'time to wait for the response headers before answering 504 (streaming bodies have no limit)' },
+  { name: 'client-body-timeout', type: 'number', value: 'SECONDS', default: 60, help: 'a request body that sends nothing for this long is cut with 408, as nginx\'s client_body_timeout (0: never)' },
   { name: 'keepalive', type: 'number', value: 'SECONDS', default: 30, help: 'TCP keep-alive period on both sides of exec/attach/port-forward tunnels, so idle sessions survive load balancers (0: off)' },
   { name: 'shutdown-timeout', type: 'number', value: 'SECONDS', default: 20, help: 'on SIGTERM/SIGINT, how long requests in flight may take to finish' },
   { name: 'expiry-warning-days', type: 'number', value: 'DAYS', default: 30, help: 'warn when a certificate has fewer days left' },
