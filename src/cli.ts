@@ -55,7 +55,7 @@ async function main(argv: string[]): Promise<void> {
     return
   }
   const { config } = command
-  const credentials = await loadCredentials(config.credentialSources())
+  const credentials = await loadCredentials(await config.credentialSources())
   const logger = createLogger({ level: config.logLevel, pretty: process.stdout.isTTY === true })
   if (!config.unixSocket && !isLoopback(config.address)) {
     logger.warn({ address: config.address }, `listening on non-loopback address ${config.address}: anyone who can reach it acts as ${clientIdentity(credentials)}`)

@@ -1,13 +1,14 @@
 // One place decides what the settings mean: flags beat environment variables, which beat the
 // config file, which beats the defaults. Everything else receives the validated Config.
-import { readFileSync } from 'node:fs'
 import { isIP } from 'node:net'
 import { dirname, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 import { UsageError } from './errors.js'
 import * as lazy from './lazy.js'
 import { describeFsError } from './fs-errors.js'
-import { readKubeconfig, type PemSource } from './kubeconfig.js'
+import { readRegularFileSync } from './files.js'
+import { MAX_SECRET_FILE_BYTES } from './credentials.js'
+import { readKubeconfig, readKubeconfigSync, type KubeconfigCredentials, type PemSource } from './kubeconfig.js'
 import { OPTIONS, envName, type OptionName, type OptionSpec } from './options.js'
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
@@ -26,8 +27,8 @@ export interface CredentialSources {
 
 export interface Config {
   upstream: URL
-  /** flags, environment and config file; with --kubeconfig, what it says fills the gaps */
-  credentialSources: () => CredentialSources
+  /** flags, environment and config file; with --kubeconfig, what it says (read again each call) fills the gaps */
+  credentialSources: () => Promise<CredentialSources>
   tlsServerName: string | undefined
   insecureSkipTlsVerify: boolean
   expiry: { warningDays: number; criticalDays: number; checkIntervalMs: number }
@@ -122,10 +123,13 @@ function readEnv(env: NodeJS.ProcessEnv): RawSettings {
   return raw
 }
 
+// Settings, not data: far more than any config file needs.
+const MAX_CONFIG_FILE_BYTES = 1024 * 1024
+
 function readConfigFile(file: string): RawSettings {
   let text: string
   try {
-    text = readFileSync(file, 'utf8')
+    text = readRegularFileSync(file, MAX_CONFIG_FILE_BYTES).text
   } catch (err) {
     throw new UsageError(`cannot read config file ${file}: ${describeFsError(err)}`)
   }
@@ -178,7 +182,7 @@ function validate(raw: RawSettings, cwd: string): Config {
   const kubeconfigFile = str(raw, 'kubeconfig') ? resolve(cwd, str(raw, 'kubeconfig')!) : undefined
   const context = str(raw, 'context')
   if (context && !kubeconfigFile) throw new UsageError('--context needs --kubeconfig')
-  const kube = kubeconfigFile ? readKubeconfig(kubeconfigFile, context) : undefined
+  const kube = kubeconfigFile ? readKubeconfigSync(kubeconfigFile, context) : undefined
   const upstreamText = str(raw, 'upstream') ?? kube?.server ?? required(raw, 'upstream', 'https://192.168.0.18:5443')
   let upstream: URL
   try {
@@ -234,9 +238,7 @@ function validate(raw: RawSettings, cwd: string): Config {
     const data = str(raw, `${name}-data`)
     return data ? { kind: 'inline', pem: pemText(data), label: envName(`${name}-data`) } : undefined
   }
-  // Checked now, so a mistake stops the start; the function runs again on every reload.
-  const credentialSources = (): CredentialSources => {
-    const again = kubeconfigFile ? readKubeconfig(kubeconfigFile, context) : undefined
+  const sourcesFrom = (again: KubeconfigCredentials | undefined): CredentialSources => {
     const ca = explicit('cacert') ?? again?.ca
     const cert = explicit('cert') ?? again?.cert
     const key = explicit('key') ?? again?.key
@@ -248,7 +250,10 @@ function validate(raw: RawSettings, cwd: string): Config {
     if (passphraseFile) watch.push(passphraseFile)
     return { ca, cert: cert!, key: key!, passphraseFile, watch }
   }
-  credentialSources()
+  // Checked now, so a mistake stops the start; on every reload the kubeconfig is read again.
+  sourcesFrom(kube)
+  const credentialSources = async (): Promise<CredentialSources> =>
+    sourcesFrom(kubeconfigFile ? await readKubeconfig(kubeconfigFile, context) : undefined)
 
   return {
     upstream,
@@ -291,7 +296,7 @@ function hostPort(value: string | undefined): { host: string; port: number } | u
 function readToken(file: string): string {
   let token: string
   try {
-    token = readFileSync(file, 'utf8').trim()
+    token = readRegularFileSync(file, MAX_SECRET_FILE_BYTES).text.trim()
   } catch (err) {
     throw new UsageError(`--token-file ${file}: cannot read: ${describeFsError(err)}`)
   }

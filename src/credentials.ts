@@ -1,9 +1,9 @@
 // Reads the CA, client certificate and key into one immutable, fully validated bundle.
 // Start-up and every reload call the same function; a bundle that fails is never used.
 import { X509Certificate, createPrivateKey, type KeyObject } from 'node:crypto'
-import { readFile, stat } from 'node:fs/promises'
 import type { CredentialSources } from './config.js'
 import { UsageError } from './errors.js'
+import { readRegularFile } from './files.js'
 import { describeFsError } from './fs-errors.js'
 import type { PemSource } from './kubeconfig.js'
 
@@ -24,7 +24,13 @@ export interface CredentialBundle {
   readonly warnings: readonly string[]
 }
 
-const CERT_BLOCK = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g
+// A CA bundle of every public root is about 220 KB; a certificate or key file past this is not one.
+export const MAX_PEM_FILE_BYTES = 1024 * 1024
+// A passphrase or a token: one line.
+export const MAX_SECRET_FILE_BYTES = 64 * 1024
+
+const BEGIN_CERTIFICATE = '-----BEGIN CERTIFICATE-----'
+const END_CERTIFICATE = '-----END CERTIFICATE-----'
 const KEY_BLOCK = /-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----/
 const ENCRYPTED = /-----BEGIN ENCRYPTED PRIVATE KEY-----|Proc-Type: 4,ENCRYPTED/
 
@@ -32,18 +38,44 @@ function where(source: PemSource): string {
   return source.kind === 'file' ? `${source.label} ${source.path}` : source.label
 }
 
-async function readPem(source: PemSource): Promise<string> {
-  if (source.kind === 'inline') return source.pem
+interface PemText {
+  text: string
+  /** permission bits, for files */
+  mode?: number
+}
+
+async function readPem(source: PemSource): Promise<PemText> {
+  if (source.kind === 'inline') return { text: source.pem }
   try {
-    return await readFile(source.path, 'utf8')
+    return await readRegularFile(source.path, MAX_PEM_FILE_BYTES)
   } catch (err) {
     throw new UsageError(`${where(source)}: cannot read: ${describeFsError(err)}`)
   }
 }
 
+/**
+ * The certificate blocks of a PEM text, found in one pass: each search starts where the last block
+ * ended. (A lazy regular expression retried the rest of the text from every BEGIN without an END:
+ * quadratic, 16.8 s for 1.1 MB of BEGIN lines.)
+ */
+export function certificateBlocks(text: string): string[] {
+  const blocks: string[] = []
+  let from = 0
+  for (;;) {
+    const begin = text.indexOf(BEGIN_CERTIFICATE, from)
+    if (begin < 0) break
+    const end = text.indexOf(END_CERTIFICATE, begin + BEGIN_CERTIFICATE.length)
+    // No END after this BEGIN means none after any later BEGIN either.
+    if (end < 0) break
+    from = end + END_CERTIFICATE.length
+    blocks.push(text.slice(begin, from))
+  }
+  return blocks
+}
+
 function parseCertificates(source: PemSource, text: string, what: string): X509Certificate[] {
-  const blocks = text.match(CERT_BLOCK)
-  if (!blocks) {
+  const blocks = certificateBlocks(text)
+  if (blocks.length === 0) {
     const hint = KEY_BLOCK.test(text) ? ' (it holds a private key: are --cert and --key swapped?)' : ''
     throw new UsageError(`${where(source)}: no PEM certificate found; expected ${what} beginning with -----BEGIN CERTIFICATE-----${hint}`)
   }
@@ -65,7 +97,7 @@ async function parseKey(source: PemSource, text: string, passphraseFile: string 
   if (ENCRYPTED.test(text)) {
     if (!passphraseFile) throw new UsageError(`${where(source)}: the private key is encrypted; pass --key-passphrase-file FILE with its passphrase`)
     try {
-      passphrase = (await readFile(passphraseFile, 'utf8')).replace(/\r?\n$/, '')
+      passphrase = (await readRegularFile(passphraseFile, MAX_SECRET_FILE_BYTES)).text.replace(/\r?\n$/, '')
     } catch (err) {
       throw new UsageError(`--key-passphrase-file ${passphraseFile}: cannot read: ${describeFsError(err)}`)
     }
@@ -78,10 +110,8 @@ async function parseKey(source: PemSource, text: string, passphraseFile: string 
   }
 }
 
-async function permissionWarning(source: PemSource): Promise<string | undefined> {
-  if (source.kind !== 'file') return undefined
-  const mode = (await stat(source.path)).mode & 0o777
-  if ((mode & 0o077) === 0) return undefined
+function permissionWarning(source: PemSource, mode: number | undefined): string | undefined {
+  if (source.kind !== 'file' || mode === undefined || (mode & 0o077) === 0) return undefined
   return `${where(source)} is readable by group or others (mode ${mode.toString(8).padStart(4, '0')}): anyone who reads it can act as you; run: chmod 600 ${source.path}`
 }
 
@@ -91,15 +121,17 @@ export function subjectOf(cert: X509Certificate): string {
 
 /** Loads and validates everything; any problem is a UsageError naming the source. */
 export async function loadCredentials(sources: CredentialSources, now = new Date()): Promise<CredentialBundle> {
-  const [caPem, certPem, keyText] = await Promise.all([
+  const [ca, cert, key] = await Promise.all([
     sources.ca ? readPem(sources.ca) : undefined,
     readPem(sources.cert),
     readPem(sources.key),
   ])
+  const caPem = ca?.text
+  const certPem = cert.text
   const caCertificates = sources.ca && caPem !== undefined ? parseCertificates(sources.ca, caPem, 'the CA certificate(s)') : []
   const [clientCertificate] = parseCertificates(sources.cert, certPem, 'the client certificate') as [X509Certificate]
-  const key = await parseKey(sources.key, keyText, sources.passphraseFile)
-  if (!clientCertificate.checkPrivateKey(key)) {
+  const privateKey = await parseKey(sources.key, key.text, sources.passphraseFile)
+  if (!clientCertificate.checkPrivateKey(privateKey)) {
     throw new UsageError(`${where(sources.key)} does not match the certificate in ${where(sources.cert)} (${subjectOf(clientCertificate)})`)
   }
   const notBefore = new Date(clientCertificate.validFrom)
@@ -111,7 +143,7 @@ export async function loadCredentials(sources: CredentialSources, now = new Date
     throw new UsageError(`${where(sources.cert)}: the client certificate expired on ${notAfter.toISOString()}; get a new one from your cluster's console`)
   }
   const warnings: string[] = []
-  const keyWarning = await permissionWarning(sources.key)
+  const keyWarning = permissionWarning(sources.key, key.mode)
   if (keyWarning) warnings.push(keyWarning)
   // A cluster may sign client certificates with a CA other than the server's, so this only warns.
   if (caCertificates.length > 0 && !caCertificates.some((ca) => clientCertificate.checkIssued(ca) && clientCertificate.verify(ca.publicKey))) {
@@ -121,7 +153,7 @@ export async function loadCredentials(sources: CredentialSources, now = new Date
     sources,
     caPem,
     certPem,
-    keyPem: key.export({ type: 'pkcs8', format: 'pem' }).toString(),
+    keyPem: privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(),
     caCertificates,
     clientCertificate,
     notBefore,

@@ -1,10 +1,13 @@
 // Reads the cluster, user and context a kubeconfig names, the way kubectl does: the current
 // context unless one is named, `-data` fields as base64 PEM, file paths relative to the kubeconfig.
-import { readFileSync } from 'node:fs'
 import { dirname, resolve } from 'node:path'
 import { UsageError } from './errors.js'
+import { readRegularFile, readRegularFileSync } from './files.js'
 import * as lazy from './lazy.js'
 import { describeFsError } from './fs-errors.js'
+
+// Room for about a thousand clusters with their certificates inline.
+export const MAX_KUBECONFIG_BYTES = 4 * 1024 * 1024
 
 /** Where one PEM comes from: a file (watched for rotation) or inline text. */
 export type PemSource =
@@ -38,13 +41,38 @@ function pem(file: string, base: string, data: unknown, path: unknown, what: str
   return undefined
 }
 
-export function readKubeconfig(file: string, contextName?: string): KubeconfigCredentials {
+function unreadable(file: string, err: unknown): UsageError {
+  return new UsageError(`cannot read kubeconfig ${file}: ${describeFsError(err)}`)
+}
+
+/** At start-up, before anything is served. */
+export function readKubeconfigSync(file: string, contextName?: string): KubeconfigCredentials {
+  let text: string
+  try {
+    text = readRegularFileSync(file, MAX_KUBECONFIG_BYTES).text
+  } catch (err) {
+    throw unreadable(file, err)
+  }
+  return parseKubeconfig(text, file, contextName)
+}
+
+/** On every reload: read without holding up the event loop. */
+export async function readKubeconfig(file: string, contextName?: string): Promise<KubeconfigCredentials> {
+  let text: string
+  try {
+    text = (await readRegularFile(file, MAX_KUBECONFIG_BYTES)).text
+  } catch (err) {
+    throw unreadable(file, err)
+  }
+  return parseKubeconfig(text, file, contextName)
+}
+
+function parseKubeconfig(text: string, file: string, contextName: string | undefined): KubeconfigCredentials {
   let doc: Record<string, unknown>
   try {
-    doc = lazy.yaml().parse(readFileSync(file, 'utf8')) as Record<string, unknown>
+    doc = lazy.yaml().parse(text) as Record<string, unknown>
   } catch (err) {
-    const reason = (err as NodeJS.ErrnoException).code ? describeFsError(err) : (err as Error).message.split('\n')[0]
-    throw new UsageError(`cannot read kubeconfig ${file}: ${reason}`)
+    throw new UsageError(`cannot read kubeconfig ${file}: ${(err as Error).message.split('\n')[0]}`)
   }
   if (!doc || typeof doc !== 'object') throw new UsageError(`kubeconfig ${file} is empty or not a mapping`)
   const context = contextName ?? (doc['current-context'] as string | undefined)

@@ -42,6 +42,7 @@ export class CertificateReloader {
   #timer: NodeJS.Timeout | undefined
   #running: Promise<ReloadOutcome> | undefined
   #again = false
+  #stopped = false
 
   constructor(opts: ReloaderOptions) {
     this.#opts = opts
@@ -80,13 +81,16 @@ export class CertificateReloader {
     for (let attempt = 0; attempt <= MISMATCH_RETRIES && !bundle; attempt++) {
       if (attempt > 0) await sleep(RETRY_DELAY_MS)
       try {
-        bundle = await loadCredentials(config.credentialSources(), now())
+        bundle = await loadCredentials(await config.credentialSources(), now())
       } catch (err) {
         error = (err as Error).message
       }
     }
     let outcome: ReloadOutcome
-    if (!bundle) {
+    if (this.#stopped) {
+      // Stopped meanwhile: the pool this bundle was for is gone.
+      return { at: now().toISOString(), trigger, outcome: 'unchanged' }
+    } else if (!bundle) {
       outcome = { at: now().toISOString(), trigger, outcome: 'failed', error }
       logger.error({ trigger, error }, `certificate reload failed, still serving as ${clientIdentity(this.#current)}: ${error}`)
     } else if (sameBundle(bundle, this.#current)) {
@@ -128,11 +132,12 @@ export class CertificateReloader {
     this.#timer.unref()
   }
 
+  /** Stops watching. A reload still reading is not waited for: no credential source may hold up shutdown. */
   async stop(): Promise<void> {
+    this.#stopped = true
     clearTimeout(this.#timer)
     for (const w of this.#watchers) w.close()
     this.#watchers = []
-    await this.#running
   }
 }
 

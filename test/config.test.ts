@@ -30,7 +30,7 @@ t.test('defaults', async (t) => {
   t.equal(c.responseTimeoutMs, 120_000)
   t.equal(c.shutdownTimeoutMs, 20_000)
   t.equal(c.probePath, '/version')
-  t.match(c.credentialSources().ca, { kind: 'file', path: join(dir, 'ca.crt') }, 'relative paths resolve against the working directory')
+  t.match((await c.credentialSources()).ca, { kind: 'file', path: join(dir, 'ca.crt') }, 'relative paths resolve against the working directory')
   t.equal(c.upstream.href, 'https://10.0.0.1:5443/')
 })
 
@@ -50,8 +50,8 @@ t.test('flags beat env, env beats file, file beats defaults', async (t) => {
   const fromFile = run(['--config', yaml])
   t.equal(fromFile.upstream.host, 'file.example:6443')
   t.equal(fromFile.port, 9001)
-  t.match(fromFile.credentialSources().ca, { path: join(dir, 'certs', 'ca.crt') }, 'paths in the file resolve against its folder')
-  t.match(fromFile.credentialSources().key, { path: '/abs/client.key' })
+  t.match((await fromFile.credentialSources()).ca, { path: join(dir, 'certs', 'ca.crt') }, 'paths in the file resolve against its folder')
+  t.match((await fromFile.credentialSources()).key, { path: '/abs/client.key' })
   t.equal(fromFile.accessLog, false)
   t.equal(fromFile.tlsServerName, 'file-name')
 

@@ -46,7 +46,7 @@ t.test('the app logs, reports in /-/status and turns not ready as the clock move
   const destination = new Writable({ write(c: Buffer, _e, done) { lines.push(...c.toString().split('\n').filter(Boolean).map((l) => JSON.parse(l))); done() } })
   const app = await buildApp(command.config, {
     logger: createLogger({ level: 'info', pretty: false, destination }),
-    credentials: await loadCredentials(command.config.credentialSources()),
+    credentials: await loadCredentials(await command.config.credentialSources()),
     now: () => new Date(clock),
   })
   await app.listen({ host: '127.0.0.1', port: 0 })

@@ -38,7 +38,7 @@ t.test('--reject-paths cannot be dodged by encoding, dot segments, doubled slash
     '/api/v1/namespaces/default/pods/web/./exec?command=sh',
     '/api/v1/namespaces%2fdefault%2fpods%2fweb%2fexec?command=sh',
     '/api/v1/namespaces/default/pods/web/attach',
-    `http://localhost/api/v1/namespaces/default/pods/web/exec`,
+    `http://localhost:${proxy.port}/api/v1/namespaces/default/pods/web/exec`,
   ]
   for (const target of dodges) {
     const before = upstream.calls().length

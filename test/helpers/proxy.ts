@@ -34,7 +34,7 @@ export async function startProxy(t: Teardown, upstreamUrl: string, files: Client
     },
   })
   const logger = createLogger({ level: 'debug', pretty: false, destination })
-  const app = await buildApp(config, { logger, credentials: await loadCredentials(config.credentialSources()) })
+  const app = await buildApp(config, { logger, credentials: await loadCredentials(await config.credentialSources()) })
   await app.listen({ host: config.address, port: 0 })
   t.teardown(() => app.close())
   const address = app.server.address()

@@ -1,0 +1,74 @@
+// Reading a file the user named (certificates, keys, kubeconfigs, tokens): a regular file only, up
+// to a bound, opened so that nothing can make the open wait. A FIFO opened for reading blocks until
+// a writer comes (a pool thread held for good, and every later reload queued behind it); a device
+// or a file of gigabytes would be read for ever; neither is a certificate.
+import { closeSync, constants, fstatSync, openSync, readSync, type Stats } from 'node:fs'
+import { open } from 'node:fs/promises'
+
+// O_NONBLOCK makes opening a FIFO return at once; on a regular file it changes nothing.
+const FLAGS = constants.O_RDONLY | (constants.O_NONBLOCK ?? 0) | (constants.O_NOCTTY ?? 0)
+
+export interface FileText {
+  text: string
+  /** permission bits of the file read, for warnings about who else may read it */
+  mode: number
+}
+
+function kind(info: Stats): string {
+  if (info.isFIFO()) return 'a FIFO'
+  if (info.isDirectory()) return 'a directory'
+  if (info.isCharacterDevice()) return 'a character device'
+  if (info.isBlockDevice()) return 'a block device'
+  if (info.isSocket()) return 'a socket'
+  return 'not a file'
+}
+
+function check(info: Stats, maxBytes: number): void {
+  if (!info.isFile()) throw new Error(`is ${kind(info)}, not a regular file`)
+  if (info.size > maxBytes) throw tooLarge(maxBytes)
+}
+
+function tooLarge(maxBytes: number): Error {
+  return new Error(`is larger than ${maxBytes >= 1024 * 1024 ? `${maxBytes / 1024 / 1024} MiB` : `${maxBytes / 1024} KiB`}, too large for what it should hold`)
+}
+
+/** The whole text of a regular file of at most maxBytes; otherwise an error whose message says why. */
+export async function readRegularFile(path: string, maxBytes: number): Promise<FileText> {
+  const handle = await open(path, FLAGS)
+  try {
+    const info = await handle.stat()
+    check(info, maxBytes)
+    // Read to the end, not to the size seen: the file may be written meanwhile. One byte more tells it grew past the bound.
+    const buffer = Buffer.alloc(maxBytes + 1)
+    let length = 0
+    for (;;) {
+      const { bytesRead } = await handle.read(buffer, length, buffer.length - length, null)
+      if (bytesRead === 0) break
+      length += bytesRead
+      if (length > maxBytes) throw tooLarge(maxBytes)
+    }
+    return { text: buffer.toString('utf8', 0, length), mode: info.mode & 0o7777 }
+  } finally {
+    await handle.close()
+  }
+}
+
+/** The same, synchronously: only for start-up, before anything is served. */
+export function readRegularFileSync(path: string, maxBytes: number): FileText {
+  const fd = openSync(path, FLAGS)
+  try {
+    const info = fstatSync(fd)
+    check(info, maxBytes)
+    const buffer = Buffer.alloc(maxBytes + 1)
+    let length = 0
+    for (;;) {
+      const bytesRead = readSync(fd, buffer, length, buffer.length - length, null)
+      if (bytesRead === 0) break
+      length += bytesRead
+      if (length > maxBytes) throw tooLarge(maxBytes)
+    }
+    return { text: buffer.toString('utf8', 0, length), mode: info.mode & 0o7777 }
+  } finally {
+    closeSync(fd)
+  }
+}
