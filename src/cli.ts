@@ -67,7 +67,12 @@ async function main(argv: string[]): Promise<void> {
   await checkUpstream(config, credentials, logger)
   const app = await buildApp(config, { logger, credentials })
   try {
-    if (config.unixSocket) await listenUnixSocket(app, config.unixSocket)
+    if (config.unixSocket) {
+      await listenUnixSocket(app, config.unixSocket, (reason) => {
+        logger.error({ unixSocket: config.unixSocket }, reason)
+        app.readiness.markBroken(reason)
+      })
+    }
     else await app.listen({ host: config.address, port: config.port })
   } catch (err) {
     await app.close()

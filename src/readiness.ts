@@ -30,6 +30,8 @@ export class Readiness {
   #timer: NodeJS.Timeout | undefined
   #stopped = true
   #probing: Promise<void> | undefined
+  /** a fault no probe can clear */
+  #broken: string | undefined
 
   constructor(opts: ReadinessOptions) {
     this.#opts = opts
@@ -41,6 +43,7 @@ export class Readiness {
   }
 
   #current(): { ready: boolean; reason: string } {
+    if (this.#broken) return { ready: false, reason: this.#broken }
     if (!this.#ready) return { ready: false, reason: this.#reason }
     // A success too old to vouch for the upstream (the probe itself is stuck) no longer counts.
     const staleAfter = 3 * this.#opts.intervalMs + this.#opts.probeTimeoutMs
@@ -48,6 +51,11 @@ export class Readiness {
       return { ready: false, reason: `no successful request to the upstream since ${new Date(this.#lastSuccess).toISOString()}` }
     }
     return { ready: true, reason: 'ok' }
+  }
+
+  /** Not ready from now on, whatever the upstream says (the listener's socket file was replaced). */
+  markBroken(reason: string): void {
+    this.#broken = reason
   }
 
   recordSuccess(): void {

@@ -67,6 +67,48 @@ t.test('--unix-socket in a folder that is not the user\'s own is refused', { ski
   t.match(result.stderr, /belongs to uid 65534, not to you/)
 })
 
+t.test('--unix-socket in a folder other users can write to is refused, unless the sticky bit protects the socket', async (t) => {
+  const upstream = await startUpstream(t, pki, echoHandler)
+  const dir = await mkdtemp(join(tmpdir(), 'mtls-proxy-sock-'))
+  t.teardown(() => rm(dir, { recursive: true, force: true }))
+  for (const mode of [0o777, 0o770, 0o703]) {
+    const folder = join(dir, mode.toString(8))
+    await mkdir(folder)
+    await chmod(folder, mode)
+    const result = await runCli([...flags(upstream.url), '--unix-socket', join(folder, 'p.sock')])
+    t.equal(result.code, 2, `mode ${mode.toString(8)}: exit 2`)
+    t.match(result.stderr, new RegExp(`folder .* \\(mode 0${mode.toString(8)}\\) can be written by other users, who could replace the socket`))
+  }
+  const sticky = join(dir, 'sticky')
+  await mkdir(sticky)
+  await chmod(sticky, 0o1777)
+  const proxy = await startCli(t, [...flags(upstream.url), '--unix-socket', join(sticky, 'p.sock')])
+  t.equal((await overSocket(join(sticky, 'p.sock'), '/version')).status, 200, 'a sticky shared folder (as /tmp) is fine: others cannot remove the socket')
+  proxy.child.kill('SIGTERM')
+  t.equal((await proxy.exited).code, 0)
+})
+
+t.test('a socket file removed or replaced by an impostor is noticed: an error line, and not ready', async (t) => {
+  const upstream = await startUpstream(t, pki, echoHandler)
+  const dir = await mkdtemp(join(tmpdir(), 'mtls-proxy-sock-'))
+  t.teardown(() => rm(dir, { recursive: true, force: true }))
+  const path = join(dir, 'p.sock')
+  const proxy = await startCli(t, [...flags(upstream.url), '--unix-socket', path, '--status-address', '127.0.0.1:0'])
+  const status = proxy.logs().find((l) => typeof l.status === 'string')!.status as string
+  const { until } = await import('./helpers/until.js')
+  const { get } = await import('./helpers/http.js')
+  await until(async () => (await get(`${status}/-/readyz`)).status === 200, 5_000)
+  await rm(path)
+  const impostor = createServer((s) => s.end('HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\nimpostor'))
+  await new Promise<void>((resolve) => impostor.listen(path, resolve))
+  t.teardown(() => { impostor.close() })
+  await until(() => proxy.logs().some((l) => l.level === 50 && /was replaced by another/.test(String(l.msg))), 5_000)
+  const ready = await get(`${status}/-/readyz`)
+  t.equal(ready.status, 503, '/-/readyz says not ready')
+  t.match(ready.json().message, /the socket file .*p\.sock was replaced by another \(a socket, owner uid \d+\): new clients of that path no longer reach this proxy/)
+  t.match((await get(`${status}/-/status`)).json(), { state: 'not ready', reason: /was replaced/ })
+})
+
 t.test('a process of another uid cannot connect to the socket', { skip: notRoot }, async (t) => {
   const upstream = await startUpstream(t, pki, echoHandler)
   const dir = await mkdtemp(join(tmpdir(), 'mtls-proxy-sock-'))
