@@ -44,6 +44,16 @@ export function createForwarder(options: ForwardOptions): ForwardHandler {
   }
 }
 
+function earlyHints(res: ServerResponse, flat: string[]): void {
+  const hints: Record<string, string[]> = Object.create(null) as Record<string, string[]>
+  for (let i = 0; i < flat.length; i += 2) (hints[flat[i]!] ??= []).push(flat[i + 1]!)
+  try {
+    res.writeEarlyHints(hints)
+  } catch {
+    // A Link Node will not write: the hints are only hints.
+  }
+}
+
 /** One upstream response into one client response, with backpressure both ways and aborts both ways. */
 class Relay implements Dispatcher.DispatchHandler {
   #abort: ((err?: Error) => void) | undefined
@@ -94,6 +104,12 @@ class Relay implements Dispatcher.DispatchHandler {
   onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void): boolean {
     const res = this.#res
     if (res.destroyed) return false
+    // Informational: the final answer follows. 103 Early Hints goes on to an HTTP/1.1 client, as a
+    // proxy must pass 1xx on; writing it as the answer made the real one fail.
+    if (statusCode < 200) {
+      if (statusCode === 103 && this.#request.raw.httpVersionMinor >= 1) earlyHints(res, clientResponseHeaders(rawHeaders))
+      return true
+    }
     this.#options.onAnswer(this.#request, statusCode)
     const headers = clientResponseHeaders(rawHeaders)
     // The connection cannot be reused until the request body was read; the upstream answered early.

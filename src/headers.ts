@@ -72,15 +72,18 @@ export function upstreamRequestHeaders(raw: readonly string[], connection: strin
  * Headers for the response to the caller, from the upstream's raw header list (name, value, …),
  * as the flat list `writeHead` takes: repeated headers such as Set-Cookie stay separate lines.
  */
-export function clientResponseHeaders(raw: Buffer[]): string[] {
+export function clientResponseHeaders(raw: ReadonlyArray<Buffer | string>): string[] {
   let named: string[] = []
   for (let i = 0; i < raw.length; i += 2) {
-    if (raw[i]!.length === 10 && raw[i]!.toString('latin1').toLowerCase() === 'connection') named = named.concat(connectionNamed(raw[i + 1]!.toString('latin1')))
+    if (raw[i]!.length === 10 && latin1(raw[i]!).toLowerCase() === 'connection') named = named.concat(connectionNamed(latin1(raw[i + 1]!)))
   }
   const out: string[] = []
   for (let i = 0; i < raw.length; i += 2) {
-    const lower = raw[i]!.toString('latin1').toLowerCase()
-    if (!dropped(lower, named)) out.push(lower, raw[i + 1]!.toString('latin1'))
+    const lower = latin1(raw[i]!).toLowerCase()
+    if (!dropped(lower, named)) out.push(lower, latin1(raw[i + 1]!))
   }
   return out
 }
+
+// undici hands raw header bytes; node:http, strings it read as latin1.
+const latin1 = (b: Buffer | string): string => (typeof b === 'string' ? b : b.toString('latin1'))

@@ -4,7 +4,7 @@
 // likes. So, like nginx's lingering close, what still arrives is read and dropped within a bound of
 // bytes and of time, then the connection is closed.
 import type { IncomingMessage } from 'node:http'
-import type { Readable } from 'node:stream'
+import type { Duplex, Readable } from 'node:stream'
 
 /** At most this much more is read from a refused client. */
 export const LINGER_MAX_BYTES = 1024 * 1024
@@ -31,6 +31,14 @@ export function discardWithin(from: Readable, close: () => void): void {
   from.once('end', stop)
   from.once('close', stop)
   from.resume()
+}
+
+/** Ends our side of a raw socket (with `last`), reads what the client still sends within the bounds, then closes. */
+export function endThenLinger(socket: Duplex, last?: string): void {
+  socket.end(last)
+  // HTTP servers allow half-open sockets: the client's side may stay open. Bound it.
+  socket.once('end', () => socket.destroy())
+  discardWithin(socket, () => socket.destroy())
 }
 
 /**

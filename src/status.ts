@@ -1,7 +1,7 @@
 import type { ServerResponse } from 'node:http'
 import type { Duplex } from 'node:stream'
 import type { FastifyReply } from 'fastify'
-import { discardWithin } from './linger.js'
+import { endThenLinger } from './linger.js'
 
 // Every error the proxy itself answers is a Kubernetes Status object, so kubectl and client-go
 // print "Error from server (Reason): message" instead of an opaque body.
@@ -49,10 +49,7 @@ export function endWithStatus(socket: Duplex, refusal: Refusal): void {
     socket.destroy()
     return
   }
-  socket.end(rawStatusResponse(refusal))
-  // Our side is ended; the client's may stay open (HTTP servers allow half-open sockets). Bound it.
-  socket.once('end', () => socket.destroy())
-  discardWithin(socket, () => socket.destroy())
+  endThenLinger(socket, rawStatusResponse(refusal))
 }
 
 export function sendRefusal(reply: FastifyReply, refusal: Refusal): FastifyReply {

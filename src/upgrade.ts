@@ -7,7 +7,8 @@ import type { Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
 import type { RequestRecord } from './metrics.js'
 import { forwardTarget } from './guard.js'
-import { upstreamRequestHeaders } from './headers.js'
+import { clientResponseHeaders, upstreamRequestHeaders } from './headers.js'
+import { endThenLinger } from './linger.js'
 import { endWithStatus, type Refusal } from './status.js'
 import type { Upstream } from './upstream.js'
 import { describeUpstreamError } from './upstream-error.js'
@@ -26,8 +27,6 @@ export interface TunnelOptions {
   onUpstreamError: (cause: string) => void
 }
 
-// A non-101 answer is relayed whole; it is an error page, not a stream.
-const MAX_REFUSAL_BODY = 1024 * 1024
 
 /**
  * The flat header list grouped by name, as node:https takes it: repeated names become arrays (still
@@ -44,13 +43,37 @@ function grouped(flat: readonly string[]): Record<string, string | string[]> {
   return out
 }
 
-// Framing headers of a refused upgrade's answer, replaced by ours since we relay it whole.
-const RELAY_DROP = new Set(['connection', 'keep-alive', 'transfer-encoding', 'content-length', 'upgrade'])
-
 function headBlock(statusCode: number, statusMessage: string, rawHeaders: string[]): string {
   const lines = [`HTTP/1.1 ${statusCode} ${statusMessage}`]
   for (let i = 0; i < rawHeaders.length; i += 2) lines.push(`${rawHeaders[i]}: ${rawHeaders[i + 1]}`)
   return `${lines.join('\r\n')}\r\n\r\n`
+}
+
+/**
+ * An upgrade the upstream answered with something other than 101 (an error page): relayed as it
+ * arrives, in a framing that shows a cut as a cut (its Content-Length, or chunks with a last one),
+ * then the connection is closed.
+ */
+function relayAnswer(res: IncomingMessage, client: Duplex): void {
+  const status = res.statusCode ?? 502
+  const headers = clientResponseHeaders(res.rawHeaders)
+  const chunked = status !== 204 && status !== 304 && res.headers['content-length'] === undefined
+  if (chunked) headers.push('transfer-encoding', 'chunked')
+  headers.push('connection', 'close')
+  client.write(headBlock(status, res.statusMessage ?? '', headers))
+  res.on('data', (chunk: Buffer) => {
+    if (chunked) client.write(`${chunk.length.toString(16)}\r\n`)
+    const more = client.write(chunk)
+    if (chunked) client.write('\r\n')
+    if (!more) {
+      res.pause()
+      client.once('drain', () => res.resume())
+    }
+  })
+  res.once('end', () => endThenLinger(client, chunked ? '0\r\n\r\n' : undefined))
+  // The upstream went away mid-answer: the client must not take what it got for the whole.
+  res.once('close', () => { if (!res.complete) client.destroy() })
+  res.on('error', () => client.destroy())
 }
 
 export class Tunnels {
@@ -135,23 +158,7 @@ export class Tunnels {
     outgoing.on('response', (res) => {
       clearTimeout(timer)
       status = res.statusCode ?? 502
-      const chunks: Buffer[] = []
-      let size = 0
-      res.on('data', (chunk: Buffer) => {
-        size += chunk.length
-        if (size <= MAX_REFUSAL_BODY) chunks.push(chunk)
-      })
-      res.on('end', () => {
-        const body = Buffer.concat(chunks)
-        const raw = res.rawHeaders
-        const kept: string[] = []
-        for (let i = 0; i < raw.length; i += 2) {
-          if (!RELAY_DROP.has(raw[i]!.toLowerCase())) kept.push(raw[i]!, raw[i + 1]!)
-        }
-        kept.push('Content-Length', String(body.length), 'Connection', 'close')
-        client.end(Buffer.concat([Buffer.from(headBlock(status, res.statusMessage ?? '', kept)), body]))
-      })
-      res.on('error', fail)
+      relayAnswer(res, client)
     })
     outgoing.end()
   }

@@ -8,7 +8,7 @@ import { pkiWithFiles } from './helpers/pki.js'
 import { startProxy } from './helpers/proxy.js'
 import { startUpstream } from './helpers/upstream.js'
 import { until } from './helpers/until.js'
-import { get } from './helpers/http.js'
+import { get, rawRequest } from './helpers/http.js'
 
 const { pki, files } = await pkiWithFiles(t)
 
@@ -89,4 +89,21 @@ t.test('an upstream answer with a header Node will not send: 502, and the proxy 
   t.equal(bad.json().reason, 'BadGateway')
   const again = await get(`${proxy.url}/version`)
   t.equal(again.status, 200, 'the next request is served')
+})
+
+t.test('103 Early Hints before the answer: the hints reach an HTTP/1.1 client, then the answer itself', async (t) => {
+  const upstream = await startUpstream(t, pki, (_req, res) => {
+    res.writeEarlyHints({ link: '</style.css>; rel=preload; as=style' })
+    setTimeout(() => {
+      res.writeHead(200, { 'content-type': 'application/json' })
+      res.end('{"ok":true}')
+    }, 20)
+  })
+  const proxy = await startProxy(t, upstream.url, files)
+  const answer = await rawRequest(proxy.port, 'GET /api/v1/pods HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n')
+  t.match(answer, /^HTTP\/1\.1 103 Early Hints\r\n[Ll]ink: <\/style\.css>; rel=preload; as=style\r\n\r\nHTTP\/1\.1 200 OK\r\n/)
+  t.ok(answer.includes('{"ok":true}'), 'the answer and its body follow')
+  const old = await rawRequest(proxy.port, 'GET /api/v1/pods HTTP/1.0\r\nHost: localhost\r\n\r\n')
+  t.match(old, /^HTTP\/1\.1 200 OK\r\n/, 'an HTTP/1.0 client gets no 1xx')
+  t.ok(old.includes('{"ok":true}'))
 })

@@ -124,8 +124,8 @@ t.test('a refused upgrade: the upstream\'s 403 Status is relayed and the connect
   const answer = await rawRequest(proxy.port, [`GET /api/v1/namespaces/default/pods/forbidden/exec?command=ls HTTP/1.1`, 'Host: localhost',
     'Connection: Upgrade', 'Upgrade: websocket', 'Sec-WebSocket-Version: 13', 'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==', 'Sec-WebSocket-Protocol: v5.channel.k8s.io', '', ''].join('\r\n'))
   t.equal(statusLine(answer), 403)
-  t.match(answer, /Content-Length: \d+/)
-  t.match(answer, /Connection: close/)
+  t.match(answer, /Content-Length: \d+/i)
+  t.match(answer, /Connection: close/i)
   t.match(answer, /"message":"pods \\"web\\" is forbidden: cannot exec"/)
 })
 
@@ -211,4 +211,52 @@ t.test('half-close: the client ends its side and still receives what the upstrea
   t.equal(take().toString(), 'last words', 'the echo arrived after our FIN, then the upstream ended too')
   await until(() => proxy.app.tunnels.size === 0)
   socket.destroy()
+})
+
+t.test('a refused upgrade\'s answer larger than 1 MiB arrives whole; one cut short upstream looks cut, in either framing', async (t) => {
+  const { pki, files } = await pkiWithFiles(t)
+  const { upstream } = await startTunnelUpstream(t, pki)
+  const proxy = await startProxy(t, upstream.url, files)
+  const ask = (name: string) => rawRequest(proxy.port, [`GET /api/v1/namespaces/default/pods/${name}/exec HTTP/1.1`, 'Host: localhost',
+    'Connection: Upgrade', 'Upgrade: websocket', 'Sec-WebSocket-Version: 13', 'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==', '', ''].join('\r\n'), 10_000)
+  const size = 3 * 1024 * 1024
+  const whole = await ask('big-length')
+  t.equal(statusLine(whole), 400)
+  t.match(whole, new RegExp(`Content-Length: ${size}\r\n`, 'i'), 'the upstream\'s length, not a truncated one')
+  t.equal(whole.length - whole.indexOf('\r\n\r\n') - 4, size, 'every byte of the body')
+  const chunked = await ask('big-chunked')
+  t.equal(statusLine(chunked), 400)
+  t.match(chunked, /Transfer-Encoding: chunked\r\n/i)
+  t.ok(chunked.endsWith('\r\n0\r\n\r\n'), 'a chunked body with its last chunk')
+  const cutLength = await ask('big-length-cut')
+  t.ok(cutLength.length - cutLength.indexOf('\r\n\r\n') - 4 < size, 'cut (length): fewer bytes than its Content-Length promises')
+  t.match(cutLength, new RegExp(`Content-Length: ${size}\r\n`, 'i'))
+  const cutChunked = await ask('big-chunked-cut')
+  t.match(cutChunked, /Transfer-Encoding: chunked\r\n/i)
+  t.notOk(cutChunked.endsWith('0\r\n\r\n'), 'cut (chunked): no last chunk')
+})
+
+t.test('an upgrade answered with 103 Early Hints, then 200: the 200 and its body reach the client', async (t) => {
+  const { pki, files } = await pkiWithFiles(t)
+  const { upstream } = await startTunnelUpstream(t, pki)
+  const proxy = await startProxy(t, upstream.url, files)
+  const answer = await rawRequest(proxy.port, ['GET /api/v1/namespaces/default/pods/early-hints/exec HTTP/1.1', 'Host: localhost',
+    'Connection: Upgrade', 'Upgrade: websocket', 'Sec-WebSocket-Version: 13', 'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==', '', ''].join('\r\n'))
+  t.equal(statusLine(answer), 200)
+  t.ok(answer.endsWith('{"ok":true}'), 'with its body')
+})
+
+t.test('an upgrade request with a body is refused at once (its bytes would be taken for the tunnel\'s, and the upstream would wait)', async (t) => {
+  const { pki, files } = await pkiWithFiles(t)
+  const { upstream, upgrades } = await startTunnelUpstream(t, pki)
+  const proxy = await startProxy(t, upstream.url, files)
+  for (const framing of ['Content-Length: 5', 'Transfer-Encoding: chunked']) {
+    const started = Date.now()
+    const answer = await rawRequest(proxy.port, ['POST /api/v1/namespaces/default/pods/web/exec HTTP/1.1', 'Host: localhost', 'Connection: Upgrade',
+      'Upgrade: SPDY/3.1', framing, '', framing.startsWith('Content') ? 'hello' : '5\r\nhello\r\n0\r\n\r\n'].join('\r\n'))
+    t.equal(statusLine(answer), 400, framing)
+    t.match(answer, /an Upgrade request must not carry a body/)
+    t.ok(Date.now() - started < 2_000, `answered in ${Date.now() - started} ms`)
+  }
+  t.equal(upgrades.length, 0, 'the upstream saw neither')
 })

@@ -38,6 +38,31 @@ export async function startTunnelUpstream(t: Teardown, pki: DemoPki, handler: Ha
       socket.destroy()
       return
     }
+    // An answer that comes after 103 Early Hints.
+    if (req.url?.includes('early-hints')) {
+      socket.write('HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n')
+      setTimeout(() => socket.write('HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 11\r\n\r\n{"ok":true}'), 50)
+      return
+    }
+    // An error page larger than any Status: 3 MiB, with its length or chunked, cut short when asked.
+    const big = /big-(length|chunked)(-cut)?/.exec(req.url ?? '')
+    if (big) {
+      const size = 3 * 1024 * 1024
+      const body = Buffer.alloc(size, 'e')
+      const sent = big[2] ? body.subarray(0, 2 * 1024 * 1024) : body
+      if (big[1] === 'length') {
+        socket.write(`HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\nContent-Length: ${size}\r\n\r\n`)
+        socket.write(sent)
+      } else {
+        socket.write('HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n')
+        socket.write(`${sent.length.toString(16)}\r\n`)
+        socket.write(sent)
+        if (!big[2]) socket.write('\r\n0\r\n\r\n')
+      }
+      if (big[2]) socket.destroy()
+      else socket.end()
+      return
+    }
     if (req.url?.includes('forbidden')) {
       const body = '{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"pods \\"web\\" is forbidden: cannot exec","reason":"Forbidden","code":403}'
       socket.end(`HTTP/1.1 403 Forbidden\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`)
