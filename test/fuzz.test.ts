@@ -1,10 +1,12 @@
 // A bounded fuzz run: random and mutated HTTP/1.1 requests against a running proxy (its own
-// process). It must stay up, keep its memory bounded, and still serve a normal request after.
+// process), a third of them cut by a TCP reset (RST) at a random point: part-way through sending,
+// or a moment after. It must stay up, keep its memory bounded, and still serve a normal request after.
 import { readFile } from 'node:fs/promises'
 import { connect } from 'node:net'
 import t from 'tap'
 import { pkiWithFiles } from './helpers/pki.js'
-import { echoHandler, startUpstream } from './helpers/upstream.js'
+import { echoHandler } from './helpers/upstream.js'
+import { startTunnelUpstream } from './helpers/tunnel-upstream.js'
 import { startCli } from './helpers/cli.js'
 import { get } from './helpers/http.js'
 
@@ -29,6 +31,11 @@ const SEEDS = [
   'PATCH /api/v1/namespaces/default/pods/x HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\nContent-Type: application/merge-patch+json\r\n\r\n2\r\n{}\r\n0\r\n\r\n',
   'GET /api/v1/namespaces/default/pods/web/exec?command=sh HTTP/1.1\r\nHost: localhost\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n',
   'GET http://localhost/version HTTP/1.1\r\nHost: localhost\r\n\r\n',
+  'CONNECT evil.example:443 HTTP/1.1\r\nHost: evil.example:443\r\n\r\n',
+  'POST /api/v1/namespaces/default/pods/web/exec HTTP/1.1\r\nHost: localhost\r\nConnection: Upgrade\r\nUpgrade: SPDY/3.1\r\n\r\n\x80\x03\x00\x01',
+  'GET /api/v1/namespaces/default/pods/web/exec HTTP/1.1\r\nHost: localhost\r\nOrigin: https://evil.example\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n',
+  'GET /big HTTP/1.1\r\nHost: localhost\r\n\r\n',
+  'POST /api/v1/namespaces/default/configmaps HTTP/1.1\r\nHost: localhost\r\nContent-Length: 100000\r\n\r\nabc',
 ]
 const TOKENS = ['\r\n', '\r', '\n', ':', ' ', '\t', '\0', '%', '%2e%2e/', '//', '..', 'Host: evil', 'Content-Length: 99', 'Transfer-Encoding: chunked', 'Origin: null', '\u00ff', '\u{1F600}', 'HTTP/1.0', 'HTTP/9.9', '?', '#', '*']
 
@@ -54,13 +61,28 @@ function mutate(random: () => number): Buffer {
   return Buffer.from(text, 'latin1')
 }
 
-function send(port: number, bytes: Buffer): Promise<void> {
+/** How a request ends: the client closes normally, or resets after `at` bytes, or `afterMs` after sending all. */
+type Ending = { reset: false } | { reset: true; at: number; afterMs: number }
+
+function ending(random: () => number, size: number): Ending {
+  if (random() >= 1 / 3) return { reset: false }
+  return random() < 0.5 ? { reset: true, at: Math.floor(random() * size), afterMs: 0 } : { reset: true, at: size, afterMs: Math.floor(random() * 20) }
+}
+
+function send(port: number, bytes: Buffer, end: Ending): Promise<void> {
   return new Promise((resolve) => {
     const socket = connect(port, '127.0.0.1')
     const done = () => { clearTimeout(timer); socket.destroy(); resolve() }
     // Incomplete requests would wait for the headers timeout; the fuzzer moves on after a short while.
     const timer = setTimeout(done, 300)
-    socket.on('connect', () => socket.end(bytes))
+    socket.on('connect', () => {
+      if (!end.reset) {
+        socket.end(bytes)
+        return
+      }
+      socket.write(bytes.subarray(0, end.at))
+      setTimeout(() => { socket.resetAndDestroy(); done() }, end.afterMs)
+    })
     socket.on('data', () => { /* read and drop */ })
     socket.on('close', done)
     socket.on('error', done)
@@ -74,17 +96,30 @@ async function rssKb(pid: number): Promise<number> {
 
 t.test(`${COUNT} fuzzed requests: the proxy stays up, memory bounded, then serves normally`, async (t) => {
   const { pki, files } = await pkiWithFiles(t)
-  const upstream = await startUpstream(t, pki, echoHandler)
+  const big = Buffer.alloc(1024 * 1024, 'b')
+  const { upstream } = await startTunnelUpstream(t, pki, (req, res) => {
+    if (req.url === '/big') {
+      res.writeHead(200)
+      res.end(big)
+      return
+    }
+    echoHandler(req, res)
+  })
   const proxy = await startCli(t, ['--upstream', upstream.url, '--cacert', files.cacert, '--cert', files.cert, '--key', files.key, '--no-access-log'])
   const pid = proxy.child.pid!
   t.equal((await get(`${proxy.url}/version`)).status, 200)
   const before = await rssKb(pid)
   const random = prng(SEED)
-  const requests = Array.from({ length: COUNT }, () => mutate(random))
+  const requests = Array.from({ length: COUNT }, () => {
+    const bytes = mutate(random)
+    return { bytes, end: ending(random, bytes.length) }
+  })
   for (let i = 0; i < requests.length; i += CONCURRENCY) {
-    await Promise.all(requests.slice(i, i + CONCURRENCY).map((r) => send(proxy.port, r)))
+    await Promise.all(requests.slice(i, i + CONCURRENCY).map((r) => send(proxy.port, r.bytes, r.end)))
   }
+  t.ok(requests.filter((r) => r.end.reset).length > COUNT / 4, `${requests.filter((r) => r.end.reset).length} of them ended by a reset`)
   t.equal(proxy.child.exitCode, null, 'still running')
+  t.notOk(proxy.logs().some((l) => (l.level as number) >= 50), 'no error-level line')
   const after = await rssKb(pid)
   t.ok(after - before < 100 * 1024, `RSS grew by ${Math.round((after - before) / 1024)} MB (from ${Math.round(before / 1024)} MB), under 100 MB`)
   const res = await get(`${proxy.url}/api/v1/namespaces/default/pods?x=1`)

@@ -32,6 +32,7 @@ export async function startTunnelUpstream(t: Teardown, pki: DemoPki, handler: Ha
   upstream.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     upgrades.push({ url: req.url ?? '', method: req.method ?? '', headers: req.headers, rawHeaders: req.rawHeaders, cn: (req.socket as TLSSocket).getPeerCertificate().subject?.CN as string | undefined })
     sockets.add(socket)
+    socket.on('error', () => socket.destroy())
     socket.once('close', () => sockets.delete(socket))
     // The API server vanishing before it answers.
     if (req.url?.includes('hangup')) {
@@ -81,6 +82,8 @@ export async function startTunnelUpstream(t: Teardown, pki: DemoPki, handler: Ha
       return
     }
     wss.handleUpgrade(req, socket, head, (ws) => {
+      // Garbage frames (the fuzzer sends them) close this one connection, nothing more.
+      ws.on('error', () => ws.terminate())
       ws.on('message', (data, isBinary) => ws.send(data, { binary: isBinary }))
       // The test asks the server to hang up first by sending "bye".
       ws.on('message', (data) => { if (String(data) === 'bye') ws.close(1000, 'done') })
