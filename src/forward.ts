@@ -9,6 +9,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { Dispatcher } from 'undici'
 import { clientResponseHeaders, upstreamRequestHeaders } from './headers.js'
 import { isLongRunning, type LongRunningResponses } from './inflight.js'
+import { bodyPending } from './linger.js'
 import { writeRefusal, type Refusal } from './status.js'
 import type { Upstream } from './upstream.js'
 
@@ -39,7 +40,7 @@ export function createForwarder(options: ForwardOptions): ForwardHandler {
     // With no content-type parsers, Fastify hands any body over as the request stream itself.
     const body = request.body instanceof Stream ? (request.body as IncomingMessage) : null
     const relay = new Relay(request, reply.raw, options)
-    if (body && !req.complete && options.clientBodyTimeoutMs > 0) relay.limitBodyPauses(options.clientBodyTimeoutMs)
+    if (body && bodyPending(req) && options.clientBodyTimeoutMs > 0) relay.limitBodyPauses(options.clientBodyTimeoutMs)
     upstream.dispatch({ origin: upstream.origin, path, method: request.method as Dispatcher.HttpMethod, headers, body }, relay)
   }
 }
@@ -59,6 +60,8 @@ class Relay implements Dispatcher.DispatchHandler {
   #abort: ((err?: Error) => void) | undefined
   #answered = false
   #finished = false
+  /** stops --client-body-timeout's timer, once the body is in or the exchange is over */
+  #stopBodyTimer: (() => void) | undefined
   readonly #request: FastifyRequest
   readonly #res: ServerResponse
   readonly #options: ForwardOptions
@@ -76,24 +79,40 @@ class Relay implements Dispatcher.DispatchHandler {
   /**
    * A client that stops sending its body would hold its connection, and a request upstream, for as
    * long as it likes. The socket's idle timer (refreshed by every read, also while Node's parser
-   * reads it directly) runs only while the body is incomplete; watches and tunnels have none.
+   * reads it directly) is set while the body is incomplete and this exchange is going on, and
+   * cleared when either ends; watches and tunnels have no body and so no timer.
    */
   limitBodyPauses(ms: number): void {
     const req = this.#request.raw
     const socket = req.socket
-    socket.setTimeout(ms)
     // Node's server emits the socket's timeout on the incomplete request; a listener keeps it from destroying the socket itself.
-    req.once('timeout', () => {
+    const stalled = () => {
+      if (this.#finished) return
       const message = `the request body stalled: nothing arrived for ${ms / 1000} s (--client-body-timeout)`
       this.#request.failure = message
-      this.#finished = true
-      // Answered before the upstream is let go (letting it go ends the body, and with it the socket);
-      // Connection: close, so Node closes once it is written. Mid-answer, the cut must show.
-      if (this.#answered) this.#res.destroy()
+      this.#finish()
+      // Answered before the upstream is let go (letting it go ends the body); Connection: close, so
+      // Node closes once it is written. Mid-answer, the cut must show.
+      if (this.#res.headersSent) this.#res.destroy()
       else writeRefusal(this.#res, { code: 408, reason: 'Timeout', message }, true)
       this.#abort?.(new Error(message))
-    })
-    req.once('end', () => socket.setTimeout(0))
+    }
+    const stop = () => {
+      this.#stopBodyTimer = undefined
+      req.removeListener('timeout', stalled)
+      req.removeListener('end', stop)
+      if (!socket.destroyed) socket.setTimeout(0)
+    }
+    this.#stopBodyTimer = stop
+    req.once('timeout', stalled)
+    req.once('end', stop)
+    socket.setTimeout(ms)
+  }
+
+  /** The exchange is over, whichever way. */
+  #finish(): void {
+    this.#finished = true
+    this.#stopBodyTimer?.()
   }
 
   onConnect(abort: (err?: Error) => void): void {
@@ -127,7 +146,7 @@ class Relay implements Dispatcher.DispatchHandler {
       // A watch may stay silent for minutes, and clients wait for its headers: send them now.
       res.flushHeaders()
       this.#options.watches.add(res, () => {
-        this.#finished = true
+        this.#finish()
         this.#abort?.(new Error('mtls-proxy is shutting down'))
         res.end()
       })
@@ -141,13 +160,13 @@ class Relay implements Dispatcher.DispatchHandler {
   }
 
   onComplete(): void {
-    this.#finished = true
+    this.#finish()
     if (!this.#res.writableEnded) this.#res.end()
   }
 
   onError(err: Error): void {
     if (this.#finished) return
-    this.#finished = true
+    this.#finish()
     const res = this.#res
     if (res.destroyed || res.writableEnded) return
     // Cut mid-body: the client must see an incomplete response, not a short one that looks whole.
@@ -155,6 +174,8 @@ class Relay implements Dispatcher.DispatchHandler {
       res.destroy(err)
       return
     }
-    writeRefusal(res, this.#options.onFailure(this.#request, err), this.#options.closing())
+    // A body still arriving cannot be read any more (undici let go of it with the upstream): the
+    // connection ends with this answer, as it does after an early one.
+    writeRefusal(res, this.#options.onFailure(this.#request, err), this.#options.closing() || !this.#request.raw.complete)
   }
 }
