@@ -1,15 +1,15 @@
 // buildApp: the proxy as a Fastify instance. It never listens and never exits; the CLI does.
-import type { IncomingMessage } from 'node:http'
+import type { IncomingMessage, Server, ServerResponse } from 'node:http'
 import type { AddressInfo, Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
 import proxy from '@fastify/http-proxy'
-import Fastify, { LogController, type FastifyInstance, type FastifyRequest } from 'fastify'
+import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
 import type { Logger } from 'pino'
 import { isLoopback, type Config } from './config.js'
 import { clientIdentity, type CredentialBundle } from './credentials.js'
 import { checkRequest, FORWARDED_METHODS, forwardTarget, hostPatterns, tokenDigest, type Door, type GuardOptions } from './guard.js'
 import { LongRunningResponses } from './inflight.js'
-import { dropUnreadBody } from './linger.js'
+import { bodyPending, dropUnreadBody } from './linger.js'
 import { createForwarder } from './forward.js'
 import { Readiness } from './readiness.js'
 import { endWithStatus, sendRefusal, type Refusal } from './status.js'
@@ -165,6 +165,8 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
   app.decorate('expiry', expiry)
   app.decorate('metrics', metrics)
 
+  expectContinueAfterTheGuard(app.server)
+
   // CONNECT would make us a tunnel to anywhere. Node hands it to this event, outside Fastify.
   app.server.on('connect', (_req: IncomingMessage, socket: Socket) => {
     endWithStatus(socket, { code: 405, reason: 'MethodNotAllowed', message: 'CONNECT is refused: mtls-proxy is not an open proxy' })
@@ -191,12 +193,12 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
     // originalUrl: the target before rewriteUrl turned an absolute-form target into a path.
     const refusal = admit(request.originalUrl, request.raw, 'request')
     if (!refusal) {
+      continueIfAsked(request, reply)
       done()
       return
     }
-    if (closing) reply.header('connection', 'close')
     // Answered here: the request goes no further, so done() is not called.
-    sendRefusal(reply, refusal)
+    refuse(request, reply, refusal, closing)
   })
 
   // Every answer of our own (forwarded ones are hijacked and never pass here): a body still arriving is bounded.
@@ -300,6 +302,28 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
   return app
 }
 
+/**
+ * Node answers `Expect: 100-continue` itself unless told otherwise, before any hook has run: it
+ * would invite the body of a request about to be refused. The guard sends it instead, once it admits.
+ */
+function expectContinueAfterTheGuard(server: Server): void {
+  server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => server.emit('request', req, res))
+}
+
+function continueIfAsked(request: FastifyRequest, reply: FastifyReply): void {
+  // Node passes on only Expect: 100-continue from HTTP/1.1 clients (others got 417 from it already).
+  if (request.headers.expect !== undefined && request.raw.httpVersionMinor === 1) reply.raw.writeContinue()
+}
+
+/**
+ * A refused client keeps no connection: it is closed after the answer, or, while the body is still
+ * arriving, that is read within the linger bounds first (closing at once could reset the answer away).
+ */
+function refuse(request: FastifyRequest, reply: FastifyReply, refusal: Refusal, closing: boolean): void {
+  if (closing || !bodyPending(request.raw)) reply.header('connection', 'close')
+  sendRefusal(reply, refusal)
+}
+
 function onSendDropUnreadBody(request: FastifyRequest, _reply: unknown, payload: unknown, done: (err: null, payload: unknown) => void): void {
   dropUnreadBody(request.raw)
   done(null, payload)
@@ -331,10 +355,15 @@ function buildStatusApp(logger: Logger, own: OwnEndpoints, config: Config, guard
     listenPort: () => portOf(app.server),
   }
   app.addHook('onSend', onSendDropUnreadBody)
+  expectContinueAfterTheGuard(app.server)
   app.addHook('onRequest', (request, reply, done) => {
     const refusal = checkRequest(request.originalUrl, request.raw, options, 'request')
-    if (refusal) sendRefusal(reply, refusal)
-    else done()
+    if (!refusal) {
+      continueIfAsked(request, reply)
+      done()
+      return
+    }
+    refuse(request, reply, refusal, false)
   })
   registerOwnEndpoints(app as unknown as FastifyInstance, own)
   app.setNotFoundHandler((request, reply) => sendRefusal(reply, {

@@ -4,29 +4,50 @@
 // likes. So, like nginx's lingering close, what still arrives is read and dropped within a bound of
 // bytes and of time, then the connection is closed.
 import type { IncomingMessage } from 'node:http'
+import type { Socket } from 'node:net'
 import type { Duplex, Readable } from 'node:stream'
 
-/** At most this much more is read from a refused client. */
-export const LINGER_MAX_BYTES = 1024 * 1024
-/** And for at most this long (nginx's lingering_timeout). */
+/** At most this much more is read from a refused client, */
+const LINGER_MAX_BYTES = 1024 * 1024
+/** and for at most this long (nginx's lingering_timeout): per connection, however many refusals it collects. */
 export const LINGER_MAX_MS = 5_000
 
-/**
- * Reads and drops what `from` still sends; calls `close` once past either bound. Reaching the end
- * within them calls nothing: an HTTP request body read to its end leaves the connection reusable.
- */
-export function discardWithin(from: Readable, close: () => void): void {
-  let bytes = 0
-  const stop = () => clearTimeout(timer)
-  const cut = () => {
-    stop()
-    close()
+/** What a connection may still send us after its first refusal. */
+interface Allowance {
+  deadline: number
+  /** socket.bytesRead when it was granted */
+  from: number
+}
+
+// One allowance per connection, shared by every refused body on it: pipelining refused requests
+// one after another does not renew it.
+const allowances = new WeakMap<Socket, Allowance>()
+
+function allowance(socket: Socket): Allowance {
+  let granted = allowances.get(socket)
+  if (!granted) {
+    granted = { deadline: Date.now() + LINGER_MAX_MS, from: socket.bytesRead }
+    allowances.set(socket, granted)
   }
-  const timer = setTimeout(cut, LINGER_MAX_MS)
+  return granted
+}
+
+/**
+ * Reads and drops what `from` still sends; destroys the socket once past its allowance. Reaching
+ * the end within it destroys nothing: an HTTP request body read to its end leaves the connection
+ * reusable.
+ */
+function discardWithin(from: Readable, socket: Socket): void {
+  const granted = allowance(socket)
+  const cut = () => {
+    clearTimeout(timer)
+    socket.destroy()
+  }
+  const timer = setTimeout(cut, Math.max(0, granted.deadline - Date.now()))
   timer.unref()
-  from.on('data', (chunk: Buffer) => {
-    bytes += chunk.length
-    if (bytes > LINGER_MAX_BYTES) cut()
+  const stop = () => clearTimeout(timer)
+  from.on('data', () => {
+    if (socket.bytesRead - granted.from > LINGER_MAX_BYTES) cut()
   })
   from.once('end', stop)
   from.once('close', stop)
@@ -38,7 +59,7 @@ export function endThenLinger(socket: Duplex, last?: string): void {
   socket.end(last)
   // HTTP servers allow half-open sockets: the client's side may stay open. Bound it.
   socket.once('end', () => socket.destroy())
-  discardWithin(socket, () => socket.destroy())
+  discardWithin(socket, socket as Socket)
 }
 
 /**
@@ -48,6 +69,16 @@ export function endThenLinger(socket: Duplex, last?: string): void {
  */
 export function dropUnreadBody(req: IncomingMessage): void {
   const socket = req.socket
-  if (req.complete || !socket || socket.destroyed) return
-  discardWithin(req, () => socket.destroy())
+  if (!bodyPending(req) || !socket || socket.destroyed) return
+  discardWithin(req, socket)
+}
+
+/**
+ * Whether some of the request's body is still to arrive. (`complete` alone will not do: while the
+ * request is first handled it is false even for a request that has no body at all.)
+ */
+export function bodyPending(req: IncomingMessage): boolean {
+  if (req.complete) return false
+  const length = req.headers['content-length']
+  return req.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0')
 }

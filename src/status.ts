@@ -26,7 +26,7 @@ export function statusOf({ code, reason, message }: Refusal): Status {
 }
 
 /** A complete HTTP/1.1 response carrying a Status, for places with only a raw socket (CONNECT). */
-export function rawStatusResponse(refusal: Refusal): string {
+function rawStatusResponse(refusal: Refusal): string {
   const body = JSON.stringify(statusOf(refusal))
   return [
     `HTTP/1.1 ${refusal.code} ${refusal.reason}`,

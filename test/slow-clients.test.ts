@@ -7,6 +7,7 @@ import t from 'tap'
 import { LINGER_MAX_MS } from '../src/linger.js'
 import { pkiWithFiles } from './helpers/pki.js'
 import { startProxy } from './helpers/proxy.js'
+import { startCli } from './helpers/cli.js'
 import { rawRequest, statusLine } from './helpers/http.js'
 import { echoHandler, startUpstream } from './helpers/upstream.js'
 import { until } from './helpers/until.js'
@@ -119,4 +120,72 @@ t.test('a watch with no body is never timed by --client-body-timeout', async (t)
   t.equal(statusLine(client.answer()), 200)
   t.notOk(client.socket.destroyed, 'the silent watch is still open after 1 s')
   client.socket.destroy()
+})
+
+t.test('an upstream that fails mid-upload: 502 with Connection: close, the connection ends, and no timer is left to fire later', async (t) => {
+  const failing = await startUpstream(t, pki, (req) => { req.socket.destroy() })
+  const proxy = await startCli(t, ['--upstream', failing.url, '--cacert', files.cacert, '--cert', files.cert, '--key', files.key, '--client-body-timeout', '0.3'])
+  const client = await open(proxy.port, 'PUT /api/v1/namespaces/default/configmaps/x HTTP/1.1\r\nHost: localhost\r\nContent-Length: 20000000\r\n\r\n')
+  client.socket.write(Buffer.alloc(512 * 1024, 'u'))
+  await until(() => client.answer().includes('\r\n\r\n'), 5_000)
+  t.equal(statusLine(client.answer()), 502)
+  t.match(client.answer(), /connection: close/i, 'the body still arriving cannot be read: the connection ends with the answer')
+  await client.closedAt
+  // The body timer of that request must not outlive it (it once wrote a second answer and crashed the process).
+  await new Promise((r) => setTimeout(r, 1_000))
+  t.equal(proxy.child.exitCode, null, 'still running')
+  t.equal(statusLine(await rawRequest(proxy.port, 'GET /-/healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n')), 200)
+  t.notOk(proxy.logs().some((l) => (l.level as number) >= 50), 'no error-level line')
+})
+
+t.test('pipelined refused requests share one allowance per connection: big bodies, or small ones trickled', async (t) => {
+  const proxy = await startProxy(t, upstream.url, files, ['--token-file', tokenFile])
+  const refusedPost = (size: number) => `POST /api/v1/namespaces/default/configmaps HTTP/1.1\r\nHost: localhost\r\nContent-Length: ${size}\r\n\r\n`
+  // 50 refused 900 KiB bodies, one after another, as fast as the proxy reads
+  const big = await open(proxy.port, refusedPost(900 * 1024))
+  let sent = 0
+  for (let i = 0; i < 50 && !big.socket.destroyed; i++) {
+    const chunk = Buffer.concat([Buffer.alloc(900 * 1024, 'b'), Buffer.from(i < 49 ? refusedPost(900 * 1024) : '')])
+    if (!big.socket.write(chunk)) await new Promise((r) => { big.socket.once('drain', r); big.socket.once('close', r) })
+    sent += chunk.length
+  }
+  await big.closedAt
+  t.ok(sent < 20 * 1024 * 1024, `closed after ${Math.round(sent / 1024 / 1024)} of 44 MiB were sent`)
+  // small bodies trickled a byte every 100 ms, each complete within its own 5 s, one request after another
+  const started = Date.now()
+  const small = await open(proxy.port, refusedPost(40))
+  let byte = 0
+  const trickle = setInterval(() => {
+    if (small.socket.destroyed) return
+    small.socket.write(++byte % 40 === 0 ? `x${refusedPost(40)}` : 'x')
+  }, 100)
+  t.teardown(() => clearInterval(trickle))
+  const closed = await small.closedAt
+  clearInterval(trickle)
+  t.ok(closed - started < LINGER_MAX_MS + 2_000, `closed after ${closed - started} ms, having sent ${Math.floor(byte / 40)} bodies`)
+  t.ok(byte < 80, 'the second body did not get an allowance of its own')
+})
+
+t.test('a refused request with nothing more to come closes its connection after the answer', async (t) => {
+  const proxy = await startProxy(t, upstream.url, files, ['--token-file', tokenFile])
+  const client = await open(proxy.port, 'GET /api/v1/pods HTTP/1.1\r\nHost: localhost\r\n\r\n')
+  await client.closedAt
+  t.equal(statusLine(client.answer()), 401)
+  t.match(client.answer(), /connection: close/i)
+})
+
+t.test('Expect: 100-continue: no 100 Continue before the guard refuses; 100 then the answer when it admits', async (t) => {
+  const proxy = await startProxy(t, upstream.url, files, ['--token-file', tokenFile])
+  const head = (auth: string) => `POST /api/v1/namespaces/default/configmaps HTTP/1.1\r\nHost: localhost\r\n${auth}Content-Length: 2\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n`
+  const refused = await open(proxy.port, head(''))
+  await until(() => refused.answer().includes('\r\n\r\n'))
+  t.equal(statusLine(refused.answer()), 401, 'the refusal comes first')
+  t.notMatch(refused.answer(), /100 Continue/, 'no invitation to send the body')
+  refused.socket.destroy()
+  const admitted = await open(proxy.port, head(`Authorization: Bearer ${TOKEN}\r\n`))
+  await until(() => admitted.answer().includes('100 Continue'))
+  admitted.socket.write('{}')
+  await admitted.closedAt
+  t.match(admitted.answer(), /^HTTP\/1\.1 100 Continue\r\n\r\nHTTP\/1\.1 200 OK/)
+  t.match(admitted.answer(), /"bodyLength":2/)
 })
