@@ -54,17 +54,24 @@ function headBlock(statusCode: number, statusMessage: string, rawHeaders: string
  * arrives, in a framing that shows a cut as a cut (its Content-Length, or chunks with a last one),
  * then the connection is closed.
  */
-function relayAnswer(res: IncomingMessage, client: Duplex): void {
+function relayAnswer(res: IncomingMessage, client: Duplex, head: boolean): void {
   const status = res.statusCode ?? 502
   const headers = clientResponseHeaders(res.rawHeaders)
-  const chunked = status !== 204 && status !== 304 && res.headers['content-length'] === undefined
+  const chunked = !head && status !== 204 && status !== 304 && res.headers['content-length'] === undefined
   if (chunked) headers.push('transfer-encoding', 'chunked')
   headers.push('connection', 'close')
   client.write(headBlock(status, res.statusMessage ?? '', headers))
   res.on('data', (chunk: Buffer) => {
-    if (chunked) client.write(`${chunk.length.toString(16)}\r\n`)
-    const more = client.write(chunk)
-    if (chunked) client.write('\r\n')
+    let more: boolean
+    if (chunked) {
+      client.cork()
+      client.write(`${chunk.length.toString(16)}\r\n`)
+      client.write(chunk)
+      more = client.write('\r\n')
+      client.uncork()
+    } else {
+      more = client.write(chunk)
+    }
     if (!more) {
       res.pause()
       client.once('drain', () => res.resume())
@@ -101,7 +108,6 @@ export class Tunnels {
     let status = 0
     let error: string | undefined
     client.on('error', () => client.destroy())
-    this.#open.add(client)
     client.once('close', () => {
       this.#open.delete(client)
       const socket = client as Socket
@@ -119,16 +125,27 @@ export class Tunnels {
       endWithStatus(client, refusal)
       return
     }
+    // Counted as a tunnel from here: a refused one only lingers.
+    this.#open.add(client)
 
     const tls = upstream.tlsOptions()
     const path = upstream.url.pathname.replace(/\/$/, '') + forwardTarget(target)
     const headers = upstreamRequestHeaders(req.rawHeaders, req.headers.connection, { host: upstream.url.host, clientAddress: req.socket.remoteAddress, upgrade: true })
     const outgoing = httpsRequest({ ...tls, method: req.method, path, headers: grouped(headers), agent: false })
+    // Once the upstream's answer has begun, nothing else may be written after it.
+    let answering = false
+    // The caller gave up before the upstream answered: no failure of the upstream's.
+    let abandoned = false
     const fail = (err: unknown) => {
+      if (abandoned) return
       const failure = describeUpstreamError(err, upstream.url, tls.servername)
-      status = failure.code
       error = failure.message
       this.#opts.onUpstreamError(failure.cause)
+      if (answering) {
+        client.destroy()
+        return
+      }
+      status = failure.code
       endWithStatus(client, failure)
     }
     // Connecting, then waiting for the answer, are each timed; an open tunnel never is.
@@ -139,8 +156,10 @@ export class Tunnels {
         timer = setTimeout(() => outgoing.destroy(Object.assign(new Error('no answer'), { code: 'UND_ERR_HEADERS_TIMEOUT' })), this.#opts.responseTimeoutMs)
       }
     }))
-    // The caller gave up before the upstream answered.
-    const abandon = () => outgoing.destroy()
+    const abandon = () => {
+      abandoned = true
+      outgoing.destroy()
+    }
     client.once('close', abandon)
     outgoing.on('error', (err) => {
       clearTimeout(timer)
@@ -150,6 +169,7 @@ export class Tunnels {
     outgoing.on('upgrade', (res, upstreamSocket, upstreamHead) => {
       clearTimeout(timer)
       client.removeListener('close', abandon)
+      answering = true
       status = 101
       client.write(headBlock(101, res.statusMessage ?? 'Switching Protocols', res.rawHeaders))
       this.#pipe(client, head, upstreamSocket, upstreamHead)
@@ -158,7 +178,8 @@ export class Tunnels {
     outgoing.on('response', (res) => {
       clearTimeout(timer)
       status = res.statusCode ?? 502
-      relayAnswer(res, client)
+      answering = true
+      relayAnswer(res, client, req.method === 'HEAD')
     })
     outgoing.end()
   }

@@ -260,3 +260,47 @@ t.test('an upgrade request with a body is refused at once (its bytes would be ta
   }
   t.equal(upgrades.length, 0, 'the upstream saw neither')
 })
+
+t.test('a refused upgrade lingering half-open is not counted as an open tunnel', async (t) => {
+  const { pki, files } = await pkiWithFiles(t)
+  const { upstream } = await startTunnelUpstream(t, pki)
+  const proxy = await startProxy(t, upstream.url, files)
+  const { socket, head } = await rawUpgrade(proxy.port, [`GET ${EXEC} HTTP/1.1`, 'Host: localhost', 'Origin: https://evil.example', 'Connection: Upgrade', 'Upgrade: websocket'], { allowHalfOpen: true })
+  t.match(head, /^HTTP\/1\.1 403 /)
+  t.equal(proxy.app.tunnels.size, 0, 'no tunnel counted')
+  t.match(await (await fetch(`${proxy.url}/-/metrics`)).text(), /mtls_proxy_open_tunnels 0/)
+  socket.destroy()
+})
+
+t.test('an upgrade given up on before the upstream answers is not counted as an upstream error', async (t) => {
+  const { pki, files } = await pkiWithFiles(t)
+  const { upstream } = await startTunnelUpstream(t, pki)
+  const proxy = await startProxy(t, upstream.url, files)
+  const errors = async () => (await proxy.app.metrics.registry.getSingleMetric('mtls_proxy_upstream_errors_total')!.get()).values.reduce((n, v) => n + v.value, 0)
+  const before = await errors()
+  const sockets = Array.from({ length: 5 }, () => {
+    const socket = connect(proxy.port, '127.0.0.1')
+    socket.on('error', () => socket.destroy())
+    socket.write([`GET /api/v1/namespaces/default/pods/slow/exec HTTP/1.1`, 'Host: localhost', 'Connection: Upgrade', 'Upgrade: websocket', '', ''].join('\r\n'))
+    return socket
+  })
+  t.teardown(() => { for (const s of sockets) s.destroy() })
+  await until(() => proxy.app.tunnels.size === 5)
+  // what shutdown does after its grace period: the client side goes first
+  proxy.app.tunnels.destroyAll()
+  await until(() => proxy.logs.filter((l) => l.msg === 'request' && String(l.url).includes('/slow/')).length === 5)
+  await new Promise((r) => setTimeout(r, 100))
+  t.equal(await errors(), before, 'upstream_errors_total unchanged')
+  t.notOk(proxy.logs.some((l) => l.msg === 'request' && String(l.url).includes('/slow/') && l.error), 'no error on the access lines')
+})
+
+t.test('a HEAD upgrade answered with a body: one answer reaches the client, never a second one after it', async (t) => {
+  const { pki, files } = await pkiWithFiles(t)
+  const { upstream } = await startTunnelUpstream(t, pki)
+  const proxy = await startProxy(t, upstream.url, files)
+  const answer = await rawRequest(proxy.port, ['HEAD /api/v1/namespaces/default/pods/big-length/exec HTTP/1.1', 'Host: localhost',
+    'Connection: Upgrade', 'Upgrade: websocket', 'Sec-WebSocket-Version: 13', 'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==', '', ''].join('\r\n'), 5_000)
+  t.equal(statusLine(answer), 400)
+  t.equal(answer.match(/HTTP\/1\.1 \d{3}/g)?.length, 1, 'one status line')
+  t.notMatch(answer, /transfer-encoding: chunked/i, 'no body framing for HEAD')
+})

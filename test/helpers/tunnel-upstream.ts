@@ -34,6 +34,11 @@ export async function startTunnelUpstream(t: Teardown, pki: DemoPki, handler: Ha
     sockets.add(socket)
     socket.on('error', () => socket.destroy())
     socket.once('close', () => sockets.delete(socket))
+    // An API server slow to answer.
+    if (req.url?.includes('slow')) {
+      setTimeout(() => socket.destroy(), 2_000)
+      return
+    }
     // The API server vanishing before it answers.
     if (req.url?.includes('hangup')) {
       socket.destroy()
