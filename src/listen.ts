@@ -1,6 +1,6 @@
 // Where the CLI listens: a TCP address, or a Unix socket only its owner can use.
 import type { Stats } from 'node:fs'
-import { chmod, lstat, stat, unlink } from 'node:fs/promises'
+import { chmod, lstat, realpath, stat, unlink } from 'node:fs/promises'
 import { connect } from 'node:net'
 import { dirname } from 'node:path'
 import type { FastifyInstance } from 'fastify'
@@ -20,28 +20,33 @@ const GROUP_OR_OTHERS_WRITE = 0o022
 const STICKY = 0o1000
 
 /**
- * A socket file is only as private as its folder: whoever may write to the folder may unlink the
- * socket and bind an impostor at its path, which then receives the next client's request, headers
- * and all. So the folder must be the user's own (or root's), and no one else may write to it
- * unless the sticky bit keeps them from removing what is not theirs (as /tmp has), as OpenSSH
- * demands of its control sockets. A socket left by a crashed proxy is replaced; a live one, or
- * anything that is not a socket, is left alone.
+ * A socket file is only as private as the folders above it: whoever may write to one may unlink the
+ * socket (or rename a folder on its path) and put an impostor in its place, which then receives the
+ * next client's request, headers and all. So every folder from the socket's up to / must be the
+ * user's own or root's, and no one else may write to it unless the sticky bit keeps them from
+ * removing what is not theirs (as /tmp has): what OpenSSH demands of the files it trusts. A socket
+ * left by a crashed proxy is replaced; a live one, another user's, or anything that is not a socket
+ * is left alone.
  */
 async function prepare(path: string): Promise<void> {
-  const folder = dirname(path)
-  let info
-  try {
-    info = await stat(folder)
-  } catch (err) {
-    throw new UsageError(`--unix-socket ${path}: folder ${folder}: ${describeFsError(err)}`)
-  }
   const uid = process.getuid?.()
-  if (uid !== undefined && info.uid !== uid && info.uid !== 0) {
-    throw new UsageError(`--unix-socket ${path}: folder ${folder} belongs to uid ${info.uid}, not to you (uid ${uid}); put the socket in a folder you own, e.g. $XDG_RUNTIME_DIR`)
+  let folder: string
+  try {
+    folder = await realpath(dirname(path))
+  } catch (err) {
+    throw new UsageError(`--unix-socket ${path}: folder ${dirname(path)}: ${describeFsError(err)}`)
   }
-  if ((info.mode & GROUP_OR_OTHERS_WRITE) !== 0 && (info.mode & STICKY) === 0) {
-    const mode = (info.mode & 0o7777).toString(8).padStart(4, '0')
-    throw new UsageError(`--unix-socket ${path}: folder ${folder} (mode ${mode}) can be written by other users, who could replace the socket with their own; use a folder only you can write to (chmod go-w ${folder}), e.g. $XDG_RUNTIME_DIR`)
+  for (let dir = folder; ; dir = dirname(dir)) {
+    const info = await stat(dir)
+    const which = dir === folder ? 'folder' : 'the folder above it,'
+    if (uid !== undefined && info.uid !== uid && info.uid !== 0) {
+      throw new UsageError(`--unix-socket ${path}: ${which} ${dir} belongs to uid ${info.uid}, not to you (uid ${uid}); put the socket in a folder you own, e.g. $XDG_RUNTIME_DIR`)
+    }
+    if ((info.mode & GROUP_OR_OTHERS_WRITE) !== 0 && (info.mode & STICKY) === 0) {
+      const mode = (info.mode & 0o7777).toString(8).padStart(4, '0')
+      throw new UsageError(`--unix-socket ${path}: ${which} ${dir} (mode ${mode}) can be written by other users, who could replace the socket with their own; use a folder only you can write to (chmod go-w ${dir}), e.g. $XDG_RUNTIME_DIR`)
+    }
+    if (dir === dirname(dir)) break
   }
   let existing
   try {

@@ -79,6 +79,14 @@ t.test('--unix-socket in a folder other users can write to is refused, unless th
     t.equal(result.code, 2, `mode ${mode.toString(8)}: exit 2`)
     t.match(result.stderr, new RegExp(`folder .* \\(mode 0${mode.toString(8)}\\) can be written by other users, who could replace the socket`))
   }
+  // A private folder inside a shared one: whoever can write the outer one can rename the inner one away.
+  const shared = join(dir, 'shared')
+  await mkdir(join(shared, 'mine'), { recursive: true })
+  await chmod(shared, 0o777)
+  await chmod(join(shared, 'mine'), 0o700)
+  const nested = await runCli([...flags(upstream.url), '--unix-socket', join(shared, 'mine', 'p.sock')])
+  t.equal(nested.code, 2, 'a writable folder higher up: exit 2')
+  t.match(nested.stderr, /the folder above it, .*shared \(mode 0777\) can be written by other users/)
   const sticky = join(dir, 'sticky')
   await mkdir(sticky)
   await chmod(sticky, 0o1777)
