@@ -39,7 +39,8 @@ export async function readRegularFile(path: string, maxBytes: number): Promise<F
     const info = await handle.stat()
     check(info, maxBytes)
     // Read to the end, not to the size seen: the file may be written meanwhile. One byte more tells it grew past the bound.
-    const buffer = Buffer.alloc(maxBytes + 1)
+    // Unfilled: only what was read is ever looked at.
+    const buffer = Buffer.allocUnsafe(maxBytes + 1)
     let length = 0
     for (;;) {
       const { bytesRead } = await handle.read(buffer, length, buffer.length - length, null)
@@ -59,7 +60,7 @@ export function readRegularFileSync(path: string, maxBytes: number): FileText {
   try {
     const info = fstatSync(fd)
     check(info, maxBytes)
-    const buffer = Buffer.alloc(maxBytes + 1)
+    const buffer = Buffer.allocUnsafe(maxBytes + 1)
     let length = 0
     for (;;) {
       const bytesRead = readSync(fd, buffer, length, buffer.length - length, null)

@@ -61,6 +61,8 @@ const matches = (name: string, patterns: readonly RegExp[]) => patterns.some((p)
 // name. The browser still sends that name as Host, so only accepted names are served.
 function checkHost(target: string, host: string | undefined, options: GuardOptions): Refusal | undefined {
   const { acceptHosts } = options
+  // Node answers 400 to HTTP/1.1 without Host; HTTP/1.0 may omit it, but then no name can be checked.
+  if (host === undefined) return { code: 400, reason: 'BadRequest', message: 'a Host header is required (HTTP/1.0 requests too)' }
   if (!target.startsWith('/')) {
     // absolute-form (`GET http://host:port/ HTTP/1.1`): a client using us as a forward proxy. Only a
     // URL of this very listener is ours; any other would be answered with our upstream's data.
@@ -73,8 +75,6 @@ function checkHost(target: string, host: string | undefined, options: GuardOptio
       return forbidden(`mtls-proxy is not an open proxy: it forwards only to its upstream; send the path (GET /api/... HTTP/1.1), not '${target.slice(0, 100)}'`)
     }
   }
-  // Node answers 400 to HTTP/1.1 without Host; HTTP/1.0 may omit it, but then no name can be checked.
-  if (host === undefined) return { code: 400, reason: 'BadRequest', message: 'a Host header is required (HTTP/1.0 requests too)' }
   const name = hostName(host)
   if (name === undefined || !matches(name, acceptHosts)) {
     return forbidden(`Host '${host.slice(0, 100)}' is not accepted: mtls-proxy answers only requests addressed to localhost, 127.0.0.1 or [::1] (this blocks DNS rebinding from web pages); see --accept-hosts`)

@@ -11,15 +11,18 @@ const HOP_BY_HOP = new Set([
 // answered by this proxy itself. The rest claim who the caller is: the API server writes
 // X-Forwarded-For and X-Real-Ip into its audit log, and X-Remote-User/-Group/-Uid/-Extra-* are the
 // front-proxy identity headers it trusts from a client certificate like ours; only we may say those.
-const REQUEST_ONLY_DROP = new Set(['authorization', 'expect', 'forwarded', 'x-real-ip', 'x-client-ip', 'true-client-ip', 'x-cluster-client-ip'])
-const REQUEST_ONLY_DROP_PREFIXES = ['x-forwarded-', 'x-remote-']
+// Gateways in front of an API server may honour the last few: a method override or a rewritten URL
+// would dodge --reject-methods and --reject-paths, a client-certificate header would claim an identity.
+const REQUEST_ONLY_DROP = new Set(['authorization', 'expect', 'forwarded', 'x-real-ip', 'x-client-ip', 'true-client-ip', 'x-cluster-client-ip',
+  'x-http-method-override', 'x-http-method', 'x-method-override', 'x-original-url', 'x-rewrite-url', 'x-original-uri'])
+const REQUEST_ONLY_DROP_PREFIXES = ['x-forwarded-', 'x-remote-', 'x-ssl-', 'ssl-client-', 'x-client-cert']
 
 // How a browser sends a bearer token over WebSocket (it cannot set Authorization): a subprotocol.
 // Like Authorization, it is the caller's credential and stays here; the other subprotocols pass.
 const BEARER_SUBPROTOCOL = /^base64url\.bearer\.authorization\.k8s\.io\./i
 
 /** The header names a Connection header lists: hop-by-hop for this message too. */
-export function connectionNamed(value: unknown): string[] {
+function connectionNamed(value: unknown): string[] {
   if (typeof value !== 'string') return []
   return value.toLowerCase().split(',').map((t) => t.trim()).filter(Boolean)
 }

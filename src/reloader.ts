@@ -65,7 +65,7 @@ export class CertificateReloader {
     }
     this.#running = this.#reload(trigger).finally(() => {
       this.#running = undefined
-      if (this.#again) {
+      if (this.#again && !this.#stopped) {
         this.#again = false
         void this.reload(trigger)
       }
@@ -78,7 +78,7 @@ export class CertificateReloader {
     const now = this.#opts.now ?? (() => new Date())
     let bundle: CredentialBundle | undefined
     let error = ''
-    for (let attempt = 0; attempt <= MISMATCH_RETRIES && !bundle; attempt++) {
+    for (let attempt = 0; attempt <= MISMATCH_RETRIES && !bundle && !this.#stopped; attempt++) {
       if (attempt > 0) await sleep(RETRY_DELAY_MS)
       try {
         bundle = await loadCredentials(await config.credentialSources(), now())

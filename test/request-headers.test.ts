@@ -21,13 +21,17 @@ const CALLER = [
   'X-Forwarded-For: 6.6.6.6', 'X-Real-IP: 6.6.6.6', 'X-Client-IP: 6.6.6.6', 'True-Client-IP: 6.6.6.6', 'X-Forwarded-Port: 443',
   'X-Forwarded-Host: evil.example', 'X-Remote-User: system:admin', 'X-Remote-Group: system:masters', 'X-Remote-Uid: 0',
   'X-Remote-Extra-Scopes: everything',
+  // what a gateway in front of the API server might honour: another method, another path, another certificate
+  'X-HTTP-Method-Override: DELETE', 'X-Original-URL: /api/v1/namespaces/kube-system/secrets', 'X-SSL-Client-DN: CN=admin', 'SSL-Client-Cert: x',
+  'X-Client-Cert: x', 'X-Forwarded-Client-Cert: Hash=x',
   // a browser's bearer token rides in the subprotocol list; the real subprotocol must still pass
   `Sec-WebSocket-Protocol: v5.channel.k8s.io, base64url.bearer.authorization.k8s.io.${Buffer.from('callers-own-token').toString('base64url')}`,
   // names that are also properties of every JavaScript object
   'constructor: c', '__proto__: p', 'toString: s', 'hasOwnProperty: h',
 ]
 const DROPPED = ['x-real-ip', 'x-client-ip', 'true-client-ip', 'x-forwarded-port', 'x-forwarded-host', 'x-remote-user', 'x-remote-group',
-  'x-remote-uid', 'x-remote-extra-scopes', 'authorization']
+  'x-remote-uid', 'x-remote-extra-scopes', 'authorization', 'x-http-method-override', 'x-original-url', 'x-ssl-client-dn', 'ssl-client-cert',
+  'x-client-cert', 'x-forwarded-client-cert']
 
 function lines(rawHeaders: string[], name: string): string[] {
   return rawHeaders.filter((_, i, a) => i % 2 === 1 && a[i - 1]!.toLowerCase() === name)
