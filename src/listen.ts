@@ -37,7 +37,12 @@ async function prepare(path: string): Promise<void> {
     throw new UsageError(`--unix-socket ${path}: folder ${dirname(path)}: ${describeFsError(err)}`)
   }
   for (let dir = folder; ; dir = dirname(dir)) {
-    const info = await stat(dir)
+    let info
+    try {
+      info = await stat(dir)
+    } catch (err) {
+      throw new UsageError(`--unix-socket ${path}: folder ${dir}: ${describeFsError(err)}`)
+    }
     const which = dir === folder ? 'folder' : 'the folder above it,'
     if (uid !== undefined && info.uid !== uid && info.uid !== 0) {
       throw new UsageError(`--unix-socket ${path}: ${which} ${dir} belongs to uid ${info.uid}, not to you (uid ${uid}); put the socket in a folder you own, e.g. $XDG_RUNTIME_DIR`)
