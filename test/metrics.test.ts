@@ -114,11 +114,17 @@ t.test('a watch held open is an open watch', async (t) => {
   await until(async () => sample(await metricsOf(proxy.url), 'mtls_proxy_open_watches') === 0)
 })
 
-t.test('--status-address on a wildcard address serves the four /-/ endpoints to probes, and proxies nothing', async (t) => {
+/** The CLI with a status listener on `address`; the status URL it logged. */
+async function withStatusListener(t: Parameters<typeof pkiWithFiles>[0], address: string) {
   const { pki, files } = await pkiWithFiles(t)
   const upstream = await startUpstream(t, pki, echoHandler)
-  const proxy = await startCli(t, ['--upstream', upstream.url, '--cacert', files.cacert, '--cert', files.cert, '--key', files.key, '--status-address', '0.0.0.0:0'])
+  const proxy = await startCli(t, ['--upstream', upstream.url, '--cacert', files.cacert, '--cert', files.cert, '--key', files.key, '--status-address', address])
   const status = proxy.logs().find((l) => typeof l.status === 'string')?.status as string
+  return { upstream, proxy, status }
+}
+
+t.test('--status-address on a wildcard address serves the four /-/ endpoints to probes, and proxies nothing', async (t) => {
+  const { upstream, proxy, status } = await withStatusListener(t, '0.0.0.0:0')
   t.match(status, /^http:\/\/0\.0\.0\.0:\d+$/)
   await until(async () => (await get(`${status}/-/readyz`)).status === 200, 5_000)
   // kubelet probes and Prometheus address the pod IP: any Host, since nothing is proxied
@@ -144,10 +150,7 @@ t.test('--status-address on a wildcard address serves the four /-/ endpoints to 
 })
 
 t.test('--status-address on loopback checks Host as the main listener does (DNS rebinding)', async (t) => {
-  const { pki, files } = await pkiWithFiles(t)
-  const upstream = await startUpstream(t, pki, echoHandler)
-  const proxy = await startCli(t, ['--upstream', upstream.url, '--cacert', files.cacert, '--cert', files.cert, '--key', files.key, '--status-address', '127.0.0.1:0'])
-  const status = proxy.logs().find((l) => typeof l.status === 'string')?.status as string
+  const { proxy, status } = await withStatusListener(t, '127.0.0.1:0')
   t.match(status, /^http:\/\/127\.0\.0\.1:\d+$/)
   t.equal((await get(`${status}/-/healthz`)).status, 200, 'Host 127.0.0.1 is served')
   t.equal((await get(`${status}/-/healthz`, { headers: { host: `localhost:${new URL(status).port}` } })).status, 200, 'Host localhost too')
