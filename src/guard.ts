@@ -87,7 +87,7 @@ function checkHost(target: string, host: string | undefined, options: GuardOptio
 // Origin and Sec-Fetch-Site; curl, kubectl and scripts send neither.
 function checkBrowser(headers: IncomingHttpHeaders, allowOrigins: readonly string[]): Refusal | undefined {
   const origin = headers.origin
-  if (origin !== undefined && !allowOrigins.includes(origin)) {
+  if (origin !== undefined && !allowOrigins.includes(origin) && !sameOrigin(origin, headers.host)) {
     return forbidden(`requests from web pages are refused (Origin: ${origin.slice(0, 100)}); if that page should use the proxy, start it with --allow-origin ${origin.slice(0, 100)}`)
   }
   const site = headers['sec-fetch-site']
@@ -95,6 +95,12 @@ function checkBrowser(headers: IncomingHttpHeaders, allowOrigins: readonly strin
     return forbidden(`requests from web pages are refused (Sec-Fetch-Site: ${site}); open the API through curl or kubectl instead`)
   }
   return undefined
+}
+
+// An Origin naming the proxy itself (its Host, which the Host check has already accepted) is no
+// foreign page: WebSocket libraries send the URL they dial (Python's websocket-client does).
+function sameOrigin(origin: string, host: string | undefined): boolean {
+  return host !== undefined && origin.length === host.length + 7 && origin.toLowerCase() === `http://${host.toLowerCase()}`
 }
 
 // Other local users (a loopback port is open to every account) or the network: a shared secret.

@@ -1,8 +1,9 @@
 // Requests in flight, so shutdown can end open watches at once and let the others finish.
 import type { ServerResponse } from 'node:http'
 
-// Kubernetes' own notion of a long-running request that streams until someone stops it.
-const LONG_RUNNING = /[?&](?:watch|follow)=(?:1|true)(?:&|$)|^\/(?:api|apis(?:\/[^/?]+)?)\/v[^/?]*\/watch\//
+// Kubernetes' own notion of a long-running request that streams until someone stops it. The
+// values are what Go's strconv.ParseBool takes as true (the Python client sends `watch=True`).
+const LONG_RUNNING = /[?&](?:watch|follow)=(?:1|t|T|true|TRUE|True)(?:&|$)|^\/(?:api|apis(?:\/[^/?]+)?)\/v[^/?]*\/watch\//
 
 export function isLongRunning(url: string): boolean {
   return LONG_RUNNING.test(url)

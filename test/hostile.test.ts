@@ -37,6 +37,9 @@ const hostile: Array<[string, string, number, number?]> = [
   ['XSRF with Origin', get('/api/v1/namespaces/default/pods', 'Origin: https://evil.example'), 403],
   ['Origin null', get('/api/v1/namespaces/default/pods', 'Origin: null'), 403],
   ['local dev server page', get('/api/v1/namespaces/default/pods', 'Origin: http://localhost:3000'), 403],
+  ['a page of this host on another port', get('/api/v1/namespaces/default/pods', 'Origin: http://127.0.0.1:1'), 403],
+  ['a page naming this port over https', get('/api/v1/namespaces/default/pods', `Origin: https://127.0.0.1:${proxy.port}`), 403],
+  ['a page naming this port under another name', get('/api/v1/namespaces/default/pods', `Origin: http://localhost:${proxy.port}`), 403],
   ['cross-site navigation', get('/api/v1/namespaces/default/pods', 'Sec-Fetch-Site: cross-site'), 403],
   ['same-site request', get('/api/v1/namespaces/default/pods', 'Sec-Fetch-Site: same-site'), 403],
   ['form POST from a page', req('POST /api/v1/namespaces/default/pods HTTP/1.1', [H, auth, 'Origin: https://evil.example', 'Content-Type: application/x-www-form-urlencoded', 'Content-Length: 3'], 'a=b'), 403],
@@ -137,6 +140,7 @@ t.test('the legitimate twins pass', async (t) => {
   await ok('HTTP/1.0 with Host', `GET /version HTTP/1.0\r\n${H}\r\n${auth}\r\n\r\n`)
   await ok('absolute-form to the proxy itself', req(`GET http://127.0.0.1:${proxy.port}/api HTTP/1.1`, [H, auth]))
   await ok('a probe without token', req('GET /-/readyz HTTP/1.1', [H]), 200)
+  await ok('an Origin naming the proxy itself (what WebSocket libraries send)', get('/api/v1/namespaces/default/pods', `Origin: http://127.0.0.1:${proxy.port}`))
   const ws = new WebSocket(`ws://127.0.0.1:${proxy.port}/api/v1/namespaces/default/pods/web/attach?stdin=1`, ['v5.channel.k8s.io'], { headers: { authorization: `Bearer ${TOKEN}` } })
   await new Promise((resolve, reject) => { ws.once('open', resolve); ws.once('error', reject) })
   t.equal(ws.protocol, 'v5.channel.k8s.io', 'an attach upgrade with the token')

@@ -90,3 +90,11 @@ t.test('kubectl logs --follow style streams behave the same', async (t) => {
   res.destroy()
   await once(res, 'close')
 })
+
+t.test('what counts as a watch: the true values Go\'s ParseBool takes, as the API server reads them', async (t) => {
+  const { isLongRunning } = await import('../src/inflight.js')
+  for (const value of ['1', 't', 'T', 'true', 'TRUE', 'True']) t.ok(isLongRunning(`/api/v1/pods?watch=${value}`), `watch=${value}`)
+  t.ok(isLongRunning('/api/v1/namespaces/default/pods/web/log?follow=True'), 'follow=True')
+  t.ok(isLongRunning('/apis/apps/v1/watch/deployments'), 'the old /watch/ paths')
+  for (const value of ['0', 'false', 'False', 'yes', 'truex']) t.notOk(isLongRunning(`/api/v1/pods?watch=${value}`), `watch=${value} is not`)
+})

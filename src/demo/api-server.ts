@@ -75,7 +75,7 @@ function podObject(pod: Pod): Record<string, unknown> {
     apiVersion: 'v1',
     metadata: { name: pod.name, namespace: 'default', uid: randomUUID(), resourceVersion: String(resourceVersion), creationTimestamp: pod.created.toISOString() },
     spec: { containers: [{ name: 'app', image: 'registry.k8s.io/pause:3.10' }] },
-    status: { phase: pod.phase, containerStatuses: [{ name: 'app', ready: true, restartCount: 0 }] },
+    status: { phase: pod.phase, containerStatuses: [{ name: 'app', image: 'registry.k8s.io/pause:3.10', imageID: 'registry.k8s.io/pause@sha256:ee6521f290b2168b6e0935a181d4cff9be1ac3f505666ef0e3c98fae8199917a', ready: true, restartCount: 0 }] },
   }
 }
 
@@ -135,12 +135,18 @@ export async function startDemoApiServer(pki: DemoPki, opts: { host?: string; po
         resources: [{ name: 'pods', singularName: 'pod', namespaced: true, kind: 'Pod', verbs: ['get', 'list', 'watch'], shortNames: ['po'] }],
       })
     } else if (path === '/api/v1/namespaces/default/pods') {
-      const watch = url.searchParams.get('watch')
-      if (watch === '1' || watch === 'true') {
+      // Go's strconv.ParseBool, as the API server reads it (the Python client sends `watch=True`).
+      if (['1', 't', 'T', 'true', 'TRUE', 'True'].includes(url.searchParams.get('watch') ?? '')) {
         res.writeHead(200, { 'content-type': 'application/json', 'transfer-encoding': 'chunked' })
         for (const pod of pods) send(res, { type: 'ADDED', pod })
         watchers.add(res)
-        res.on('close', () => watchers.delete(res))
+        // A watch ends after timeoutSeconds, as the API server's do; clients then watch again.
+        const timeout = Number(url.searchParams.get('timeoutSeconds'))
+        const timer = timeout > 0 ? setTimeout(() => res.end(), timeout * 1000) : undefined
+        res.on('close', () => {
+          clearTimeout(timer)
+          watchers.delete(res)
+        })
       } else if ((req.headers.accept ?? '').includes('as=Table')) {
         json(res, 200, podTable(pods))
       } else {
