@@ -1,6 +1,7 @@
 // buildApp: the proxy as a Fastify instance. It never listens and never exits; the CLI does.
 import type { IncomingMessage, Server, ServerResponse } from 'node:http'
 import type { AddressInfo, Socket } from 'node:net'
+import type { Server as TlsServer } from 'node:tls'
 import type { Duplex } from 'node:stream'
 import proxy from '@fastify/http-proxy'
 import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
@@ -79,6 +80,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
     acceptHosts: hostPatterns(config.acceptHosts, config.address),
     tokenDigest: config.token === undefined ? undefined : tokenDigest(config.token),
     listenPort: () => portOf(app.server),
+    scheme: config.https ? 'https' : 'http',
   }
   const upstream = new Upstream({
     url: config.upstream,
@@ -101,6 +103,8 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
     now,
     onBundle: (bundle) => {
       upstream.replace(bundle)
+      // New connections to the listener get the rotated certificate; open ones keep theirs.
+      if (bundle.listener) (app.server as unknown as TlsServer).setSecureContext({ cert: bundle.listener.certPem, key: bundle.listener.keyPem })
       void expiry.check()
     },
     onOutcome: (outcome) => metrics.reload(outcome.outcome, new Date(outcome.at)),
@@ -155,6 +159,8 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
     // Routed and forwarded: the normalised target the guard judged (absolute-form reduced to its path).
     rewriteUrl: (req) => forwardTarget(req.url ?? '/'),
     schemaController: NO_SCHEMAS,
+    // HTTPS on the listener (--listen-cert): what clients like kubectl need before they send a token.
+    ...(credentials.listener ? { https: { cert: credentials.listener.certPem, key: credentials.listener.keyPem } } : {}),
   }) as unknown as App
   // Past this many client connections, new ones are refused; open watches are never cut.
   app.server.maxConnections = config.maxConnections
@@ -353,6 +359,7 @@ function buildStatusApp(logger: Logger, own: OwnEndpoints, config: Config, guard
     rejectPaths: [],
     rejectMethods: [],
     listenPort: () => portOf(app.server),
+    scheme: 'http',
   }
   app.addHook('onSend', onSendDropUnreadBody)
   expectContinueAfterTheGuard(app.server)

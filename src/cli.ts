@@ -59,6 +59,9 @@ async function main(argv: string[]): Promise<void> {
   const logger = createLogger({ level: config.logLevel, pretty: process.stdout.isTTY === true })
   if (!config.unixSocket && !isLoopback(config.address)) {
     logger.warn({ address: config.address }, `listening on non-loopback address ${config.address}: anyone who can reach it acts as ${clientIdentity(credentials)}`)
+    if (config.token !== undefined && !config.https) {
+      logger.warn('callers send the --token-file token in clear text over the network, and kubectl will not send it over http:// at all: add --listen-cert and --listen-key to serve HTTPS')
+    }
   }
   for (const warning of credentials.warnings) logger.warn(warning)
   if (config.insecureSkipTlsVerify) {
@@ -107,7 +110,7 @@ async function main(argv: string[]): Promise<void> {
   const address = app.server.address()
   const port = typeof address === 'object' && address ? address.port : config.port
   const host = config.address.includes(':') ? `[${config.address}]` : config.address
-  const listen = config.unixSocket ? `unix:${config.unixSocket}` : `http://${host}:${port}`
+  const listen = config.unixSocket ? `unix:${config.unixSocket}` : `${config.https ? 'https' : 'http'}://${host}:${port}`
   logger.info({
     listen,
     ...(config.statusAddress ? { status: statusUrl(app) } : {}),

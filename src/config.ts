@@ -21,6 +21,8 @@ export interface CredentialSources {
   cert: PemSource
   key: PemSource
   passphraseFile: string | undefined
+  /** the key pair the listener serves HTTPS with; undefined: plain HTTP */
+  listener: { cert: PemSource; key: PemSource } | undefined
   /** files whose change means: reload */
   watch: string[]
 }
@@ -40,6 +42,8 @@ export interface Config {
   statusAddress: { host: string; port: number } | undefined
   /** the token callers must present, read at start */
   token: string | undefined
+  /** the listener serves HTTPS (--listen-cert, --listen-key) */
+  https: boolean
   maxConnections: number
   allowNonLoopback: boolean
   /** exact origins whose browser requests are accepted; empty: none */
@@ -238,6 +242,14 @@ function validate(raw: RawSettings, cwd: string): Config {
     const data = str(raw, `${name}-data`)
     return data ? { kind: 'inline', pem: pemText(data), label: envName(`${name}-data`) } : undefined
   }
+  const listenCert = str(raw, 'listen-cert')
+  const listenKey = str(raw, 'listen-key')
+  if ((listenCert === undefined) !== (listenKey === undefined)) {
+    throw new UsageError('--listen-cert and --listen-key go together: the certificate the listener serves HTTPS with, and its key')
+  }
+  const listener = listenCert && listenKey
+    ? { cert: { kind: 'file', path: resolve(cwd, listenCert), label: '--listen-cert' } as const, key: { kind: 'file', path: resolve(cwd, listenKey), label: '--listen-key' } as const }
+    : undefined
   const sourcesFrom = (again: KubeconfigCredentials | undefined): CredentialSources => {
     const ca = explicit('cacert') ?? again?.ca
     const cert = explicit('cert') ?? again?.cert
@@ -245,10 +257,10 @@ function validate(raw: RawSettings, cwd: string): Config {
     if (!ca && !insecureSkipTlsVerify) required(raw, 'cacert', 'ca.crt')
     if (!cert) required(raw, 'cert', 'client.crt')
     if (!key) required(raw, 'key', 'client.key')
-    const watch = [ca, cert!, key!].flatMap((s) => (s?.kind === 'file' ? [s.path] : []))
+    const watch = [ca, cert!, key!, listener?.cert, listener?.key].flatMap((s) => (s?.kind === 'file' ? [s.path] : []))
     if (kubeconfigFile) watch.push(kubeconfigFile)
     if (passphraseFile) watch.push(passphraseFile)
-    return { ca, cert: cert!, key: key!, passphraseFile, watch }
+    return { ca, cert: cert!, key: key!, passphraseFile, listener, watch }
   }
   // Checked now, so a mistake stops the start; on every reload the kubeconfig is read again.
   sourcesFrom(kube)
@@ -266,6 +278,7 @@ function validate(raw: RawSettings, cwd: string): Config {
     unixSocket,
     statusAddress: hostPort(str(raw, 'status-address')),
     token,
+    https: listener !== undefined,
     maxConnections,
     allowNonLoopback,
     allowOrigins: origins(str(raw, 'allow-origin')),

@@ -22,6 +22,14 @@ export interface CredentialBundle {
   readonly loadedAt: Date
   /** things worth a warning that do not stop the proxy */
   readonly warnings: readonly string[]
+  /** the certificate and key the listener serves HTTPS with (--listen-cert, --listen-key) */
+  readonly listener: ListenerKeyPair | undefined
+}
+
+export interface ListenerKeyPair {
+  readonly certPem: string
+  readonly keyPem: string
+  readonly notAfter: Date
 }
 
 // A CA bundle of every public root is about 220 KB; a certificate or key file past this is not one.
@@ -119,21 +127,36 @@ export function subjectOf(cert: X509Certificate): string {
   return cert.subject.replaceAll('\n', ', ')
 }
 
+interface KeyPair {
+  certPem: string
+  /** the leaf: the first certificate of the file */
+  certificate: X509Certificate
+  privateKey: KeyObject
+  /** permission bits of the key file */
+  keyMode: number | undefined
+}
+
+/** A certificate and the private key that belongs to it, both read and checked against each other. */
+async function loadKeyPair(certSource: PemSource, keySource: PemSource, what: string, passphraseFile: string | undefined): Promise<KeyPair> {
+  const [cert, key] = await Promise.all([readPem(certSource), readPem(keySource)])
+  const [certificate] = parseCertificates(certSource, cert.text, what) as [X509Certificate]
+  const privateKey = await parseKey(keySource, key.text, passphraseFile)
+  if (!certificate.checkPrivateKey(privateKey)) {
+    throw new UsageError(`${where(keySource)} does not match the certificate in ${where(certSource)} (${subjectOf(certificate)})`)
+  }
+  return { certPem: cert.text, certificate, privateKey, keyMode: key.mode }
+}
+
 /** Loads and validates everything; any problem is a UsageError naming the source. */
 export async function loadCredentials(sources: CredentialSources, now = new Date()): Promise<CredentialBundle> {
-  const [ca, cert, key] = await Promise.all([
+  const [ca, client, listener] = await Promise.all([
     sources.ca ? readPem(sources.ca) : undefined,
-    readPem(sources.cert),
-    readPem(sources.key),
+    loadKeyPair(sources.cert, sources.key, 'the client certificate', sources.passphraseFile),
+    sources.listener ? loadKeyPair(sources.listener.cert, sources.listener.key, 'the certificate to serve HTTPS with', undefined) : undefined,
   ])
   const caPem = ca?.text
-  const certPem = cert.text
+  const { certPem, certificate: clientCertificate, privateKey } = client
   const caCertificates = sources.ca && caPem !== undefined ? parseCertificates(sources.ca, caPem, 'the CA certificate(s)') : []
-  const [clientCertificate] = parseCertificates(sources.cert, certPem, 'the client certificate') as [X509Certificate]
-  const privateKey = await parseKey(sources.key, key.text, sources.passphraseFile)
-  if (!clientCertificate.checkPrivateKey(privateKey)) {
-    throw new UsageError(`${where(sources.key)} does not match the certificate in ${where(sources.cert)} (${subjectOf(clientCertificate)})`)
-  }
   const notBefore = new Date(clientCertificate.validFrom)
   const notAfter = new Date(clientCertificate.validTo)
   if (now < notBefore) {
@@ -143,8 +166,9 @@ export async function loadCredentials(sources: CredentialSources, now = new Date
     throw new UsageError(`${where(sources.cert)}: the client certificate expired on ${notAfter.toISOString()}; get a new one from your cluster's console`)
   }
   const warnings: string[] = []
-  const keyWarning = permissionWarning(sources.key, key.mode)
-  if (keyWarning) warnings.push(keyWarning)
+  for (const warning of [permissionWarning(sources.key, client.keyMode), listener && permissionWarning(sources.listener!.key, listener.keyMode)]) {
+    if (warning) warnings.push(warning)
+  }
   // A cluster may sign client certificates with a CA other than the server's, so this only warns.
   if (caCertificates.length > 0 && !caCertificates.some((ca) => clientCertificate.checkIssued(ca) && clientCertificate.verify(ca.publicKey))) {
     warnings.push(`the client certificate (issuer ${clientCertificate.issuer.replaceAll('\n', ', ')}) is not signed by a CA in ${where(sources.ca!)}; fine if the cluster signs client certificates with a separate CA`)
@@ -160,6 +184,11 @@ export async function loadCredentials(sources: CredentialSources, now = new Date
     notAfter,
     loadedAt: now,
     warnings,
+    listener: listener && {
+      certPem: listener.certPem,
+      keyPem: listener.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(),
+      notAfter: new Date(listener.certificate.validTo),
+    },
   })
 }
 

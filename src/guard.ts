@@ -17,6 +17,8 @@ export interface GuardOptions {
   tokenDigest: Buffer | undefined
   /** the TCP port this listener is bound to (an absolute-form target must name it); undefined on a Unix socket */
   listenPort: () => number | undefined
+  /** what this listener speaks */
+  scheme: 'http' | 'https'
 }
 
 /** The way a request came in: Node hands `Connection: Upgrade` requests past Fastify, to our tunnels. */
@@ -70,7 +72,7 @@ function checkHost(target: string, host: string | undefined, options: GuardOptio
     try {
       parsed = new URL(target)
     } catch { /* '*' and other non-URLs */ }
-    const name = parsed?.protocol === 'http:' ? hostName(parsed.host) : undefined
+    const name = parsed?.protocol === `${options.scheme}:` ? hostName(parsed.host) : undefined
     if (name === undefined || !matches(name, acceptHosts) || Number(parsed!.port || 80) !== options.listenPort()) {
       return forbidden(`mtls-proxy is not an open proxy: it forwards only to its upstream; send the path (GET /api/... HTTP/1.1), not '${target.slice(0, 100)}'`)
     }
@@ -85,9 +87,9 @@ function checkHost(target: string, host: string | undefined, options: GuardOptio
 // A web page in the user's browser can reach 127.0.0.1 with the right Host (XSRF; and WebSockets
 // are not bound by CORS, so a page could open `kubectl exec`). Browsers mark such requests with
 // Origin and Sec-Fetch-Site; curl, kubectl and scripts send neither.
-function checkBrowser(headers: IncomingHttpHeaders, allowOrigins: readonly string[]): Refusal | undefined {
+function checkBrowser(headers: IncomingHttpHeaders, options: GuardOptions): Refusal | undefined {
   const origin = headers.origin
-  if (origin !== undefined && !allowOrigins.includes(origin) && !sameOrigin(origin, headers.host)) {
+  if (origin !== undefined && !options.allowOrigins.includes(origin) && !sameOrigin(origin, headers.host, options.scheme)) {
     return forbidden(`requests from web pages are refused (Origin: ${origin.slice(0, 100)}); if that page should use the proxy, start it with --allow-origin ${origin.slice(0, 100)}`)
   }
   const site = headers['sec-fetch-site']
@@ -99,20 +101,27 @@ function checkBrowser(headers: IncomingHttpHeaders, allowOrigins: readonly strin
 
 // An Origin naming the proxy itself (its Host, which the Host check has already accepted) is no
 // foreign page: WebSocket libraries send the URL they dial (Python's websocket-client does).
-function sameOrigin(origin: string, host: string | undefined): boolean {
-  return host !== undefined && origin.length === host.length + 7 && origin.toLowerCase() === `http://${host.toLowerCase()}`
+function sameOrigin(origin: string, host: string | undefined, scheme: string): boolean {
+  return host !== undefined && origin.length === host.length + scheme.length + 3 && origin.toLowerCase() === `${scheme}://${host.toLowerCase()}`
+}
+
+// What works, by what the listener speaks: kubectl (client-go) never sends a token to an http:// server.
+const TOKEN_HINT = {
+  https: 'with kubectl: --token "$(cat TOKEN_FILE)"; with curl: -H "Authorization: Bearer $(cat TOKEN_FILE)"',
+  http: 'with curl: -H "Authorization: Bearer $(cat TOKEN_FILE)"; kubectl sends a token only to an https:// server, so start the proxy with --listen-cert and --listen-key and use kubectl --server https://… --token "$(cat TOKEN_FILE)"',
 }
 
 // Other local users (a loopback port is open to every account) or the network: a shared secret.
 // Compared as digests in constant time, so neither length nor prefix leaks through timing.
-function checkToken(path: string, authorization: string | undefined, digest: Buffer | undefined): Refusal | undefined {
+function checkToken(path: string, authorization: string | undefined, options: GuardOptions): Refusal | undefined {
+  const digest = options.tokenDigest
   if (!digest || OPEN_ENDPOINTS.has(path)) return undefined
   const presented = /^Bearer\s+(\S+)\s*$/i.exec(authorization ?? '')?.[1]
   if (presented !== undefined && timingSafeEqual(tokenDigest(presented), digest)) return undefined
   return {
     code: 401,
     reason: 'Unauthorized',
-    message: `mtls-proxy needs Authorization: Bearer <the token in its --token-file>${presented === undefined ? '' : ' (the token sent is not it)'}; with kubectl: --token "$(cat TOKEN_FILE)"`,
+    message: `mtls-proxy needs Authorization: Bearer <the token in its --token-file>${presented === undefined ? '' : ' (the token sent is not it)'}; ${TOKEN_HINT[options.scheme]}`,
   }
 }
 
@@ -174,8 +183,8 @@ export function checkRequest(target: string, req: Pick<IncomingMessage, 'method'
   // upstream that drops fragments would then act on `…/exec`.
   if (target.includes('#')) return { code: 400, reason: 'BadRequest', message: 'a fragment (#) is not allowed in a request target' }
   const refusal = checkHost(target, headers.host, options) ??
-    checkBrowser(headers, options.allowOrigins) ??
-    checkToken(originForm(target).split('?')[0]!, headers.authorization, options.tokenDigest)
+    checkBrowser(headers, options) ??
+    checkToken(originForm(target).split('?')[0]!, headers.authorization, options)
   if (refusal) return refusal
   if (!FORWARDED.has(method)) return { code: 405, reason: 'MethodNotAllowed', message: `method ${method.slice(0, 20)} is not forwarded` }
   const normal = normalizeTarget(originForm(target))

@@ -142,5 +142,6 @@ export class CertificateReloader {
 }
 
 function sameBundle(a: CredentialBundle, b: CredentialBundle): boolean {
-  return a.certPem === b.certPem && a.keyPem === b.keyPem && a.caPem === b.caPem
+  return a.certPem === b.certPem && a.keyPem === b.keyPem && a.caPem === b.caPem &&
+    a.listener?.certPem === b.listener?.certPem && a.listener?.keyPem === b.listener?.keyPem
 }

@@ -1,28 +1,17 @@
 // A real client end to end: kubectl 1.32 against the demo API server, through mtls-proxy.
 import { execFile } from 'node:child_process'
-import { existsSync, realpathSync } from 'node:fs'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
-import { dirname, join } from 'node:path'
+import { join } from 'node:path'
 import { promisify } from 'node:util'
 import t from 'tap'
 import { pkiWithFiles } from './helpers/pki.js'
 import { echoHandler, startDemoUpstream, startUpstream } from './helpers/upstream.js'
 import { startProxy } from './helpers/proxy.js'
 import { until } from './helpers/until.js'
+import { findKubectl, NO_KUBECTL } from './helpers/kubectl.js'
 
 const run = promisify(execFile)
-
-/** The versioned kubectl.1.32 beside the `kubectl` on PATH (that one is a dispatcher that asks the server first). */
-function findKubectl(): string | undefined {
-  for (const dir of (process.env.PATH ?? '').split(':')) {
-    const candidate = join(dir, 'kubectl')
-    if (!existsSync(candidate)) continue
-    const versioned = join(dirname(realpathSync(candidate)), 'kubectl.1.32')
-    if (existsSync(versioned)) return versioned
-  }
-  return undefined
-}
 
 const kubectl = findKubectl()
 
@@ -38,7 +27,7 @@ async function kubectlThroughProxy(t: Parameters<typeof pkiWithFiles>[0]) {
   return { api, proxy, k }
 }
 
-t.test('kubectl --server http://127.0.0.1:PORT get pods prints the pods', { skip: kubectl ? false : 'kubectl.1.32 not found beside a kubectl on PATH' }, async (t) => {
+t.test('kubectl --server http://127.0.0.1:PORT get pods prints the pods', { skip: kubectl ? false : NO_KUBECTL }, async (t) => {
   const { api, proxy, k } = await kubectlThroughProxy(t)
 
   const table = await k('get', 'pods')
@@ -60,7 +49,7 @@ t.test('kubectl --server http://127.0.0.1:PORT get pods prints the pods', { skip
   t.match(down, /upstream 127\.0\.0\.1:\d+ refused the connection/, 'kubectl prints the proxy\'s Status message when the upstream is down')
 })
 
-t.test('kubectl exec POD -- CMD through the proxy: output and exit status over the v5 channel protocol', { skip: kubectl ? false : 'kubectl.1.32 not found beside a kubectl on PATH' }, async (t) => {
+t.test('kubectl exec POD -- CMD through the proxy: output and exit status over the v5 channel protocol', { skip: kubectl ? false : NO_KUBECTL }, async (t) => {
   const { api, proxy, k } = await kubectlThroughProxy(t)
 
   const hello = await k('exec', 'web-7d4b9c6f5-abcde', '--', 'echo', 'hello', 'through', 'mtls-proxy')
@@ -77,7 +66,7 @@ t.test('kubectl exec POD -- CMD through the proxy: output and exit status over t
   t.ok(tunnels().every((l) => l.status === 101))
 })
 
-t.test('kubectl --as jane --as-group devs --as-group ops: each group reaches the API server as its own header line', { skip: kubectl ? false : 'kubectl.1.32 not found beside a kubectl on PATH' }, async (t) => {
+t.test('kubectl --as jane --as-group devs --as-group ops: each group reaches the API server as its own header line', { skip: kubectl ? false : NO_KUBECTL }, async (t) => {
   const { pki, files } = await pkiWithFiles(t)
   const upstream = await startUpstream(t, pki, echoHandler)
   const proxy = await startProxy(t, upstream.url, files)
