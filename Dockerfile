@@ -1,5 +1,5 @@
 # mtls-proxy: docker build -t mtls-proxy . && docker run --rm mtls-proxy --help
-# Settings come as flags or MTLS_PROXY_* environment variables (the HEALTHCHECK reads the latter).
+# Settings come as flags, MTLS_PROXY_* environment variables or a config file; the HEALTHCHECK finds the proxy by the same rules.
 
 # Build: compile TypeScript with the dev dependencies.
 FROM node:24-bookworm-slim AS build

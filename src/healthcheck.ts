@@ -1,19 +1,66 @@
-// The container's HEALTHCHECK, without curl in the image: GET /-/healthz on the listener the
-// MTLS_PROXY_* environment names (the status listener when there is one). Exit 0 when healthy.
-const env = process.env
-function target(): string {
-  const status = env.MTLS_PROXY_STATUS_ADDRESS
-  if (status) return `http://${status.replace(/^0\.0\.0\.0:/, '127.0.0.1:').replace(/^\[::\]:/, '[::1]:')}/-/healthz`
-  const address = env.MTLS_PROXY_ADDRESS && !['0.0.0.0', '::'].includes(env.MTLS_PROXY_ADDRESS) ? env.MTLS_PROXY_ADDRESS : '127.0.0.1'
-  return `http://${address.includes(':') ? `[${address}]` : address}:${env.MTLS_PROXY_PORT ?? '8001'}/-/healthz`
+// The container's HEALTHCHECK, without curl in the image: GET /-/healthz from the proxy it belongs
+// to, found by the CLI's own settings resolution: the proxy's flags (from the first process's
+// command line when that is the proxy, as in a container; else this command's own), the
+// MTLS_PROXY_* environment and the config file. The status listener when there is one. Exit 0 when healthy.
+import { readFileSync } from 'node:fs'
+import { request as httpRequest, type RequestOptions } from 'node:http'
+import { request as httpsRequest } from 'node:https'
+import { loadConfig, type Config } from './config.js'
+
+const TIMEOUT_MS = 3_000
+
+/** The flags the proxy was started with, when it is this container's first process. */
+function proxyFlags(): string[] {
+  try {
+    const argv = readFileSync('/proc/1/cmdline', 'utf8').split('\0').filter(Boolean)
+    const cli = argv.findIndex((a) => /(?:^|\/)cli\.js$/.test(a))
+    if (cli >= 0) return argv.slice(cli + 1)
+  } catch { /* not Linux, or no access: this command's own flags */ }
+  return process.argv.slice(2)
 }
 
-const url = target()
-fetch(url, { signal: AbortSignal.timeout(3_000) })
-  .then((res) => {
-    if (!res.ok) process.stderr.write(`${url}: HTTP ${res.status}\n`)
-    process.exit(res.ok ? 0 : 1)
-  }, (err: unknown) => {
-    process.stderr.write(`${url}: ${(err as Error).message}\n`)
-    process.exit(1)
+// A wildcard listener is asked on loopback.
+const reachable = (host: string) => (host === '0.0.0.0' ? '127.0.0.1' : host === '::' ? '::1' : host)
+
+/** Where to ask, and how. */
+function healthTarget(config: Config): { https: boolean; options: RequestOptions; describe: string } {
+  if (config.statusAddress) {
+    const host = reachable(config.statusAddress.host)
+    return { https: false, options: { host, port: config.statusAddress.port }, describe: `http://${host}:${config.statusAddress.port}` }
+  }
+  if (config.unixSocket) return { https: config.https, options: { socketPath: config.unixSocket }, describe: `unix:${config.unixSocket}` }
+  const host = reachable(config.address)
+  return { https: config.https, options: { host, port: config.port }, describe: `${config.https ? 'https' : 'http'}://${host}:${config.port}` }
+}
+
+function check(): Promise<string | undefined> {
+  const command = loadConfig(proxyFlags())
+  if (command.action !== 'run') return Promise.resolve(undefined)
+  const target = healthTarget(command.config)
+  const host = target.options.host ?? 'localhost'
+  const options: RequestOptions = {
+    ...target.options,
+    path: '/-/healthz',
+    headers: { host: host.includes(':') ? `[${host}]` : host },
+    timeout: TIMEOUT_MS,
+    // Our own proxy on this machine, asked for nothing secret: its certificate need not be trusted here.
+    ...(target.https ? { rejectUnauthorized: false } : {}),
+  }
+  return new Promise((resolve) => {
+    const req = (target.https ? httpsRequest : httpRequest)(options, (res) => {
+      res.resume()
+      resolve(res.statusCode === 200 ? undefined : `${target.describe}/-/healthz: HTTP ${res.statusCode}`)
+    })
+    req.on('timeout', () => req.destroy(new Error(`no answer within ${TIMEOUT_MS} ms`)))
+    req.on('error', (err) => resolve(`${target.describe}/-/healthz: ${err.message}`))
+    req.end()
   })
+}
+
+check().then((problem) => {
+  if (problem) process.stderr.write(`${problem}\n`)
+  process.exit(problem ? 1 : 0)
+}, (err: unknown) => {
+  process.stderr.write(`mtls-proxy healthcheck: ${(err as Error).message}\n`)
+  process.exit(1)
+})

@@ -2,11 +2,11 @@
 // compiled CLI must start, answer --version and forward a request under it. Node calls pkey_alloc
 // at start, which @system-service does not hold: a filter without @pkey killed it with SIGSYS.
 import { execFileSync, spawn } from 'node:child_process'
-import { copyFile, mkdtemp, readFile, rm, symlink } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
+import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import t from 'tap'
 import { ROOT } from './helpers/cli.js'
+import { buildDist } from './helpers/dist.js'
 import { get } from './helpers/http.js'
 import { pkiWithFiles } from './helpers/pki.js'
 import { buildRunner, seccompUnavailable, unitFilter } from './helpers/seccomp.js'
@@ -19,12 +19,8 @@ t.test('the unit\'s SystemCallFilter: the CLI starts, prints its version and for
   const unit = await readFile(join(ROOT, 'config/mtls-proxy.service'), 'utf8')
   const filter = unitFilter(unit)
   t.equal(filter.errorNumber, 'EPERM', 'a call outside the list fails with EPERM instead of killing the proxy')
-  // The compiled CLI, as the unit runs it (node dist/cli.js), with this checkout's modules.
-  const dir = await mkdtemp(join(tmpdir(), 'mtls-proxy-seccomp-'))
-  t.teardown(() => rm(dir, { recursive: true, force: true }))
-  execFileSync(process.execPath, [join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', join(ROOT, 'tsconfig.build.json'), '--outDir', join(dir, 'dist')])
-  await copyFile(join(ROOT, 'package.json'), join(dir, 'package.json'))
-  await symlink(join(ROOT, 'node_modules'), join(dir, 'node_modules'))
+  // The compiled CLI, as the unit runs it (node dist/cli.js).
+  const dir = await buildDist(t)
   const { pki, files } = await pkiWithFiles(t)
   const upstream = await startUpstream(t, pki, echoHandler)
 

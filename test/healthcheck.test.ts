@@ -1,0 +1,90 @@
+// The image's HEALTHCHECK (dist/healthcheck.js) asks the proxy it belongs to, found as the CLI finds
+// its settings: flags, MTLS_PROXY_* environment, config file. It once asked 127.0.0.1:8001 whatever
+// the proxy said, and so called a healthy proxy on another port, socket or scheme unhealthy.
+import { execFile, spawn } from 'node:child_process'
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { createServer, type AddressInfo } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { promisify } from 'node:util'
+import t from 'tap'
+import { buildDist } from './helpers/dist.js'
+import { startCli } from './helpers/cli.js'
+import { createCA, pkiWithFiles } from './helpers/pki.js'
+import { echoHandler, startUpstream } from './helpers/upstream.js'
+import { until } from './helpers/until.js'
+
+const run = promisify(execFile)
+const dist = await buildDist(t)
+const { pki, files } = await pkiWithFiles(t)
+const upstream = await startUpstream(t, pki, echoHandler)
+const credentials = ['--upstream', upstream.url, '--cacert', files.cacert, '--cert', files.cert, '--key', files.key]
+
+async function freePort(): Promise<number> {
+  const probe = createServer()
+  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve))
+  const { port } = probe.address() as AddressInfo
+  await new Promise((resolve) => probe.close(resolve))
+  return port
+}
+
+/** The healthcheck's exit code and what it printed, given the settings the proxy was started with. */
+async function healthcheck(flags: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number; stderr: string }> {
+  return run(process.execPath, [join(dist, 'dist/healthcheck.js'), ...flags], { env: { PATH: process.env.PATH, ...env }, timeout: 15_000 })
+    .then(() => ({ code: 0, stderr: '' }), (err: { code: number; stderr: string }) => ({ code: err.code, stderr: err.stderr }))
+}
+
+const cases: Array<[string, () => Promise<{ flags: string[]; env?: NodeJS.ProcessEnv }>]> = [
+  ['a --port flag', async () => ({ flags: [...credentials, '--port', String(await freePort())] })],
+  ['a port in the config file', async () => {
+    const file = join(files.dir, 'port.yaml')
+    await writeFile(file, `port: ${await freePort()}\n`)
+    return { flags: [...credentials, '--config', file] }
+  }],
+  ['MTLS_PROXY_PORT', async () => ({ flags: credentials, env: { MTLS_PROXY_PORT: String(await freePort()) } })],
+  ['a Unix socket', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'mtls-proxy-hc-'))
+    t.teardown(() => rm(dir, { recursive: true, force: true }))
+    return { flags: [...credentials, '--unix-socket', join(dir, 'p.sock')] }
+  }],
+  ['HTTPS on the listener', async () => {
+    const ca = await createCA('listener CA')
+    const pair = await ca.issue({ commonName: 'mtls-proxy', usage: 'server', ipAddresses: ['127.0.0.1'] })
+    await writeFile(join(files.dir, 'l.crt'), pair.certPem)
+    await writeFile(join(files.dir, 'l.key'), pair.keyPem, { mode: 0o600 })
+    return { flags: [...credentials, '--port', String(await freePort()), '--listen-cert', join(files.dir, 'l.crt'), '--listen-key', join(files.dir, 'l.key')] }
+  }],
+  ['a status listener', async () => ({ flags: [...credentials, '--port', String(await freePort()), '--status-address', `127.0.0.1:${await freePort()}`] })],
+]
+
+for (const [name, settings] of cases) {
+  t.test(`${name}: healthy while the proxy serves, unhealthy once it stops`, async (t) => {
+    const { flags, env = {} } = await settings()
+    const proxy = await startCli(t, flags, env, { anyPort: false })
+    const up = await healthcheck(flags, env)
+    t.equal(up.code, 0, `healthy (${up.stderr.trim()})`)
+    proxy.child.kill('SIGTERM')
+    await proxy.exited
+    const down = await healthcheck(flags, env)
+    t.equal(down.code, 1, 'unhealthy once stopped')
+    t.match(down.stderr, /\/-\/healthz: /, 'and says what it asked')
+  })
+}
+
+const asRoot = process.getuid?.() === 0
+t.test('in a container the proxy is the first process: its flags are read from there', { skip: asRoot ? false : 'needs root for a PID namespace (unshare)' }, async (t) => {
+  const port = await freePort()
+  // The proxy as PID 1 of a PID namespace of its own, started with flags only it knows.
+  const container = spawn('unshare', ['--pid', '--fork', '--kill-child', '--mount-proc', process.execPath, join(dist, 'dist/cli.js'), ...credentials, '--port', String(port)],
+    { stdio: ['ignore', 'pipe', 'pipe'] })
+  t.teardown(() => { container.kill('SIGKILL') })
+  let out = ''
+  container.stdout.on('data', (d: Buffer) => { out += d })
+  await until(() => out.includes('"listen"'), 15_000)
+  const pid = (await run('pgrep', ['-P', String(container.pid)])).stdout.trim()
+  t.teardown(() => { try { process.kill(Number(pid), 'SIGKILL') } catch { /* gone already */ } })
+  // HEALTHCHECK runs in the container with no flags of its own.
+  const inside = await run('nsenter', ['-t', pid, '-p', '-m', process.execPath, join(dist, 'dist/healthcheck.js')], { env: { PATH: process.env.PATH } })
+    .then(() => 0, (err: { code: number; stderr: string }) => { t.comment(err.stderr); return err.code })
+  t.equal(inside, 0, `healthy: it asked port ${port}, from the proxy's own command line`)
+})
