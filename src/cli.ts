@@ -51,7 +51,8 @@ async function main(argv: string[]): Promise<void> {
     return
   }
   if (command.action === 'version') {
-    process.stdout.write(`${VERSION}\n`)
+    // The version first, alone, for scripts; then what it runs on, as `kubectl version --client` tells.
+    process.stdout.write(`${VERSION} (Node.js ${process.version}, ${process.platform}/${process.arch})\n`)
     return
   }
   const { config } = command

@@ -371,10 +371,15 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env,
 }
 
 export function helpText(version: string): string {
+  const column = 28
+  const indent = ' '.repeat(column + 3)
   const rows = (OPTIONS as readonly OptionSpec[]).map((o) => {
-    const flag = o.noFlag ? '(environment or config file only)' : o.type === 'boolean' ? `--${o.name}` : `--${o.name} ${o.value ?? 'VALUE'}`
-    const dflt = o.default !== undefined && o.type !== 'boolean' ? ` (default ${String(o.default)})` : ''
-    return `  ${flag.padEnd(28)} ${o.help}${dflt}\n  ${''.padEnd(28)} env ${envName(o.name)}`
+    // Secrets have no flag (every local user sees argv in ps): their first column is the variable.
+    const flag = o.noFlag ? envName(o.name) : o.type === 'boolean' ? `--${o.name}` : `--${o.name} ${o.value ?? 'VALUE'}`
+    const dflt = o.default !== undefined && o.default !== '' && o.type !== 'boolean' ? ` (default ${String(o.default)})` : ''
+    const where = o.noFlag ? `no flag: the environment, or '${o.name}:' in a config file` : `env ${envName(o.name)}`
+    const head = flag.length < column ? `  ${flag.padEnd(column)} ` : `  ${flag}\n${indent}`
+    return `${head}${o.help}${dflt}\n${indent}${where}`
   })
   return [
     `mtls-proxy ${version}: plain HTTP on localhost, forwarded to an API server over mutual TLS`,
@@ -383,8 +388,8 @@ export function helpText(version: string): string {
     '',
     'Options (flags beat environment variables, which beat the --config file):',
     ...rows,
-    '  -h, --help                   show this help',
-    '  --version                    print the version',
+    `  ${'-h, --help'.padEnd(column)} show this help`,
+    `  ${'--version'.padEnd(column)} print the version, and the Node.js and platform it runs on`,
     '',
     'Then: curl http://127.0.0.1:8001/api/v1/namespaces/default/pods',
     '      kubectl --server http://127.0.0.1:8001 get pods',

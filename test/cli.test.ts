@@ -20,9 +20,19 @@ t.test('--help and --version', async (t) => {
   t.match(help.stdout, /Usage: mtls-proxy --upstream https:\/\/HOST:PORT --cacert ca\.crt --cert client\.crt --key client\.key/)
   t.match(help.stdout, /--tls-server-name NAME/)
   t.match(help.stdout, /env MTLS_PROXY_UPSTREAM/)
+  t.notMatch(help.stdout, /\(default \)/, 'no empty defaults')
+  // Every option's text starts in one column: a flag, its help, then where else it can be set.
+  const options = help.stdout.slice(help.stdout.indexOf('Options'), help.stdout.indexOf('\nThen:')).split('\n').slice(1).filter(Boolean)
+  const column = options[0]!.indexOf('API server')
+  t.ok(column > 0)
+  for (const line of options) {
+    if (/^ {2}--\S+(?: [A-Z]+)?$/.test(line)) continue // a flag too long for the column, its text on the next line
+    t.match(line.slice(column - 1, column + 1), /^ \S/, `aligned: ${line.trim().slice(0, 50)}`)
+  }
+  t.match(help.stdout, /^ {2}MTLS_PROXY_KEY_DATA +client private key/m, 'a secret without a flag is shown by its variable')
   const version = await runCli(['--version'])
   t.equal(version.code, 0)
-  t.match(version.stdout, /^\d+\.\d+\.\d+\n$/)
+  t.match(version.stdout, /^\d+\.\d+\.\d+ \(Node\.js v\d+\.\d+\.\d+, [a-z0-9]+\/[a-z0-9]+\)\n$/, 'the version first, then the Node.js and platform')
 })
 
 t.test('each start-up mistake: one line on stderr naming the problem, exit code 2', async (t) => {
