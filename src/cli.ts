@@ -58,6 +58,7 @@ async function main(argv: string[]): Promise<void> {
   const { config } = command
   const credentials = await loadCredentials(await config.credentialSources())
   const logger = createLogger({ level: config.logLevel, pretty: process.stdout.isTTY === true })
+  for (const warning of command.warnings) logger.warn(warning)
   if (!config.unixSocket && !isLoopback(config.address)) {
     logger.warn({ address: config.address }, `listening on non-loopback address ${config.address}: anyone who can reach it acts as ${clientIdentity(credentials)}`)
     if (config.token !== undefined && !config.https) {

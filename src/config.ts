@@ -3,6 +3,7 @@
 import { isIP } from 'node:net'
 import { dirname, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
+import { formatDuration, parseDuration } from './durations.js'
 import { UsageError } from './errors.js'
 import * as lazy from './lazy.js'
 import { describeFsError } from './fs-errors.js'
@@ -69,7 +70,7 @@ export interface Config {
 export type CommandLine =
   | { action: 'help' }
   | { action: 'version' }
-  | { action: 'run'; config: Config }
+  | { action: 'run'; config: Config; warnings: string[] }
 
 type RawSettings = Partial<Record<OptionName, string | number | boolean>>
 
@@ -85,7 +86,10 @@ function readFlags(argv: string[]): { raw: RawSettings; help: boolean; version: 
   try {
     parsed = parseArgs({ args: argv, options, strict: true, allowPositionals: false, allowNegative: true })
   } catch (err) {
-    throw new UsageError(`${(err as Error).message.split('\n')[0]} (see --help)`)
+    const message = (err as Error).message.split('\n')[0]!
+    const unknown = /^Unknown option '--([^'=]+)'/.exec(message)?.[1]
+    const near = unknown === undefined ? undefined : nearest(unknown, Object.keys(options))
+    throw new UsageError(`${message}${near ? `; did you mean --${near}?` : ''} (see --help)`)
   }
   const { help, version, ...rest } = parsed.values as Record<string, string | boolean | undefined>
   const raw: RawSettings = {}
@@ -103,6 +107,13 @@ function coerce(name: string, value: unknown, where: string): string | number | 
     if (!Number.isFinite(n)) throw new UsageError(`${where} must be a number, got '${String(value)}'`)
     return n
   }
+  if (spec.type === 'duration') {
+    const seconds = typeof value === 'number' ? value : typeof value === 'string' ? parseDuration(value) : undefined
+    if (seconds === undefined || !Number.isFinite(seconds)) {
+      throw new UsageError(`${where} must be a duration such as 30s, 500ms, 5m or 1h, or a number of seconds, got '${String(value)}'`)
+    }
+    return seconds
+  }
   if (typeof value !== spec.type) throw new UsageError(`${where} must be a ${spec.type}, got '${String(value)}'`)
   return value as string | boolean
 }
@@ -110,7 +121,8 @@ function coerce(name: string, value: unknown, where: string): string | number | 
 function readEnv(env: NodeJS.ProcessEnv): RawSettings {
   if (!OPTIONS.some((o) => env[envName(o.name)] !== undefined)) return {}
   const properties: Record<string, { type: string }> = {}
-  for (const o of OPTIONS) properties[envName(o.name)] = { type: o.type }
+  // Durations arrive as text (`30s`) and are read below, as flags are.
+  for (const o of OPTIONS) properties[envName(o.name)] = { type: o.type === 'duration' ? 'string' : o.type }
   let values: Record<string, unknown>
   try {
     values = lazy.envSchema()({ schema: { type: 'object', properties }, data: { ...env }, env: false, dotenv: false })
@@ -122,9 +134,48 @@ function readEnv(env: NodeJS.ProcessEnv): RawSettings {
   const raw: RawSettings = {}
   for (const o of OPTIONS) {
     const value = values[envName(o.name)]
-    if (value !== undefined && value !== '') raw[o.name] = value as string | number | boolean
+    if (value !== undefined && value !== '') raw[o.name] = o.type === 'duration' ? coerce(o.name, value, `environment variable ${envName(o.name)}`) : value as string | number | boolean
   }
   return raw
+}
+
+/** MTLS_PROXY_* variables that name no setting: a typo would otherwise be silently ignored. */
+function unknownVariables(env: NodeJS.ProcessEnv): string[] {
+  const known = new Map(OPTIONS.map((o) => [envName(o.name), o.name]))
+  return Object.keys(env).filter((name) => name.startsWith('MTLS_PROXY_') && !known.has(name)).map((name) => {
+    const near = nearest(name, [...known.keys()])
+    return `environment variable ${name} is no setting of mtls-proxy and is ignored${near ? `; did you mean ${near}?` : ''}`
+  })
+}
+
+/** The candidate closest to what was typed, if it is close (at most two edits, a third of its length). */
+function nearest(typed: string, candidates: readonly string[]): string | undefined {
+  let best: string | undefined
+  let bestDistance = Math.min(2, Math.floor(typed.length / 3))
+  for (const candidate of candidates) {
+    const distance = editDistance(typed.toLowerCase(), candidate.toLowerCase())
+    if (distance <= bestDistance) {
+      best = candidate
+      bestDistance = distance - 1
+    }
+  }
+  return best
+}
+
+// Edits from a to b, a swap of two neighbours counting as one (`prot` is one edit from `port`).
+function editDistance(a: string, b: string): number {
+  let before: number[] = []
+  let row = Array.from({ length: b.length + 1 }, (_, j) => j)
+  for (let i = 1; i <= a.length; i++) {
+    const next = [i]
+    for (let j = 1; j <= b.length; j++) {
+      next[j] = Math.min(row[j]! + 1, next[j - 1]! + 1, row[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1))
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) next[j] = Math.min(next[j]!, before[j - 2]! + 1)
+    }
+    before = row
+    row = next
+  }
+  return row[b.length]!
 }
 
 // Settings, not data: far more than any config file needs.
@@ -367,7 +418,7 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env,
   const configFile = str(flags.raw, 'config') ?? str(fromEnv, 'config')
   const fromFile = configFile ? readConfigFile(resolve(cwd, configFile)) : {}
   const raw = { ...defaults(), ...fromFile, ...fromEnv, ...flags.raw }
-  return { action: 'run', config: validate(raw, cwd) }
+  return { action: 'run', config: validate(raw, cwd), warnings: unknownVariables(env) }
 }
 
 export function helpText(version: string): string {
@@ -376,7 +427,8 @@ export function helpText(version: string): string {
   const rows = (OPTIONS as readonly OptionSpec[]).map((o) => {
     // Secrets have no flag (every local user sees argv in ps): their first column is the variable.
     const flag = o.noFlag ? envName(o.name) : o.type === 'boolean' ? `--${o.name}` : `--${o.name} ${o.value ?? 'VALUE'}`
-    const dflt = o.default !== undefined && o.default !== '' && o.type !== 'boolean' ? ` (default ${String(o.default)})` : ''
+    const shown = o.type === 'duration' ? formatDuration(o.default as number) : String(o.default)
+    const dflt = o.default !== undefined && o.default !== '' && o.type !== 'boolean' ? ` (default ${shown})` : ''
     const where = o.noFlag ? `no flag: the environment, or '${o.name}:' in a config file` : `env ${envName(o.name)}`
     const head = flag.length < column ? `  ${flag.padEnd(column)} ` : `  ${flag}\n${indent}`
     return `${head}${o.help}${dflt}\n${indent}${where}`

@@ -1,7 +1,8 @@
 // The one table of settings. Flags, environment variables, the config file, --help and the
 // README's table are all derived from it, so a setting cannot exist in one place and not another.
 
-export type OptionType = 'string' | 'boolean' | 'number'
+/** duration: Go-style (`30s`, `500ms`, `5m`) or plain seconds; held as seconds */
+export type OptionType = 'string' | 'boolean' | 'number' | 'duration'
 
 export interface OptionSpec {
   /** flag name without dashes; also the key in a config file */
@@ -48,16 +49,16 @@ export const OPTIONS = [
   { name: 'config', type: 'string', value: 'FILE', help: 'YAML or JSON file with any of these settings (keys are the flag names)' },
   { name: 'log-level', type: 'string', value: 'LEVEL', default: 'info', help: 'fatal, error, warn, info, debug, trace or silent' },
   { name: 'access-log', type: 'boolean', default: true, help: 'log one line per request (--no-access-log turns it off)' },
-  { name: 'connect-timeout', type: 'number', value: 'SECONDS', default: 10, help: 'time to connect to the API server, TLS handshake included, before answering 504' },
-  { name: 'response-timeout', type: 'number', value: 'SECONDS', default: 120, help: 'time to wait for the response headers before answering 504 (streaming bodies have no limit)' },
-  { name: 'client-body-timeout', type: 'number', value: 'SECONDS', default: 60, help: 'a request body that sends nothing for this long is cut with 408, as nginx\'s client_body_timeout (0: never)' },
-  { name: 'keepalive', type: 'number', value: 'SECONDS', default: 30, help: 'TCP keep-alive period on both sides of exec/attach/port-forward tunnels, so idle sessions survive load balancers (0: off)' },
-  { name: 'shutdown-timeout', type: 'number', value: 'SECONDS', default: 20, help: 'on SIGTERM/SIGINT, how long requests in flight may take to finish' },
+  { name: 'connect-timeout', type: 'duration', value: 'DURATION', default: 10, help: 'time to connect to the API server, TLS handshake included, before answering 504' },
+  { name: 'response-timeout', type: 'duration', value: 'DURATION', default: 120, help: 'time to wait for the response headers before answering 504 (streaming bodies have no limit)' },
+  { name: 'client-body-timeout', type: 'duration', value: 'DURATION', default: 60, help: 'a request body that sends nothing for this long is cut with 408, as nginx\'s client_body_timeout (0: never)' },
+  { name: 'keepalive', type: 'duration', value: 'DURATION', default: 30, help: 'TCP keep-alive period on both sides of exec/attach/port-forward tunnels, so idle sessions survive load balancers (0: off)' },
+  { name: 'shutdown-timeout', type: 'duration', value: 'DURATION', default: 20, help: 'on SIGTERM/SIGINT, how long requests in flight may take to finish' },
   { name: 'expiry-warning-days', type: 'number', value: 'DAYS', default: 30, help: 'warn when a certificate has fewer days left' },
   { name: 'expiry-critical-days', type: 'number', value: 'DAYS', default: 7, help: 'log at error level when a certificate has fewer days left' },
-  { name: 'expiry-check-interval', type: 'number', value: 'SECONDS', default: 3600, help: 'how often certificate expiry is checked again' },
+  { name: 'expiry-check-interval', type: 'duration', value: 'DURATION', default: 3600, help: 'how often certificate expiry is checked again' },
   { name: 'probe-path', type: 'string', value: 'PATH', default: '/version', help: 'path requested from the API server to decide readiness' },
-  { name: 'probe-interval', type: 'number', value: 'SECONDS', default: 5, help: 'how often readiness is checked (every second while not ready)' },
+  { name: 'probe-interval', type: 'duration', value: 'DURATION', default: 5, help: 'how often readiness is checked (every second while not ready)' },
 ] as const satisfies readonly OptionSpec[]
 
 export type OptionName = (typeof OPTIONS)[number]['name']

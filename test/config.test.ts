@@ -125,3 +125,32 @@ t.test('every setting has a flag, an environment variable and a config key', asy
     t.ok(o.help.length > 10, `${o.name} is explained`)
   }
 })
+
+t.test('durations as Kubernetes writes them, or seconds, from flags, environment and config file', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'mtls-proxy-durations-'))
+  t.teardown(() => rm(dir, { recursive: true, force: true }))
+  const file = join(dir, 'c.yaml')
+  await writeFile(file, 'connect-timeout: 2s\nprobe-interval: 1.5\n')
+  const base = required
+  const c = run([...base, '--keepalive', '30s', '--shutdown-timeout', '1m30s', '--response-timeout', '0', '--config', file, '--client-body-timeout', '500ms'],
+    { MTLS_PROXY_EXPIRY_CHECK_INTERVAL: '1h' })
+  t.equal(c.keepAliveMs, 30_000)
+  t.equal(c.shutdownTimeoutMs, 90_000)
+  t.equal(c.responseTimeoutMs, 0)
+  t.equal(c.connectTimeoutMs, 2_000, 'from the config file')
+  t.equal(c.probeIntervalMs, 1_500, 'a plain number is seconds')
+  t.equal(c.clientBodyTimeoutMs, 500)
+  t.equal(c.expiry.checkIntervalMs, 3_600_000, 'from the environment')
+  for (const bad of ['30x', '5 m', 's', '1h-2m', '']) {
+    t.throws(() => loadConfig([...base, '--keepalive', bad], {}, dir), { message: /--keepalive must be a duration such as 30s, 500ms, 5m or 1h, or a number of seconds/ }, `'${bad}' refused`)
+  }
+  t.throws(() => loadConfig(base, { MTLS_PROXY_KEEPALIVE: 'soon' }, dir), { message: /environment variable MTLS_PROXY_KEEPALIVE must be a duration/ })
+})
+
+t.test('an unknown flag names the nearest known one; an unknown MTLS_PROXY_ variable is a warning', async (t) => {
+  t.throws(() => loadConfig(['--prot', '80'], {}), { message: /Unknown option '--prot'; did you mean --port\? \(see --help\)/ })
+  t.throws(() => loadConfig(['--upstrem', 'x'], {}), { message: /did you mean --upstream\?/ })
+  t.throws(() => loadConfig(['--frobnicate'], {}), { message: /^Unknown option '--frobnicate' \(see --help\)$/ }, 'no guess when nothing is near')
+  const command = loadConfig(required, { MTLS_PROXY_PROT: '80', MTLS_PROXY_KEEPALIVE: '5s' }, dir)
+  t.match(command, { action: 'run', warnings: ['environment variable MTLS_PROXY_PROT is no setting of mtls-proxy and is ignored; did you mean MTLS_PROXY_PORT?'] })
+})
