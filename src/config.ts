@@ -257,13 +257,13 @@ function validate(raw: RawSettings, cwd: string): Config {
   const unixSocket = str(raw, 'unix-socket') ? resolve(cwd, str(raw, 'unix-socket')!) : undefined
   const tokenFile = str(raw, 'token-file') ? resolve(cwd, str(raw, 'token-file')!) : undefined
   const token = tokenFile ? readToken(tokenFile) : undefined
-  if (!unixSocket && !isLoopback(address)) {
-    if (!allowNonLoopback) {
-      throw new UsageError(`--address ${address} is not a loopback address: anyone who can reach it would act with your client certificate; pass --allow-non-loopback if that is what you want`)
-    }
-    if (!token && raw['allow-unauthenticated'] !== true) {
-      throw new UsageError(`--address ${address} reaches beyond this machine: also pass --token-file FILE so callers must present a token, or --allow-unauthenticated to accept that anyone who can reach it acts as you`)
-    }
+  if (!unixSocket && !isLoopback(address) && (!allowNonLoopback || (!token && raw['allow-unauthenticated'] !== true))) {
+    // Everything it takes, in one message: not one missing setting per attempt.
+    const missing = [
+      ...(allowNonLoopback ? [] : ['--allow-non-loopback (you mean it)']),
+      ...(token || raw['allow-unauthenticated'] === true ? [] : ['--token-file FILE (callers must present its token; with --listen-cert and --listen-key so kubectl will send it) or --allow-unauthenticated (anyone who reaches it acts as you)']),
+    ]
+    throw new UsageError(`--address ${address} is not a loopback address: anyone who can reach it would act with your client certificate; to listen there anyway, pass ${missing.join(', and ')}`)
   }
   const maxConnections = raw['max-connections'] as number
   if (!Number.isInteger(maxConnections) || maxConnections < 1) throw new UsageError(`--max-connections must be a whole number above zero, got ${maxConnections}`)

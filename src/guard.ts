@@ -2,6 +2,7 @@
 // `Connection: Upgrade` requests, the status listener). Each check stops an attack; SECURITY.md names them.
 import { createHash, timingSafeEqual } from 'node:crypto'
 import type { IncomingHttpHeaders, IncomingMessage } from 'node:http'
+import { hostname, networkInterfaces } from 'node:os'
 import { normalizeTarget } from './paths.js'
 import type { Refusal } from './status.js'
 
@@ -41,12 +42,18 @@ const OPEN_ENDPOINTS = new Set(['/-/healthz', '/-/readyz'])
 
 const WILDCARD_ADDRESSES = new Set(['0.0.0.0', '::'])
 
-/** The configured Host patterns, plus the address the proxy listens on when the user chose one. */
+/**
+ * The configured Host patterns, plus the names requests to the listen address carry: that address,
+ * or for a wildcard, this machine's own addresses and host name (none of them an attacker's name).
+ */
 export function hostPatterns(patterns: readonly RegExp[], listenAddress: string): RegExp[] {
-  if (WILDCARD_ADDRESSES.has(listenAddress)) return [...patterns]
-  const name = listenAddress.includes(':') ? `[${listenAddress}]` : listenAddress
-  return [...patterns, new RegExp(`^${name.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`, 'i')]
+  const own = WILDCARD_ADDRESSES.has(listenAddress)
+    ? [...Object.values(networkInterfaces()).flat().map((i) => i!.address), hostname()]
+    : [listenAddress]
+  return [...patterns, ...own.map((a) => exactly(a.includes(':') ? `[${a}]` : a))]
 }
+
+const exactly = (name: string) => new RegExp(`^${name.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`, 'i')
 
 /** The host part of a Host header or URL authority, lower-cased, IPv6 kept in brackets: `[::1]:8001` → `[::1]`. */
 export function hostName(authority: string): string | undefined {

@@ -139,8 +139,9 @@ t.test('listening beyond loopback needs --allow-non-loopback and a token (or --a
   const tokenFile = join(files.dir, 'token')
   await writeFile(tokenFile, 'c0ffee00c0ffee00c0ffee00c0ffee00\n')
   const base = ['--upstream', 'https://10.0.0.1:6443', '--cacert', files.cacert, '--cert', files.cert, '--key', files.key]
-  t.throws(() => loadConfig([...base, '--address', '0.0.0.0'], {}), { message: /pass --allow-non-loopback/ })
-  t.throws(() => loadConfig([...base, '--address', '0.0.0.0', '--allow-non-loopback'], {}), { message: /also pass --token-file FILE .* or --allow-unauthenticated/ })
+  // The first refusal names everything it takes, not one missing setting per attempt.
+  t.throws(() => loadConfig([...base, '--address', '0.0.0.0'], {}), { message: /pass --allow-non-loopback .*, and --token-file FILE .*--listen-cert and --listen-key.* or --allow-unauthenticated/ })
+  t.throws(() => loadConfig([...base, '--address', '0.0.0.0', '--allow-non-loopback'], {}), { message: /pass --token-file FILE .* or --allow-unauthenticated/ })
   t.match(loadConfig([...base, '--address', '0.0.0.0', '--allow-non-loopback', '--token-file', tokenFile], {}), { action: 'run', config: { token: 'c0ffee00c0ffee00c0ffee00c0ffee00' } })
   t.match(loadConfig([...base, '--address', '0.0.0.0', '--allow-non-loopback', '--allow-unauthenticated'], {}), { action: 'run' })
   await writeFile(join(files.dir, 'short'), 'abc')
@@ -184,4 +185,17 @@ t.test('--max-connections: connections past the cap are refused, open watches ar
   t.match(await events, /ADDED/, 'the open watches keep streaming')
   a.destroy()
   b.destroy()
+})
+
+t.test('on a wildcard address, requests addressed to this machine\'s own addresses or name pass the Host check', async (t) => {
+  const { networkInterfaces, hostname } = await import('node:os')
+  const upstream = await startUpstream(t, pki, echoHandler)
+  const proxy = await startCli(t, [...flags(upstream.url), '--address', '0.0.0.0', '--allow-non-loopback', '--allow-unauthenticated'])
+  const call = (host: string) => new Promise<number>((resolve, reject) => {
+    request({ host: '127.0.0.1', port: proxy.port, path: '/api/v1/pods', headers: { host } }, (res) => { res.resume(); resolve(res.statusCode ?? 0) }).on('error', reject).end()
+  })
+  const own = Object.values(networkInterfaces()).flat().map((i) => i!.address).filter((a) => a !== '127.0.0.1' && a !== '::1')
+  for (const address of own) t.equal(await call(`${address.includes(':') ? `[${address}]` : address}:${proxy.port}`), 200, `Host ${address}`)
+  t.equal(await call(`${hostname()}:${proxy.port}`), 200, `Host ${hostname()} (this machine's name)`)
+  t.equal(await call(`evil.example:${proxy.port}`), 403, 'any other name is still refused')
 })
