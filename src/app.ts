@@ -10,6 +10,7 @@ import { isLoopback, type Config } from './config.js'
 import { clientIdentity, type CredentialBundle } from './credentials.js'
 import { checkRequest, FORWARDED_METHODS, forwardTarget, hostPatterns, tokenDigest, type Door, type GuardOptions } from './guard.js'
 import { LongRunningResponses } from './inflight.js'
+import { quieter } from './logger.js'
 import { bodyPending, dropUnreadBody } from './linger.js'
 import { createForwarder } from './forward.js'
 import { Readiness } from './readiness.js'
@@ -149,7 +150,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
   }
 
   const app = Fastify({
-    loggerInstance: logger,
+    loggerInstance: quieter(logger),
     // One access line per request (ours, below) instead of Fastify's two.
     logController: new LogController({ disableRequestLogging: true }),
     // Our own 503 below is a Status object; Fastify's default is not.
@@ -349,7 +350,7 @@ const ANY = [/^/]
  * browser checks always; the Host check where it listens on loopback.
  */
 function buildStatusApp(logger: Logger, own: OwnEndpoints, config: Config, guard: GuardOptions): FastifyInstance {
-  const app = Fastify({ loggerInstance: logger, logController: new LogController({ disableRequestLogging: true }), schemaController: NO_SCHEMAS })
+  const app = Fastify({ loggerInstance: quieter(logger), logController: new LogController({ disableRequestLogging: true }), schemaController: NO_SCHEMAS })
   const host = config.statusAddress?.host ?? config.address
   const options: GuardOptions = {
     ...guard,

@@ -4,7 +4,7 @@ import { isIP } from 'node:net'
 import { dirname, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 import { formatDuration, parseDuration } from './durations.js'
-import { UsageError } from './errors.js'
+import { firstLine, UsageError } from './errors.js'
 import * as lazy from './lazy.js'
 import { describeFsError } from './fs-errors.js'
 import { readRegularFileSync } from './files.js'
@@ -192,7 +192,7 @@ function readConfigFile(file: string): RawSettings {
   try {
     doc = lazy.yaml().parse(text) ?? {}
   } catch (err) {
-    throw new UsageError(`config file ${file} is not valid YAML or JSON: ${(err as Error).message.split('\n')[0]}`)
+    throw new UsageError(`config file ${file} is not valid YAML or JSON: ${firstLine(err)}`)
   }
   if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) {
     throw new UsageError(`config file ${file} must hold a mapping of settings, like 'upstream: https://…'`)
@@ -233,7 +233,11 @@ function required(raw: RawSettings, name: OptionName, example: string): string {
   return v
 }
 
-function validate(raw: RawSettings, cwd: string): Config {
+/** Where each setting was given, for messages: `--cacert`, `MTLS_PROXY_CACERT`, or `'cacert' in config file F`. */
+type GivenAt = Partial<Record<OptionName, string>>
+
+function validate(raw: RawSettings, cwd: string, givenAt: GivenAt): Config {
+  const given = (name: OptionName) => givenAt[name] ?? `--${name}`
   const kubeconfigFile = str(raw, 'kubeconfig') ? resolve(cwd, str(raw, 'kubeconfig')!) : undefined
   const context = str(raw, 'context')
   if (context && !kubeconfigFile) throw new UsageError('--context needs --kubeconfig')
@@ -256,7 +260,7 @@ function validate(raw: RawSettings, cwd: string): Config {
   const allowNonLoopback = raw['allow-non-loopback'] === true
   const unixSocket = str(raw, 'unix-socket') ? resolve(cwd, str(raw, 'unix-socket')!) : undefined
   const tokenFile = str(raw, 'token-file') ? resolve(cwd, str(raw, 'token-file')!) : undefined
-  const token = tokenFile ? readToken(tokenFile) : undefined
+  const token = tokenFile ? readToken(tokenFile, given('token-file')) : undefined
   if (!unixSocket && !isLoopback(address) && (!allowNonLoopback || (!token && raw['allow-unauthenticated'] !== true))) {
     // Everything it takes, in one message: not one missing setting per attempt.
     const missing = [
@@ -289,9 +293,9 @@ function validate(raw: RawSettings, cwd: string): Config {
   const passphraseFile = str(raw, 'key-passphrase-file') ? resolve(cwd, str(raw, 'key-passphrase-file')!) : undefined
   const explicit = (name: 'cacert' | 'cert' | 'key'): PemSource | undefined => {
     const path = str(raw, name)
-    if (path) return { kind: 'file', path: resolve(cwd, path), label: `--${name}` }
+    if (path) return { kind: 'file', path: resolve(cwd, path), label: given(name) }
     const data = str(raw, `${name}-data`)
-    return data ? { kind: 'inline', pem: pemText(data), label: envName(`${name}-data`) } : undefined
+    return data ? { kind: 'inline', pem: pemText(data), label: given(`${name}-data`) } : undefined
   }
   const listenCert = str(raw, 'listen-cert')
   const listenKey = str(raw, 'listen-key')
@@ -299,7 +303,7 @@ function validate(raw: RawSettings, cwd: string): Config {
     throw new UsageError('--listen-cert and --listen-key go together: the certificate the listener serves HTTPS with, and its key')
   }
   const listener = listenCert && listenKey
-    ? { cert: { kind: 'file', path: resolve(cwd, listenCert), label: '--listen-cert' } as const, key: { kind: 'file', path: resolve(cwd, listenKey), label: '--listen-key' } as const }
+    ? { cert: { kind: 'file', path: resolve(cwd, listenCert), label: given('listen-cert') } as const, key: { kind: 'file', path: resolve(cwd, listenKey), label: given('listen-key') } as const }
     : undefined
   const sourcesFrom = (again: KubeconfigCredentials | undefined): CredentialSources => {
     const ca = explicit('cacert') ?? again?.ca
@@ -357,15 +361,15 @@ function hostPort(value: string | undefined): { host: string; port: number } | u
   return { host: m[1] ?? m[2]!, port }
 }
 
-function readToken(file: string): string {
+function readToken(file: string, label: string): string {
   let token: string
   try {
     token = readRegularFileSync(file, MAX_SECRET_FILE_BYTES).text.trim()
   } catch (err) {
-    throw new UsageError(`--token-file ${file}: cannot read: ${describeFsError(err)}`)
+    throw new UsageError(`${label} ${file}: cannot read: ${describeFsError(err)}`)
   }
   if (token.length < 16 || /\s/.test(token)) {
-    throw new UsageError(`--token-file ${file} must hold one token of at least 16 characters without spaces (e.g. from: openssl rand -hex 32)`)
+    throw new UsageError(`${label} ${file} must hold one token of at least 16 characters without spaces (e.g. from: openssl rand -hex 32)`)
   }
   return token
 }
@@ -418,7 +422,11 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env,
   const configFile = str(flags.raw, 'config') ?? str(fromEnv, 'config')
   const fromFile = configFile ? readConfigFile(resolve(cwd, configFile)) : {}
   const raw = { ...defaults(), ...fromFile, ...fromEnv, ...flags.raw }
-  return { action: 'run', config: validate(raw, cwd), warnings: unknownVariables(env) }
+  const givenAt: GivenAt = {}
+  for (const name of Object.keys(fromFile) as OptionName[]) givenAt[name] = `'${name}' (config file ${resolve(cwd, configFile!)})`
+  for (const name of Object.keys(fromEnv) as OptionName[]) givenAt[name] = envName(name)
+  for (const name of Object.keys(flags.raw) as OptionName[]) givenAt[name] = `--${name}`
+  return { action: 'run', config: validate(raw, cwd, givenAt), warnings: unknownVariables(env) }
 }
 
 export function helpText(version: string): string {

@@ -1,7 +1,7 @@
 // Reads the cluster, user and context a kubeconfig names, the way kubectl does: the current
 // context unless one is named, `-data` fields as base64 PEM, file paths relative to the kubeconfig.
 import { dirname, resolve } from 'node:path'
-import { UsageError } from './errors.js'
+import { firstLine, UsageError } from './errors.js'
 import { readRegularFile, readRegularFileSync } from './files.js'
 import * as lazy from './lazy.js'
 import { describeFsError } from './fs-errors.js'
@@ -72,7 +72,7 @@ function parseKubeconfig(text: string, file: string, contextName: string | undef
   try {
     doc = lazy.yaml().parse(text) as Record<string, unknown>
   } catch (err) {
-    throw new UsageError(`cannot read kubeconfig ${file}: ${(err as Error).message.split('\n')[0]}`)
+    throw new UsageError(`cannot read kubeconfig ${file}: ${firstLine(err)}`)
   }
   if (!doc || typeof doc !== 'object') throw new UsageError(`kubeconfig ${file} is empty or not a mapping`)
   const context = contextName ?? (doc['current-context'] as string | undefined)

@@ -24,6 +24,16 @@ export interface LoggerOptions {
   destination?: DestinationStream
 }
 
+/**
+ * The logger Fastify gets: ours, at warn or above. Its own info lines ("Server listening at …")
+ * would repeat the proxy's; everything it has to say that matters is a warning or an error.
+ */
+export function quieter(logger: Logger): Logger {
+  const child = logger.child({})
+  if (logger.levelVal < logger.levels.values.warn!) child.level = 'warn'
+  return child
+}
+
 export function createLogger({ level, pretty, destination }: LoggerOptions): Logger {
   const options = { level, base: { name: 'mtls-proxy' }, redact: { paths: REDACTED_PATHS, censor: '[redacted]' } }
   if (pretty && !destination) {

@@ -95,7 +95,8 @@ export class CertificateReloader {
       logger.error({ trigger, error }, `certificate reload failed, still serving as ${clientIdentity(this.#current)}: ${error}`)
     } else if (sameBundle(bundle, this.#current)) {
       outcome = { at: now().toISOString(), trigger, outcome: 'unchanged' }
-      logger.debug({ trigger }, 'certificate files unchanged')
+      // Asked for (SIGHUP): an answer is owed. Seen in a folder: usually another file's change.
+      logger[trigger === 'file change' ? 'debug' : 'info']({ trigger }, `certificate files unchanged: still serving as ${clientIdentity(this.#current)}`)
     } else {
       const previous = clientIdentity(this.#current)
       this.#current = bundle

@@ -45,6 +45,17 @@ function innermostMessage(err: unknown): string {
   return message
 }
 
+/** The names the server's certificate holds, from Node's name-check error: `DNS:a, IP Address:10.0.0.1`. */
+function namesHeld(err: unknown): string | undefined {
+  let e = err as { cert?: { subjectaltname?: unknown }; cause?: unknown } | undefined
+  for (let depth = 0; e && depth < 8; depth++) {
+    const names = e.cert?.subjectaltname
+    if (typeof names === 'string' && names !== '') return names.slice(0, 300)
+    e = e.cause as typeof e
+  }
+  return undefined
+}
+
 export function describeUpstreamError(err: unknown, upstream: URL, tlsServerName?: string): UpstreamFailure {
   const codes = rootCodes(err)
   const code = codes.find((c) => c !== 'FST_REPLY_FROM_INTERNAL_SERVER_ERROR') ?? ''
@@ -65,7 +76,8 @@ export function describeUpstreamError(err: unknown, upstream: URL, tlsServerName
   if (NOT_TRUSTED.has(code)) return { ...bad('tls', `upstream certificate is not signed by the CA in --cacert (${code})`), misconfigured: true }
   if (code === 'ERR_TLS_CERT_ALTNAME_INVALID') {
     const name = tlsServerName ?? upstream.hostname
-    return { ...bad('tls', `upstream certificate is not valid for the name '${name}'; set --tls-server-name to a name it holds`), misconfigured: true }
+    const holds = namesHeld(err)
+    return { ...bad('tls', `upstream certificate is not valid for the name '${name}'; set --tls-server-name to a name it holds${holds ? ` (${holds})` : ''}`), misconfigured: true }
   }
   if (code === 'CERT_HAS_EXPIRED') return bad('tls', 'upstream certificate has expired')
   if (code === 'CERT_NOT_YET_VALID') return bad('tls', 'upstream certificate is not valid yet (check this machine\'s clock)')

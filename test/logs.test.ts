@@ -57,3 +57,20 @@ t.test('an upstream 401 is logged with the hint that the certificate may have ex
   t.ok(hint)
   t.match(hint, { identity: 'CN=demo-admin, O=system:masters', url: '/api/v1/pods' })
 })
+
+t.test('one line says where the proxy serves (Fastify\'s own "Server listening" is not repeated); a SIGHUP that changes nothing says so', async (t) => {
+  const { startCli } = await import('./helpers/cli.js')
+  const { pkiWithFiles } = await import('./helpers/pki.js')
+  const { echoHandler, startUpstream } = await import('./helpers/upstream.js')
+  const { until } = await import('./helpers/until.js')
+  const { pki, files } = await pkiWithFiles(t)
+  const upstream = await startUpstream(t, pki, echoHandler)
+  const proxy = await startCli(t, ['--upstream', upstream.url, '--cacert', files.cacert, '--cert', files.cert, '--key', files.key])
+  t.equal(proxy.logs().filter((l) => typeof l.listen === 'string').length, 1, 'our serving line')
+  t.notOk(proxy.logs().some((l) => String(l.msg).startsWith('Server listening')), 'and no second one')
+  proxy.child.kill('SIGHUP')
+  await until(() => proxy.logs().some((l) => String(l.msg).startsWith('certificate files unchanged')), 5_000)
+  t.match(proxy.logs().find((l) => String(l.msg).startsWith('certificate files unchanged')), { level: 30, trigger: 'SIGHUP', msg: /still serving as CN=demo-admin/ })
+  proxy.child.kill('SIGTERM')
+  await proxy.exited
+})

@@ -28,7 +28,7 @@ t.test('an upstream certificate for another name stops the start and names the f
   t.teardown(() => server.close())
   const result = await runCli([...flags(server.url), '--port', '0'])
   t.equal(result.code, 2)
-  t.match(result.stderr, /^mtls-proxy: upstream certificate is not valid for the name '127\.0\.0\.1'; set --tls-server-name/)
+  t.match(result.stderr, /^mtls-proxy: upstream certificate is not valid for the name '127\.0\.0\.1'; set --tls-server-name to a name it holds \(DNS:api\.internal\)/, 'and lists the names it holds')
 })
 
 t.test('an unreachable upstream: serves, not ready, and says so', async (t) => {

@@ -1,6 +1,7 @@
 // npm run demo: a throwaway PKI, the demo API server over mTLS, and mtls-proxy in front of it,
 // started exactly as a user would start it. Extra arguments go to mtls-proxy (e.g. -- --port 9000).
 import { spawn } from 'node:child_process'
+import { rm } from 'node:fs/promises'
 import { fileURLToPath } from 'node:url'
 import { startDemoApiServer } from './api-server.js'
 import { createDemoPki, writeClientFiles } from './pki.js'
@@ -38,5 +39,7 @@ process.on('SIGTERM', stop)
 child.on('exit', async (code) => {
   clearInterval(ticker)
   await api.close()
+  // The throwaway PKI holds a private key: it leaves with the demo.
+  await rm(files.dir, { recursive: true, force: true })
   process.exit(code ?? 0)
 })
