@@ -94,7 +94,7 @@ class Relay implements Dispatcher.DispatchHandler {
       // Answered before the upstream is let go (letting it go ends the body); Connection: close, so
       // Node closes once it is written. Mid-answer, the cut must show.
       if (this.#res.headersSent) this.#res.destroy()
-      else writeRefusal(this.#res, { code: 408, reason: 'Timeout', message }, true)
+      else writeRefusal(this.#res, { code: 408, reason: 'Timeout', message }, true, this.#request.url)
       this.#abort?.(new Error(message))
     }
     const stop = () => {
@@ -176,6 +176,6 @@ class Relay implements Dispatcher.DispatchHandler {
     }
     // A body still arriving cannot be read any more (undici let go of it with the upstream): the
     // connection ends with this answer, as it does after an early one.
-    writeRefusal(res, this.#options.onFailure(this.#request, err), this.#options.closing() || !this.#request.raw.complete)
+    writeRefusal(res, this.#options.onFailure(this.#request, err), this.#options.closing() || !this.#request.raw.complete, this.#request.url)
   }
 }

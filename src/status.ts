@@ -52,16 +52,28 @@ export function endWithStatus(socket: Duplex, refusal: Refusal): void {
   endThenLinger(socket, rawStatusResponse(refusal))
 }
 
-export function sendRefusal(reply: FastifyReply, refusal: Refusal): FastifyReply {
-  return reply.code(refusal.code).type('application/json').send(statusOf(refusal))
+// kubectl's discovery reads the two roots, /api and /apis, with client-go's Raw(), which takes an
+// error's message only from a text body: a Status there comes out as `("unknown")`, so a cold
+// cache hid every failure. Everywhere else client-go decodes the Status.
+const DISCOVERY_ROOTS = /^\/apis?\/?(?:\?|$)/
+
+/** The body and type of a refusal, for the path it answers. */
+function refusalBody(refusal: Refusal, url: string): { type: string; body: string } {
+  if (DISCOVERY_ROOTS.test(url)) return { type: 'text/plain; charset=utf-8', body: `${refusal.message}\n` }
+  // as Fastify writes the JSON it sends itself
+  return { type: 'application/json; charset=utf-8', body: JSON.stringify(statusOf(refusal)) }
 }
 
-/** The same Status, on a response Fastify has handed over (a forwarded request that failed). */
-export function writeRefusal(res: ServerResponse, refusal: Refusal, connectionClose: boolean): void {
-  const body = JSON.stringify(statusOf(refusal))
+export function sendRefusal(reply: FastifyReply, refusal: Refusal): FastifyReply {
+  const { type, body } = refusalBody(refusal, reply.request.url)
+  return reply.code(refusal.code).type(type).send(body)
+}
+
+/** The same, on a response Fastify has handed over (a forwarded request that failed). */
+export function writeRefusal(res: ServerResponse, refusal: Refusal, connectionClose: boolean, url: string): void {
+  const { type, body } = refusalBody(refusal, url)
   res.writeHead(refusal.code, {
-    // as Fastify writes the Status it sends itself
-    'content-type': 'application/json; charset=utf-8',
+    'content-type': type,
     'content-length': Buffer.byteLength(body),
     ...(connectionClose ? { connection: 'close' } : {}),
   })

@@ -24,11 +24,11 @@ async function kubectlThroughProxy(t: Parameters<typeof pkiWithFiles>[0]) {
   t.teardown(() => rm(home, { recursive: true, force: true }))
   const env = { PATH: process.env.PATH, HOME: home, KUBECONFIG: join(home, 'no-kubeconfig') }
   const k = (...args: string[]) => run(kubectl!, ['--server', proxy.url, '--cache-dir', join(home, 'cache'), ...args], { env, timeout: 30_000 })
-  return { api, proxy, k }
+  return { api, proxy, k, home }
 }
 
 t.test('kubectl --server http://127.0.0.1:PORT get pods prints the pods', { skip: kubectl ? false : NO_KUBECTL }, async (t) => {
-  const { api, proxy, k } = await kubectlThroughProxy(t)
+  const { api, proxy, k, home } = await kubectlThroughProxy(t)
 
   const table = await k('get', 'pods')
   t.match(table.stdout, /^NAME\s+READY\s+STATUS\s+RESTARTS\s+AGE\n/)
@@ -47,6 +47,10 @@ t.test('kubectl --server http://127.0.0.1:PORT get pods prints the pods', { skip
   await api.close()
   const down = await k('get', 'pods').then(() => undefined, (err: { stderr: string }) => err.stderr)
   t.match(down, /upstream 127\.0\.0\.1:\d+ refused the connection/, 'kubectl prints the proxy\'s Status message when the upstream is down')
+  // A cold discovery cache: kubectl first asks /api and /apis, whose errors it reads only as text.
+  const cold = await k('--cache-dir', join(home, 'cold-cache'), 'get', 'pods').then(() => undefined, (err: { stderr: string }) => err.stderr)
+  t.match(cold, /upstream 127\.0\.0\.1:\d+ refused the connection/, 'and with a cold discovery cache too')
+  t.notMatch(cold, /"unknown"/)
 })
 
 t.test('kubectl exec POD -- CMD through the proxy: output and exit status over the v5 channel protocol', { skip: kubectl ? false : NO_KUBECTL }, async (t) => {
