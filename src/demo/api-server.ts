@@ -1,12 +1,13 @@
-// A small Kubernetes-like API server over mutual TLS: enough for `kubectl get pods`, a list and a
-// watch. `npm run demo` puts mtls-proxy in front of it; the tests use it as the upstream.
-import { randomUUID } from 'node:crypto'
+// A small Kubernetes-like API server over mutual TLS, believable for pods: kubectl get (tables too),
+// watch with real events, create, apply, patch, label, delete, logs (-f) and exec; namespaces to
+// list. `npm run demo` puts mtls-proxy in front of it; the tests use it as the upstream.
 import { createServer, type Server } from 'node:https'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import type { Duplex } from 'node:stream'
 import { WebSocketServer, type WebSocket } from 'ws'
 import type { DemoPki, KeyPairPem } from './pki.js'
+import { DemoError, Store, type Obj } from './store.js'
 
 export type Handler = (req: IncomingMessage, res: ServerResponse) => void
 
@@ -52,50 +53,34 @@ export async function startMtlsServer(opts: MtlsServerOptions): Promise<MtlsServ
   }
 }
 
-export interface Pod {
-  name: string
-  phase: string
-  created: Date
-}
-
-type WatchEvent = { type: 'ADDED' | 'MODIFIED' | 'DELETED'; pod: Pod }
-
 export interface DemoApiServer extends MtlsServer {
-  pods: Pod[]
-  /** adds a pod and tells every open watch */
-  addPod(name: string): Pod
+  /** creates a pod in default (as a controller would), which every open watch sees */
+  addPod(name: string): Obj
   openWatches(): number
 }
 
-let resourceVersion = 1000
+// Go's strconv.ParseBool, as the API server reads its boolean parameters (the Python client sends `True`).
+const TRUE = new Set(['1', 't', 'T', 'true', 'TRUE', 'True'])
 
-function podObject(pod: Pod): Record<string, unknown> {
-  return {
-    kind: 'Pod',
-    apiVersion: 'v1',
-    metadata: { name: pod.name, namespace: 'default', uid: randomUUID(), resourceVersion: String(resourceVersion), creationTimestamp: pod.created.toISOString() },
-    spec: { containers: [{ name: 'app', image: 'registry.k8s.io/pause:3.10' }] },
-    status: { phase: pod.phase, containerStatuses: [{ name: 'app', image: 'registry.k8s.io/pause:3.10', imageID: 'registry.k8s.io/pause@sha256:ee6521f290b2168b6e0935a181d4cff9be1ac3f505666ef0e3c98fae8199917a', ready: true, restartCount: 0 }] },
-  }
+function age(created: string): string {
+  const s = Math.max(0, Math.round((Date.now() - Date.parse(created)) / 1000))
+  return s < 120 ? `${s}s` : s < 7200 ? `${Math.round(s / 60)}m` : `${Math.round(s / 3600)}h`
 }
 
-function age(created: Date): string {
-  const s = Math.max(0, Math.round((Date.now() - created.getTime()) / 1000))
-  return s < 120 ? `${s}s` : `${Math.round(s / 60)}m`
-}
+const column = (name: string, format = '') => ({ name, type: 'string', format, description: name, priority: 0 })
 
-function podTable(pods: Pod[]): Record<string, unknown> {
-  const col = (name: string, format = '') => ({ name, type: 'string', format, description: name, priority: 0 })
-  return {
-    kind: 'Table',
-    apiVersion: 'meta.k8s.io/v1',
-    metadata: { resourceVersion: String(resourceVersion) },
-    columnDefinitions: [col('Name', 'name'), col('Ready'), col('Status'), col('Restarts'), col('Age')],
-    rows: pods.map((p) => ({
-      cells: [p.name, '1/1', p.phase, '0', age(p.created)],
-      object: { kind: 'PartialObjectMetadata', apiVersion: 'meta.k8s.io/v1', metadata: { name: p.name, namespace: 'default', creationTimestamp: p.created.toISOString() } },
-    })),
-  }
+/** The server-side printing kubectl asks for (`Accept: …;as=Table`), as the API server does it for these kinds. */
+function table(kind: 'Pod' | 'Namespace', objects: Obj[], resourceVersion: string): Obj {
+  const rows = objects.map((o) => {
+    const cells = kind === 'Pod'
+      ? [o.metadata.name, `${(o.status?.containerStatuses ?? []).filter((c: Obj) => c.ready).length}/${(o.spec?.containers ?? []).length}`, o.status?.phase ?? 'Pending', String((o.status?.containerStatuses ?? []).reduce((n: number, c: Obj) => n + (c.restartCount ?? 0), 0)), age(o.metadata.creationTimestamp)]
+      : [o.metadata.name, o.status?.phase ?? 'Active', age(o.metadata.creationTimestamp)]
+    return { cells, object: { kind: 'PartialObjectMetadata', apiVersion: 'meta.k8s.io/v1', metadata: o.metadata } }
+  })
+  const columnDefinitions = kind === 'Pod'
+    ? [column('Name', 'name'), column('Ready'), column('Status'), column('Restarts'), column('Age')]
+    : [column('Name', 'name'), column('Status'), column('Age')]
+  return { kind: 'Table', apiVersion: 'meta.k8s.io/v1', metadata: { resourceVersion }, columnDefinitions, rows }
 }
 
 function json(res: ServerResponse, code: number, body: unknown): void {
@@ -104,88 +89,183 @@ function json(res: ServerResponse, code: number, body: unknown): void {
   res.end(text)
 }
 
-function notFound(res: ServerResponse, message: string): void {
-  json(res, 404, { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message, reason: 'NotFound', code: 404 })
+function failure(res: ServerResponse, code: number, reason: string, message: string): void {
+  json(res, code, { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message, reason, code })
+}
+
+function readBody(req: IncomingMessage): Promise<unknown> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = []
+    let size = 0
+    req.on('data', (c: Buffer) => {
+      size += c.length
+      if (size > 1024 * 1024) req.destroy(new DemoError(413, 'RequestEntityTooLarge', 'the demo API server takes bodies up to 1 MiB'))
+      else chunks.push(c)
+    })
+    req.on('end', () => {
+      try {
+        resolve(chunks.length === 0 ? undefined : JSON.parse(Buffer.concat(chunks).toString('utf8')))
+      } catch {
+        reject(new DemoError(400, 'BadRequest', 'the body is not JSON'))
+      }
+    })
+    req.on('error', reject)
+  })
+}
+
+// The pod resource, its subresources and verbs, as discovery and OpenAPI describe them.
+const RESOURCES = [
+  { name: 'namespaces', singularName: 'namespace', namespaced: false, kind: 'Namespace', verbs: ['get', 'list'], shortNames: ['ns'] },
+  { name: 'pods', singularName: 'pod', namespaced: true, kind: 'Pod', verbs: ['create', 'delete', 'get', 'list', 'patch', 'update', 'watch'], shortNames: ['po'], categories: ['all'] },
+  { name: 'pods/exec', singularName: '', namespaced: true, kind: 'PodExecOptions', verbs: ['create', 'get'] },
+  { name: 'pods/log', singularName: '', namespaced: true, kind: 'Pod', verbs: ['get'] },
+]
+
+// Enough OpenAPI v3 for kubectl to see that the server validates fields itself (fieldValidation on
+// PATCH of a Pod): `kubectl create -f` and `apply` then send objects without downloading schemas.
+const OPENAPI_ROOT = { paths: { 'api/v1': { serverRelativeURL: '/openapi/v3/api/v1?hash=mtls-proxy-demo' } } }
+const OPENAPI_V1 = {
+  openapi: '3.0.0',
+  info: { title: 'Kubernetes (mtls-proxy demo)', version: 'v1.32.0' },
+  paths: {
+    '/api/v1/namespaces/{namespace}/pods/{name}': {
+      patch: {
+        'x-kubernetes-group-version-kind': { group: '', version: 'v1', kind: 'Pod' },
+        'x-kubernetes-action': 'patch',
+        parameters: [{ name: 'fieldValidation', in: 'query', schema: { type: 'string' } }],
+        responses: { 200: { description: 'OK' } },
+      },
+    },
+  },
+}
+
+/** One pod's pretend log: a few lines, then (with follow) a line a second until the client leaves. */
+function podLog(res: ServerResponse, pod: Obj, follow: boolean): void {
+  res.writeHead(200, { 'content-type': 'text/plain', 'transfer-encoding': 'chunked' })
+  const started = pod.metadata.creationTimestamp as string
+  for (const line of [`${started} ${pod.metadata.name}: starting`, `${started} ${pod.metadata.name}: listening on :8080`, `${started} ${pod.metadata.name}: ready`]) res.write(`${line}\n`)
+  if (!follow) {
+    res.end()
+    return
+  }
+  let n = 0
+  const timer = setInterval(() => res.write(`${new Date().toISOString()} ${pod.metadata.name}: tick ${++n}\n`), 1_000)
+  res.on('close', () => clearInterval(timer))
 }
 
 export async function startDemoApiServer(pki: DemoPki, opts: { host?: string; port?: number } = {}): Promise<DemoApiServer> {
-  const pods: Pod[] = [
-    { name: 'web-7d4b9c6f5-abcde', phase: 'Running', created: new Date(Date.now() - 3_600_000) },
-    { name: 'db-0', phase: 'Running', created: new Date(Date.now() - 7_200_000) },
-  ]
-  const watchers = new Set<ServerResponse>()
-  const send = (res: ServerResponse, event: WatchEvent) => res.write(`${JSON.stringify({ type: event.type, object: podObject(event.pod) })}\n`)
+  const store = new Store()
+  store.create('default', { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'web-7d4b9c6f5-abcde', labels: { app: 'web' } }, spec: { containers: [{ name: 'app', image: 'registry.k8s.io/pause:3.10' }] } }, new Date(Date.now() - 3_600_000))
+  store.create('default', { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'db-0', labels: { app: 'db' } }, spec: { containers: [{ name: 'app', image: 'registry.k8s.io/pause:3.10' }] } }, new Date(Date.now() - 7_200_000))
+  const watches = new Set<ServerResponse>()
 
-  const handler: Handler = (req, res) => {
-    const url = new URL(req.url ?? '/', 'https://demo.invalid')
-    const path = url.pathname.replace(/\/$/, '')
-    if (req.method !== 'GET') {
-      json(res, 405, { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message: 'the demo API server is read-only', reason: 'MethodNotAllowed', code: 405 })
+  /** A list, or with watch=1 the stream of changes: from resourceVersion on, or every current pod as ADDED first. */
+  const listPods = (req: IncomingMessage, res: ServerResponse, url: URL, namespace: string | undefined) => {
+    const asTable = (req.headers.accept ?? '').includes('as=Table')
+    const shape = (o: Obj) => (asTable ? table('Pod', [o], store.resourceVersion) : o)
+    if (!TRUE.has(url.searchParams.get('watch') ?? '')) {
+      const pods = store.pods(namespace)
+      json(res, 200, asTable ? table('Pod', pods, store.resourceVersion) : { kind: 'PodList', apiVersion: 'v1', metadata: { resourceVersion: store.resourceVersion }, items: pods })
       return
     }
-    if (path === '/version') {
-      json(res, 200, { major: '1', minor: '32', gitVersion: 'v1.32.0-mtls-proxy-demo', platform: 'linux/amd64' })
-    } else if (path === '/api') {
-      json(res, 200, { kind: 'APIVersions', versions: ['v1'], serverAddressByClientCIDRs: [{ clientCIDR: '0.0.0.0/0', serverAddress: req.socket.localAddress ?? '' }] })
-    } else if (path === '/apis') {
-      json(res, 200, { kind: 'APIGroupList', apiVersion: 'v1', groups: [] })
-    } else if (path === '/api/v1') {
-      json(res, 200, {
-        kind: 'APIResourceList', groupVersion: 'v1',
-        resources: [{ name: 'pods', singularName: 'pod', namespaced: true, kind: 'Pod', verbs: ['get', 'list', 'watch'], shortNames: ['po'] }],
-      })
-    } else if (path === '/api/v1/namespaces/default/pods') {
-      // Go's strconv.ParseBool, as the API server reads it (the Python client sends `watch=True`).
-      if (['1', 't', 'T', 'true', 'TRUE', 'True'].includes(url.searchParams.get('watch') ?? '')) {
-        res.writeHead(200, { 'content-type': 'application/json', 'transfer-encoding': 'chunked' })
-        for (const pod of pods) send(res, { type: 'ADDED', pod })
-        watchers.add(res)
-        // A watch ends after timeoutSeconds, as the API server's do; clients then watch again.
-        const timeout = Number(url.searchParams.get('timeoutSeconds'))
-        const timer = timeout > 0 ? setTimeout(() => res.end(), timeout * 1000) : undefined
-        res.on('close', () => {
-          clearTimeout(timer)
-          watchers.delete(res)
-        })
-      } else if ((req.headers.accept ?? '').includes('as=Table')) {
-        json(res, 200, podTable(pods))
-      } else {
-        json(res, 200, { kind: 'PodList', apiVersion: 'v1', metadata: { resourceVersion: String(resourceVersion) }, items: pods.map(podObject) })
-      }
-    } else if (path.startsWith('/api/v1/namespaces/default/pods/')) {
-      const pod = pods.find((p) => p.name === path.split('/').pop())
-      if (pod) json(res, 200, podObject(pod))
-      else notFound(res, `pods "${path.split('/').pop()}" not found`)
-    } else {
-      notFound(res, `the demo API server does not serve ${path}`)
+    const from = Number(url.searchParams.get('resourceVersion') || 0)
+    const backlog = from > 0 ? store.since(from) : store.pods(namespace).map((object) => ({ type: 'ADDED' as const, object, rv: 0 }))
+    if (backlog === undefined) {
+      failure(res, 410, 'Expired', `too old resource version: ${from} (${store.resourceVersion})`)
+      return
     }
+    res.writeHead(200, { 'content-type': 'application/json', 'transfer-encoding': 'chunked' })
+    const send = (e: { type: string; object: Obj }) => {
+      if (namespace === undefined || e.object.metadata.namespace === namespace) res.write(`${JSON.stringify({ type: e.type, object: shape(e.object) })}\n`)
+    }
+    for (const e of backlog) send(e)
+    const unsubscribe = store.subscribe(send)
+    watches.add(res)
+    // A watch ends after timeoutSeconds, as the API server's do; clients then watch again.
+    const timeout = Number(url.searchParams.get('timeoutSeconds'))
+    const timer = timeout > 0 ? setTimeout(() => res.end(), timeout * 1000) : undefined
+    res.on('close', () => {
+      clearTimeout(timer)
+      unsubscribe()
+      watches.delete(res)
+    })
+  }
+
+  const route = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    const url = new URL(req.url ?? '/', 'https://demo.invalid')
+    const path = url.pathname.replace(/\/$/, '')
+    const method = req.method ?? 'GET'
+    const parts = path.split('/').slice(1)
+    const get = method === 'GET'
+    if (get && path === '/version') return json(res, 200, { major: '1', minor: '32', gitVersion: 'v1.32.0-mtls-proxy-demo', platform: 'linux/amd64' })
+    if (get && path === '/api') return json(res, 200, { kind: 'APIVersions', versions: ['v1'], serverAddressByClientCIDRs: [{ clientCIDR: '0.0.0.0/0', serverAddress: req.socket.localAddress ?? '' }] })
+    if (get && path === '/apis') return json(res, 200, { kind: 'APIGroupList', apiVersion: 'v1', groups: [] })
+    if (get && path === '/api/v1') return json(res, 200, { kind: 'APIResourceList', groupVersion: 'v1', resources: RESOURCES })
+    if (get && path === '/openapi/v3') return json(res, 200, OPENAPI_ROOT)
+    if (get && path === '/openapi/v3/api/v1') return json(res, 200, OPENAPI_V1)
+    if (get && path === '/api/v1/pods') return listPods(req, res, url, undefined)
+    if (parts[0] !== 'api' || parts[1] !== 'v1' || parts[2] !== 'namespaces') throw new DemoError(404, 'NotFound', `the demo API server does not serve ${path}`)
+    const [namespace, resource, name, sub] = parts.slice(3)
+    if (namespace === undefined) {
+      if (!get) throw new DemoError(405, 'MethodNotAllowed', 'the demo API server has a fixed set of namespaces')
+      const namespaces = [...store.namespaces.values()]
+      return json(res, 200, (req.headers.accept ?? '').includes('as=Table') ? table('Namespace', namespaces, store.resourceVersion) : { kind: 'NamespaceList', apiVersion: 'v1', metadata: { resourceVersion: store.resourceVersion }, items: namespaces })
+    }
+    if (!store.namespaces.has(namespace)) throw new DemoError(404, 'NotFound', `namespaces "${namespace}" not found`)
+    if (resource === undefined && get) return json(res, 200, store.namespaces.get(namespace))
+    // kubectl describe asks for the events of what it describes; the demo keeps none.
+    if (resource === 'events' && get) return json(res, 200, { kind: 'EventList', apiVersion: 'v1', metadata: { resourceVersion: store.resourceVersion }, items: [] })
+    if (resource !== 'pods') throw new DemoError(404, 'NotFound', `the demo API server does not serve ${path}`)
+    if (name === undefined) {
+      if (get) return listPods(req, res, url, namespace)
+      if (method === 'POST') return json(res, 201, store.create(namespace, await readBody(req) as Obj))
+      throw new DemoError(405, 'MethodNotAllowed', `${method} is not allowed on a list of pods`)
+    }
+    if (sub === 'log' && get) return podLog(res, store.get(namespace, name), TRUE.has(url.searchParams.get('follow') ?? ''))
+    if (sub !== undefined) throw new DemoError(404, 'NotFound', `the demo API server does not serve ${path}`)
+    if (get) {
+      const pod = store.get(namespace, name)
+      return json(res, 200, (req.headers.accept ?? '').includes('as=Table') ? table('Pod', [pod], store.resourceVersion) : pod)
+    }
+    if (method === 'PATCH') {
+      if ((req.headers['content-type'] ?? '').startsWith('application/json-patch+json')) throw new DemoError(415, 'UnsupportedMediaType', 'the demo API server takes merge and strategic merge patches')
+      return json(res, 200, store.patch(namespace, name, await readBody(req)))
+    }
+    if (method === 'PUT') return json(res, 200, store.replace(namespace, name, await readBody(req) as Obj))
+    if (method === 'DELETE') return json(res, 200, store.delete(namespace, name))
+    throw new DemoError(405, 'MethodNotAllowed', `${method} is not allowed on a pod`)
+  }
+
+  const handler: Handler = (req, res) => {
+    route(req, res).catch((err: unknown) => {
+      if (res.headersSent) {
+        res.destroy()
+        return
+      }
+      if (err instanceof DemoError) failure(res, err.code, err.reason, err.message)
+      else failure(res, 500, 'InternalError', (err as Error).message)
+    })
   }
 
   const base = await startMtlsServer({ clientCaPem: pki.ca.certPem, serverCert: pki.server, handler, ...opts })
   const wss = new WebSocketServer({ noServer: true, handleProtocols: (offered) => EXEC_PROTOCOLS.find((p) => offered.has(p)) ?? false })
   base.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     const url = new URL(req.url ?? '/', 'https://demo.invalid')
-    const match = /^\/api\/v1\/namespaces\/default\/pods\/([^/]+)\/exec$/.exec(url.pathname)
-    if (!match || !pods.some((p) => p.name === match[1])) {
+    const match = /^\/api\/v1\/namespaces\/([^/]+)\/pods\/([^/]+)\/exec$/.exec(url.pathname)
+    const exists = match !== null && store.pods(match[1]).some((p) => p.metadata.name === match[2])
+    if (!exists) {
       const body = JSON.stringify({ kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message: 'the demo API server only runs exec in its pods', reason: 'NotFound', code: 404 })
       socket.end(`HTTP/1.1 404 Not Found\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`)
       return
     }
-    wss.handleUpgrade(req, socket, head, (ws) => runExec(ws, match[1]!, url.searchParams.getAll('command')))
+    wss.handleUpgrade(req, socket, head, (ws) => runExec(ws, match[2]!, url.searchParams.getAll('command')))
   })
   return {
     ...base,
-    pods,
-    addPod(name) {
-      resourceVersion += 1
-      const pod = { name, phase: 'Running', created: new Date() }
-      pods.push(pod)
-      for (const res of watchers) send(res, { type: 'ADDED', pod })
-      return pod
-    },
-    openWatches: () => watchers.size,
+    addPod: (name) => store.create('default', { apiVersion: 'v1', kind: 'Pod', metadata: { name, labels: { app: 'demo' } }, spec: { containers: [{ name: 'app', image: 'registry.k8s.io/pause:3.10' }] } }),
+    openWatches: () => watches.size,
     close: async () => {
-      for (const res of watchers) res.end()
+      for (const res of watches) res.end()
       for (const ws of wss.clients) ws.terminate()
       wss.close()
       await base.close()

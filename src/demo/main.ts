@@ -1,7 +1,8 @@
 // npm run demo: a throwaway PKI, the demo API server over mTLS, and mtls-proxy in front of it,
 // started exactly as a user would start it. Extra arguments go to mtls-proxy (e.g. -- --port 9000).
 import { spawn } from 'node:child_process'
-import { rm } from 'node:fs/promises'
+import { rm, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { startDemoApiServer } from './api-server.js'
 import { createDemoPki, writeClientFiles } from './pki.js'
@@ -9,6 +10,8 @@ import { createDemoPki, writeClientFiles } from './pki.js'
 const pki = await createDemoPki()
 const files = await writeClientFiles(pki)
 const api = await startDemoApiServer(pki)
+const manifest = join(files.dir, 'pod.yaml')
+await writeFile(manifest, 'apiVersion: v1\nkind: Pod\nmetadata:\n  name: hello\nspec:\n  containers:\n    - name: app\n      image: nginx:1.27\n')
 
 const extension = import.meta.url.endsWith('.ts') ? '.ts' : '.js'
 const cli = fileURLToPath(new URL(`../cli${extension}`, import.meta.url))
@@ -23,8 +26,12 @@ process.stderr.write([
   '',
   'Try, in another terminal:',
   `  curl http://127.0.0.1:${port}/api/v1/namespaces/default/pods`,
-  `  curl "http://127.0.0.1:${port}/api/v1/namespaces/default/pods?watch=1"     (a new pod every 5 s)`,
-  `  kubectl --server http://127.0.0.1:${port} get pods`,
+  `  curl "http://127.0.0.1:${port}/api/v1/namespaces/default/pods?watch=1"`,
+  `  kubectl --server http://127.0.0.1:${port} get pods --watch      (a new pod every 5 s)`,
+  `  kubectl --server http://127.0.0.1:${port} create -f ${manifest}`,
+  `  kubectl --server http://127.0.0.1:${port} logs -f hello`,
+  `  kubectl --server http://127.0.0.1:${port} exec hello -- hostname`,
+  `  kubectl --server http://127.0.0.1:${port} delete pod hello`,
   `  instead of: curl --cacert ${files.cacert} --cert ${files.cert} --key ${files.key} ${api.url}/api/v1/namespaces/default/pods`,
   '',
   '',
