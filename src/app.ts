@@ -82,6 +82,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
     tokenDigest: config.token === undefined ? undefined : tokenDigest(config.token),
     listenPort: () => portOf(app.server),
     scheme: config.https ? 'https' : 'http',
+    admitOwnOrigin: true,
   }
   const upstream = new Upstream({
     url: config.upstream,
@@ -361,6 +362,7 @@ function buildStatusApp(logger: Logger, own: OwnEndpoints, config: Config, guard
     rejectMethods: [],
     listenPort: () => portOf(app.server),
     scheme: 'http',
+    admitOwnOrigin: false,
   }
   app.addHook('onSend', onSendDropUnreadBody)
   expectContinueAfterTheGuard(app.server)

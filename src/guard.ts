@@ -20,6 +20,8 @@ export interface GuardOptions {
   listenPort: () => number | undefined
   /** what this listener speaks */
   scheme: 'http' | 'https'
+  /** admit an Origin naming this listener from a client that is no browser (see sameOrigin) */
+  admitOwnOrigin: boolean
 }
 
 /** The way a request came in: Node hands `Connection: Upgrade` requests past Fastify, to our tunnels. */
@@ -80,7 +82,7 @@ function checkHost(target: string, host: string | undefined, options: GuardOptio
       parsed = new URL(target)
     } catch { /* '*' and other non-URLs */ }
     const name = parsed?.protocol === `${options.scheme}:` ? hostName(parsed.host) : undefined
-    if (name === undefined || !matches(name, acceptHosts) || Number(parsed!.port || 80) !== options.listenPort()) {
+    if (name === undefined || !matches(name, acceptHosts) || Number(parsed!.port || (options.scheme === 'https' ? 443 : 80)) !== options.listenPort()) {
       return forbidden(`mtls-proxy is not an open proxy: it forwards only to its upstream; send the path (GET /api/... HTTP/1.1), not '${target.slice(0, 100)}'`)
     }
   }
@@ -96,7 +98,7 @@ function checkHost(target: string, host: string | undefined, options: GuardOptio
 // Origin and Sec-Fetch-Site; curl, kubectl and scripts send neither.
 function checkBrowser(headers: IncomingHttpHeaders, options: GuardOptions): Refusal | undefined {
   const origin = headers.origin
-  if (origin !== undefined && !options.allowOrigins.includes(origin) && !sameOrigin(origin, headers.host, options.scheme)) {
+  if (origin !== undefined && !options.allowOrigins.includes(origin) && !(options.admitOwnOrigin && ownOriginFromNoBrowser(origin, headers, options.scheme))) {
     return forbidden(`requests from web pages are refused (Origin: ${origin.slice(0, 100)}); if that page should use the proxy, start it with --allow-origin ${origin.slice(0, 100)}`)
   }
   const site = headers['sec-fetch-site']
@@ -106,10 +108,15 @@ function checkBrowser(headers: IncomingHttpHeaders, options: GuardOptions): Refu
   return undefined
 }
 
-// An Origin naming the proxy itself (its Host, which the Host check has already accepted) is no
-// foreign page: WebSocket libraries send the URL they dial (Python's websocket-client does).
-function sameOrigin(origin: string, host: string | undefined, scheme: string): boolean {
-  return host !== undefined && origin.length === host.length + scheme.length + 3 && origin.toLowerCase() === `${scheme}://${host.toLowerCase()}`
+// WebSocket libraries send the URL they dial as Origin (Python's websocket-client does), which names
+// the proxy itself: that is no foreign page. But a page the proxy itself serves (a service's or pod's
+// /proxy/, passed through from the API server) has that origin too, and its script must not write or
+// exec: so only a client that is no browser (browsers send Sec-Fetch-Site) is admitted this way, and
+// only where the Host check has accepted the name (never on a status listener, which checks no Host).
+function ownOriginFromNoBrowser(origin: string, headers: IncomingHttpHeaders, scheme: string): boolean {
+  const host = headers.host
+  if (host === undefined || headers['sec-fetch-site'] !== undefined) return false
+  return origin.length === host.length + scheme.length + 3 && origin.toLowerCase() === `${scheme}://${host.toLowerCase()}`
 }
 
 // What works, by what the listener speaks: kubectl (client-go) never sends a token to an http:// server.

@@ -40,6 +40,9 @@ const hostile: Array<[string, string, number, number?]> = [
   ['a page of this host on another port', get('/api/v1/namespaces/default/pods', 'Origin: http://127.0.0.1:1'), 403],
   ['a page naming this port over https', get('/api/v1/namespaces/default/pods', `Origin: https://127.0.0.1:${proxy.port}`), 403],
   ['a page naming this port under another name', get('/api/v1/namespaces/default/pods', `Origin: http://localhost:${proxy.port}`), 403],
+  // A page the proxy itself serves (a service's /proxy/ passed through) has the proxy's own origin: its script must not write.
+  ['a page served through the proxy, writing', req('POST /api/v1/namespaces/default/pods HTTP/1.1', [H, auth, `Origin: http://127.0.0.1:${proxy.port}`, 'Sec-Fetch-Site: same-origin', 'Content-Length: 2'], '{}'), 403],
+  ['a page served through the proxy, exec', get('/api/v1/namespaces/default/pods/web/attach', `Origin: http://127.0.0.1:${proxy.port}`, 'Sec-Fetch-Site: same-origin'), 403],
   ['cross-site navigation', get('/api/v1/namespaces/default/pods', 'Sec-Fetch-Site: cross-site'), 403],
   ['same-site request', get('/api/v1/namespaces/default/pods', 'Sec-Fetch-Site: same-site'), 403],
   ['form POST from a page', req('POST /api/v1/namespaces/default/pods HTTP/1.1', [H, auth, 'Origin: https://evil.example', 'Content-Type: application/x-www-form-urlencoded', 'Content-Length: 3'], 'a=b'), 403],

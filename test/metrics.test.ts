@@ -135,6 +135,7 @@ t.test('--status-address on a wildcard address serves the four /-/ endpoints to 
   t.equal(page.status, 403, 'a page\'s Origin is refused')
   t.match(page.json().message, /requests from web pages are refused/)
   t.equal((await get(`${status}/-/metrics`, { headers: { 'sec-fetch-site': 'cross-site' } })).status, 403, 'Sec-Fetch-Site: cross-site is refused')
+  t.equal((await get(`${status}/-/status`, { headers: { host: 'evil.example:9090', origin: 'http://evil.example:9090' } })).status, 403, 'an Origin matching an unchecked Host is no pass here')
   t.equal((await get(`${status}/-/readyz`)).body, 'ok')
   t.equal((await get(`${status}/-/status`)).json().state, 'ready')
   t.match((await get(`${status}/-/metrics`)).body, /mtls_proxy_requests_total|x509_cert_not_after/)
