@@ -106,7 +106,12 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
     onBundle: (bundle) => {
       upstream.replace(bundle)
       // New connections to the listener get the rotated certificate; open ones keep theirs.
-      if (bundle.listener) (app.server as unknown as TlsServer).setSecureContext({ cert: bundle.listener.certPem, key: bundle.listener.keyPem })
+      // Checked servable when loaded; should OpenSSL refuse it anyway, the old certificate goes on serving.
+      try {
+        if (bundle.listener) (app.server as unknown as TlsServer).setSecureContext({ cert: bundle.listener.certPem, key: bundle.listener.keyPem })
+      } catch (err) {
+        logger.error({ err: (err as Error).message }, `the new --listen-cert could not be put in use; still serving the previous one: ${(err as Error).message}`)
+      }
       void expiry.check()
     },
     onOutcome: (outcome) => metrics.reload(outcome.outcome, new Date(outcome.at)),

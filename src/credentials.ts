@@ -1,6 +1,7 @@
 // Reads the CA, client certificate and key into one immutable, fully validated bundle.
 // Start-up and every reload call the same function; a bundle that fails is never used.
 import { X509Certificate, createPrivateKey, type KeyObject } from 'node:crypto'
+import { createSecureContext } from 'node:tls'
 import type { CredentialSources } from './config.js'
 import { UsageError } from './errors.js'
 import { readRegularFile } from './files.js'
@@ -29,7 +30,8 @@ export interface CredentialBundle {
 export interface ListenerKeyPair {
   readonly certPem: string
   readonly keyPem: string
-  readonly notAfter: Date
+  /** the leaf it serves, watched for expiry like the others */
+  readonly certificate: X509Certificate
 }
 
 // A CA bundle of every public root is about 220 KB; a certificate or key file past this is not one.
@@ -184,12 +186,27 @@ export async function loadCredentials(sources: CredentialSources, now = new Date
     notAfter,
     loadedAt: now,
     warnings,
-    listener: listener && {
+    listener: listener && servable(sources.listener!.cert, {
       certPem: listener.certPem,
       keyPem: listener.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(),
-      notAfter: new Date(listener.certificate.validTo),
-    },
+      certificate: listener.certificate,
+    }),
   })
+}
+
+/** A pair OpenSSL will serve with (it refuses, say, a 512-bit RSA key that matches its certificate well enough). */
+function servable(source: PemSource, pair: ListenerKeyPair): ListenerKeyPair {
+  try {
+    createSecureContext({ cert: pair.certPem, key: pair.keyPem })
+  } catch (err) {
+    throw new UsageError(`${where(source)}: cannot serve HTTPS with this certificate and key: ${(err as Error).message}`)
+  }
+  return pair
+}
+
+/** The same identity toward the API server: client certificate, key and CA (the listener's pair aside). */
+export function sameClient(a: CredentialBundle, b: CredentialBundle): boolean {
+  return a.certPem === b.certPem && a.keyPem === b.keyPem && a.caPem === b.caPem
 }
 
 export function clientIdentity(bundle: CredentialBundle): string {

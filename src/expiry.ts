@@ -3,7 +3,7 @@ import type { X509Certificate } from 'node:crypto'
 import type { Logger } from 'pino'
 import type { CredentialBundle } from './credentials.js'
 
-export type Role = 'client' | 'ca' | 'server'
+export type Role = 'client' | 'ca' | 'server' | 'listener'
 export type ExpiryLevel = 'ok' | 'warning' | 'critical' | 'expired'
 
 export interface Thresholds {
@@ -29,6 +29,7 @@ const ADVICE: Record<Role, string> = {
   client: 'download a new client certificate from your cluster\'s console (or renew it) before then',
   ca: 'get the cluster\'s new CA certificate before then',
   server: 'the API server\'s certificate must be renewed by the cluster\'s operator before then',
+  listener: 'put a renewed certificate in --listen-cert (and its key in --listen-key) before then; it is picked up without a restart',
 }
 
 export function reportCertificate(role: Role, cert: X509Certificate, now: Date, thresholds: Thresholds): CertificateReport {
@@ -91,6 +92,7 @@ export class ExpiryMonitor {
     return [
       reportCertificate('client', b.clientCertificate, at, thresholds),
       ...b.caCertificates.map((ca) => reportCertificate('ca', ca, at, thresholds)),
+      ...(b.listener ? [reportCertificate('listener', b.listener.certificate, at, thresholds)] : []),
       ...(this.#server ? [reportCertificate('server', this.#server, at, thresholds)] : []),
     ]
   }

@@ -6,7 +6,7 @@ import { watch, type FSWatcher } from 'node:fs'
 import { dirname } from 'node:path'
 import type { Logger } from 'pino'
 import type { Config } from './config.js'
-import { loadCredentials, clientIdentity, type CredentialBundle } from './credentials.js'
+import { loadCredentials, clientIdentity, sameClient, subjectOf, type CredentialBundle } from './credentials.js'
 
 export interface ReloadOutcome {
   at: string
@@ -98,12 +98,18 @@ export class CertificateReloader {
       // Asked for (SIGHUP): an answer is owed. Seen in a folder: usually another file's change.
       logger[trigger === 'file change' ? 'debug' : 'info']({ trigger }, `certificate files unchanged: still serving as ${clientIdentity(this.#current)}`)
     } else {
-      const previous = clientIdentity(this.#current)
+      const before = this.#current
       this.#current = bundle
       onBundle(bundle)
       outcome = { at: now().toISOString(), trigger, outcome: 'reloaded' }
-      logger.info({ trigger, identity: clientIdentity(bundle), previous, notAfter: bundle.notAfter.toISOString() },
-        `certificates reloaded: new requests go out as ${clientIdentity(bundle)} (serial ${bundle.clientCertificate.serialNumber})`)
+      if (!sameClient(bundle, before)) {
+        logger.info({ trigger, identity: clientIdentity(bundle), previous: clientIdentity(before), notAfter: bundle.notAfter.toISOString() },
+          `certificates reloaded: new requests go out as ${clientIdentity(bundle)} (serial ${bundle.clientCertificate.serialNumber})`)
+      }
+      if (bundle.listener && bundle.listener.certPem !== before.listener?.certPem) {
+        logger.info({ trigger, listener: subjectOf(bundle.listener.certificate), notAfter: new Date(bundle.listener.certificate.validTo).toISOString() },
+          `the listener's certificate reloaded: new connections are served ${subjectOf(bundle.listener.certificate)} (serial ${bundle.listener.certificate.serialNumber})`)
+      }
       for (const warning of bundle.warnings) logger.warn(warning)
     }
     // 'unchanged' after a real reload should not hide the last one that mattered.
@@ -143,6 +149,5 @@ export class CertificateReloader {
 }
 
 function sameBundle(a: CredentialBundle, b: CredentialBundle): boolean {
-  return a.certPem === b.certPem && a.keyPem === b.keyPem && a.caPem === b.caPem &&
-    a.listener?.certPem === b.listener?.certPem && a.listener?.keyPem === b.listener?.keyPem
+  return sameClient(a, b) && a.listener?.certPem === b.listener?.certPem && a.listener?.keyPem === b.listener?.keyPem
 }

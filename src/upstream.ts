@@ -2,7 +2,7 @@
 // current pool, so a later certificate rotation can swap the pool without re-registering routes.
 import { isIP } from 'node:net'
 import { Agent, type Dispatcher } from 'undici'
-import type { CredentialBundle } from './credentials.js'
+import { sameClient, type CredentialBundle } from './credentials.js'
 
 export interface TlsConnectOptions {
   host: string
@@ -96,8 +96,11 @@ export class Upstream {
    * finish there; it closes once they have drained, so a rotation drops nothing in flight.
    */
   replace(credentials: CredentialBundle): void {
-    const old = this.#agent
+    const current = this.#credentials
     this.#credentials = credentials
+    // Only the listener's pair changed: the pooled connections are still the right ones.
+    if (sameClient(current, credentials)) return
+    const old = this.#agent
     this.#agent = this.#createAgent(credentials)
     void old.close()
   }

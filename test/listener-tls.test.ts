@@ -1,8 +1,8 @@
 // HTTPS on the listener (--listen-cert, --listen-key): kubectl sends a --token only to an https://
 // server, so this is how a proxy that asks for a token serves kubectl. Rotated like the client
 // certificate; the 401 message says what works for what the listener speaks.
-import { execFile } from 'node:child_process'
-import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { execFile, execFileSync } from 'node:child_process'
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { connect as tlsConnect } from 'node:tls'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -90,6 +90,23 @@ t.test('a rotated listener certificate is served to new connections without a re
   await writeFile(paths.cert, rotated.certPem)
   await until(async () => (await peerSerial(proxy.port)) !== before, 5_000)
   t.pass('new connections see the new certificate')
+})
+
+t.test('a listener pair OpenSSL will not serve (a 512-bit RSA key) is a failed reload: the old certificate serves on', async (t) => {
+  const before = await peerSerial(proxy.port)
+  const weak = join(dir, 'weak')
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:512', '-nodes', '-days', '3', '-subj', '/CN=weak', '-keyout', `${weak}.key`, '-out', `${weak}.crt`], { stdio: 'ignore' })
+  await writeFile(paths.key, await readFile(`${weak}.key`))
+  await writeFile(paths.cert, await readFile(`${weak}.crt`))
+  await until(() => proxy.logs().some((l) => String(l.msg).startsWith('certificate reload failed') && /cannot serve HTTPS with this certificate and key/.test(String(l.error))), 10_000)
+  t.equal(proxy.child.exitCode, null, 'still running')
+  t.equal(await peerSerial(proxy.port), before, 'the previous certificate is still served')
+})
+
+t.test('the listener certificate is watched for expiry like the others', async (t) => {
+  const res = await request(`${proxy.url}/-/status`, { dispatcher: trusting, headers: { authorization: `Bearer ${TOKEN}` } })
+  const report = await res.body.json() as { certificates: Array<{ role: string; subject: string }> }
+  t.ok(report.certificates.some((c) => c.role === 'listener' && /CN=mtls-proxy/.test(c.subject)), 'a listener entry in /-/status')
 })
 
 t.test('a plain-HTTP proxy with a token says kubectl needs HTTPS, not to pass --token', async (t) => {
