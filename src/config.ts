@@ -221,10 +221,18 @@ function str(raw: RawSettings, name: OptionName): string | undefined {
   return typeof v === 'string' && v !== '' ? v : undefined
 }
 
-function seconds(raw: RawSettings, name: OptionName, { allowZero }: { allowZero: boolean }): number {
+// Node's timers hold at most 2^31-1 ms (24.8 days); a longer one would fire at once.
+const MAX_TIMER_MS = 2 ** 31 - 1
+
+/** A duration setting in milliseconds, as timers take it: a whole millisecond at least, 24.8 days at most. */
+function milliseconds(raw: RawSettings, name: OptionName, { allowZero }: { allowZero: boolean }, label: string): number {
   const v = raw[name] as number
-  if (v < 0 || (!allowZero && v === 0)) throw new UsageError(`--${name} must be ${allowZero ? 'zero or more' : 'more than zero'} seconds, got ${v}`)
-  return Math.round(v * 1000)
+  const ms = Math.round(v * 1000)
+  const got = `got ${Number(v.toPrecision(6))} s`
+  if (v < 0 || (!allowZero && v === 0)) throw new UsageError(`${label} must be ${allowZero ? 'zero or more' : 'more than zero'}, ${got}`)
+  if (v > 0 && ms === 0) throw new UsageError(`${label} must be at least 1ms${allowZero ? ' (or 0)' : ''}, ${got}`)
+  if (ms > MAX_TIMER_MS) throw new UsageError(`${label} must be at most 24 days (${MAX_TIMER_MS} ms), ${got}`)
+  return ms
 }
 
 function required(raw: RawSettings, name: OptionName, example: string): string {
@@ -327,7 +335,7 @@ function validate(raw: RawSettings, cwd: string, givenAt: GivenAt): Config {
     credentialSources,
     tlsServerName: str(raw, 'tls-server-name') ?? kube?.tlsServerName,
     insecureSkipTlsVerify,
-    expiry: { warningDays, criticalDays, checkIntervalMs: seconds(raw, 'expiry-check-interval', { allowZero: false }) },
+    expiry: { warningDays, criticalDays, checkIntervalMs: milliseconds(raw, 'expiry-check-interval', { allowZero: false }, given('expiry-check-interval')) },
     address: address.replace(/^\[|\]$/g, ''),
     port,
     unixSocket,
@@ -343,13 +351,13 @@ function validate(raw: RawSettings, cwd: string, givenAt: GivenAt): Config {
     rejectMethods: regexps(raw, 'reject-methods'),
     logLevel,
     accessLog: raw['access-log'] !== false,
-    connectTimeoutMs: seconds(raw, 'connect-timeout', { allowZero: false }),
-    responseTimeoutMs: seconds(raw, 'response-timeout', { allowZero: true }),
-    clientBodyTimeoutMs: seconds(raw, 'client-body-timeout', { allowZero: true }),
-    shutdownTimeoutMs: seconds(raw, 'shutdown-timeout', { allowZero: true }),
-    keepAliveMs: seconds(raw, 'keepalive', { allowZero: true }),
+    connectTimeoutMs: milliseconds(raw, 'connect-timeout', { allowZero: false }, given('connect-timeout')),
+    responseTimeoutMs: milliseconds(raw, 'response-timeout', { allowZero: true }, given('response-timeout')),
+    clientBodyTimeoutMs: milliseconds(raw, 'client-body-timeout', { allowZero: true }, given('client-body-timeout')),
+    shutdownTimeoutMs: milliseconds(raw, 'shutdown-timeout', { allowZero: true }, given('shutdown-timeout')),
+    keepAliveMs: milliseconds(raw, 'keepalive', { allowZero: true }, given('keepalive')),
     probePath,
-    probeIntervalMs: seconds(raw, 'probe-interval', { allowZero: false }),
+    probeIntervalMs: milliseconds(raw, 'probe-interval', { allowZero: false }, given('probe-interval')),
   }
 }
 

@@ -84,7 +84,7 @@ t.test('mistakes are UsageErrors with precise messages', async (t) => {
   bad([...required, '--address', 'example.com'], /--address must be an IP address or localhost/)
   bad([...required, '--address', '192.168.1.10'], /not a loopback address/)
   bad([...required, '--log-level', 'loud'], /--log-level must be one of fatal, error, warn, info, debug, trace, silent/)
-  bad([...required, '--connect-timeout', '0'], /--connect-timeout must be more than zero seconds/)
+  bad([...required, '--connect-timeout', '0'], /--connect-timeout must be more than zero, got 0 s/)
   bad([...required, '--probe-path', 'version'], /--probe-path must start with \//)
   bad(['--upstream', 'not a url', '--cacert', 'a', '--cert', 'b', '--key', 'c'], /is not a URL/)
   bad(['--upstream', 'https://u:p@h:1', '--cacert', 'a', '--cert', 'b', '--key', 'c'], /must not hold a user name or password/)
@@ -171,4 +171,12 @@ t.test('a YAML mistake is one clean line; a bad path from a config file is named
   const fromEnv = loadConfig(['--upstream', 'https://h:1', '--cert', 'c', '--key', 'k'], { MTLS_PROXY_CACERT: join(yamlDir, 'nope.crt') }, yamlDir)
   if (fromEnv.action !== 'run') throw new Error('expected run')
   await t.rejects(loadCredentials(await fromEnv.config.credentialSources()), { message: /^MTLS_PROXY_CACERT .*nope\.crt: cannot read/ })
+})
+
+t.test('durations stay within what a timer can hold: at least 1ms, at most 24.8 days; the message names where it was given', async (t) => {
+  t.throws(() => loadConfig([...required, '--connect-timeout', '600h'], {}, dir), { message: /^--connect-timeout must be at most 24 days \(2147483647 ms\), got 2160000 s$/ })
+  t.throws(() => loadConfig([...required, '--probe-interval', '100us'], {}, dir), { message: /^--probe-interval must be at least 1ms, got 0\.0001 s$/ })
+  t.throws(() => loadConfig([...required, '--keepalive', '400us'], {}, dir), { message: /^--keepalive must be at least 1ms \(or 0\)/ })
+  t.throws(() => loadConfig(required, { MTLS_PROXY_EXPIRY_CHECK_INTERVAL: '720h' }, dir), { message: /^MTLS_PROXY_EXPIRY_CHECK_INTERVAL must be at most 24 days/ })
+  t.equal(run([...required, '--expiry-check-interval', '24h']).expiry.checkIntervalMs, 86_400_000)
 })
