@@ -2,20 +2,22 @@
 // to, found by the CLI's own settings resolution: the proxy's flags (from the first process's
 // command line when that is the proxy, as in a container; else this command's own), the
 // MTLS_PROXY_* environment and the config file. The status listener when there is one. Exit 0 when healthy.
-import { readFileSync } from 'node:fs'
+import { readFileSync, realpathSync } from 'node:fs'
 import { request as httpRequest, type RequestOptions } from 'node:http'
 import { request as httpsRequest } from 'node:https'
+import { fileURLToPath } from 'node:url'
 import { loadConfig, type Config } from './config.js'
 
 const TIMEOUT_MS = 3_000
+// The CLI of this very installation; the `mtls-proxy` bin is a link to it.
+const CLI = fileURLToPath(new URL('./cli.js', import.meta.url))
 
-/** The flags the proxy was started with, when it is this container's first process. */
+/** The flags the proxy was started with, when it is this container's first process; else this command's own. */
 function proxyFlags(): string[] {
   try {
-    const argv = readFileSync('/proc/1/cmdline', 'utf8').split('\0').filter(Boolean)
-    const cli = argv.findIndex((a) => /(?:^|\/)cli\.js$/.test(a))
-    if (cli >= 0) return argv.slice(cli + 1)
-  } catch { /* not Linux, or no access: this command's own flags */ }
+    const [, script, ...flags] = readFileSync('/proc/1/cmdline', 'utf8').split('\0').filter(Boolean)
+    if (script !== undefined && realpathSync(script) === realpathSync(CLI)) return flags
+  } catch { /* not Linux, no access, or no such script: this command's own flags */ }
   return process.argv.slice(2)
 }
 
@@ -33,9 +35,12 @@ function healthTarget(config: Config): { https: boolean; options: RequestOptions
   return { https: config.https, options: { host, port: config.port }, describe: `${config.https ? 'https' : 'http'}://${host}:${config.port}` }
 }
 
-function check(): Promise<string | undefined> {
+async function check(): Promise<string | undefined> {
   const command = loadConfig(proxyFlags())
-  if (command.action !== 'run') return Promise.resolve(undefined)
+  if (command.action !== 'run') return `the proxy's flags ask for ${command.action}, not to serve`
+  if (!command.config.unixSocket && !command.config.statusAddress && command.config.port === 0) {
+    return 'the proxy listens on --port 0, a port only it knows: give it a fixed --port or a --status-address to be checked'
+  }
   const target = healthTarget(command.config)
   const host = target.options.host ?? 'localhost'
   const options: RequestOptions = {
@@ -46,7 +51,7 @@ function check(): Promise<string | undefined> {
     // Our own proxy on this machine, asked for nothing secret: its certificate need not be trusted here.
     ...(target.https ? { rejectUnauthorized: false } : {}),
   }
-  return new Promise((resolve) => {
+  return await new Promise((resolve) => {
     const req = (target.https ? httpsRequest : httpRequest)(options, (res) => {
       res.resume()
       resolve(res.statusCode === 200 ? undefined : `${target.describe}/-/healthz: HTTP ${res.statusCode}`)

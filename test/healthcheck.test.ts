@@ -2,7 +2,7 @@
 // its settings: flags, MTLS_PROXY_* environment, config file. It once asked 127.0.0.1:8001 whatever
 // the proxy said, and so called a healthy proxy on another port, socket or scheme unhealthy.
 import { execFile, spawn } from 'node:child_process'
-import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { mkdtemp, rm, symlink, writeFile } from 'node:fs/promises'
 import { createServer, type AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -72,19 +72,46 @@ for (const [name, settings] of cases) {
 }
 
 const asRoot = process.getuid?.() === 0
-t.test('in a container the proxy is the first process: its flags are read from there', { skip: asRoot ? false : 'needs root for a PID namespace (unshare)' }, async (t) => {
-  const port = await freePort()
-  // The proxy as PID 1 of a PID namespace of its own, started with flags only it knows.
-  const container = spawn('unshare', ['--pid', '--fork', '--kill-child', '--mount-proc', process.execPath, join(dist, 'dist/cli.js'), ...credentials, '--port', String(port)],
-    { stdio: ['ignore', 'pipe', 'pipe'] })
+
+/** Runs `command` as PID 1 of a PID namespace of its own (a container, as far as /proc/1 goes); the healthcheck inside it. */
+async function inContainer(t: Parameters<typeof buildDist>[0], command: string[]): Promise<{ code: number; stderr: string }> {
+  const container = spawn('unshare', ['--pid', '--fork', '--kill-child', '--mount-proc', ...command], { stdio: ['ignore', 'pipe', 'pipe'] })
   t.teardown(() => { container.kill('SIGKILL') })
   let out = ''
   container.stdout.on('data', (d: Buffer) => { out += d })
-  await until(() => out.includes('"listen"'), 15_000)
+  // Up: a proxy once it says where it serves; anything else once it runs.
+  const proxy = command.includes('--upstream')
+  await until(async () => (proxy ? out.includes('"listen"') : await run('pgrep', ['-P', String(container.pid)]).then(() => true, () => false)), 15_000)
   const pid = (await run('pgrep', ['-P', String(container.pid)])).stdout.trim()
   t.teardown(() => { try { process.kill(Number(pid), 'SIGKILL') } catch { /* gone already */ } })
   // HEALTHCHECK runs in the container with no flags of its own.
-  const inside = await run('nsenter', ['-t', pid, '-p', '-m', process.execPath, join(dist, 'dist/healthcheck.js')], { env: { PATH: process.env.PATH } })
-    .then(() => 0, (err: { code: number; stderr: string }) => { t.comment(err.stderr); return err.code })
-  t.equal(inside, 0, `healthy: it asked port ${port}, from the proxy's own command line`)
+  return run('nsenter', ['-t', pid, '-p', '-m', process.execPath, join(dist, 'dist/healthcheck.js')], { env: { PATH: process.env.PATH } })
+    .then(() => ({ code: 0, stderr: '' }), (err: { code: number; stderr: string }) => ({ code: err.code, stderr: err.stderr }))
+}
+
+t.test('in a container the proxy is the first process: its flags are read from there', { skip: asRoot ? false : 'needs root for a PID namespace (unshare)' }, async (t) => {
+  const port = await freePort()
+  const direct = await inContainer(t, [process.execPath, join(dist, 'dist/cli.js'), ...credentials, '--port', String(port)])
+  t.equal(direct.code, 0, `healthy: it asked port ${port}, from the proxy's own command line (${direct.stderr.trim()})`)
+  // As an image built with `npm install -g` runs it: the bin, a link to dist/cli.js.
+  const bin = join(dist, 'mtls-proxy')
+  await symlink(join(dist, 'dist/cli.js'), bin)
+  const other = await freePort()
+  const viaBin = await inContainer(t, [process.execPath, bin, ...credentials, '--port', String(other)])
+  t.equal(viaBin.code, 0, `healthy through the installed bin too (${viaBin.stderr.trim()})`)
+})
+
+t.test('another program as the first process is not taken for the proxy', { skip: asRoot ? false : 'needs root for a PID namespace (unshare)' }, async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'mtls-proxy-hc-'))
+  t.teardown(() => rm(dir, { recursive: true, force: true }))
+  await writeFile(join(dir, 'cli.js'), 'setInterval(() => {}, 1000)\n')
+  const result = await inContainer(t, [process.execPath, join(dir, 'cli.js'), '--help'])
+  t.equal(result.code, 1, 'unhealthy: no proxy is configured here')
+  t.notMatch(result.stderr, /\n\s+at /, 'one line, no stack trace')
+})
+
+t.test('a proxy on --port 0 cannot be checked, and says why', async (t) => {
+  const result = await healthcheck([...credentials, '--port', '0'])
+  t.equal(result.code, 1)
+  t.match(result.stderr, /--port 0, a port only it knows/)
 })
