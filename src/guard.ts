@@ -2,7 +2,7 @@
 // `Connection: Upgrade` requests, the status listener). Each check stops an attack; SECURITY.md names them.
 import { createHash, timingSafeEqual } from 'node:crypto'
 import type { IncomingHttpHeaders, IncomingMessage } from 'node:http'
-import { hostname, networkInterfaces } from 'node:os'
+import { networkInterfaces } from 'node:os'
 import { normalizeTarget } from './paths.js'
 import type { Refusal } from './status.js'
 
@@ -46,12 +46,11 @@ const WILDCARD_ADDRESSES = new Set(['0.0.0.0', '::'])
 
 /**
  * The configured Host patterns, plus the names requests to the listen address carry: that address,
- * or for a wildcard, this machine's own addresses and host name (none of them an attacker's name).
+ * or for a wildcard, this machine's own IP addresses as they are at start. Addresses only: a host
+ * name is looked up, and a lookup is what an attacker answers in DNS rebinding.
  */
 export function hostPatterns(patterns: readonly RegExp[], listenAddress: string): RegExp[] {
-  const own = WILDCARD_ADDRESSES.has(listenAddress)
-    ? [...Object.values(networkInterfaces()).flat().map((i) => i!.address), hostname()]
-    : [listenAddress]
+  const own = WILDCARD_ADDRESSES.has(listenAddress) ? Object.values(networkInterfaces()).flat().map((i) => i!.address) : [listenAddress]
   return [...patterns, ...own.map((a) => exactly(a.includes(':') ? `[${a}]` : a))]
 }
 

@@ -39,7 +39,7 @@ export const OPTIONS = [
   { name: 'listen-key', type: 'string', value: 'FILE', path: true, help: 'the private key of --listen-cert (PEM)' },
   { name: 'token-file', type: 'string', value: 'FILE', path: true, help: 'callers must send Authorization: Bearer <the token in FILE>; needed to listen beyond loopback' },
   { name: 'allow-non-loopback', type: 'boolean', default: false, help: 'allow an --address other than loopback: anyone who can reach it acts with the client certificate' },
-  { name: 'accept-hosts', type: 'string', value: 'REGEXPS', default: '^localhost$,^127\\.0\\.0\\.1$,^\\[::1\\]$', help: 'comma-separated regular expressions for Host names (port removed) that are served, as kubectl proxy; the listen address is added' },
+  { name: 'accept-hosts', type: 'string', value: 'REGEXPS', default: '^localhost$,^127\\.0\\.0\\.1$,^\\[::1\\]$', help: 'comma-separated regular expressions for Host names (port removed) that are served, as kubectl proxy; the listen address is added (for 0.0.0.0 or ::, this machine\'s IP addresses at start)' },
   { name: 'accept-paths', type: 'string', value: 'REGEXPS', default: '^.*', help: 'comma-separated regular expressions for paths that are forwarded (matched case-insensitively on the decoded, normalised path)' },
   { name: 'reject-paths', type: 'string', value: 'REGEXPS', default: '', help: 'comma-separated regular expressions for paths that are refused, e.g. ^/api/.*/pods/.*/exec,^/api/.*/pods/.*/attach' },
   { name: 'reject-methods', type: 'string', value: 'REGEXPS', default: '', help: 'comma-separated regular expressions for methods that are refused, e.g. POST,PUT,PATCH,DELETE for read-only use' },
