@@ -228,8 +228,11 @@ export async function startDemoApiServer(pki: DemoPki, opts: { host?: string; po
       return json(res, 200, (req.headers.accept ?? '').includes('as=Table') ? table('Pod', [pod], store.resourceVersion) : pod)
     }
     if (method === 'PATCH') {
-      if ((req.headers['content-type'] ?? '').startsWith('application/json-patch+json')) throw new DemoError(415, 'UnsupportedMediaType', 'the demo API server takes merge and strategic merge patches')
-      return json(res, 200, store.patch(namespace, name, await readBody(req)))
+      const type = req.headers['content-type'] ?? ''
+      if (!type.startsWith('application/merge-patch+json') && !type.startsWith('application/strategic-merge-patch+json')) {
+        throw new DemoError(415, 'UnsupportedMediaType', `the demo API server takes merge and strategic merge patches, not ${type}`)
+      }
+      return json(res, 200, store.patch(namespace, name, await readBody(req), type.startsWith('application/strategic-merge-patch+json')))
     }
     if (method === 'PUT') return json(res, 200, store.replace(namespace, name, await readBody(req) as Obj))
     if (method === 'DELETE') return json(res, 200, store.delete(namespace, name))

@@ -17,16 +17,53 @@ const HISTORY = 1000
 
 const clone = (o: Obj): Obj => structuredClone(o)
 
-/** RFC 7386 JSON merge patch (strategic merge patches from kubectl label/annotate/patch merge the same way for these fields). */
+const isObject = (v: unknown): v is Obj => v !== null && typeof v === 'object' && !Array.isArray(v)
+const UNSAFE_KEYS = new Set(['__proto__', 'constructor', 'prototype'])
+
+/** RFC 7386 JSON merge patch (`kubectl patch --type merge`): objects merge, anything else replaces, null deletes. */
 export function mergePatch(target: unknown, patch: unknown): unknown {
-  if (patch === null || typeof patch !== 'object' || Array.isArray(patch)) return patch
-  const out: Obj = target !== null && typeof target === 'object' && !Array.isArray(target) ? { ...(target as Obj) } : {}
-  for (const [key, value] of Object.entries(patch as Obj)) {
-    if (key === '__proto__' || key === 'constructor') continue
+  if (!isObject(patch)) return patch
+  const out: Obj = isObject(target) ? { ...target } : {}
+  for (const [key, value] of Object.entries(patch)) {
+    if (UNSAFE_KEYS.has(key)) continue
     if (value === null) delete out[key]
     else out[key] = mergePatch(out[key], value)
   }
   return out
+}
+
+// Lists whose items kubectl merges by name in a pod (containers, ports, env, volumes, volumeMounts…).
+const namedList = (items: unknown[]) => items.every((i) => isObject(i) && typeof i.name === 'string')
+
+/**
+ * A strategic merge patch (`kubectl apply`, `label`, `set image`), as far as pods need it: lists of
+ * named items merge by name, `$setElementOrder/<list>` orders them, an item with `$patch: delete`
+ * goes; other directives are not stored.
+ */
+export function strategicMerge(target: unknown, patch: unknown): unknown {
+  if (!isObject(patch)) return patch
+  const out: Obj = isObject(target) ? { ...target } : {}
+  for (const [key, value] of Object.entries(patch)) {
+    if (UNSAFE_KEYS.has(key) || key.startsWith('$')) continue
+    const current = out[key]
+    if (value === null) delete out[key]
+    else if (Array.isArray(value) && Array.isArray(current) && namedList(value) && namedList(current)) {
+      out[key] = mergeByName(current as Obj[], value as Obj[], patch[`$setElementOrder/${key}`])
+    } else out[key] = Array.isArray(value) ? value.map((i) => strategicMerge(undefined, i)) : strategicMerge(current, value)
+  }
+  return out
+}
+
+function mergeByName(current: Obj[], patch: Obj[], order: unknown): Obj[] {
+  const byName = new Map(current.map((item) => [item.name as string, item]))
+  for (const item of patch) {
+    if (item.$patch === 'delete') byName.delete(item.name)
+    else byName.set(item.name, strategicMerge(byName.get(item.name), item) as Obj)
+  }
+  const items = [...byName.values()]
+  if (!Array.isArray(order)) return items
+  const rank = new Map(order.map((o, i) => [isObject(o) ? o.name : undefined, i]))
+  return items.sort((a, b) => (rank.get(a.name) ?? order.length) - (rank.get(b.name) ?? order.length))
 }
 
 export class Store {
@@ -85,9 +122,9 @@ export class Store {
     return this.#commit('ADDED', pod)
   }
 
-  patch(namespace: string, name: string, patch: unknown): Obj {
+  patch(namespace: string, name: string, patch: unknown, strategic: boolean): Obj {
     const current = this.get(namespace, name)
-    const next = mergePatch(current, patch) as Obj
+    const next = (strategic ? strategicMerge(current, patch) : mergePatch(current, patch)) as Obj
     // What identifies the object is the server's to say.
     next.metadata = { ...next.metadata, name, namespace, uid: current.metadata.uid, creationTimestamp: current.metadata.creationTimestamp }
     return this.#commit('MODIFIED', next)
