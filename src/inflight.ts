@@ -1,12 +1,26 @@
 // Requests in flight, so shutdown can end open watches at once and let the others finish.
 import type { ServerResponse } from 'node:http'
 
-// Kubernetes' own notion of a long-running request that streams until someone stops it. The
-// values are what Go's strconv.ParseBool takes as true (the Python client sends `watch=True`).
-const LONG_RUNNING = /[?&](?:watch|follow)=(?:1|t|T|true|TRUE|True)(?:&|$)|^\/(?:api|apis(?:\/[^/?]+)?)\/v[^/?]*\/watch\//
+// Kubernetes' own notion of a long-running request that streams until someone stops it: the old
+// /watch/ paths, or a watch or follow parameter the API server reads as true. It reads a boolean
+// parameter as false only when it is `0` or `false` (any case), so `watch=True`, `watch=yes` and a
+// bare `watch` are all watches (apimachinery's Convert_Slice_string_To_bool).
+const WATCH_PATH = /^\/(?:api|apis(?:\/[^/?]+)?)\/v[^/?]*\/watch\//
+const STREAM_PARAM = /[?&](watch|follow)(?:=([^&]*))?(?=&|$)/g
+const FALSE = /^(?:0|false)$/i
 
 export function isLongRunning(url: string): boolean {
-  return LONG_RUNNING.test(url)
+  if (WATCH_PATH.test(url)) return true
+  // The API server takes the first value of a parameter given twice.
+  let watchSeen = false
+  let followSeen = false
+  for (const [, name, value = ''] of url.matchAll(STREAM_PARAM)) {
+    if (name === 'watch' ? watchSeen : followSeen) continue
+    if (name === 'watch') watchSeen = true
+    else followSeen = true
+    if (!FALSE.test(value)) return true
+  }
+  return false
 }
 
 export class LongRunningResponses {

@@ -59,8 +59,8 @@ export interface DemoApiServer extends MtlsServer {
   openWatches(): number
 }
 
-// Go's strconv.ParseBool, as the API server reads its boolean parameters (the Python client sends `True`).
-const TRUE = new Set(['1', 't', 'T', 'true', 'TRUE', 'True'])
+// A boolean parameter as the API server reads it: false only when `0` or `false` (any case), absent aside.
+const isTrue = (value: string | null) => value !== null && !/^(?:0|false)$/i.test(value)
 
 function age(created: string): string {
   const s = Math.max(0, Math.round((Date.now() - Date.parse(created)) / 1000))
@@ -163,7 +163,7 @@ export async function startDemoApiServer(pki: DemoPki, opts: { host?: string; po
   const listPods = (req: IncomingMessage, res: ServerResponse, url: URL, namespace: string | undefined) => {
     const asTable = (req.headers.accept ?? '').includes('as=Table')
     const shape = (o: Obj) => (asTable ? table('Pod', [o], store.resourceVersion) : o)
-    if (!TRUE.has(url.searchParams.get('watch') ?? '')) {
+    if (!isTrue(url.searchParams.get('watch'))) {
       const pods = store.pods(namespace)
       json(res, 200, asTable ? table('Pod', pods, store.resourceVersion) : { kind: 'PodList', apiVersion: 'v1', metadata: { resourceVersion: store.resourceVersion }, items: pods })
       return
@@ -221,7 +221,7 @@ export async function startDemoApiServer(pki: DemoPki, opts: { host?: string; po
       if (method === 'POST') return json(res, 201, store.create(namespace, await readBody(req) as Obj))
       throw new DemoError(405, 'MethodNotAllowed', `${method} is not allowed on a list of pods`)
     }
-    if (sub === 'log' && get) return podLog(res, store.get(namespace, name), TRUE.has(url.searchParams.get('follow') ?? ''))
+    if (sub === 'log' && get) return podLog(res, store.get(namespace, name), isTrue(url.searchParams.get('follow')))
     if (sub !== undefined) throw new DemoError(404, 'NotFound', `the demo API server does not serve ${path}`)
     if (get) {
       const pod = store.get(namespace, name)
