@@ -88,7 +88,9 @@ function readFlags(argv: string[]): { raw: RawSettings; help: boolean; version: 
   } catch (err) {
     const message = (err as Error).message.split('\n')[0]!
     const unknown = /^Unknown option '--([^'=]+)'/.exec(message)?.[1]
-    const near = unknown === undefined ? undefined : nearest(unknown, Object.keys(options))
+    // Booleans have a --no- form too.
+    const names = Object.entries(options).flatMap(([name, o]) => (o.type === 'boolean' ? [name, `no-${name}`] : [name]))
+    const near = unknown === undefined ? undefined : nearest(unknown, names)
     throw new UsageError(`${message}${near ? `; did you mean --${near}?` : ''} (see --help)`)
   }
   const { help, version, ...rest } = parsed.values as Record<string, string | boolean | undefined>
@@ -148,18 +150,24 @@ function unknownVariables(env: NodeJS.ProcessEnv): string[] {
   })
 }
 
-/** The candidate closest to what was typed, if it is close (at most two edits, a third of its length). */
+/**
+ * The candidate closest to what was typed, if it is close (at most two edits, a third of its
+ * length), or else the one candidate it begins (`--token` for --token-file).
+ */
 function nearest(typed: string, candidates: readonly string[]): string | undefined {
+  const lower = typed.toLowerCase()
   let best: string | undefined
   let bestDistance = Math.min(2, Math.floor(typed.length / 3))
   for (const candidate of candidates) {
-    const distance = editDistance(typed.toLowerCase(), candidate.toLowerCase())
+    const distance = editDistance(lower, candidate.toLowerCase())
     if (distance <= bestDistance) {
       best = candidate
       bestDistance = distance - 1
     }
   }
-  return best
+  if (best !== undefined || typed.length < 3) return best
+  const begun = candidates.filter((c) => c.toLowerCase().startsWith(lower))
+  return begun.length === 1 ? begun[0] : undefined
 }
 
 // Edits from a to b, a swap of two neighbours counting as one (`prot` is one edit from `port`).
@@ -426,15 +434,26 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env,
   const flags = readFlags(argv)
   if (flags.help) return { action: 'help' }
   if (flags.version) return { action: 'version' }
+  // Said with the error too: a misspelt variable is often why a setting is missing.
+  const warnings = unknownVariables(env)
+  try {
+    return { action: 'run', config: resolveSettings(flags.raw, env, cwd), warnings }
+  } catch (err) {
+    if (err instanceof UsageError && warnings.length > 0) throw new UsageError(`${err.message} (also: ${warnings.join('; ')})`)
+    throw err
+  }
+}
+
+function resolveSettings(flagged: RawSettings, env: NodeJS.ProcessEnv, cwd: string): Config {
   const fromEnv = readEnv(env)
-  const configFile = str(flags.raw, 'config') ?? str(fromEnv, 'config')
+  const configFile = str(flagged, 'config') ?? str(fromEnv, 'config')
   const fromFile = configFile ? readConfigFile(resolve(cwd, configFile)) : {}
-  const raw = { ...defaults(), ...fromFile, ...fromEnv, ...flags.raw }
+  const raw = { ...defaults(), ...fromFile, ...fromEnv, ...flagged }
   const givenAt: GivenAt = {}
   for (const name of Object.keys(fromFile) as OptionName[]) givenAt[name] = `'${name}' (config file ${resolve(cwd, configFile!)})`
   for (const name of Object.keys(fromEnv) as OptionName[]) givenAt[name] = envName(name)
-  for (const name of Object.keys(flags.raw) as OptionName[]) givenAt[name] = `--${name}`
-  return { action: 'run', config: validate(raw, cwd, givenAt), warnings: unknownVariables(env) }
+  for (const name of Object.keys(flagged) as OptionName[]) givenAt[name] = `--${name}`
+  return validate(raw, cwd, givenAt)
 }
 
 export function helpText(version: string): string {

@@ -180,3 +180,10 @@ t.test('durations stay within what a timer can hold: at least 1ms, at most 24.8 
   t.throws(() => loadConfig(required, { MTLS_PROXY_EXPIRY_CHECK_INTERVAL: '720h' }, dir), { message: /^MTLS_PROXY_EXPIRY_CHECK_INTERVAL must be at most 24 days/ })
   t.equal(run([...required, '--expiry-check-interval', '24h']).expiry.checkIntervalMs, 86_400_000)
 })
+
+t.test('suggestions: a prefix (--token for --token-file), a --no- form, and a misspelt variable named with the error it causes', async (t) => {
+  t.throws(() => loadConfig(['--token', 'x'], {}), { message: /did you mean --token-file\?/ })
+  t.throws(() => loadConfig(['--no-acess-log'], {}), { message: /did you mean --no-access-log\?/ })
+  t.throws(() => loadConfig(['--cacert', 'a', '--cert', 'b', '--key', 'c'], { MTLS_PROXY_UPSTREM: 'https://h:1' }, dir),
+    { message: /^missing --upstream .* \(also: environment variable MTLS_PROXY_UPSTREM is no setting of mtls-proxy and is ignored; did you mean MTLS_PROXY_UPSTREAM\?\)$/ })
+})
