@@ -220,6 +220,7 @@ type GivenAt = Partial<Record<OptionName, string>>
 
 function validate(raw: RawSettings, cwd: string, givenAt: GivenAt): Config {
   const given = (name: OptionName) => givenAt[name] ?? `--${name}`
+  const fileSource = (name: OptionName, path: string): PemSource => ({ kind: 'file', path: resolve(cwd, path), label: given(name) })
   const kubeconfigFile = str(raw, 'kubeconfig') ? resolve(cwd, str(raw, 'kubeconfig')!) : undefined
   const context = str(raw, 'context')
   if (context && !kubeconfigFile) throw new UsageError('--context needs --kubeconfig')
@@ -275,7 +276,7 @@ function validate(raw: RawSettings, cwd: string, givenAt: GivenAt): Config {
   const passphraseFile = str(raw, 'key-passphrase-file') ? resolve(cwd, str(raw, 'key-passphrase-file')!) : undefined
   const explicit = (name: 'cacert' | 'cert' | 'key'): PemSource | undefined => {
     const path = str(raw, name)
-    if (path) return { kind: 'file', path: resolve(cwd, path), label: given(name) }
+    if (path) return fileSource(name, path)
     const data = str(raw, `${name}-data`)
     return data ? { kind: 'inline', pem: pemText(data), label: given(`${name}-data`) } : undefined
   }
@@ -285,7 +286,7 @@ function validate(raw: RawSettings, cwd: string, givenAt: GivenAt): Config {
     throw new UsageError('--listen-cert and --listen-key go together: the certificate the listener serves HTTPS with, and its key')
   }
   const listener = listenCert && listenKey
-    ? { cert: { kind: 'file', path: resolve(cwd, listenCert), label: given('listen-cert') } as const, key: { kind: 'file', path: resolve(cwd, listenKey), label: given('listen-key') } as const }
+    ? { cert: fileSource('listen-cert', listenCert), key: fileSource('listen-key', listenKey) }
     : undefined
   const sourcesFrom = (again: KubeconfigCredentials | undefined): CredentialSources => {
     const ca = explicit('cacert') ?? again?.ca

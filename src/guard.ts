@@ -3,6 +3,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto'
 import type { IncomingHttpHeaders, IncomingMessage } from 'node:http'
 import { networkInterfaces } from 'node:os'
+import { declaresBody } from './headers.js'
 import { normalizeTarget } from './paths.js'
 import type { Refusal } from './status.js'
 
@@ -166,9 +167,7 @@ function checkRules(path: string, method: string, options: GuardOptions): Refusa
 // A tunnel's bytes start right after the request head; a body there would be taken for them, and
 // the upstream would wait for it. The Kubernetes API's upgrade requests carry none.
 function checkUpgradeBody(headers: IncomingHttpHeaders): Refusal | undefined {
-  const length = headers['content-length']
-  if (headers['transfer-encoding'] === undefined && (length === undefined || Number(length) === 0)) return undefined
-  return { code: 400, reason: 'BadRequest', message: 'an Upgrade request must not carry a body' }
+  return declaresBody(headers) ? { code: 400, reason: 'BadRequest', message: 'an Upgrade request must not carry a body' } : undefined
 }
 
 function countHeader(rawHeaders: string[], name: string): number {

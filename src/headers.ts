@@ -1,4 +1,5 @@
 // What crosses the proxy and what does not.
+import type { IncomingHttpHeaders } from 'node:http'
 
 // Hop-by-hop headers (RFC 9110 §7.6.1) describe one connection, not the message.
 const HOP_BY_HOP = new Set([
@@ -33,6 +34,12 @@ function dropped(lower: string, named: string[], extra?: Set<string>): boolean {
 
 function droppedFromRequest(lower: string, named: string[]): boolean {
   return dropped(lower, named, REQUEST_ONLY_DROP) || REQUEST_ONLY_DROP_PREFIXES.some((p) => lower.startsWith(p))
+}
+
+/** Whether a request's headers announce a body (a length above zero, or a transfer coding). */
+export function declaresBody(headers: IncomingHttpHeaders): boolean {
+  const length = headers['content-length']
+  return headers['transfer-encoding'] !== undefined || (length !== undefined && Number(length) !== 0)
 }
 
 function withoutBearer(subprotocols: string): string {

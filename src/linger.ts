@@ -6,6 +6,7 @@
 import type { IncomingMessage } from 'node:http'
 import type { Socket } from 'node:net'
 import type { Duplex, Readable } from 'node:stream'
+import { declaresBody } from './headers.js'
 
 /** At most this much more is read from a refused client, */
 const LINGER_MAX_BYTES = 1024 * 1024
@@ -78,7 +79,5 @@ export function dropUnreadBody(req: IncomingMessage): void {
  * request is first handled it is false even for a request that has no body at all.)
  */
 export function bodyPending(req: IncomingMessage): boolean {
-  if (req.complete) return false
-  const length = req.headers['content-length']
-  return req.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0')
+  return !req.complete && declaresBody(req.headers)
 }
