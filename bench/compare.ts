@@ -1,5 +1,6 @@
 // npm run bench:compare -- REV [REV …]: what a change bought, in CPU per request.
-// Each revision (a commit, `work` for the working tree, `floor` for bench/floor.ts; `nginx` adds nginx as a proxy) is built into a folder of its own and
+// Each revision (a commit, `work` for the working tree, `floor` for bench/floor.ts; `nginx` adds nginx as a proxy)
+// is built into a folder of its own and
 // run as the CLI against one nginx mTLS upstream serving a 2 KB PodList. Load comes from wrk (or
 // autocannon when wrk is missing) in a process of its own; the revisions take turns over rounds so
 // machine drift hits all alike, and the table gives medians: CPU-µs per request (the figure that
@@ -36,7 +37,7 @@ process.on('exit', () => children.stopAll())
 process.on('SIGINT', () => process.exit(130))
 
 /** dist/cli.js of a revision, built from its own sources with this checkout's node_modules. */
-async function build(rev: string, i: number): Promise<string> {
+async function build (rev: string, i: number): Promise<string> {
   if (rev === 'floor') return join(ROOT, 'bench/floor.ts')
   if (rev === 'nginx') return 'nginx'
   const tsc = join(ROOT, 'node_modules/typescript/bin/tsc')
@@ -51,7 +52,7 @@ async function build(rev: string, i: number): Promise<string> {
   return join(dir, 'dist/cli.js')
 }
 
-function load(url: string): Promise<{ requests: number; rps: number }> {
+function load (url: string): Promise<{ requests: number; rps: number }> {
   const [cmd, args] = wrk
     ? [wrk, ['-t1', `-c${CONNECTIONS}`, `-d${SECONDS}s`, url]]
     : [process.execPath, ['--import', 'tsx', join(ROOT, 'bench/load.ts'), url, String(CONNECTIONS), String(SECONDS)]]

@@ -17,15 +17,15 @@ const agent = new Agent({
 
 createServer((req, res) => {
   agent.dispatch({ origin, path: req.url ?? '/', method: req.method as 'GET', headers: { accept: req.headers.accept ?? '*/*' }, body: null }, {
-    onConnect() {},
-    onError(err) { res.statusCode = 502; res.end(String(err)) },
-    onHeaders(status, raw) {
+    onConnect () {},
+    onError (err) { res.statusCode = 502; res.end(String(err)) },
+    onHeaders (status, raw) {
       const headers: string[] = []
       for (let i = 0; i < raw.length; i += 2) headers.push(raw[i]!.toString('latin1'), raw[i + 1]!.toString('latin1'))
       res.writeHead(status, headers)
       return true
     },
-    onData(chunk) { return res.write(chunk) },
-    onComplete() { res.end() },
+    onData (chunk) { return res.write(chunk) },
+    onComplete () { res.end() },
   })
 }).listen(Number(values.port), '127.0.0.1')

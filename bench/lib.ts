@@ -7,30 +7,30 @@ import { createServer, type AddressInfo } from 'node:net'
 import { dirname, join } from 'node:path'
 import { request } from 'undici'
 
-export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
+export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 export const median = (xs: number[]) => (xs.length === 0 ? NaN : [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!)
 export const log = (s: string) => process.stderr.write(`${s}\n`)
 
-export function which(name: string): string | undefined {
+export function which (name: string): string | undefined {
   for (const dir of [...(process.env.PATH ?? '').split(':'), '/usr/sbin', '/sbin']) if (existsSync(join(dir, name))) return join(dir, name)
   return undefined
 }
 
-export function kubectl132(): string | undefined {
+export function kubectl132 (): string | undefined {
   const k = which('kubectl')
   const v = k ? join(dirname(realpathSync(k)), 'kubectl.1.32') : undefined
   return v && existsSync(v) ? v : undefined
 }
 
-export async function freePort(): Promise<number> {
+export async function freePort (): Promise<number> {
   const s = createServer()
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r))
+  await new Promise<void>((resolve) => s.listen(0, '127.0.0.1', resolve))
   const { port } = s.address() as AddressInfo
-  await new Promise((r) => s.close(r))
+  await new Promise((resolve) => s.close(resolve))
   return port
 }
 
-export async function waitFor(url: string, ms = 15_000, dispatcher?: unknown): Promise<void> {
+export async function waitFor (url: string, ms = 15_000, dispatcher?: unknown): Promise<void> {
   const started = Date.now()
   for (;;) {
     try {
@@ -44,7 +44,7 @@ export async function waitFor(url: string, ms = 15_000, dispatcher?: unknown): P
 }
 
 /** CPU seconds and RSS (KiB) of a process and its children (nginx's workers). */
-export async function usage(pid: number): Promise<{ cpu: number; rssKb: number }> {
+export async function usage (pid: number): Promise<{ cpu: number; rssKb: number }> {
   const pids = [pid]
   let children = ''
   try {
@@ -64,17 +64,18 @@ export async function usage(pid: number): Promise<{ cpu: number; rssKb: number }
 /** Servers started here, each in a process group of its own so nginx's workers go with their master. */
 export class Children {
   readonly #all: ChildProcess[] = []
-  add(child: ChildProcess): ChildProcess {
+  add (child: ChildProcess): ChildProcess {
     this.#all.push(child)
     return child
   }
-  stopAll(): void {
+
+  stopAll (): void {
     for (const c of this.#all) { try { process.kill(-c.pid!, 'SIGKILL') } catch { /* gone */ } }
   }
 }
 
 /** nginx with one worker and the given `http { … }` body, in a folder of its own under `dir`. */
-export async function startNginx(nginx: string, dir: string, server: string): Promise<ChildProcess> {
+export async function startNginx (nginx: string, dir: string, server: string): Promise<ChildProcess> {
   await mkdir(join(dir, 'logs'), { recursive: true })
   const conf = join(dir, 'nginx.conf')
   await writeFile(conf, `worker_processes 1;\npid ${dir}/nginx.pid;\nerror_log stderr error;\nevents { worker_connections 8192; }\nhttp {\n  access_log off;\n  client_body_temp_path ${dir};\n  proxy_temp_path ${dir};\n  ${server}\n}\n`)
@@ -82,19 +83,21 @@ export async function startNginx(nginx: string, dir: string, server: string): Pr
 }
 
 /** The upstream every contender talks to: nginx with mutual TLS answering every path with `body`. */
-export function mtlsUpstreamConfig(port: number, files: { dir: string; cacert: string }, body: string): string {
+export function mtlsUpstreamConfig (port: number, files: { dir: string; cacert: string }, body: string): string {
   return `server {\n    listen 127.0.0.1:${port} ssl;\n    ssl_certificate ${files.dir}/server.crt;\n    ssl_certificate_key ${files.dir}/server.key;\n    ssl_client_certificate ${files.cacert};\n    ssl_verify_client on;\n    keepalive_requests 1000000;\n    location / { default_type application/json; return 200 '${body}'; }\n  }`
 }
 
 /** A 2 KB PodList, the size of a small `kubectl get pods` answer. */
-export function podList(): string {
+export function podList (): string {
   return JSON.stringify({
-    kind: 'PodList', apiVersion: 'v1', metadata: { resourceVersion: '12345' },
+    kind: 'PodList',
+    apiVersion: 'v1',
+    metadata: { resourceVersion: '12345' },
     items: Array.from({ length: 6 }, (_, i) => ({ metadata: { name: `web-${i}-7d4b9c6f5-abcde`, namespace: 'default', uid: `0b0b0b0b-0000-4000-8000-00000000000${i}`, resourceVersion: '12345', labels: { app: 'web', tier: 'frontend' } }, spec: { nodeName: 'node-1', containers: [{ name: 'app', image: 'registry.k8s.io/pause:3.10' }] }, status: { phase: 'Running', podIP: `10.0.0.${i}` } })),
   }).padEnd(2048, ' ')
 }
 
 /** nginx as an mTLS reverse proxy to that upstream: a keep-alive pool of 256, TLS session reuse, the name verified. */
-export function nginxProxyConfig(port: number, upstreamPort: number, files: { cacert: string; cert: string; key: string }): string {
+export function nginxProxyConfig (port: number, upstreamPort: number, files: { cacert: string; cert: string; key: string }): string {
   return `upstream api { server 127.0.0.1:${upstreamPort}; keepalive 256; }\n  server {\n    listen 127.0.0.1:${port};\n    location / {\n      proxy_pass https://api;\n      proxy_http_version 1.1;\n      proxy_set_header Connection "";\n      proxy_ssl_certificate ${files.cert};\n      proxy_ssl_certificate_key ${files.key};\n      proxy_ssl_trusted_certificate ${files.cacert};\n      proxy_ssl_verify on;\n      proxy_ssl_name localhost;\n      proxy_ssl_session_reuse on;\n    }\n  }`
 }

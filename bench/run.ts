@@ -19,7 +19,7 @@ const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3)
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 4)
 
 interface Load { rps: number; mean: number; p50: number; p99: number; requests: number; errors: number; non2xx: number }
-function load(url: string, connections: number, seconds: number, tls?: string[]): Promise<Load> {
+function load (url: string, connections: number, seconds: number, tls?: string[]): Promise<Load> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'bench/load.ts'), url, String(connections), String(seconds), ...(tls ?? [])], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] })
     let out = ''
@@ -54,7 +54,7 @@ if (!nginx) missing.push('nginx (apt-get update && apt-get install -y nginx-ligh
 if (!kubectl) missing.push('kubectl 1.32 (a kubectl.1.32 beside the kubectl on PATH): kubectl proxy is not compared')
 for (const m of missing) log(`skipping: ${m}`)
 
-async function startNginx(name: string, server: string) {
+async function startNginx (name: string, server: string) {
   return children.add(await nginxIn(nginx!, join(work, name), server))
 }
 
@@ -125,7 +125,7 @@ for (let round = 1; round <= ROUNDS; round++) {
 }
 
 // 200 sequential curl calls: a new connection (and TLS handshake) each time directly, one pooled through the proxy.
-async function curls(args: string[]): Promise<number> {
+async function curls (args: string[]): Promise<number> {
   const t0 = performance.now()
   for (let i = 0; i < 200; i++) execFileSync('curl', ['-sf', '-o', '/dev/null', ...args])
   return performance.now() - t0
@@ -140,7 +140,7 @@ log(`200 curl calls: direct ${Math.round(curlDirectMs)} ms, through mtls-proxy $
 // Open watches and a 1 GB upload need an upstream that streams: the demo API server, behind a second mtls-proxy.
 const demo = await startDemoApiServer(pki)
 const sink = await startMtlsServer({ clientCaPem: pki.ca.certPem, serverCert: pki.server, handler: (req, res) => { req.resume(); req.on('end', () => res.end('{}')) } })
-async function proxyFor(upstream: string): Promise<{ port: number; pid: number }> {
+async function proxyFor (upstream: string): Promise<{ port: number; pid: number }> {
   const port = await freePort()
   const child = spawn(process.execPath, [join(ROOT, 'dist/cli.js'), '--upstream', upstream, '--cacert', files.cacert, '--cert', files.cert, '--key', files.key, '--port', String(port), '--no-access-log'], { stdio: ['ignore', 'ignore', 'inherit'], detached: true })
   children.add(child)
@@ -171,7 +171,7 @@ const uploadStart = performance.now()
 await request(`http://127.0.0.1:${uploadProxy.port}/api/v1/namespaces/default/configmaps`, {
   method: 'POST',
   headers: { 'content-type': 'application/octet-stream' },
-  body: Readable.from((function* () { for (let i = 0; i < 1024; i++) yield chunk })()),
+  body: Readable.from((function * () { for (let i = 0; i < 1024; i++) yield chunk })()),
 }).then((r) => r.body.dump())
 const uploadSeconds = (performance.now() - uploadStart) / 1000
 clearInterval(sampler)
@@ -223,11 +223,19 @@ process.stdout.write(`${table.join('\n')}\n\n${extra.map((e) => `- ${e}`).join('
 const node = process.version
 await mkdir(join(ROOT, 'bench/results'), { recursive: true })
 await writeFile(join(ROOT, 'bench/results/latest.json'), JSON.stringify({
-  date: new Date().toISOString(), node, rounds: ROUNDS, seconds: SECONDS, skipped: missing,
-  samples: Object.fromEntries(samples), idleRssMb: Object.fromEntries(idleRss),
-  p50AddedMs: p50Added, curl200: { directMs: curlDirectMs, proxyMs: curlProxyMs, nginxMs: curlNginxMs },
-  watches1000RssMb: { before: watchRssBefore, after: watchRssAfter }, upload1GbRssMb: { before: uploadRssBefore, max: uploadRssMax, seconds: uploadSeconds },
-  firstProxied200Ms: firstOkMs, rotationMs,
+  date: new Date().toISOString(),
+  node,
+  rounds: ROUNDS,
+  seconds: SECONDS,
+  skipped: missing,
+  samples: Object.fromEntries(samples),
+  idleRssMb: Object.fromEntries(idleRss),
+  p50AddedMs: p50Added,
+  curl200: { directMs: curlDirectMs, proxyMs: curlProxyMs, nginxMs: curlNginxMs },
+  watches1000RssMb: { before: watchRssBefore, after: watchRssAfter },
+  upload1GbRssMb: { before: uploadRssBefore, max: uploadRssMax, seconds: uploadSeconds },
+  firstProxied200Ms: firstOkMs,
+  rotationMs,
 }, null, 2))
 await demo.close()
 await sink.close()

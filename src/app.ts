@@ -65,15 +65,14 @@ declare module 'fastify' {
 // Wire bytes already counted for earlier requests on a keep-alive connection.
 const counted = new WeakMap<Socket, { read: number; written: number }>()
 
-function wireBytes(socket: Socket): { bytesIn: number; bytesOut: number } {
+function wireBytes (socket: Socket): { bytesIn: number; bytesOut: number } {
   const before = counted.get(socket) ?? { read: 0, written: 0 }
   const now = { read: socket.bytesRead, written: socket.bytesWritten }
   counted.set(socket, now)
   return { bytesIn: now.read - before.read, bytesOut: now.written - before.written }
 }
 
-
-export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
+export async function buildApp (config: Config, deps: AppDeps): Promise<App> {
   const { logger, credentials } = deps
   const now = deps.now ?? (() => new Date())
   const guard: GuardOptions = {
@@ -108,7 +107,8 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
       // New connections to the listener get the rotated certificate; open ones keep theirs.
       // Checked servable when loaded; should OpenSSL refuse it anyway, the old certificate goes on serving.
       try {
-        if (bundle.listener) (app.server as unknown as TlsServer).setSecureContext({ cert: bundle.listener.certPem, key: bundle.listener.keyPem })
+        const { listener } = bundle
+        if (listener) (app.server as unknown as TlsServer).setSecureContext({ cert: listener.certPem, key: listener.keyPem })
       } catch (err) {
         logger.error({ err: (err as Error).message }, `the new --listen-cert could not be put in use; still serving the previous one: ${(err as Error).message}`)
       }
@@ -271,7 +271,8 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
       onAnswer: (request, statusCode) => {
         readiness.recordSuccess()
         if (statusCode === 401) {
-          request.log.warn({ url: request.url, identity: clientIdentity(reloader.current), notAfter: reloader.current.notAfter.toISOString() },
+          const { current } = reloader
+          request.log.warn({ url: request.url, identity: clientIdentity(current), notAfter: current.notAfter.toISOString() },
             'upstream answered 401 Unauthorized: the client certificate may have expired or been revoked (consoles can revoke a credential); get a new one')
         }
       },
@@ -319,11 +320,11 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
  * Node answers `Expect: 100-continue` itself unless told otherwise, before any hook has run: it
  * would invite the body of a request about to be refused. The guard sends it instead, once it admits.
  */
-function expectContinueAfterTheGuard(server: Server): void {
+function expectContinueAfterTheGuard (server: Server): void {
   server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => server.emit('request', req, res))
 }
 
-function continueIfAsked(request: FastifyRequest, reply: FastifyReply): void {
+function continueIfAsked (request: FastifyRequest, reply: FastifyReply): void {
   // Node passes on only Expect: 100-continue from HTTP/1.1 clients (others got 417 from it already).
   if (request.headers.expect !== undefined && request.raw.httpVersionMinor === 1) reply.raw.writeContinue()
 }
@@ -332,17 +333,19 @@ function continueIfAsked(request: FastifyRequest, reply: FastifyReply): void {
  * A refused client keeps no connection: it is closed after the answer, or, while the body is still
  * arriving, that is read within the linger bounds first (closing at once could reset the answer away).
  */
-function refuse(request: FastifyRequest, reply: FastifyReply, refusal: Refusal, closing: boolean): void {
+function refuse (request: FastifyRequest, reply: FastifyReply, refusal: Refusal, closing: boolean): void {
   if (closing || !bodyPending(request.raw)) reply.header('connection', 'close')
   sendRefusal(reply, refusal)
 }
 
-function onSendDropUnreadBody(request: FastifyRequest, _reply: unknown, payload: unknown, done: (err: null, payload: unknown) => void): void {
+type OnSendDone = (err: null, payload: unknown) => void
+
+function onSendDropUnreadBody (request: FastifyRequest, _reply: unknown, payload: unknown, done: OnSendDone): void {
   dropUnreadBody(request.raw)
   done(null, payload)
 }
 
-function portOf(server: { address(): AddressInfo | string | null }): number | undefined {
+function portOf (server: { address(): AddressInfo | string | null }): number | undefined {
   const address = server.address()
   return typeof address === 'object' && address ? address.port : undefined
 }
@@ -355,8 +358,12 @@ const ANY = [/^/]
  * Its share of the guard: no token (probes send none) and no path rules (it forwards nothing); the
  * browser checks always; the Host check where it listens on loopback.
  */
-function buildStatusApp(logger: Logger, own: OwnEndpoints, config: Config, guard: GuardOptions): FastifyInstance {
-  const app = Fastify({ loggerInstance: quieter(logger), logController: new LogController({ disableRequestLogging: true }), schemaController: NO_SCHEMAS })
+function buildStatusApp (logger: Logger, own: OwnEndpoints, config: Config, guard: GuardOptions): FastifyInstance {
+  const app = Fastify({
+    loggerInstance: quieter(logger),
+    logController: new LogController({ disableRequestLogging: true }),
+    schemaController: NO_SCHEMAS,
+  })
   const host = config.statusAddress?.host ?? config.address
   const options: GuardOptions = {
     ...guard,

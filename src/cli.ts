@@ -19,12 +19,12 @@ const LISTEN_ERRORS: Record<string, string> = {
   EADDRNOTAVAIL: 'this machine has no such address',
 }
 
-function statusUrl(app: { statusApp: { server: { address(): unknown } } }): string {
+function statusUrl (app: { statusApp: { server: { address(): unknown } } }): string {
   const a = app.statusApp.server.address() as { address: string; port: number }
   return `http://${a.address.includes(':') ? `[${a.address}]` : a.address}:${a.port}`
 }
 
-function fail(message: string): never {
+function fail (message: string): never {
   process.stderr.write(`mtls-proxy: ${message}\n`)
   process.exit(2)
 }
@@ -34,7 +34,7 @@ function fail(message: string): never {
  * match, is a configuration mistake; one that is merely unreachable is not: a sidecar may start
  * before the network does, so the proxy serves, not ready, and keeps trying.
  */
-async function checkUpstream(config: Config, credentials: CredentialBundle, logger: Logger): Promise<void> {
+async function checkUpstream (config: Config, credentials: CredentialBundle, logger: Logger): Promise<void> {
   try {
     await probeServerCertificate(upstreamTlsOptions({ ...config, url: config.upstream }, credentials), config.connectTimeoutMs)
   } catch (err) {
@@ -44,7 +44,7 @@ async function checkUpstream(config: Config, credentials: CredentialBundle, logg
   }
 }
 
-async function main(argv: string[]): Promise<void> {
+async function main (argv: string[]): Promise<void> {
   const command = loadConfig(argv)
   if (command.action === 'help') {
     process.stdout.write(helpText(VERSION))
@@ -77,8 +77,7 @@ async function main(argv: string[]): Promise<void> {
         logger.error({ unixSocket: config.unixSocket }, reason)
         app.readiness.markBroken(reason)
       })
-    }
-    else await app.listen({ host: config.address, port: config.port })
+    } else await app.listen({ host: config.address, port: config.port })
   } catch (err) {
     await app.close()
     if (err instanceof UsageError) throw err

@@ -77,7 +77,7 @@ type RawSettings = Partial<Record<OptionName, string | number | boolean>>
 
 const SPECS: ReadonlyMap<string, OptionSpec> = new Map(OPTIONS.map((o) => [o.name, o]))
 
-function readFlags(argv: string[]): { raw: RawSettings; help: boolean; version: boolean } {
+function readFlags (argv: string[]): { raw: RawSettings; help: boolean; version: boolean } {
   const options: Record<string, { type: 'string' | 'boolean'; short?: string }> = {
     help: { type: 'boolean', short: 'h' },
     version: { type: 'boolean' },
@@ -102,7 +102,7 @@ function readFlags(argv: string[]): { raw: RawSettings; help: boolean; version: 
   return { raw, help: help === true, version: version === true }
 }
 
-function coerce(name: string, value: unknown, where: string): string | number | boolean {
+function coerce (name: string, value: unknown, where: string): string | number | boolean {
   const spec = SPECS.get(name)
   if (!spec) throw new UsageError(`${where}: unknown setting '${name}'`)
   if (spec.type === 'number') {
@@ -117,11 +117,12 @@ function coerce(name: string, value: unknown, where: string): string | number | 
     }
     return seconds
   }
+  // eslint-disable-next-line valid-typeof -- spec.type is string or boolean here: a typeof name
   if (typeof value !== spec.type) throw new UsageError(`${where} must be a ${spec.type}, got '${String(value)}'`)
   return value as string | boolean
 }
 
-function readEnv(env: NodeJS.ProcessEnv): RawSettings {
+function readEnv (env: NodeJS.ProcessEnv): RawSettings {
   if (!OPTIONS.some((o) => env[envName(o.name)] !== undefined)) return {}
   const properties: Record<string, { type: string }> = {}
   // Durations arrive as text (`30s`) and are read below, as flags are.
@@ -143,7 +144,7 @@ function readEnv(env: NodeJS.ProcessEnv): RawSettings {
 }
 
 /** MTLS_PROXY_* variables that name no setting: a typo would otherwise be silently ignored. */
-function unknownVariables(env: NodeJS.ProcessEnv): string[] {
+function unknownVariables (env: NodeJS.ProcessEnv): string[] {
   const known = OPTIONS.map((o) => envName(o.name))
   return Object.keys(env).filter((name) => name.startsWith('MTLS_PROXY_') && !known.includes(name)).map((name) => {
     const near = nearest(name, known)
@@ -151,11 +152,10 @@ function unknownVariables(env: NodeJS.ProcessEnv): string[] {
   })
 }
 
-
 // Settings, not data: far more than any config file needs.
 const MAX_CONFIG_FILE_BYTES = 1024 * 1024
 
-function readConfigFile(file: string): RawSettings {
+function readConfigFile (file: string): RawSettings {
   let text: string
   try {
     text = readRegularFileSync(file, MAX_CONFIG_FILE_BYTES).text
@@ -185,12 +185,12 @@ function readConfigFile(file: string): RawSettings {
 }
 
 /** 127.0.0.0/8, ::1, localhost and IPv4-mapped loopback. */
-export function isLoopback(address: string): boolean {
+export function isLoopback (address: string): boolean {
   const a = address.toLowerCase().replace(/^\[|\]$/g, '')
   return a === 'localhost' || a === '::1' || /^(::ffff:)?127\.\d+\.\d+\.\d+$/.test(a)
 }
 
-function str(raw: RawSettings, name: OptionName): string | undefined {
+function str (raw: RawSettings, name: OptionName): string | undefined {
   const v = raw[name]
   return typeof v === 'string' && v !== '' ? v : undefined
 }
@@ -199,7 +199,7 @@ function str(raw: RawSettings, name: OptionName): string | undefined {
 const MAX_TIMER_MS = 2 ** 31 - 1
 
 /** A duration setting in milliseconds, as timers take it: a whole millisecond at least, 24.8 days at most. */
-function milliseconds(raw: RawSettings, name: OptionName, { allowZero }: { allowZero: boolean }, label: string): number {
+function milliseconds (raw: RawSettings, name: OptionName, { allowZero }: { allowZero: boolean }, label: string): number {
   const v = raw[name] as number
   const ms = Math.round(v * 1000)
   const got = `got ${Number(v.toPrecision(6))} s`
@@ -209,7 +209,7 @@ function milliseconds(raw: RawSettings, name: OptionName, { allowZero }: { allow
   return ms
 }
 
-function required(raw: RawSettings, name: OptionName, example: string): string {
+function required (raw: RawSettings, name: OptionName, example: string): string {
   const v = str(raw, name)
   if (v === undefined) throw new UsageError(`missing --${name} (or ${envName(name)}, or '${name}:' in a config file), e.g. --${name} ${example}`)
   return v
@@ -218,7 +218,7 @@ function required(raw: RawSettings, name: OptionName, example: string): string {
 /** Where each setting was given, for messages: `--cacert`, `MTLS_PROXY_CACERT`, or `'cacert' in config file F`. */
 type GivenAt = Partial<Record<OptionName, string>>
 
-function validate(raw: RawSettings, cwd: string, givenAt: GivenAt): Config {
+function validate (raw: RawSettings, cwd: string, givenAt: GivenAt): Config {
   const given = (name: OptionName) => givenAt[name] ?? `--${name}`
   const fileSource = (name: OptionName, path: string): PemSource => ({ kind: 'file', path: resolve(cwd, path), label: given(name) })
   const kubeconfigFile = str(raw, 'kubeconfig') ? resolve(cwd, str(raw, 'kubeconfig')!) : undefined
@@ -336,7 +336,7 @@ function validate(raw: RawSettings, cwd: string, givenAt: GivenAt): Config {
   }
 }
 
-function hostPort(value: string | undefined): { host: string; port: number } | undefined {
+function hostPort (value: string | undefined): { host: string; port: number } | undefined {
   if (value === undefined) return undefined
   const m = /^(?:\[([0-9a-fA-F:.]+)\]|([0-9.]+|localhost)):(\d{1,5})$/.exec(value)
   const port = Number(m?.[3])
@@ -344,7 +344,7 @@ function hostPort(value: string | undefined): { host: string; port: number } | u
   return { host: m[1] ?? m[2]!, port }
 }
 
-function readToken(file: string, label: string): string {
+function readToken (file: string, label: string): string {
   let token: string
   try {
     token = readRegularFileSync(file, MAX_SECRET_FILE_BYTES).text.trim()
@@ -358,7 +358,7 @@ function readToken(file: string, label: string): string {
 }
 
 /** kubectl proxy's form: comma-separated regular expressions; matched case-insensitively so case cannot dodge a rule. */
-function regexps(raw: RawSettings, name: OptionName): RegExp[] {
+function regexps (raw: RawSettings, name: OptionName): RegExp[] {
   const value = str(raw, name) ?? ''
   return value.split(',').map((p) => p.trim()).filter(Boolean).map((p) => {
     try {
@@ -369,7 +369,7 @@ function regexps(raw: RawSettings, name: OptionName): RegExp[] {
   })
 }
 
-function origins(value: string | undefined): string[] {
+function origins (value: string | undefined): string[] {
   if (!value) return []
   return value.split(',').map((o) => o.trim()).filter(Boolean).map((o) => {
     let url: URL
@@ -386,18 +386,18 @@ function origins(value: string | undefined): string[] {
 }
 
 /** PEM text as is; anything else is taken as base64 of PEM (how Secrets often arrive in env). */
-function pemText(value: string): string {
+function pemText (value: string): string {
   return value.includes('-----BEGIN') ? value : Buffer.from(value, 'base64').toString('utf8')
 }
 
-function defaults(): RawSettings {
+function defaults (): RawSettings {
   const raw: RawSettings = {}
   for (const o of OPTIONS as readonly OptionSpec[]) if (o.default !== undefined) raw[o.name as OptionName] = o.default
   return raw
 }
 
 /** Reads flags, environment and config file into one validated Config; a user mistake throws UsageError. */
-export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env, cwd = process.cwd()): CommandLine {
+export function loadConfig (argv: string[], env: NodeJS.ProcessEnv = process.env, cwd = process.cwd()): CommandLine {
   const flags = readFlags(argv)
   if (flags.help) return { action: 'help' }
   if (flags.version) return { action: 'version' }
@@ -411,7 +411,7 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env,
   }
 }
 
-function resolveSettings(flagged: RawSettings, env: NodeJS.ProcessEnv, cwd: string): Config {
+function resolveSettings (flagged: RawSettings, env: NodeJS.ProcessEnv, cwd: string): Config {
   const fromEnv = readEnv(env)
   const configFile = str(flagged, 'config') ?? str(fromEnv, 'config')
   const fromFile = configFile ? readConfigFile(resolve(cwd, configFile)) : {}
@@ -423,7 +423,7 @@ function resolveSettings(flagged: RawSettings, env: NodeJS.ProcessEnv, cwd: stri
   return validate(raw, cwd, givenAt)
 }
 
-export function helpText(version: string): string {
+export function helpText (version: string): string {
   const column = 28
   const indent = ' '.repeat(column + 3)
   const rows = (OPTIONS as readonly OptionSpec[]).map((o) => {

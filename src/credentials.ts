@@ -44,7 +44,7 @@ const END_CERTIFICATE = '-----END CERTIFICATE-----'
 const KEY_BLOCK = /-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----/
 const ENCRYPTED = /-----BEGIN ENCRYPTED PRIVATE KEY-----|Proc-Type: 4,ENCRYPTED/
 
-function where(source: PemSource): string {
+function where (source: PemSource): string {
   return source.kind === 'file' ? `${source.label} ${source.path}` : source.label
 }
 
@@ -54,7 +54,7 @@ interface PemText {
   mode?: number
 }
 
-async function readPem(source: PemSource): Promise<PemText> {
+async function readPem (source: PemSource): Promise<PemText> {
   if (source.kind === 'inline') return { text: source.pem }
   try {
     return await readRegularFile(source.path, MAX_PEM_FILE_BYTES)
@@ -68,7 +68,7 @@ async function readPem(source: PemSource): Promise<PemText> {
  * ended. (A lazy regular expression retried the rest of the text from every BEGIN without an END:
  * quadratic, 16.8 s for 1.1 MB of BEGIN lines.)
  */
-export function certificateBlocks(text: string): string[] {
+export function certificateBlocks (text: string): string[] {
   const blocks: string[] = []
   let from = 0
   for (;;) {
@@ -83,7 +83,7 @@ export function certificateBlocks(text: string): string[] {
   return blocks
 }
 
-function parseCertificates(source: PemSource, text: string, what: string): X509Certificate[] {
+function parseCertificates (source: PemSource, text: string, what: string): X509Certificate[] {
   const blocks = certificateBlocks(text)
   if (blocks.length === 0) {
     const hint = KEY_BLOCK.test(text) ? ' (it holds a private key: are --cert and --key swapped?)' : ''
@@ -98,7 +98,7 @@ function parseCertificates(source: PemSource, text: string, what: string): X509C
   })
 }
 
-async function parseKey(source: PemSource, text: string, passphraseFile: string | undefined): Promise<KeyObject> {
+async function parseKey (source: PemSource, text: string, passphraseFile: string | undefined): Promise<KeyObject> {
   if (!KEY_BLOCK.test(text)) {
     const hint = text.includes('-----BEGIN CERTIFICATE-----') ? ' (it holds a certificate: are --cert and --key swapped?)' : ''
     throw new UsageError(`${where(source)}: no PEM private key found; expected -----BEGIN PRIVATE KEY----- or similar${hint}`)
@@ -120,12 +120,12 @@ async function parseKey(source: PemSource, text: string, passphraseFile: string 
   }
 }
 
-function permissionWarning(source: PemSource, mode: number | undefined): string | undefined {
+function permissionWarning (source: PemSource, mode: number | undefined): string | undefined {
   if (source.kind !== 'file' || mode === undefined || (mode & 0o077) === 0) return undefined
   return `${where(source)} is readable by group or others (mode ${mode.toString(8).padStart(4, '0')}): anyone who reads it can act as you; run: chmod 600 ${source.path}`
 }
 
-export function subjectOf(cert: X509Certificate): string {
+export function subjectOf (cert: X509Certificate): string {
   return cert.subject.replaceAll('\n', ', ')
 }
 
@@ -139,7 +139,9 @@ interface KeyPair {
 }
 
 /** A certificate and the private key that belongs to it, both read and checked against each other. */
-async function loadKeyPair(certSource: PemSource, keySource: PemSource, what: string, passphraseFile: string | undefined): Promise<KeyPair> {
+async function loadKeyPair (
+  certSource: PemSource, keySource: PemSource, what: string, passphraseFile: string | undefined
+): Promise<KeyPair> {
   const [cert, key] = await Promise.all([readPem(certSource), readPem(keySource)])
   const [certificate] = parseCertificates(certSource, cert.text, what) as [X509Certificate]
   const privateKey = await parseKey(keySource, key.text, passphraseFile)
@@ -150,7 +152,7 @@ async function loadKeyPair(certSource: PemSource, keySource: PemSource, what: st
 }
 
 /** Loads and validates everything; any problem is a UsageError naming the source. */
-export async function loadCredentials(sources: CredentialSources, now = new Date()): Promise<CredentialBundle> {
+export async function loadCredentials (sources: CredentialSources, now = new Date()): Promise<CredentialBundle> {
   const [ca, client, listener] = await Promise.all([
     sources.ca ? readPem(sources.ca) : undefined,
     loadKeyPair(sources.cert, sources.key, 'the client certificate', sources.passphraseFile),
@@ -168,11 +170,16 @@ export async function loadCredentials(sources: CredentialSources, now = new Date
     throw new UsageError(`${where(sources.cert)}: the client certificate expired on ${notAfter.toISOString()}; get a new one from your cluster's console`)
   }
   const warnings: string[] = []
-  for (const warning of [permissionWarning(sources.key, client.keyMode), listener && permissionWarning(sources.listener!.key, listener.keyMode)]) {
+  const keyWarnings = [
+    permissionWarning(sources.key, client.keyMode),
+    listener && permissionWarning(sources.listener!.key, listener.keyMode),
+  ]
+  for (const warning of keyWarnings) {
     if (warning) warnings.push(warning)
   }
   // A cluster may sign client certificates with a CA other than the server's, so this only warns.
-  if (caCertificates.length > 0 && !caCertificates.some((ca) => clientCertificate.checkIssued(ca) && clientCertificate.verify(ca.publicKey))) {
+  const signedByCa = caCertificates.some((ca) => clientCertificate.checkIssued(ca) && clientCertificate.verify(ca.publicKey))
+  if (caCertificates.length > 0 && !signedByCa) {
     warnings.push(`the client certificate (issuer ${clientCertificate.issuer.replaceAll('\n', ', ')}) is not signed by a CA in ${where(sources.ca!)}; fine if the cluster signs client certificates with a separate CA`)
   }
   return Object.freeze({
@@ -195,7 +202,7 @@ export async function loadCredentials(sources: CredentialSources, now = new Date
 }
 
 /** A pair OpenSSL will serve with (it refuses, say, a 512-bit RSA key that matches its certificate well enough). */
-function servable(source: PemSource, pair: ListenerKeyPair): ListenerKeyPair {
+function servable (source: PemSource, pair: ListenerKeyPair): ListenerKeyPair {
   try {
     createSecureContext({ cert: pair.certPem, key: pair.keyPem })
   } catch (err) {
@@ -205,10 +212,10 @@ function servable(source: PemSource, pair: ListenerKeyPair): ListenerKeyPair {
 }
 
 /** The same identity toward the API server: client certificate, key and CA (the listener's pair aside). */
-export function sameClient(a: CredentialBundle, b: CredentialBundle): boolean {
+export function sameClient (a: CredentialBundle, b: CredentialBundle): boolean {
   return a.certPem === b.certPem && a.keyPem === b.keyPem && a.caPem === b.caPem
 }
 
-export function clientIdentity(bundle: CredentialBundle): string {
+export function clientIdentity (bundle: CredentialBundle): string {
   return subjectOf(bundle.clientCertificate)
 }

@@ -7,7 +7,7 @@ const DURATION = /^(?:\d+(?:\.\d+)?(?:ns|us|µs|ms|s|m|h))+$/
 const PART = /(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)/g
 
 /** Seconds, or undefined when the text is neither a duration nor a number. */
-export function parseDuration(text: string): number | undefined {
+export function parseDuration (text: string): number | undefined {
   const trimmed = text.trim()
   if (/^\d+(?:\.\d+)?$/.test(trimmed)) return Number(trimmed)
   if (!DURATION.test(trimmed)) return undefined
@@ -17,7 +17,7 @@ export function parseDuration(text: string): number | undefined {
 }
 
 /** How a default in seconds is shown: 30s, 5m, 1h. */
-export function formatDuration(seconds: number): string {
+export function formatDuration (seconds: number): string {
   if (seconds !== 0 && seconds % 3600 === 0) return `${seconds / 3600}h`
   if (seconds !== 0 && seconds % 60 === 0) return `${seconds / 60}m`
   return `${seconds}s`

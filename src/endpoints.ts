@@ -17,7 +17,7 @@ export interface OwnEndpoints {
 
 export const OWN_PATHS = ['/-/healthz', '/-/readyz', '/-/status', '/-/metrics']
 
-export function registerOwnEndpoints(app: FastifyInstance, own: OwnEndpoints): void {
+export function registerOwnEndpoints (app: FastifyInstance, own: OwnEndpoints): void {
   app.get('/-/healthz', async (_request, reply) => reply.type('text/plain').send('ok'))
   app.get('/-/readyz', async (_request, reply) => {
     const state = own.readyState()

@@ -7,6 +7,6 @@ export class UsageError extends Error {
 }
 
 /** A parser's message as one line: its first, without the colon that introduced a quoted excerpt. */
-export function firstLine(err: unknown): string {
+export function firstLine (err: unknown): string {
   return ((err as Error).message.split('\n')[0] ?? '').replace(/:\s*$/, '')
 }

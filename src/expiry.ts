@@ -32,11 +32,13 @@ const ADVICE: Record<Role, string> = {
   listener: 'put a renewed certificate in --listen-cert (and its key in --listen-key) before then; it is picked up without a restart',
 }
 
-export function reportCertificate(role: Role, cert: X509Certificate, now: Date, thresholds: Thresholds): CertificateReport {
+export function reportCertificate (role: Role, cert: X509Certificate, now: Date, thresholds: Thresholds): CertificateReport {
   const notAfter = new Date(cert.validTo)
   const daysLeft = Math.floor((notAfter.getTime() - now.getTime()) / DAY_MS * 10) / 10
-  const level: ExpiryLevel = now > notAfter ? 'expired'
-    : daysLeft < thresholds.criticalDays ? 'critical'
+  const level: ExpiryLevel = now > notAfter
+    ? 'expired'
+    : daysLeft < thresholds.criticalDays
+      ? 'critical'
       : daysLeft < thresholds.warningDays ? 'warning' : 'ok'
   return {
     role,
@@ -52,7 +54,7 @@ export function reportCertificate(role: Role, cert: X509Certificate, now: Date, 
 }
 
 /** One line a person can act on: which certificate, when, how long, what to do. */
-export function expiryMessage(r: CertificateReport): string {
+export function expiryMessage (r: CertificateReport): string {
   const which = `${r.role === 'ca' ? 'CA' : r.role} certificate ${r.subject} (serial ${r.serial})`
   if (r.level === 'expired') return `${which} expired on ${r.notAfter}; ${ADVICE[r.role].replace(' before then', '')}`
   return `${which} expires on ${r.notAfter}, ${r.daysLeft} days left: ${ADVICE[r.role]}`
@@ -76,16 +78,16 @@ export class ExpiryMonitor {
   #timer: NodeJS.Timeout | undefined
   #checks = 0
 
-  constructor(opts: ExpiryMonitorOptions) {
+  constructor (opts: ExpiryMonitorOptions) {
     this.#opts = opts
   }
 
   /** Fresh for the client and CA (cheap); the server's as of the last check. */
-  get reports(): CertificateReport[] {
+  get reports (): CertificateReport[] {
     return this.#build()
   }
 
-  #build(): CertificateReport[] {
+  #build (): CertificateReport[] {
     const { thresholds, now, bundle } = this.#opts
     const b = bundle()
     const at = now()
@@ -97,7 +99,7 @@ export class ExpiryMonitor {
     ]
   }
 
-  async check(): Promise<CertificateReport[]> {
+  async check (): Promise<CertificateReport[]> {
     this.#server = (await this.#opts.serverCertificate().catch(() => undefined)) ?? this.#server
     const reports = this.#build()
     const { logger } = this.#opts
@@ -111,13 +113,13 @@ export class ExpiryMonitor {
     return reports
   }
 
-  start(): void {
+  start (): void {
     void this.check()
     this.#timer = setInterval(() => void this.check(), this.#opts.intervalMs)
     this.#timer.unref()
   }
 
-  stop(): void {
+  stop (): void {
     clearInterval(this.#timer)
   }
 }

@@ -14,7 +14,7 @@ export interface FileText {
   mode: number
 }
 
-function kind(info: Stats): string {
+function kind (info: Stats): string {
   if (info.isFIFO()) return 'a FIFO'
   if (info.isDirectory()) return 'a directory'
   if (info.isCharacterDevice()) return 'a character device'
@@ -23,17 +23,17 @@ function kind(info: Stats): string {
   return 'not a file'
 }
 
-function check(info: Stats, maxBytes: number): void {
+function check (info: Stats, maxBytes: number): void {
   if (!info.isFile()) throw new Error(`is ${kind(info)}, not a regular file`)
   if (info.size > maxBytes) throw tooLarge(maxBytes)
 }
 
-function tooLarge(maxBytes: number): Error {
+function tooLarge (maxBytes: number): Error {
   return new Error(`is larger than ${maxBytes >= 1024 * 1024 ? `${maxBytes / 1024 / 1024} MiB` : `${maxBytes / 1024} KiB`}, too large for what it should hold`)
 }
 
 /** The whole text of a regular file of at most maxBytes; otherwise an error whose message says why. */
-export async function readRegularFile(path: string, maxBytes: number): Promise<FileText> {
+export async function readRegularFile (path: string, maxBytes: number): Promise<FileText> {
   const handle = await open(path, FLAGS)
   try {
     const info = await handle.stat()
@@ -55,7 +55,7 @@ export async function readRegularFile(path: string, maxBytes: number): Promise<F
 }
 
 /** The same, synchronously: only for start-up, before anything is served. */
-export function readRegularFileSync(path: string, maxBytes: number): FileText {
+export function readRegularFileSync (path: string, maxBytes: number): FileText {
   const fd = openSync(path, FLAGS)
   try {
     const info = fstatSync(fd)

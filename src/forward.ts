@@ -28,12 +28,14 @@ export interface ForwardOptions {
 
 export type ForwardHandler = (request: FastifyRequest, reply: FastifyReply, dest: string) => void
 
-export function createForwarder(options: ForwardOptions): ForwardHandler {
+export function createForwarder (options: ForwardOptions): ForwardHandler {
   const { upstream } = options
   return (request, reply, dest) => {
     reply.hijack()
     const req = request.raw
-    const headers = upstreamRequestHeaders(req.rawHeaders, req.headers.connection, { host: upstream.url.host, clientAddress: req.socket.remoteAddress, upgrade: false })
+    const headers = upstreamRequestHeaders(req.rawHeaders, req.headers.connection, {
+      host: upstream.url.host, clientAddress: req.socket.remoteAddress, upgrade: false,
+    })
     // The query string exactly as the caller sent it; dest is the path the guard judged.
     const q = request.url.indexOf('?')
     const path = q < 0 ? dest : dest + request.url.slice(q)
@@ -41,11 +43,11 @@ export function createForwarder(options: ForwardOptions): ForwardHandler {
     const body = request.body instanceof Stream ? (request.body as IncomingMessage) : null
     const relay = new Relay(request, reply.raw, options)
     if (body && bodyPending(req) && options.clientBodyTimeoutMs > 0) relay.limitBodyPauses(options.clientBodyTimeoutMs)
-    upstream.dispatch({ origin: upstream.origin, path, method: request.method as Dispatcher.HttpMethod, headers, body }, relay)
+    upstream.dispatch({ origin: upstream.origin, path, method: request.method, headers, body }, relay)
   }
 }
 
-function earlyHints(res: ServerResponse, flat: string[]): void {
+function earlyHints (res: ServerResponse, flat: string[]): void {
   const hints: Record<string, string[]> = Object.create(null) as Record<string, string[]>
   for (let i = 0; i < flat.length; i += 2) (hints[flat[i]!] ??= []).push(flat[i + 1]!)
   try {
@@ -66,7 +68,7 @@ class Relay implements Dispatcher.DispatchHandler {
   readonly #res: ServerResponse
   readonly #options: ForwardOptions
 
-  constructor(request: FastifyRequest, res: ServerResponse, options: ForwardOptions) {
+  constructor (request: FastifyRequest, res: ServerResponse, options: ForwardOptions) {
     this.#request = request
     this.#res = res
     this.#options = options
@@ -82,7 +84,7 @@ class Relay implements Dispatcher.DispatchHandler {
    * reads it directly) is set while the body is incomplete and this exchange is going on, and
    * cleared when either ends; watches and tunnels have no body and so no timer.
    */
-  limitBodyPauses(ms: number): void {
+  limitBodyPauses (ms: number): void {
     const req = this.#request.raw
     const socket = req.socket
     // Node's server emits the socket's timeout on the incomplete request; a listener keeps it from destroying the socket itself.
@@ -110,17 +112,17 @@ class Relay implements Dispatcher.DispatchHandler {
   }
 
   /** The exchange is over, whichever way. */
-  #finish(): void {
+  #finish (): void {
     this.#finished = true
     this.#stopBodyTimer?.()
   }
 
-  onConnect(abort: (err?: Error) => void): void {
+  onConnect (abort: (err?: Error) => void): void {
     this.#abort = abort
     if (this.#res.destroyed || this.#finished) abort(new Error('the client closed the connection'))
   }
 
-  onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void): boolean {
+  onHeaders (statusCode: number, rawHeaders: Buffer[], resume: () => void): boolean {
     const res = this.#res
     if (res.destroyed) return false
     // Informational: the final answer follows. 103 Early Hints goes on to an HTTP/1.1 client, as a
@@ -154,17 +156,17 @@ class Relay implements Dispatcher.DispatchHandler {
     return true
   }
 
-  onData(chunk: Buffer): boolean {
+  onData (chunk: Buffer): boolean {
     if (this.#res.writableEnded) return true
     return this.#res.write(chunk)
   }
 
-  onComplete(): void {
+  onComplete (): void {
     this.#finish()
     if (!this.#res.writableEnded) this.#res.end()
   }
 
-  onError(err: Error): void {
+  onError (err: Error): void {
     if (this.#finished) return
     this.#finish()
     const res = this.#res
@@ -176,6 +178,7 @@ class Relay implements Dispatcher.DispatchHandler {
     }
     // A body still arriving cannot be read any more (undici let go of it with the upstream): the
     // connection ends with this answer, as it does after an early one.
-    writeRefusal(res, this.#options.onFailure(this.#request, err), this.#options.closing() || !this.#request.raw.complete, this.#request.url)
+    const closeAfter = this.#options.closing() || !this.#request.raw.complete
+    writeRefusal(res, this.#options.onFailure(this.#request, err), closeAfter, this.#request.url)
   }
 }

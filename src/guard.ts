@@ -50,7 +50,7 @@ const WILDCARD_ADDRESSES = new Set(['0.0.0.0', '::'])
  * or for a wildcard, this machine's own IP addresses as they are at start. Addresses only: a host
  * name is looked up, and a lookup is what an attacker answers in DNS rebinding.
  */
-export function hostPatterns(patterns: readonly RegExp[], listenAddress: string): RegExp[] {
+export function hostPatterns (patterns: readonly RegExp[], listenAddress: string): RegExp[] {
   const own = WILDCARD_ADDRESSES.has(listenAddress) ? Object.values(networkInterfaces()).flat().map((i) => i!.address) : [listenAddress]
   return [...patterns, ...own.map((a) => exactly(a.includes(':') ? `[${a}]` : a))]
 }
@@ -58,7 +58,7 @@ export function hostPatterns(patterns: readonly RegExp[], listenAddress: string)
 const exactly = (name: string) => new RegExp(`^${name.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`, 'i')
 
 /** The host part of a Host header or URL authority, lower-cased, IPv6 kept in brackets: `[::1]:8001` → `[::1]`. */
-export function hostName(authority: string): string | undefined {
+export function hostName (authority: string): string | undefined {
   const a = authority.trim().toLowerCase()
   const bracketed = /^(\[[0-9a-f:.]+\])(?::\d*)?$/.exec(a)
   if (bracketed) return bracketed[1]
@@ -70,7 +70,7 @@ const matches = (name: string, patterns: readonly RegExp[]) => patterns.some((p)
 
 // DNS rebinding: a web page can make the browser send requests to 127.0.0.1 under its own host
 // name. The browser still sends that name as Host, so only accepted names are served.
-function checkHost(target: string, host: string | undefined, options: GuardOptions): Refusal | undefined {
+function checkHost (target: string, host: string | undefined, options: GuardOptions): Refusal | undefined {
   const { acceptHosts } = options
   // Node answers 400 to HTTP/1.1 without Host; HTTP/1.0 may omit it, but then no name can be checked.
   if (host === undefined) return { code: 400, reason: 'BadRequest', message: 'a Host header is required (HTTP/1.0 requests too)' }
@@ -96,9 +96,11 @@ function checkHost(target: string, host: string | undefined, options: GuardOptio
 // A web page in the user's browser can reach 127.0.0.1 with the right Host (XSRF; and WebSockets
 // are not bound by CORS, so a page could open `kubectl exec`). Browsers mark such requests with
 // Origin and Sec-Fetch-Site; curl, kubectl and scripts send neither.
-function checkBrowser(headers: IncomingHttpHeaders, options: GuardOptions): Refusal | undefined {
+function checkBrowser (headers: IncomingHttpHeaders, options: GuardOptions): Refusal | undefined {
   const origin = headers.origin
-  if (origin !== undefined && !options.allowOrigins.includes(origin) && !(options.admitOwnOrigin && ownOriginFromNoBrowser(origin, headers, options.scheme))) {
+  const admitted = origin === undefined || options.allowOrigins.includes(origin) ||
+    (options.admitOwnOrigin && ownOriginFromNoBrowser(origin, headers, options.scheme))
+  if (!admitted) {
     return forbidden(`requests from web pages are refused (Origin: ${origin.slice(0, 100)}); if that page should use the proxy, start it with --allow-origin ${origin.slice(0, 100)}`)
   }
   const site = headers['sec-fetch-site']
@@ -113,7 +115,7 @@ function checkBrowser(headers: IncomingHttpHeaders, options: GuardOptions): Refu
 // /proxy/, passed through from the API server) has that origin too, and its script must not write or
 // exec: so only a client that is no browser (browsers send Sec-Fetch-Site) is admitted this way, and
 // only where the Host check has accepted the name (never on a status listener, which checks no Host).
-function ownOriginFromNoBrowser(origin: string, headers: IncomingHttpHeaders, scheme: string): boolean {
+function ownOriginFromNoBrowser (origin: string, headers: IncomingHttpHeaders, scheme: string): boolean {
   const host = headers.host
   if (host === undefined || headers['sec-fetch-site'] !== undefined) return false
   return origin.length === host.length + scheme.length + 3 && origin.toLowerCase() === `${scheme}://${host.toLowerCase()}`
@@ -127,7 +129,7 @@ const TOKEN_HINT = {
 
 // Other local users (a loopback port is open to every account) or the network: a shared secret.
 // Compared as digests in constant time, so neither length nor prefix leaks through timing.
-function checkToken(path: string, authorization: string | undefined, options: GuardOptions): Refusal | undefined {
+function checkToken (path: string, authorization: string | undefined, options: GuardOptions): Refusal | undefined {
   const digest = options.tokenDigest
   if (!digest || OPEN_ENDPOINTS.has(path)) return undefined
   const presented = /^Bearer\s+(\S+)\s*$/i.exec(authorization ?? '')?.[1]
@@ -140,7 +142,7 @@ function checkToken(path: string, authorization: string | undefined, options: Gu
 }
 
 // The proxy's own endpoints are read-only and answer plain requests: neither door forwards them.
-function checkOwn(method: string, headers: IncomingHttpHeaders, door: Door): Refusal | undefined {
+function checkOwn (method: string, headers: IncomingHttpHeaders, door: Door): Refusal | undefined {
   if (method !== 'GET' && method !== 'HEAD') {
     return { code: 405, reason: 'MethodNotAllowed', message: `mtls-proxy's own endpoints (${OWN_PREFIX}…) answer only GET and HEAD, not ${method}` }
   }
@@ -151,7 +153,7 @@ function checkOwn(method: string, headers: IncomingHttpHeaders, door: Door): Ref
 }
 
 // The user's own limits (kubectl proxy's flags), judged on the path the API server will act on.
-function checkRules(path: string, method: string, options: GuardOptions): Refusal | undefined {
+function checkRules (path: string, method: string, options: GuardOptions): Refusal | undefined {
   const rejectedMethod = options.rejectMethods.find((p) => p.test(method))
   if (rejectedMethod) {
     return { code: 405, reason: 'MethodNotAllowed', message: `method ${method} is refused by --reject-methods ${rejectedMethod.source}` }
@@ -166,11 +168,11 @@ function checkRules(path: string, method: string, options: GuardOptions): Refusa
 
 // A tunnel's bytes start right after the request head; a body there would be taken for them, and
 // the upstream would wait for it. The Kubernetes API's upgrade requests carry none.
-function checkUpgradeBody(headers: IncomingHttpHeaders): Refusal | undefined {
+function checkUpgradeBody (headers: IncomingHttpHeaders): Refusal | undefined {
   return declaresBody(headers) ? { code: 400, reason: 'BadRequest', message: 'an Upgrade request must not carry a body' } : undefined
 }
 
-function countHeader(rawHeaders: string[], name: string): number {
+function countHeader (rawHeaders: string[], name: string): number {
   let n = 0
   for (let i = 0; i < rawHeaders.length; i += 2) if (rawHeaders[i]!.length === name.length && rawHeaders[i]!.toLowerCase() === name) n++
   return n
@@ -180,7 +182,7 @@ function countHeader(rawHeaders: string[], name: string): number {
  * The whole admission decision, the same for every door. target: the request target exactly as the
  * client sent it.
  */
-export function checkRequest(target: string, req: Pick<IncomingMessage, 'method' | 'headers' | 'rawHeaders'>, options: GuardOptions, door: Door): Refusal | undefined {
+export function checkRequest (target: string, req: Pick<IncomingMessage, 'method' | 'headers' | 'rawHeaders'>, options: GuardOptions, door: Door): Refusal | undefined {
   const { headers } = req
   const method = req.method ?? 'GET'
   // Lines, not names: 150 repeated X-Dup lines are 150 fields (Node joins them into one value).
@@ -207,7 +209,7 @@ export function checkRequest(target: string, req: Pick<IncomingMessage, 'method'
 }
 
 /** Path and query of an absolute-form target, so routing sees what the guard accepted. */
-export function originForm(target: string): string {
+export function originForm (target: string): string {
   if (target.startsWith('/')) return target
   try {
     const parsed = new URL(target)
@@ -218,7 +220,7 @@ export function originForm(target: string): string {
 }
 
 /** What goes upstream for a target: its normalised form (the caller's bytes when already normal). */
-export function forwardTarget(target: string): string {
+export function forwardTarget (target: string): string {
   const normal = normalizeTarget(originForm(target))
   return normal.ok ? normal.forward : originForm(target)
 }

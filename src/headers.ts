@@ -23,26 +23,26 @@ const REQUEST_ONLY_DROP_PREFIXES = ['x-forwarded-', 'x-remote-', 'x-ssl-', 'ssl-
 const BEARER_SUBPROTOCOL = /^base64url\.bearer\.authorization\.k8s\.io\./i
 
 /** The header names a Connection header lists: hop-by-hop for this message too. */
-function connectionNamed(value: unknown): string[] {
+function connectionNamed (value: unknown): string[] {
   if (typeof value !== 'string') return []
   return value.toLowerCase().split(',').map((t) => t.trim()).filter(Boolean)
 }
 
-function dropped(lower: string, named: string[], extra?: Set<string>): boolean {
+function dropped (lower: string, named: string[], extra?: Set<string>): boolean {
   return HOP_BY_HOP.has(lower) || lower.startsWith('proxy-') || extra?.has(lower) === true || named.includes(lower)
 }
 
-function droppedFromRequest(lower: string, named: string[]): boolean {
+function droppedFromRequest (lower: string, named: string[]): boolean {
   return dropped(lower, named, REQUEST_ONLY_DROP) || REQUEST_ONLY_DROP_PREFIXES.some((p) => lower.startsWith(p))
 }
 
 /** Whether a request's headers announce a body (a length above zero, or a transfer coding). */
-export function declaresBody(headers: IncomingHttpHeaders): boolean {
+export function declaresBody (headers: IncomingHttpHeaders): boolean {
   const length = headers['content-length']
   return headers['transfer-encoding'] !== undefined || (length !== undefined && Number(length) !== 0)
 }
 
-function withoutBearer(subprotocols: string): string {
+function withoutBearer (subprotocols: string): string {
   if (!subprotocols.toLowerCase().includes('bearer')) return subprotocols
   return subprotocols.split(',').map((p) => p.trim()).filter((p) => p !== '' && !BEARER_SUBPROTOCOL.test(p)).join(', ')
 }
@@ -62,7 +62,7 @@ export interface ForwardedFor {
  * separate lines, in order; joined with commas they would mean something else. Impersonate-* pass,
  * so `kubectl --as` works.
  */
-export function upstreamRequestHeaders(raw: readonly string[], connection: string | undefined, to: ForwardedFor): string[] {
+export function upstreamRequestHeaders (raw: readonly string[], connection: string | undefined, to: ForwardedFor): string[] {
   const named = connectionNamed(connection)
   const out: string[] = []
   for (let i = 0; i < raw.length; i += 2) {
@@ -82,7 +82,7 @@ export function upstreamRequestHeaders(raw: readonly string[], connection: strin
  * Headers for the response to the caller, from the upstream's raw header list (name, value, …),
  * as the flat list `writeHead` takes: repeated headers such as Set-Cookie stay separate lines.
  */
-export function clientResponseHeaders(raw: ReadonlyArray<Buffer | string>): string[] {
+export function clientResponseHeaders (raw: ReadonlyArray<Buffer | string>): string[] {
   let named: string[] = []
   for (let i = 0; i < raw.length; i += 2) {
     if (raw[i]!.length === 10 && latin1(raw[i]!).toLowerCase() === 'connection') named = named.concat(connectionNamed(latin1(raw[i + 1]!)))

@@ -13,7 +13,7 @@ const TIMEOUT_MS = 3_000
 const CLI = fileURLToPath(new URL('./cli.js', import.meta.url))
 
 /** The flags the proxy was started with, when it is this container's first process; else this command's own. */
-function proxyFlags(): string[] {
+function proxyFlags (): string[] {
   try {
     const [, script, ...flags] = readFileSync('/proc/1/cmdline', 'utf8').split('\0').filter(Boolean)
     if (script !== undefined && realpathSync(script) === realpathSync(CLI)) return flags
@@ -25,7 +25,7 @@ function proxyFlags(): string[] {
 const reachable = (host: string) => (host === '0.0.0.0' ? '127.0.0.1' : host === '::' ? '::1' : host)
 
 /** Where to ask, and how. */
-function healthTarget(config: Config): { https: boolean; options: RequestOptions; describe: string } {
+function healthTarget (config: Config): { https: boolean; options: RequestOptions; describe: string } {
   if (config.statusAddress) {
     const host = reachable(config.statusAddress.host)
     return { https: false, options: { host, port: config.statusAddress.port }, describe: `http://${host}:${config.statusAddress.port}` }
@@ -35,7 +35,7 @@ function healthTarget(config: Config): { https: boolean; options: RequestOptions
   return { https: config.https, options: { host, port: config.port }, describe: `${config.https ? 'https' : 'http'}://${host}:${config.port}` }
 }
 
-async function check(): Promise<string | undefined> {
+async function check (): Promise<string | undefined> {
   const command = loadConfig(proxyFlags())
   if (command.action !== 'run') return `the proxy's flags ask for ${command.action}, not to serve`
   if (!command.config.unixSocket && !command.config.statusAddress && command.config.port === 0) {

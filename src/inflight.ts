@@ -9,7 +9,7 @@ const WATCH_PATH = /^\/(?:api|apis(?:\/[^/?]+)?)\/v[^/?]*\/watch\//
 const STREAM_PARAM = /[?&](watch|follow)(?:=([^&]*))?(?=&|$)/g
 const FALSE = /^(?:0|false)$/i
 
-export function isLongRunning(url: string): boolean {
+export function isLongRunning (url: string): boolean {
   if (WATCH_PATH.test(url)) return true
   // The API server takes the first value of a parameter given twice.
   let watchSeen = false
@@ -26,18 +26,18 @@ export function isLongRunning(url: string): boolean {
 export class LongRunningResponses {
   readonly #open = new Map<ServerResponse, () => void>()
 
-  get size(): number {
+  get size (): number {
     return this.#open.size
   }
 
   /** `end` stops the upstream stream and ends the response with a clean end of body. */
-  add(res: ServerResponse, end: () => void): void {
+  add (res: ServerResponse, end: () => void): void {
     this.#open.set(res, end)
     res.once('close', () => this.#open.delete(res))
   }
 
   /** Ends each stream cleanly, so clients see a finished watch and re-list elsewhere. */
-  endAll(): void {
+  endAll (): void {
     for (const end of this.#open.values()) end()
     this.#open.clear()
   }

@@ -26,14 +26,14 @@ export interface KubeconfigCredentials {
 
 type Named<T> = Array<{ name?: string } & Record<string, T | undefined>>
 
-function byName<T>(list: unknown, kind: string, name: string, file: string): T {
+function byName<T> (list: unknown, kind: string, name: string, file: string): T {
   const entry = Array.isArray(list) ? (list as Named<T>).find((e) => e?.name === name) : undefined
   const value = entry?.[kind]
   if (!value) throw new UsageError(`kubeconfig ${file}: no ${kind} named '${name}'`)
   return value
 }
 
-function pem(file: string, base: string, data: unknown, path: unknown, what: string): PemSource | undefined {
+function pem (file: string, base: string, data: unknown, path: unknown, what: string): PemSource | undefined {
   if (typeof data === 'string' && data !== '') {
     return { kind: 'inline', pem: Buffer.from(data, 'base64').toString('utf8'), label: `kubeconfig ${file} ${what}-data` }
   }
@@ -41,12 +41,12 @@ function pem(file: string, base: string, data: unknown, path: unknown, what: str
   return undefined
 }
 
-function unreadable(file: string, err: unknown): UsageError {
+function unreadable (file: string, err: unknown): UsageError {
   return new UsageError(`cannot read kubeconfig ${file}: ${describeFsError(err)}`)
 }
 
 /** At start-up, before anything is served. */
-export function readKubeconfigSync(file: string, contextName?: string): KubeconfigCredentials {
+export function readKubeconfigSync (file: string, contextName?: string): KubeconfigCredentials {
   let text: string
   try {
     text = readRegularFileSync(file, MAX_KUBECONFIG_BYTES).text
@@ -57,7 +57,7 @@ export function readKubeconfigSync(file: string, contextName?: string): Kubeconf
 }
 
 /** On every reload: read without holding up the event loop. */
-export async function readKubeconfig(file: string, contextName?: string): Promise<KubeconfigCredentials> {
+export async function readKubeconfig (file: string, contextName?: string): Promise<KubeconfigCredentials> {
   let text: string
   try {
     text = (await readRegularFile(file, MAX_KUBECONFIG_BYTES)).text
@@ -67,7 +67,7 @@ export async function readKubeconfig(file: string, contextName?: string): Promis
   return parseKubeconfig(text, file, contextName)
 }
 
-function parseKubeconfig(text: string, file: string, contextName: string | undefined): KubeconfigCredentials {
+function parseKubeconfig (text: string, file: string, contextName: string | undefined): KubeconfigCredentials {
   let doc: Record<string, unknown>
   try {
     doc = lazy.yaml().parse(text) as Record<string, unknown>

@@ -24,7 +24,7 @@ interface Allowance {
 // one after another does not renew it.
 const allowances = new WeakMap<Socket, Allowance>()
 
-function allowance(socket: Socket): Allowance {
+function allowance (socket: Socket): Allowance {
   let granted = allowances.get(socket)
   if (!granted) {
     granted = { deadline: Date.now() + LINGER_MAX_MS, from: socket.bytesRead }
@@ -38,7 +38,7 @@ function allowance(socket: Socket): Allowance {
  * the end within it destroys nothing: an HTTP request body read to its end leaves the connection
  * reusable.
  */
-function discardWithin(from: Readable, socket: Socket): void {
+function discardWithin (from: Readable, socket: Socket): void {
   const granted = allowance(socket)
   const cut = () => {
     clearTimeout(timer)
@@ -56,7 +56,7 @@ function discardWithin(from: Readable, socket: Socket): void {
 }
 
 /** Ends our side of a raw socket (with `last`), reads what the client still sends within the bounds, then closes. */
-export function endThenLinger(socket: Duplex, last?: string): void {
+export function endThenLinger (socket: Duplex, last?: string): void {
   socket.end(last)
   // HTTP servers allow half-open sockets: the client's side may stay open. Bound it.
   socket.once('end', () => socket.destroy())
@@ -68,7 +68,7 @@ export function endThenLinger(socket: Duplex, last?: string): void {
  * all arrived: Node would go on reading that body, however long and slow, to keep the connection.
  * Called before the answer is written: reading it ourselves stops Node from dumping it unseen.
  */
-export function dropUnreadBody(req: IncomingMessage): void {
+export function dropUnreadBody (req: IncomingMessage): void {
   const socket = req.socket
   if (!bodyPending(req) || !socket || socket.destroyed) return
   discardWithin(req, socket)
@@ -78,6 +78,6 @@ export function dropUnreadBody(req: IncomingMessage): void {
  * Whether some of the request's body is still to arrive. (`complete` alone will not do: while the
  * request is first handled it is false even for a request that has no body at all.)
  */
-export function bodyPending(req: IncomingMessage): boolean {
+export function bodyPending (req: IncomingMessage): boolean {
   return !req.complete && declaresBody(req.headers)
 }

@@ -7,7 +7,7 @@ import type { FastifyInstance } from 'fastify'
 import { UsageError } from './errors.js'
 import { describeFsError } from './fs-errors.js'
 
-function answers(path: string): Promise<boolean> {
+function answers (path: string): Promise<boolean> {
   return new Promise((resolve) => {
     const socket = connect(path)
     socket.once('connect', () => { socket.destroy(); resolve(true) })
@@ -28,7 +28,7 @@ const STICKY = 0o1000
  * left by a crashed proxy is replaced; a live one, another user's, or anything that is not a socket
  * is left alone.
  */
-async function prepare(path: string): Promise<void> {
+async function prepare (path: string): Promise<void> {
   const uid = process.getuid?.()
   let folder: string
   try {
@@ -75,7 +75,7 @@ const sameFile = (a: Stats, b: Stats) => a.dev === b.dev && a.ino === b.ino
  * created, and calls onLost once (with why) if it was removed or replaced: new clients of that path
  * no longer reach this proxy.
  */
-export async function listenUnixSocket(app: FastifyInstance, path: string, onLost: (reason: string) => void): Promise<void> {
+export async function listenUnixSocket (app: FastifyInstance, path: string, onLost: (reason: string) => void): Promise<void> {
   await prepare(path)
   // Created 0600 from the start (not chmod-ed after), so no other user can connect even for a moment.
   const umask = process.umask(0o177)
@@ -90,9 +90,9 @@ export async function listenUnixSocket(app: FastifyInstance, path: string, onLos
   const timer = setInterval(() => {
     if (checking) return
     checking = true
-    lstat(path).then(
+    void lstat(path).then(
       (now) => (sameFile(now, ours) ? undefined : `the socket file ${path} was replaced by another (${now.isSocket() ? 'a socket' : 'not a socket'}, owner uid ${now.uid})`),
-      () => `the socket file ${path} was removed`,
+      () => `the socket file ${path} was removed`
     ).then((lost) => {
       checking = false
       if (!lost) return

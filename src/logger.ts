@@ -28,16 +28,18 @@ export interface LoggerOptions {
  * The logger Fastify gets: ours, at warn or above. Its own info lines ("Server listening at …")
  * would repeat the proxy's; everything it has to say that matters is a warning or an error.
  */
-export function quieter(logger: Logger): Logger {
+export function quieter (logger: Logger): Logger {
   const child = logger.child({})
   if (logger.levelVal < logger.levels.values.warn!) child.level = 'warn'
   return child
 }
 
-export function createLogger({ level, pretty, destination }: LoggerOptions): Logger {
+export function createLogger ({ level, pretty, destination }: LoggerOptions): Logger {
   const options = { level, base: { name: 'mtls-proxy' }, redact: { paths: REDACTED_PATHS, censor: '[redacted]' } }
   if (pretty && !destination) {
     return pino({ ...options, transport: { target: 'pino-pretty', options: { translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname,name,reqId', singleLine: true } } })
   }
-  return pino(options, destination ?? pino.destination({ dest: 1, sync: false, minLength: LOG_BATCH_BYTES, periodicFlush: LOG_FLUSH_MS, maxLength: MAX_BUFFERED_LOG_BYTES }))
+  return pino(options, destination ?? pino.destination({
+    dest: 1, sync: false, minLength: LOG_BATCH_BYTES, periodicFlush: LOG_FLUSH_MS, maxLength: MAX_BUFFERED_LOG_BYTES,
+  }))
 }

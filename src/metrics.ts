@@ -33,50 +33,66 @@ export class Metrics {
   readonly #lastReload: Gauge
   readonly inFlight: Gauge
 
-  constructor(sources: MetricsSources, { processMetrics = true }: { processMetrics?: boolean } = {}) {
+  constructor (sources: MetricsSources, { processMetrics = true }: { processMetrics?: boolean } = {}) {
     const registers = [this.registry]
     this.#requests = new Counter({ name: 'mtls_proxy_requests_total', help: 'Requests answered, by method and status code (101 for a tunnel)', labelNames: ['method', 'code'], registers })
     this.#duration = new Histogram({
-      name: 'mtls_proxy_request_duration_seconds', help: 'Time from request to the end of the response (a watch or tunnel counts its whole life)',
-      labelNames: ['method'], buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 60, 600], registers,
+      name: 'mtls_proxy_request_duration_seconds',
+      help: 'Time from request to the end of the response (a watch or tunnel counts its whole life)',
+      labelNames: ['method'],
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 60, 600],
+      registers,
     })
     this.inFlight = new Gauge({ name: 'mtls_proxy_requests_in_flight', help: 'Requests being answered now (watches and tunnels included)', registers })
-    new Gauge({ name: 'mtls_proxy_open_watches', help: 'Watches and followed logs streaming now', registers, collect() { this.set(sources.openWatches()) } })
-    new Gauge({ name: 'mtls_proxy_open_tunnels', help: 'exec/attach/port-forward tunnels open now', registers, collect() { this.set(sources.openTunnels()) } })
     this.#bytesIn = new Counter({ name: 'mtls_proxy_received_bytes_total', help: 'Bytes received from clients, headers included', registers })
     this.#bytesOut = new Counter({ name: 'mtls_proxy_sent_bytes_total', help: 'Bytes sent to clients, headers included', registers })
-    this.#upstreamErrors = new Counter({ name: 'mtls_proxy_upstream_errors_total', help: 'Requests that failed on the way to the API server, by cause', labelNames: ['cause'], registers })
-    this.#reloads = new Counter({ name: 'mtls_proxy_certificate_reloads_total', help: 'Certificate reloads, by outcome (reloaded, unchanged, failed)', labelNames: ['outcome'], registers })
-    this.#lastReload = new Gauge({ name: 'mtls_proxy_certificate_last_reload_success_timestamp_seconds', help: 'When new certificates were last put in use (Unix time); 0 before any reload', registers })
+    this.#upstreamErrors = new Counter({
+      name: 'mtls_proxy_upstream_errors_total', help: 'Requests that failed on the way to the API server, by cause', labelNames: ['cause'], registers,
+    })
+    this.#reloads = new Counter({
+      name: 'mtls_proxy_certificate_reloads_total', help: 'Certificate reloads, by outcome (reloaded, unchanged, failed)', labelNames: ['outcome'], registers,
+    })
+    this.#lastReload = new Gauge({
+      name: 'mtls_proxy_certificate_last_reload_success_timestamp_seconds',
+      help: 'When new certificates were last put in use (Unix time); 0 before any reload',
+      registers,
+    })
+    // Read when scraped: these hold no state of their own.
+    const gauge = (name: string, help: string, value: () => number) =>
+      new Gauge({ name, help, registers, collect () { this.set(value()) } })
+    gauge('mtls_proxy_open_watches', 'Watches and followed logs streaming now', sources.openWatches)
+    gauge('mtls_proxy_open_tunnels', 'exec/attach/port-forward tunnels open now', sources.openTunnels)
     const labelNames = ['role', 'subject', 'issuer', 'serial_number'] as const
     const labels = (r: CertificateReport) => ({ role: r.role, subject: r.subject, issuer: r.issuer, serial_number: r.serial })
-    new Gauge({
-      name: 'x509_cert_not_after', help: 'Certificate expiry as Unix time, for the client, each CA and the server seen in the handshake', labelNames, registers,
-      collect() { this.reset(); for (const r of sources.certificates()) this.set(labels(r), Date.parse(r.notAfter) / 1000) },
+    const perCertificate = (name: string, help: string, value: (r: CertificateReport) => number) => new Gauge({
+      name,
+      help,
+      labelNames,
+      registers,
+      collect () {
+        this.reset()
+        for (const r of sources.certificates()) this.set(labels(r), value(r))
+      },
     })
-    new Gauge({
-      name: 'x509_cert_not_before', help: 'Certificate start of validity as Unix time', labelNames, registers,
-      collect() { this.reset(); for (const r of sources.certificates()) this.set(labels(r), Date.parse(r.notBefore) / 1000) },
-    })
-    new Gauge({
-      name: 'x509_cert_expired', help: '1 when the certificate has expired', labelNames, registers,
-      collect() { this.reset(); for (const r of sources.certificates()) this.set(labels(r), r.level === 'expired' ? 1 : 0) },
-    })
+    perCertificate('x509_cert_not_after', 'Certificate expiry as Unix time, for the client, each CA and the server seen in the handshake',
+      (r) => Date.parse(r.notAfter) / 1000)
+    perCertificate('x509_cert_not_before', 'Certificate start of validity as Unix time', (r) => Date.parse(r.notBefore) / 1000)
+    perCertificate('x509_cert_expired', '1 when the certificate has expired', (r) => (r.level === 'expired' ? 1 : 0))
     if (processMetrics) collectDefaultMetrics({ register: this.registry, prefix: 'mtls_proxy_' })
   }
 
-  request(r: RequestRecord): void {
+  request (r: RequestRecord): void {
     this.#requests.inc({ method: r.method, code: String(r.status) })
     this.#duration.observe({ method: r.method }, r.duration)
     this.#bytesIn.inc(r.bytesIn)
     this.#bytesOut.inc(r.bytesOut)
   }
 
-  upstreamError(cause: string): void {
+  upstreamError (cause: string): void {
     this.#upstreamErrors.inc({ cause })
   }
 
-  reload(outcome: string, at: Date): void {
+  reload (outcome: string, at: Date): void {
     this.#reloads.inc({ outcome })
     if (outcome === 'reloaded') this.#lastReload.set(at.getTime() / 1000)
   }

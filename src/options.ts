@@ -64,6 +64,6 @@ export const OPTIONS = [
 export type OptionName = (typeof OPTIONS)[number]['name']
 
 /** MTLS_PROXY_TLS_SERVER_NAME for tls-server-name */
-export function envName(name: string): string {
+export function envName (name: string): string {
   return `MTLS_PROXY_${name.toUpperCase().replaceAll('-', '_')}`
 }

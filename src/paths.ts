@@ -3,17 +3,23 @@
 // (encoded again) is what goes upstream: `%2e%2e`, `//`, `/./` and encoded slashes cannot slip past.
 
 export type NormalizedTarget =
-  | { ok: true; /** decoded, resolved: what rules match */ path: string; /** encoded form of path, plus the query as sent */ forward: string }
+  | {
+    ok: true
+    /** decoded, resolved: what rules match */
+    path: string
+    /** encoded form of path, plus the query as sent */
+    forward: string
+  }
   | { ok: false; message: string }
 
 // Characters a path segment may carry unencoded (RFC 3986 pchar).
 const PCHAR = /[^A-Za-z0-9\-._~!$&'()*+,;=:@]/g
 
-function encodeSegment(segment: string): string {
+function encodeSegment (segment: string): string {
   return segment.replace(PCHAR, (c) => encodeURIComponent(c))
 }
 
-export function normalizeTarget(target: string): NormalizedTarget {
+export function normalizeTarget (target: string): NormalizedTarget {
   const q = target.indexOf('?')
   const rawPath = q < 0 ? target : target.slice(0, q)
   const query = q < 0 ? '' : target.slice(q)

@@ -33,16 +33,16 @@ export class Readiness {
   /** a fault no probe can clear */
   #broken: string | undefined
 
-  constructor(opts: ReadinessOptions) {
+  constructor (opts: ReadinessOptions) {
     this.#opts = opts
   }
 
-  get state(): ReadinessState {
+  get state (): ReadinessState {
     const { ready, reason } = this.#current()
     return { ready, reason, lastSuccess: this.#lastSuccess === undefined ? undefined : new Date(this.#lastSuccess) }
   }
 
-  #current(): { ready: boolean; reason: string } {
+  #current (): { ready: boolean; reason: string } {
     if (this.#broken) return { ready: false, reason: this.#broken }
     if (!this.#ready) return { ready: false, reason: this.#reason }
     // A success too old to vouch for the upstream (the probe itself is stuck) no longer counts.
@@ -54,11 +54,11 @@ export class Readiness {
   }
 
   /** Not ready from now on, whatever the upstream says (the listener's socket file was replaced). */
-  markBroken(reason: string): void {
+  markBroken (reason: string): void {
     this.#broken = reason
   }
 
-  recordSuccess(): void {
+  recordSuccess (): void {
     this.#lastSuccess = Date.now()
     if (!this.#ready) {
       this.#ready = true
@@ -67,7 +67,7 @@ export class Readiness {
     }
   }
 
-  recordFailure(reason: string): void {
+  recordFailure (reason: string): void {
     if (this.#ready || this.#reason !== reason) {
       this.#opts.logger.warn({ upstream: this.#opts.upstream.origin, reason }, `not ready: ${reason}`)
     }
@@ -76,7 +76,7 @@ export class Readiness {
   }
 
   /** One probe: any answer but 401 or a 5xx shows the TLS handshake and our identity work. */
-  async probe(): Promise<void> {
+  async probe (): Promise<void> {
     const { upstream, probePath, probeTimeoutMs } = this.#opts
     try {
       const res = await upstream.request({
@@ -103,7 +103,7 @@ export class Readiness {
     }
   }
 
-  start(): void {
+  start (): void {
     this.#stopped = false
     const loop = async (): Promise<void> => {
       this.#probing = this.probe()
@@ -116,7 +116,7 @@ export class Readiness {
     void loop()
   }
 
-  async stop(): Promise<void> {
+  async stop (): Promise<void> {
     this.#stopped = true
     clearTimeout(this.#timer)
     await this.#probing

@@ -44,21 +44,21 @@ export class CertificateReloader {
   #again = false
   #stopped = false
 
-  constructor(opts: ReloaderOptions) {
+  constructor (opts: ReloaderOptions) {
     this.#opts = opts
     this.#current = opts.initial
   }
 
-  get current(): CredentialBundle {
+  get current (): CredentialBundle {
     return this.#current
   }
 
-  get lastReload(): ReloadOutcome | undefined {
+  get lastReload (): ReloadOutcome | undefined {
     return this.#last
   }
 
   /** Reloads now; concurrent calls share one run (and one more run follows if asked meanwhile). */
-  reload(trigger: string): Promise<ReloadOutcome> {
+  reload (trigger: string): Promise<ReloadOutcome> {
     if (this.#running) {
       this.#again = true
       return this.#running
@@ -73,7 +73,7 @@ export class CertificateReloader {
     return this.#running
   }
 
-  async #reload(trigger: string): Promise<ReloadOutcome> {
+  async #reload (trigger: string): Promise<ReloadOutcome> {
     const { logger, onBundle, config } = this.#opts
     const now = this.#opts.now ?? (() => new Date())
     let bundle: CredentialBundle | undefined
@@ -103,11 +103,13 @@ export class CertificateReloader {
       onBundle(bundle)
       outcome = { at: now().toISOString(), trigger, outcome: 'reloaded' }
       if (!sameClient(bundle, before)) {
-        logger.info({ trigger, identity: clientIdentity(bundle), previous: clientIdentity(before), notAfter: bundle.notAfter.toISOString() },
+        const identity = clientIdentity(bundle)
+        logger.info({ trigger, identity, previous: clientIdentity(before), notAfter: bundle.notAfter.toISOString() },
           `certificates reloaded: new requests go out as ${clientIdentity(bundle)} (serial ${bundle.clientCertificate.serialNumber})`)
       }
       if (bundle.listener && bundle.listener.certPem !== before.listener?.certPem) {
-        logger.info({ trigger, listener: subjectOf(bundle.listener.certificate), notAfter: new Date(bundle.listener.certificate.validTo).toISOString() },
+        const { certificate } = bundle.listener
+        logger.info({ trigger, listener: subjectOf(certificate), notAfter: new Date(certificate.validTo).toISOString() },
           `the listener's certificate reloaded: new connections are served ${subjectOf(bundle.listener.certificate)} (serial ${bundle.listener.certificate.serialNumber})`)
       }
       for (const warning of bundle.warnings) logger.warn(warning)
@@ -119,7 +121,7 @@ export class CertificateReloader {
   }
 
   /** Watches the folders of every credential file (and the kubeconfig) for changes. */
-  start(): void {
+  start (): void {
     // The sources the bundle in use was read from: no second read of a kubeconfig.
     const folders = new Set(this.#current.sources.watch.map((f) => dirname(f)))
     for (const folder of folders) {
@@ -133,14 +135,14 @@ export class CertificateReloader {
     }
   }
 
-  #schedule(): void {
+  #schedule (): void {
     clearTimeout(this.#timer)
     this.#timer = setTimeout(() => void this.reload('file change'), DEBOUNCE_MS)
     this.#timer.unref()
   }
 
   /** Stops watching. A reload still reading is not waited for: no credential source may hold up shutdown. */
-  async stop(): Promise<void> {
+  async stop (): Promise<void> {
     this.#stopped = true
     clearTimeout(this.#timer)
     for (const w of this.#watchers) w.close()
@@ -148,6 +150,6 @@ export class CertificateReloader {
   }
 }
 
-function sameBundle(a: CredentialBundle, b: CredentialBundle): boolean {
+function sameBundle (a: CredentialBundle, b: CredentialBundle): boolean {
   return sameClient(a, b) && a.listener?.certPem === b.listener?.certPem && a.listener?.keyPem === b.listener?.keyPem
 }

@@ -4,7 +4,7 @@ import type { X509Certificate } from 'node:crypto'
 import { connect } from 'node:tls'
 import type { TlsConnectOptions } from './upstream.js'
 
-export function probeServerCertificate(tls: TlsConnectOptions, timeoutMs: number): Promise<X509Certificate> {
+export function probeServerCertificate (tls: TlsConnectOptions, timeoutMs: number): Promise<X509Certificate> {
   return new Promise((resolve, reject) => {
     const socket = connect(tls, () => {
       const cert = socket.getPeerX509Certificate()

@@ -21,12 +21,12 @@ export interface Refusal {
   message: string
 }
 
-export function statusOf({ code, reason, message }: Refusal): Status {
+export function statusOf ({ code, reason, message }: Refusal): Status {
   return { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message, reason, code }
 }
 
 /** A complete HTTP/1.1 response carrying a Status, for places with only a raw socket (CONNECT). */
-function rawStatusResponse(refusal: Refusal): string {
+function rawStatusResponse (refusal: Refusal): string {
   const body = JSON.stringify(statusOf(refusal))
   return [
     `HTTP/1.1 ${refusal.code} ${refusal.reason}`,
@@ -43,7 +43,7 @@ function rawStatusResponse(refusal: Refusal): string {
  * A client that resets the connection meanwhile is no error of ours: without the listener, the
  * write's ECONNRESET would be thrown and end the process.
  */
-export function endWithStatus(socket: Duplex, refusal: Refusal): void {
+export function endWithStatus (socket: Duplex, refusal: Refusal): void {
   socket.on('error', () => socket.destroy())
   if (!socket.writable) {
     socket.destroy()
@@ -58,19 +58,19 @@ export function endWithStatus(socket: Duplex, refusal: Refusal): void {
 const DISCOVERY_ROOTS = /^\/apis?\/?(?:\?|$)/
 
 /** The body and type of a refusal, for the path it answers. */
-function refusalBody(refusal: Refusal, url: string): { type: string; body: string } {
+function refusalBody (refusal: Refusal, url: string): { type: string; body: string } {
   if (DISCOVERY_ROOTS.test(url)) return { type: 'text/plain; charset=utf-8', body: `${refusal.message}\n` }
   // as Fastify writes the JSON it sends itself
   return { type: 'application/json; charset=utf-8', body: JSON.stringify(statusOf(refusal)) }
 }
 
-export function sendRefusal(reply: FastifyReply, refusal: Refusal): FastifyReply {
+export function sendRefusal (reply: FastifyReply, refusal: Refusal): FastifyReply {
   const { type, body } = refusalBody(refusal, reply.request.url)
   return reply.code(refusal.code).type(type).send(body)
 }
 
 /** The same, on a response Fastify has handed over (a forwarded request that failed). */
-export function writeRefusal(res: ServerResponse, refusal: Refusal, connectionClose: boolean, url: string): void {
+export function writeRefusal (res: ServerResponse, refusal: Refusal, connectionClose: boolean, url: string): void {
   const { type, body } = refusalBody(refusal, url)
   res.writeHead(refusal.code, {
     'content-type': type,

@@ -4,7 +4,7 @@
  * The candidate closest to what was typed, if it is close (at most two edits, a third of its
  * length), or else the one candidate it begins (`--token` for --token-file).
  */
-export function nearest(typed: string, candidates: readonly string[]): string | undefined {
+export function nearest (typed: string, candidates: readonly string[]): string | undefined {
   const lower = typed.toLowerCase()
   let best: string | undefined
   let bestDistance = Math.min(2, Math.floor(typed.length / 3))
@@ -21,7 +21,7 @@ export function nearest(typed: string, candidates: readonly string[]): string | 
 }
 
 // Edits from a to b, a swap of two neighbours counting as one (`prot` is one edit from `port`).
-function editDistance(a: string, b: string): number {
+function editDistance (a: string, b: string): number {
   let before: number[] = []
   let row = Array.from({ length: b.length + 1 }, (_, j) => j)
   for (let i = 1; i <= a.length; i++) {

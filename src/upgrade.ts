@@ -27,13 +27,12 @@ export interface TunnelOptions {
   onUpstreamError: (cause: string) => void
 }
 
-
 /**
  * The flat header list grouped by name, as node:https takes it: repeated names become arrays (still
  * separate lines). Node frames a body-less POST itself only when headers come as an object; a
  * null-prototype one, so a header named `constructor` or `__proto__` is just a header.
  */
-function grouped(flat: readonly string[]): Record<string, string | string[]> {
+function grouped (flat: readonly string[]): Record<string, string | string[]> {
   const out = Object.create(null) as Record<string, string | string[]>
   for (let i = 0; i < flat.length; i += 2) {
     const name = flat[i]!
@@ -43,7 +42,7 @@ function grouped(flat: readonly string[]): Record<string, string | string[]> {
   return out
 }
 
-function headBlock(statusCode: number, statusMessage: string, rawHeaders: string[]): string {
+function headBlock (statusCode: number, statusMessage: string, rawHeaders: string[]): string {
   const lines = [`HTTP/1.1 ${statusCode} ${statusMessage}`]
   for (let i = 0; i < rawHeaders.length; i += 2) lines.push(`${rawHeaders[i]}: ${rawHeaders[i + 1]}`)
   return `${lines.join('\r\n')}\r\n\r\n`
@@ -54,7 +53,7 @@ function headBlock(statusCode: number, statusMessage: string, rawHeaders: string
  * arrives, in a framing that shows a cut as a cut (its Content-Length, or chunks with a last one),
  * then the connection is closed.
  */
-function relayAnswer(res: IncomingMessage, client: Duplex, head: boolean): void {
+function relayAnswer (res: IncomingMessage, client: Duplex, head: boolean): void {
   const status = res.statusCode ?? 502
   const headers = clientResponseHeaders(res.rawHeaders)
   const chunked = !head && status !== 204 && status !== 304 && res.headers['content-length'] === undefined
@@ -88,20 +87,20 @@ export class Tunnels {
   /** client sockets of open tunnels; closing one closes its upstream side too */
   readonly #open = new Set<Duplex>()
 
-  constructor(opts: TunnelOptions) {
+  constructor (opts: TunnelOptions) {
     this.#opts = opts
   }
 
-  get size(): number {
+  get size (): number {
     return this.#open.size
   }
 
   /** Cuts every open tunnel (after the shutdown grace period). */
-  destroyAll(): void {
+  destroyAll (): void {
     for (const socket of this.#open) socket.destroy()
   }
 
-  handle(req: IncomingMessage, client: Duplex, head: Buffer): void {
+  handle (req: IncomingMessage, client: Duplex, head: Buffer): void {
     const { upstream, admit, record } = this.#opts
     const started = process.hrtime.bigint()
     const target = req.url ?? '/'
@@ -112,9 +111,13 @@ export class Tunnels {
       this.#open.delete(client)
       const socket = client as Socket
       record({
-        method: req.method ?? 'GET', url: target, status, upgrade: req.headers.upgrade,
+        method: req.method ?? 'GET',
+        url: target,
+        status,
+        upgrade: req.headers.upgrade,
         duration: Number(process.hrtime.bigint() - started) / 1e9,
-        bytesIn: socket.bytesRead, bytesOut: socket.bytesWritten,
+        bytesIn: socket.bytesRead,
+        bytesOut: socket.bytesWritten,
         ...(error ? { error } : {}),
       })
     })
@@ -130,7 +133,9 @@ export class Tunnels {
 
     const tls = upstream.tlsOptions()
     const path = upstream.url.pathname.replace(/\/$/, '') + forwardTarget(target)
-    const headers = upstreamRequestHeaders(req.rawHeaders, req.headers.connection, { host: upstream.url.host, clientAddress: req.socket.remoteAddress, upgrade: true })
+    const headers = upstreamRequestHeaders(req.rawHeaders, req.headers.connection, {
+      host: upstream.url.host, clientAddress: req.socket.remoteAddress, upgrade: true,
+    })
     const outgoing = httpsRequest({ ...tls, method: req.method, path, headers: grouped(headers), agent: false })
     // Once the upstream's answer has begun, nothing else may be written after it.
     let answering = false
@@ -184,7 +189,7 @@ export class Tunnels {
     outgoing.end()
   }
 
-  #pipe(client: Duplex, clientHead: Buffer, upstreamSocket: Duplex, upstreamHead: Buffer): void {
+  #pipe (client: Duplex, clientHead: Buffer, upstreamSocket: Duplex, upstreamHead: Buffer): void {
     const keepAlive = this.#opts.keepAliveMs
     for (const s of [client, upstreamSocket] as Socket[]) {
       s.setTimeout?.(0)

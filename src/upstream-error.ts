@@ -25,7 +25,7 @@ export interface UpstreamFailure extends Refusal {
 }
 
 /** The innermost error with a code: reply-from and undici wrap the one that matters. */
-function rootCodes(err: unknown): string[] {
+function rootCodes (err: unknown): string[] {
   const codes: string[] = []
   let e = err as { code?: unknown; cause?: unknown } | undefined
   for (let depth = 0; e && depth < 8; depth++) {
@@ -35,7 +35,7 @@ function rootCodes(err: unknown): string[] {
   return codes.reverse()
 }
 
-function innermostMessage(err: unknown): string {
+function innermostMessage (err: unknown): string {
   let e = err as { message?: string; cause?: unknown } | undefined
   let message = ''
   for (let depth = 0; e && depth < 8; depth++) {
@@ -46,7 +46,7 @@ function innermostMessage(err: unknown): string {
 }
 
 /** The names the server's certificate holds, from Node's name-check error: `DNS:a, IP Address:10.0.0.1`. */
-function namesHeld(err: unknown): string | undefined {
+function namesHeld (err: unknown): string | undefined {
   let e = err as { cert?: { subjectaltname?: unknown }; cause?: unknown } | undefined
   for (let depth = 0; e && depth < 8; depth++) {
     const names = e.cert?.subjectaltname
@@ -56,7 +56,7 @@ function namesHeld(err: unknown): string | undefined {
   return undefined
 }
 
-export function describeUpstreamError(err: unknown, upstream: URL, tlsServerName?: string): UpstreamFailure {
+export function describeUpstreamError (err: unknown, upstream: URL, tlsServerName?: string): UpstreamFailure {
   const codes = rootCodes(err)
   const code = codes.find((c) => c !== 'FST_REPLY_FROM_INTERNAL_SERVER_ERROR') ?? ''
   const where = upstream.host

@@ -25,9 +25,9 @@ export interface UpstreamOptions {
 }
 
 /** How every connection to the upstream is made: pooled, tunnels and probes alike. */
-export function upstreamTlsOptions(
+export function upstreamTlsOptions (
   options: Pick<UpstreamOptions, 'url' | 'tlsServerName' | 'insecureSkipTlsVerify'>,
-  credentials: CredentialBundle,
+  credentials: CredentialBundle
 ): TlsConnectOptions {
   const host = options.url.hostname.replace(/^\[|\]$/g, '')
   return {
@@ -55,7 +55,7 @@ export class Upstream {
   #credentials: CredentialBundle
   readonly #options: UpstreamOptions
 
-  constructor(options: UpstreamOptions, credentials: CredentialBundle) {
+  constructor (options: UpstreamOptions, credentials: CredentialBundle) {
     this.#options = options
     this.url = options.url
     this.origin = options.url.origin
@@ -64,16 +64,16 @@ export class Upstream {
   }
 
   /** Name checked against the server certificate; an IP upstream is checked against its IP SANs. */
-  get serverName(): string {
+  get serverName (): string {
     return this.#options.tlsServerName ?? this.url.hostname.replace(/^\[|\]$/g, '')
   }
 
   /** For connections made outside the pool (upgrade tunnels): the current credentials, the same checks. */
-  tlsOptions(): TlsConnectOptions {
+  tlsOptions (): TlsConnectOptions {
     return upstreamTlsOptions(this.#options, this.#credentials)
   }
 
-  #createAgent(credentials: CredentialBundle): Agent {
+  #createAgent (credentials: CredentialBundle): Agent {
     const { connectTimeoutMs, responseTimeoutMs } = this.#options
     return new Agent({
       // No cap on connections: every open watch holds one, and a cap would queue new requests behind them.
@@ -95,7 +95,7 @@ export class Upstream {
    * New requests use the new credentials at once. Requests and watches already on the old pool
    * finish there; it closes once they have drained, so a rotation drops nothing in flight.
    */
-  replace(credentials: CredentialBundle): void {
+  replace (credentials: CredentialBundle): void {
     const current = this.#credentials
     this.#credentials = credentials
     // Only the listener's pair changed: the pooled connections are still the right ones.
@@ -106,16 +106,16 @@ export class Upstream {
   }
 
   /** The readiness probe's requests. */
-  request(options: Dispatcher.RequestOptions): Promise<Dispatcher.ResponseData> {
+  request (options: Dispatcher.RequestOptions): Promise<Dispatcher.ResponseData> {
     return this.#agent.request(options)
   }
 
   /** The proxied requests' path: the handler gets each response as it is parsed, with no stream in between. */
-  dispatch(options: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): void {
+  dispatch (options: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): void {
     this.#agent.dispatch(options, handler)
   }
 
-  async close(): Promise<void> {
+  async close (): Promise<void> {
     await this.#agent.destroy()
   }
 }

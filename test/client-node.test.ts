@@ -15,7 +15,7 @@ import { startDemoUpstream } from './helpers/upstream.js'
 const run = promisify(execFile)
 const PACKAGE_DIR = join(tmpdir(), 'mtls-proxy-test-client-node')
 
-async function clientNode(): Promise<string | undefined> {
+async function clientNode (): Promise<string | undefined> {
   const major = Number(process.versions.node.split('.')[0])
   if (major < 22) return `@kubernetes/client-node 1.x needs Node.js 22 or newer, this is ${process.version} (CI runs it on the Dockerfile's Node)`
   if (existsSync(join(PACKAGE_DIR, 'node_modules/@kubernetes/client-node/package.json'))) return undefined

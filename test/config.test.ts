@@ -10,7 +10,7 @@ import { OPTIONS, envName } from '../src/options.js'
 const dir = await mkdtemp(join(tmpdir(), 'mtls-proxy-config-'))
 t.teardown(() => rm(dir, { recursive: true, force: true }))
 
-function run(argv: string[], env: NodeJS.ProcessEnv = {}, cwd = dir): Config {
+function run (argv: string[], env: NodeJS.ProcessEnv = {}, cwd = dir): Config {
   const command = loadConfig(argv, env, cwd)
   if (command.action !== 'run') throw new Error(`expected run, got ${command.action}`)
   return command.config

@@ -64,7 +64,7 @@ t.test('a FIFO swapped in for the certificate: that reload fails, the old one se
   // Put the FIFO back and stop at once: shutdown must not wait on it.
   await rm(own.files.cert)
   mkfifo(own.files.cert)
-  await new Promise((r) => setTimeout(r, 150))
+  await new Promise((resolve) => setTimeout(resolve, 150))
   const stopping = Date.now()
   proxy.child.kill('SIGTERM')
   const exit = await proxy.exited

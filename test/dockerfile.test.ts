@@ -16,7 +16,7 @@ import { until } from './helpers/until.js'
 
 interface Stage { root: string; workdir: string; env: Record<string, string> }
 
-function instructions(text: string): Array<[string, string]> {
+function instructions (text: string): Array<[string, string]> {
   return text.replace(/\\\n/g, ' ').split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('#'))
     .map((l) => { const i = l.indexOf(' '); return [l.slice(0, i).toUpperCase(), l.slice(i + 1).trim()] as [string, string] })
 }
@@ -90,7 +90,15 @@ t.test('the Dockerfile\'s steps build a runnable image layout: production depend
   await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve))
   const port = (probe.address() as AddressInfo).port
   await new Promise((resolve) => probe.close(resolve))
-  const env = { PATH: process.env.PATH, ...imageEnv(runtime), MTLS_PROXY_PORT: String(port), MTLS_PROXY_UPSTREAM: upstream.url, MTLS_PROXY_CACERT: files.cacert, MTLS_PROXY_CERT: files.cert, MTLS_PROXY_KEY: files.key }
+  const env = {
+    PATH: process.env.PATH,
+    ...imageEnv(runtime),
+    MTLS_PROXY_PORT: String(port),
+    MTLS_PROXY_UPSTREAM: upstream.url,
+    MTLS_PROXY_CACERT: files.cacert,
+    MTLS_PROXY_CERT: files.cert,
+    MTLS_PROXY_KEY: files.key,
+  }
   const child = spawn(process.execPath, entryArgs, { env, stdio: 'ignore' })
   t.teardown(() => { child.kill('SIGKILL') })
   await until(async () => (await get(`http://127.0.0.1:${port}/-/healthz`).catch(() => ({ status: 0 }))).status === 200, 15_000)

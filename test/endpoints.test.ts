@@ -8,7 +8,6 @@ import { until } from './helpers/until.js'
 
 const { pki, files } = await pkiWithFiles(t)
 
-
 t.test('/-/healthz and /-/readyz are answered by the proxy, never forwarded', async (t) => {
   const upstream = await startUpstream(t, pki, echoHandler)
   const proxy = await startProxy(t, upstream.url, files)

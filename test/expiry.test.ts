@@ -43,7 +43,7 @@ t.test('the app logs, reports in /-/status and turns not ready as the clock move
   const command = loadConfig(proxyFlags(upstream.url, files, ['--expiry-warning-days', '100']), {})
   if (command.action !== 'run') throw new Error('run expected')
   const lines: Array<Record<string, unknown>> = []
-  const destination = new Writable({ write(c: Buffer, _e, done) { lines.push(...c.toString().split('\n').filter(Boolean).map((l) => JSON.parse(l))); done() } })
+  const destination = new Writable({ write (c: Buffer, _e, done) { lines.push(...c.toString().split('\n').filter(Boolean).map((l) => JSON.parse(l))); done() } })
   const app = await buildApp(command.config, {
     logger: createLogger({ level: 'info', pretty: false, destination }),
     credentials: await loadCredentials(await command.config.credentialSources()),

@@ -15,7 +15,7 @@ const CONCURRENCY = 50
 const SEED = 20261129
 
 // mulberry32: a small seeded generator, so a failing run can be replayed.
-function prng(seed: number): () => number {
+function prng (seed: number): () => number {
   let a = seed
   return () => {
     a = (a + 0x6d2b79f5) | 0
@@ -39,7 +39,7 @@ const SEEDS = [
 ]
 const TOKENS = ['\r\n', '\r', '\n', ':', ' ', '\t', '\0', '%', '%2e%2e/', '//', '..', 'Host: evil', 'Content-Length: 99', 'Transfer-Encoding: chunked', 'Origin: null', '\u00ff', '\u{1F600}', 'HTTP/1.0', 'HTTP/9.9', '?', '#', '*']
 
-function mutate(random: () => number): Buffer {
+function mutate (random: () => number): Buffer {
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(random() * xs.length)]!
   let text = pick(SEEDS)
   const edits = 1 + Math.floor(random() * 4)
@@ -64,12 +64,14 @@ function mutate(random: () => number): Buffer {
 /** How a request ends: the client closes normally, or resets after `at` bytes, or `afterMs` after sending all. */
 type Ending = { reset: false } | { reset: true; at: number; afterMs: number }
 
-function ending(random: () => number, size: number): Ending {
+function ending (random: () => number, size: number): Ending {
   if (random() >= 1 / 3) return { reset: false }
-  return random() < 0.5 ? { reset: true, at: Math.floor(random() * size), afterMs: 0 } : { reset: true, at: size, afterMs: Math.floor(random() * 20) }
+  return random() < 0.5
+    ? { reset: true, at: Math.floor(random() * size), afterMs: 0 }
+    : { reset: true, at: size, afterMs: Math.floor(random() * 20) }
 }
 
-function send(port: number, bytes: Buffer, end: Ending): Promise<void> {
+function send (port: number, bytes: Buffer, end: Ending): Promise<void> {
   return new Promise((resolve) => {
     const socket = connect(port, '127.0.0.1')
     const done = () => { clearTimeout(timer); socket.destroy(); resolve() }
@@ -89,7 +91,7 @@ function send(port: number, bytes: Buffer, end: Ending): Promise<void> {
   })
 }
 
-async function rssKb(pid: number): Promise<number> {
+async function rssKb (pid: number): Promise<number> {
   const status = await readFile(`/proc/${pid}/status`, 'utf8')
   return Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0)
 }

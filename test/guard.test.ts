@@ -11,7 +11,7 @@ const upstream = await startUpstream(t, pki, echoHandler)
 const proxy = await startProxy(t, upstream.url, files)
 t.teardown(() => proxy.app.close())
 
-function request(target: string, headers: string[]): Promise<string> {
+function request (target: string, headers: string[]): Promise<string> {
   return rawRequest(proxy.port, [`GET ${target} HTTP/1.1`, ...headers, 'Connection: close', '', ''].join('\r\n'))
 }
 
@@ -46,14 +46,14 @@ t.test('absolute-form targets to other hosts and CONNECT are never forwarded any
   const other = await request('http://evil.example/api/v1/secrets', ['Host: evil.example'])
   t.equal(statusLine(other), 403)
   t.match(other, /not an open proxy/)
-  const sneaky = await request(`http://evil.example/api/v1/secrets`, [`Host: localhost:${proxy.port}`])
+  const sneaky = await request('http://evil.example/api/v1/secrets', [`Host: localhost:${proxy.port}`])
   t.equal(statusLine(sneaky), 403, 'absolute-form to another host, even with a loopback Host')
   const https = await request(`https://localhost:${proxy.port}/api`, [`Host: localhost:${proxy.port}`])
   t.equal(statusLine(https), 403, 'https absolute-form refused')
-  const connect = await rawRequest(proxy.port, `CONNECT evil.example:443 HTTP/1.1\r\nHost: evil.example:443\r\n\r\n`)
+  const connect = await rawRequest(proxy.port, 'CONNECT evil.example:443 HTTP/1.1\r\nHost: evil.example:443\r\n\r\n')
   t.equal(statusLine(connect), 405)
   t.match(connect, /CONNECT is refused/)
-  const trace = await rawRequest(proxy.port, `TRACE /api HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n`)
+  const trace = await rawRequest(proxy.port, 'TRACE /api HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n')
   t.equal(statusLine(trace), 405)
   t.equal(upstream.calls().length, before, 'nothing reached the upstream')
   const own = await request(`http://localhost:${proxy.port}/api/v1/pods?x=1`, [`Host: localhost:${proxy.port}`])

@@ -20,7 +20,7 @@ const { pki, files } = await pkiWithFiles(t)
 const upstream = await startUpstream(t, pki, echoHandler)
 const credentials = ['--upstream', upstream.url, '--cacert', files.cacert, '--cert', files.cert, '--key', files.key]
 
-async function freePort(): Promise<number> {
+async function freePort (): Promise<number> {
   const probe = createServer()
   await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve))
   const { port } = probe.address() as AddressInfo
@@ -29,7 +29,7 @@ async function freePort(): Promise<number> {
 }
 
 /** The healthcheck's exit code and what it printed, given the settings the proxy was started with. */
-async function healthcheck(flags: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number; stderr: string }> {
+async function healthcheck (flags: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number; stderr: string }> {
   return run(process.execPath, [join(dist, 'dist/healthcheck.js'), ...flags], { env: { PATH: process.env.PATH, ...env }, timeout: 15_000 })
     .then(() => ({ code: 0, stderr: '' }), (err: { code: number; stderr: string }) => ({ code: err.code, stderr: err.stderr }))
 }
@@ -74,7 +74,7 @@ for (const [name, settings] of cases) {
 const asRoot = process.getuid?.() === 0
 
 /** Runs `command` as PID 1 of a PID namespace of its own (a container, as far as /proc/1 goes); the healthcheck inside it. */
-async function inContainer(t: Parameters<typeof buildDist>[0], command: string[]): Promise<{ code: number; stderr: string }> {
+async function inContainer (t: Parameters<typeof buildDist>[0], command: string[]): Promise<{ code: number; stderr: string }> {
   const container = spawn('unshare', ['--pid', '--fork', '--kill-child', '--mount-proc', ...command], { stdio: ['ignore', 'pipe', 'pipe'] })
   t.teardown(() => { container.kill('SIGKILL') })
   let out = ''

@@ -105,7 +105,7 @@ const hostile: Array<[string, string, number, number?]> = [
 ]
 
 /** The same request as a WebSocket upgrade: the headers that ask for it go right after the request line. */
-function viaUpgrade(raw: string): string {
+function viaUpgrade (raw: string): string {
   const eol = raw.includes('\r\n') ? '\r\n' : '\n'
   const at = raw.indexOf(eol)
   const upgrade = ['Connection: Upgrade', 'Upgrade: websocket', 'Sec-WebSocket-Version: 13', 'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ=='].join(eol)

@@ -16,7 +16,7 @@ const run = promisify(execFile)
 const kubectl = findKubectl()
 
 /** The demo API server, mtls-proxy in front, and kubectl with a throwaway home pointed at the proxy. */
-async function kubectlThroughProxy(t: Parameters<typeof pkiWithFiles>[0]) {
+async function kubectlThroughProxy (t: Parameters<typeof pkiWithFiles>[0]) {
   const { pki, files } = await pkiWithFiles(t)
   const api = await startDemoUpstream(t, pki)
   const proxy = await startProxy(t, api.url, files)
@@ -28,7 +28,7 @@ async function kubectlThroughProxy(t: Parameters<typeof pkiWithFiles>[0]) {
 }
 
 t.test('kubectl --server http://127.0.0.1:PORT get pods prints the pods', { skip: kubectl ? false : NO_KUBECTL }, async (t) => {
-  const { api, proxy, k, home } = await kubectlThroughProxy(t)
+  const { api, k, home } = await kubectlThroughProxy(t)
 
   const table = await k('get', 'pods')
   t.match(table.stdout, /^NAME\s+READY\s+STATUS\s+RESTARTS\s+AGE\n/)
@@ -54,7 +54,7 @@ t.test('kubectl --server http://127.0.0.1:PORT get pods prints the pods', { skip
 })
 
 t.test('kubectl exec POD -- CMD through the proxy: output and exit status over the v5 channel protocol', { skip: kubectl ? false : NO_KUBECTL }, async (t) => {
-  const { api, proxy, k } = await kubectlThroughProxy(t)
+  const { proxy, k } = await kubectlThroughProxy(t)
 
   const hello = await k('exec', 'web-7d4b9c6f5-abcde', '--', 'echo', 'hello', 'through', 'mtls-proxy')
   t.equal(hello.stdout, 'hello through mtls-proxy\n', 'stdout arrives on channel 1')

@@ -36,7 +36,7 @@ const proxy = await startCli(t, [...base, '--listen-cert', paths.cert, '--listen
 const trusting = new Agent({ connect: { ca: listenerCa.certPem } })
 t.teardown(() => trusting.close())
 
-function peerSerial(port: number): Promise<string> {
+function peerSerial (port: number): Promise<string> {
   return new Promise((resolve, reject) => {
     const socket = tlsConnect({ host: '127.0.0.1', port, ca: listenerCa.certPem, servername: 'localhost' }, () => {
       resolve(socket.getPeerCertificate().serialNumber)

@@ -14,7 +14,7 @@ import { loadConfig } from '../src/config.js'
 const { pki, files } = await pkiWithFiles(t)
 const flags = (url: string) => ['--upstream', url, '--cacert', files.cacert, '--cert', files.cert, '--key', files.key]
 
-function overSocket(path: string, target: string): Promise<{ status: number; body: string }> {
+function overSocket (path: string, target: string): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
     request({ socketPath: path, path: target, headers: { host: 'localhost' } }, (res) => {
       let body = ''

@@ -13,7 +13,7 @@ import { startTunnelUpstream } from './helpers/tunnel-upstream.js'
 import { until } from './helpers/until.js'
 
 /** The value of one sample, labels matched as a subset; undefined when absent. */
-function sample(text: string, name: string, labels: Record<string, string> = {}): number | undefined {
+function sample (text: string, name: string, labels: Record<string, string> = {}): number | undefined {
   for (const line of text.split('\n')) {
     const m = /^([a-zA-Z_:][\w:]*)(?:\{(.*)\})? (\S+)$/.exec(line)
     if (!m || m[1] !== name) continue
@@ -115,7 +115,7 @@ t.test('a watch held open is an open watch', async (t) => {
 })
 
 /** The CLI with a status listener on `address`; the status URL it logged. */
-async function withStatusListener(t: Parameters<typeof pkiWithFiles>[0], address: string) {
+async function withStatusListener (t: Parameters<typeof pkiWithFiles>[0], address: string) {
   const { pki, files } = await pkiWithFiles(t)
   const upstream = await startUpstream(t, pki, echoHandler)
   const proxy = await startCli(t, ['--upstream', upstream.url, '--cacert', files.cacert, '--cert', files.cert, '--key', files.key, '--status-address', address])

@@ -15,7 +15,7 @@ const run = promisify(execFile)
 // Debian's package installs for Debian's interpreter, not for another python3 that may come first on PATH.
 const PYTHON = '/usr/bin/python3'
 
-async function pythonClient(): Promise<string | undefined> {
+async function pythonClient (): Promise<string | undefined> {
   if (!existsSync(PYTHON)) return `${PYTHON} not found`
   try {
     await run(PYTHON, ['-c', 'import kubernetes, websocket'])

@@ -13,7 +13,7 @@ import { get, rawRequest } from './helpers/http.js'
 const { pki, files } = await pkiWithFiles(t)
 
 /** The whole response as the client saw it: headers, body, and whether it ended properly. */
-function fetchRaw(url: string): Promise<{ res: IncomingMessage; body: string; complete: boolean }> {
+function fetchRaw (url: string): Promise<{ res: IncomingMessage; body: string; complete: boolean }> {
   return new Promise((resolve, reject) => {
     httpRequest(url, (res) => {
       let body = ''
@@ -72,7 +72,8 @@ t.test('repeated response headers (Set-Cookie) reach the client as separate line
 
 t.test('an upstream answer with a header Node will not send: 502, and the proxy goes on serving', async (t) => {
   // A raw TLS server, since Node's own HTTP server refuses to write such a header.
-  const server = createTlsServer({ key: pki.server.keyPem, cert: pki.server.certPem, ca: pki.ca.certPem, requestCert: true, rejectUnauthorized: true }, (socket) => {
+  const tls = { key: pki.server.keyPem, cert: pki.server.certPem, ca: pki.ca.certPem, requestCert: true, rejectUnauthorized: true }
+  const server = createTlsServer(tls, (socket) => {
     socket.once('data', (d: Buffer) => {
       const ok = d.toString('latin1').includes('/version')
       socket.end(ok

@@ -33,11 +33,11 @@ const DROPPED = ['x-real-ip', 'x-client-ip', 'true-client-ip', 'x-forwarded-port
   'x-remote-uid', 'x-remote-extra-scopes', 'authorization', 'x-http-method-override', 'x-original-url', 'x-ssl-client-dn', 'ssl-client-cert',
   'x-client-cert', 'x-forwarded-client-cert']
 
-function lines(rawHeaders: string[], name: string): string[] {
+function lines (rawHeaders: string[], name: string): string[] {
   return rawHeaders.filter((_, i, a) => i % 2 === 1 && a[i - 1]!.toLowerCase() === name)
 }
 
-function check(t: Test, rawHeaders: string[]) {
+function check (t: Test, rawHeaders: string[]) {
   t.same(lines(rawHeaders, 'impersonate-group'), ['devs', 'ops'], 'two Impersonate-Group lines, in order')
   t.same(lines(rawHeaders, 'impersonate-extra-scopes'), ['view', 'edit'])
   t.same(lines(rawHeaders, 'impersonate-user'), ['jane'])

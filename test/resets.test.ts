@@ -40,7 +40,7 @@ for (const [name, port, plan] of paths) {
       await Promise.all(DELAYS_MS.map((delayMs) => sendThenReset(port, { ...plan, delayMs })))
     }
     // A reset that made the process exit would show here, or in the next request.
-    await new Promise((r) => setTimeout(r, 50))
+    await new Promise((resolve) => setTimeout(resolve, 50))
     t.equal(proxy.child.exitCode, null, 'still running')
     t.equal((await get(`${proxy.url}/-/healthz`)).status, 200, '/-/healthz answers')
     t.equal((await get(`${proxy.url}/api/v1/pods`)).status, 200, 'a request is forwarded')

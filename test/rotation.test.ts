@@ -15,7 +15,7 @@ import { until } from './helpers/until.js'
 import type { ClientFiles } from '../src/demo/pki.js'
 
 /** An upstream that answers /whoami with the CN of the client certificate, and holds watches open. */
-async function identityUpstream(t: Parameters<typeof startUpstream>[0], pki: DemoPki) {
+async function identityUpstream (t: Parameters<typeof startUpstream>[0], pki: DemoPki) {
   const watches: ServerResponse[] = []
   const upstream = await startUpstream(t, pki, (req, res) => {
     const cn = (req.socket as TLSSocket).getPeerCertificate().subject?.CN
@@ -31,21 +31,25 @@ async function identityUpstream(t: Parameters<typeof startUpstream>[0], pki: Dem
   return { upstream, watches }
 }
 
-function openWatch(url: string): Promise<{ res: IncomingMessage; next: () => Promise<string> }> {
+function openWatch (url: string): Promise<{ res: IncomingMessage; next: () => Promise<string> }> {
   return new Promise((resolve, reject) => {
     httpRequest(url, (res) => {
       const queue: string[] = []
       const waiters: Array<(s: string) => void> = []
       res.on('data', (d: Buffer) => { const w = waiters.shift(); if (w) w(d.toString()); else queue.push(d.toString()) })
-      resolve({ res, next: () => new Promise((r) => { const q = queue.shift(); if (q !== undefined) r(q); else waiters.push(r) }) })
+      const next = () => new Promise<string>((_resolve) => {
+        const q = queue.shift()
+        if (q !== undefined) _resolve(q)
+        else waiters.push(_resolve)
+      })
+      resolve({ res, next })
     }).on('error', reject).end()
   })
 }
 
-async function whoami(url: string): Promise<string> {
+async function whoami (url: string): Promise<string> {
   return (await get(`${url}/whoami`)).json<{ cn: string }>().cn
 }
-
 
 type Rotate = (files: ClientFiles, cert: string, key: string) => Promise<void>
 
@@ -53,7 +57,7 @@ const ways: Record<string, { setup?: (files: ClientFiles, pki: DemoPki) => Promi
   'overwrite in place': {
     rotate: async (files, cert, key) => {
       await writeFile(files.cert, cert)
-      await new Promise((r) => setTimeout(r, 30)) // cert and key land a moment apart, as with cp
+      await new Promise((resolve) => setTimeout(resolve, 30)) // cert and key land a moment apart, as with cp
       await writeFile(files.key, key)
     },
   },

@@ -20,13 +20,13 @@ const upstream = await startUpstream(t, pki, echoHandler)
 
 interface Client { socket: Socket; answer: () => string; closedAt: Promise<number> }
 
-function open(port: number, head: string): Promise<Client> {
+function open (port: number, head: string): Promise<Client> {
   return new Promise((resolve) => {
     const socket = connect(port, '127.0.0.1')
     let answer = ''
     socket.on('data', (d: Buffer) => { answer += d.toString('latin1') })
     socket.on('error', () => socket.destroy())
-    const closedAt = new Promise<number>((r) => socket.once('close', () => r(Date.now())))
+    const closedAt = new Promise<number>((resolve) => socket.once('close', () => resolve(Date.now())))
     socket.once('connect', () => {
       socket.write(head)
       resolve({ socket, answer: () => answer, closedAt })
@@ -57,7 +57,7 @@ t.test('a refused client that sends its body fast is cut after about 1 MiB, not 
   const chunk = Buffer.alloc(64 * 1024, 'y')
   let sent = 0
   while (!client.socket.destroyed && sent < 100_000_000) {
-    if (!client.socket.write(chunk)) await new Promise((r) => { client.socket.once('drain', r); client.socket.once('close', r) })
+    if (!client.socket.write(chunk)) await new Promise((resolve) => { client.socket.once('drain', resolve); client.socket.once('close', resolve) })
     sent += chunk.length
   }
   await client.closedAt
@@ -100,7 +100,7 @@ t.test('a slow body that keeps arriving is not cut: the timeout is between reads
   const proxy = await startProxy(t, upstream.url, files, ['--client-body-timeout', '0.5'])
   const client = await open(proxy.port, 'POST /api/v1/namespaces/default/configmaps HTTP/1.1\r\nHost: localhost\r\nContent-Length: 10\r\nConnection: close\r\n\r\n')
   for (let i = 0; i < 10; i++) {
-    await new Promise((r) => setTimeout(r, 200))
+    await new Promise((resolve) => setTimeout(resolve, 200))
     client.socket.write('z')
   }
   await client.closedAt
@@ -116,7 +116,7 @@ t.test('a watch with no body is never timed by --client-body-timeout', async (t)
   })
   const proxy = await startProxy(t, silent.url, files, ['--client-body-timeout', '0.3'])
   const client = await open(proxy.port, 'GET /api/v1/pods?watch=1 HTTP/1.1\r\nHost: localhost\r\n\r\n')
-  await new Promise((r) => setTimeout(r, 1_000))
+  await new Promise((resolve) => setTimeout(resolve, 1_000))
   t.equal(statusLine(client.answer()), 200)
   t.notOk(client.socket.destroyed, 'the silent watch is still open after 1 s')
   client.socket.destroy()
@@ -132,7 +132,7 @@ t.test('an upstream that fails mid-upload: 502 with Connection: close, the conne
   t.match(client.answer(), /connection: close/i, 'the body still arriving cannot be read: the connection ends with the answer')
   await client.closedAt
   // The body timer of that request must not outlive it (it once wrote a second answer and crashed the process).
-  await new Promise((r) => setTimeout(r, 1_000))
+  await new Promise((resolve) => setTimeout(resolve, 1_000))
   t.equal(proxy.child.exitCode, null, 'still running')
   t.equal(statusLine(await rawRequest(proxy.port, 'GET /-/healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n')), 200)
   t.notOk(proxy.logs().some((l) => (l.level as number) >= 50), 'no error-level line')
@@ -146,7 +146,7 @@ t.test('pipelined refused requests share one allowance per connection: big bodie
   let sent = 0
   for (let i = 0; i < 50 && !big.socket.destroyed; i++) {
     const chunk = Buffer.concat([Buffer.alloc(900 * 1024, 'b'), Buffer.from(i < 49 ? refusedPost(900 * 1024) : '')])
-    if (!big.socket.write(chunk)) await new Promise((r) => { big.socket.once('drain', r); big.socket.once('close', r) })
+    if (!big.socket.write(chunk)) await new Promise((resolve) => { big.socket.once('drain', resolve); big.socket.once('close', resolve) })
     sent += chunk.length
   }
   await big.closedAt

@@ -17,7 +17,7 @@ const { pki, files } = await pkiWithFiles(t)
 const dir = files.dir
 const b64 = (s: string) => Buffer.from(s).toString('base64')
 
-function config(argv: string[], env: NodeJS.ProcessEnv = {}): Config {
+function config (argv: string[], env: NodeJS.ProcessEnv = {}): Config {
   const c = loadConfig(argv, env, dir)
   if (c.action !== 'run') throw new Error('run expected')
   return c.config
@@ -28,15 +28,17 @@ const whoamiUpstream = (tt: Parameters<typeof startUpstream>[0]) => startUpstrea
   res.end(JSON.stringify({ cn: (req.socket as TLSSocket).getPeerCertificate().subject?.CN }))
 })
 
-async function kubeconfig(name: string, doc: Record<string, unknown>): Promise<string> {
+async function kubeconfig (name: string, doc: Record<string, unknown>): Promise<string> {
   const file = join(dir, name)
   await writeFile(file, stringify(doc))
   return file
 }
 
-function kubeDoc(server: string, user: Record<string, unknown>, extra: Record<string, unknown> = {}) {
+function kubeDoc (server: string, user: Record<string, unknown>, extra: Record<string, unknown> = {}) {
   return {
-    apiVersion: 'v1', kind: 'Config', 'current-context': 'cce',
+    apiVersion: 'v1',
+    kind: 'Config',
+    'current-context': 'cce',
     clusters: [{ name: 'cce-cluster', cluster: { server, 'certificate-authority': 'ca.crt', ...extra } }, { name: 'other', cluster: { server: 'https://10.9.9.9:6443', 'certificate-authority-data': b64(pki.ca.certPem) } }],
     users: [{ name: 'admin', user }, { name: 'token-user', user: { token: 'abc' } }, { name: 'exec-user', user: { exec: { command: 'aws' } } }],
     contexts: [{ name: 'cce', context: { cluster: 'cce-cluster', user: 'admin' } }, { name: 'other', context: { cluster: 'other', user: 'admin' } },
@@ -86,17 +88,24 @@ t.test('kubeconfig mistakes are clear errors, never a silent fallback', async (t
 
 t.test('PEM from environment variables, as text or base64 (a Secret passed as env)', async (t) => {
   const upstream = await whoamiUpstream(t)
-  const env = { MTLS_PROXY_UPSTREAM: upstream.url, MTLS_PROXY_CACERT_DATA: pki.ca.certPem, MTLS_PROXY_CERT_DATA: b64(pki.client.certPem), MTLS_PROXY_KEY_DATA: pki.client.keyPem }
+  const env = {
+    MTLS_PROXY_UPSTREAM: upstream.url,
+    MTLS_PROXY_CACERT_DATA: pki.ca.certPem,
+    MTLS_PROXY_CERT_DATA: b64(pki.client.certPem),
+    MTLS_PROXY_KEY_DATA: pki.client.keyPem,
+  }
   const c = config([], env)
   t.match(await c.credentialSources(), { ca: { kind: 'inline' }, cert: { kind: 'inline', label: 'MTLS_PROXY_CERT_DATA' }, key: { kind: 'inline' }, watch: [] })
   t.match((await loadCredentials(await c.credentialSources())).clientCertificate.subject, /CN=demo-admin/)
   t.throws(() => loadConfig(['--cert-data', 'x'], {}, dir), { message: /Unknown option '--cert-data'/ }, 'key material is never taken from argv')
 })
 
-async function certify(publicKey: KeyObject, alg: webcrypto.AlgorithmIdentifier | webcrypto.RsaHashedImportParams | webcrypto.EcKeyImportParams, cn: string): Promise<string> {
+type ImportAlgorithm = webcrypto.AlgorithmIdentifier | webcrypto.RsaHashedImportParams | webcrypto.EcKeyImportParams
+
+async function certify (publicKey: KeyObject, alg: ImportAlgorithm, cn: string): Promise<string> {
   const spki = publicKey.export({ type: 'spki', format: 'der' })
   const key = await webcrypto.subtle.importKey('spki', spki, alg, true, ['verify'])
-  return (await pki.ca.issue({ commonName: cn, usage: 'client', publicKey: key as unknown as CryptoKey })).certPem
+  return (await pki.ca.issue({ commonName: cn, usage: 'client', publicKey: key })).certPem
 }
 
 t.test('every key format works end to end: PKCS#1, PKCS#8, SEC1; RSA, ECDSA, Ed25519; encrypted', async (t) => {

@@ -52,7 +52,7 @@ t.test('at start: certificate validity logged, key permission warned; SIGHUP rel
   t.match(logs(), /is readable by group or others \(mode 0640\).*chmod 600/)
   proxy.child.kill('SIGHUP')
   const started = Date.now()
-  while (!/SIGHUP: reloading certificates/.test(logs()) && Date.now() - started < 5_000) await new Promise((r) => setTimeout(r, 25))
+  while (!/SIGHUP: reloading certificates/.test(logs()) && Date.now() - started < 5_000) await new Promise((resolve) => setTimeout(resolve, 25))
   t.match(logs(), /SIGHUP: reloading certificates/)
   t.match(logs(), /client certificate CN=demo-admin, O=system:masters valid until/)
   t.equal((await get(`${proxy.url}/version`)).status, 200, 'still serving after SIGHUP')

@@ -11,7 +11,7 @@ import { until } from './helpers/until.js'
 
 const EXEC = '/api/v1/namespaces/default/pods/web/exec?command=sh&command=-c&command=echo%20hi&container=app&stdin=true&stdout=true&stderr=true'
 
-function openWs(url: string, headers: Record<string, string> = {}): Promise<WebSocket> {
+function openWs (url: string, headers: Record<string, string> = {}): Promise<WebSocket> {
   return new Promise((resolve, reject) => {
     const ws = new WebSocket(url, SUBPROTOCOLS, { headers })
     ws.once('open', () => resolve(ws))
@@ -21,9 +21,9 @@ function openWs(url: string, headers: Record<string, string> = {}): Promise<WebS
 }
 
 /** A raw upgrade on its own socket: resolves once the answer's head arrived; `take()` returns and clears what came since. */
-async function rawUpgrade(port: number, lines: string[], opts: { allowHalfOpen?: boolean } = {}) {
+async function rawUpgrade (port: number, lines: string[], opts: { allowHalfOpen?: boolean } = {}) {
   const socket = connect({ port, host: '127.0.0.1', allowHalfOpen: opts.allowHalfOpen ?? false })
-  await new Promise((r) => socket.once('connect', r))
+  await new Promise((resolve) => socket.once('connect', resolve))
   let received = Buffer.alloc(0)
   socket.on('data', (d: Buffer) => { received = Buffer.concat([received, d]) })
   socket.write([...lines, '', ''].join('\r\n'))
@@ -39,7 +39,7 @@ async function rawUpgrade(port: number, lines: string[], opts: { allowHalfOpen?:
   }
 }
 
-function echo(ws: WebSocket, data: Buffer): Promise<Buffer> {
+function echo (ws: WebSocket, data: Buffer): Promise<Buffer> {
   return new Promise((resolve) => {
     ws.once('message', (d) => resolve(d as Buffer))
     ws.send(data, { binary: true })
@@ -121,7 +121,7 @@ t.test('a refused upgrade: the upstream\'s 403 Status is relayed and the connect
   const { pki, files } = await pkiWithFiles(t)
   const { upstream } = await startTunnelUpstream(t, pki)
   const proxy = await startProxy(t, upstream.url, files)
-  const answer = await rawRequest(proxy.port, [`GET /api/v1/namespaces/default/pods/forbidden/exec?command=ls HTTP/1.1`, 'Host: localhost',
+  const answer = await rawRequest(proxy.port, ['GET /api/v1/namespaces/default/pods/forbidden/exec?command=ls HTTP/1.1', 'Host: localhost',
     'Connection: Upgrade', 'Upgrade: websocket', 'Sec-WebSocket-Version: 13', 'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==', 'Sec-WebSocket-Protocol: v5.channel.k8s.io', '', ''].join('\r\n'))
   t.equal(statusLine(answer), 403)
   t.match(answer, /Content-Length: \d+/i)
@@ -281,7 +281,7 @@ t.test('an upgrade given up on before the upstream answers is not counted as an 
   const sockets = Array.from({ length: 5 }, () => {
     const socket = connect(proxy.port, '127.0.0.1')
     socket.on('error', () => socket.destroy())
-    socket.write([`GET /api/v1/namespaces/default/pods/slow/exec HTTP/1.1`, 'Host: localhost', 'Connection: Upgrade', 'Upgrade: websocket', '', ''].join('\r\n'))
+    socket.write(['GET /api/v1/namespaces/default/pods/slow/exec HTTP/1.1', 'Host: localhost', 'Connection: Upgrade', 'Upgrade: websocket', '', ''].join('\r\n'))
     return socket
   })
   t.teardown(() => { for (const s of sockets) s.destroy() })
@@ -289,7 +289,7 @@ t.test('an upgrade given up on before the upstream answers is not counted as an 
   // what shutdown does after its grace period: the client side goes first
   proxy.app.tunnels.destroyAll()
   await until(() => proxy.logs.filter((l) => l.msg === 'request' && String(l.url).includes('/slow/')).length === 5)
-  await new Promise((r) => setTimeout(r, 100))
+  await new Promise((resolve) => setTimeout(resolve, 100))
   t.equal(await errors(), before, 'upstream_errors_total unchanged')
   t.notOk(proxy.logs.some((l) => l.msg === 'request' && String(l.url).includes('/slow/') && l.error), 'no error on the access lines')
 })

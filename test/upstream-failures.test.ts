@@ -11,7 +11,9 @@ import { startMtlsServer } from '../src/demo/api-server.js'
 
 const { pki, files } = await pkiWithFiles(t)
 
-function isStatus(t: { equal: (a: unknown, b: unknown) => void; same: (a: unknown, b: unknown) => void }, body: Record<string, unknown>, code: number): void {
+type Asserts = { equal: (a: unknown, b: unknown) => void; same: (a: unknown, b: unknown) => void }
+
+function isStatus (t: Asserts, body: Record<string, unknown>, code: number): void {
   t.equal(body.kind, 'Status')
   t.equal(body.apiVersion, 'v1')
   t.equal(body.status, 'Failure')
@@ -24,7 +26,9 @@ t.test('an upstream whose certificate comes from another CA is never sent the re
   const impostorCert = await impostorCA.issue({ commonName: 'kube-apiserver', usage: 'server' })
   let requests = 0
   // It even accepts our client certificate: only our verification of *its* certificate stops us.
-  const impostor = await startMtlsServer({ clientCaPem: pki.ca.certPem, serverCert: impostorCert, handler: (req, res) => { requests++; echoHandler(req, res) } })
+  const impostor = await startMtlsServer({
+    clientCaPem: pki.ca.certPem, serverCert: impostorCert, handler: (req, res) => { requests++; echoHandler(req, res) },
+  })
   t.teardown(() => impostor.close())
   const proxy = await startProxy(t, impostor.url, files)
   const res = await get(`${proxy.url}/api/v1/secrets`, { method: 'POST', body: '{"token":"x"}', headers: { 'content-type': 'application/json' } })
@@ -40,7 +44,9 @@ t.test('an upstream whose certificate comes from another CA is never sent the re
 t.test('a server certificate for another name is refused; --tls-server-name accepts it', async (t) => {
   const other = await pki.ca.issue({ commonName: 'api.cluster.internal', usage: 'server', dnsNames: ['api.cluster.internal'], ipAddresses: [] })
   let requests = 0
-  const server = await startMtlsServer({ clientCaPem: pki.ca.certPem, serverCert: other, handler: (req, res) => { requests++; echoHandler(req, res) } })
+  const server = await startMtlsServer({
+    clientCaPem: pki.ca.certPem, serverCert: other, handler: (req, res) => { requests++; echoHandler(req, res) },
+  })
   t.teardown(() => server.close())
   const strict = await startProxy(t, server.url, files)
   const refused = await get(`${strict.url}/version`)
@@ -81,7 +87,7 @@ t.test('upstream down: 502 Status saying the connection was refused', async (t) 
 
 t.test('an upstream that never answers: 504 after --response-timeout', async (t) => {
   const upstream = await startUpstream(t, pki, (req, res) => {
-    if (req.url === '/version') { res.end('{}'); return }
+    if (req.url === '/version') { res.end('{}') }
     // hold the request; the test's teardown closes it
   })
   const proxy = await startProxy(t, upstream.url, files, ['--response-timeout', '0.3'])

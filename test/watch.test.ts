@@ -10,7 +10,7 @@ import { until } from './helpers/until.js'
 const { pki, files } = await pkiWithFiles(t)
 
 /** An upstream whose watch responses the test drives event by event. */
-async function watchUpstream(t: Parameters<typeof startUpstream>[0]) {
+async function watchUpstream (t: Parameters<typeof startUpstream>[0]) {
   const open: ServerResponse[] = []
   const closed: ServerResponse[] = []
   const upstream = await startUpstream(t, pki, (req, res) => {
@@ -23,14 +23,13 @@ async function watchUpstream(t: Parameters<typeof startUpstream>[0]) {
   return { upstream, open, closed }
 }
 
-function watch(url: string): Promise<IncomingMessage> {
+function watch (url: string): Promise<IncomingMessage> {
   return new Promise((resolve, reject) => httpRequest(url, resolve).on('error', reject).end())
 }
 
-function nextLine(res: IncomingMessage): Promise<string> {
+function nextLine (res: IncomingMessage): Promise<string> {
   return new Promise((resolve) => res.once('data', (d: Buffer) => resolve(d.toString())))
 }
-
 
 t.test('watch events arrive one by one, as the upstream sends them', async (t) => {
   const { upstream, open } = await watchUpstream(t)
@@ -53,7 +52,7 @@ t.test('a watch outlives --response-timeout: only headers are timed, never a bod
   const proxy = await startProxy(t, upstream.url, files, ['--response-timeout', '0.2'])
   const res = await watch(`${proxy.url}/api/v1/pods?watch=true`)
   await until(() => open.length === 1)
-  await new Promise((r) => setTimeout(r, 800))
+  await new Promise((resolve) => setTimeout(resolve, 800))
   const received = nextLine(res)
   open[0]!.write('{"type":"MODIFIED"}\n')
   t.equal(await received, '{"type":"MODIFIED"}\n', 'still streaming after 4× the response timeout')

@@ -28,7 +28,7 @@ export interface MtlsServerOptions {
 }
 
 /** An HTTPS server that demands a client certificate signed by clientCaPem, like kube-apiserver. */
-export async function startMtlsServer(opts: MtlsServerOptions): Promise<MtlsServer> {
+export async function startMtlsServer (opts: MtlsServerOptions): Promise<MtlsServer> {
   const server = createServer({
     ca: opts.clientCaPem,
     cert: opts.serverCert.certPem,
@@ -62,7 +62,7 @@ export interface DemoApiServer extends MtlsServer {
 // A boolean parameter as the API server reads it: false only when `0` or `false` (any case), absent aside.
 const isTrue = (value: string | null) => value !== null && !/^(?:0|false)$/i.test(value)
 
-function age(created: string): string {
+function age (created: string): string {
   const s = Math.max(0, Math.round((Date.now() - Date.parse(created)) / 1000))
   return s < 120 ? `${s}s` : s < 7200 ? `${Math.round(s / 60)}m` : `${Math.round(s / 3600)}h`
 }
@@ -70,7 +70,7 @@ function age(created: string): string {
 const column = (name: string, format = '') => ({ name, type: 'string', format, description: name, priority: 0 })
 
 /** The server-side printing kubectl asks for (`Accept: …;as=Table`), as the API server does it for these kinds. */
-function table(kind: 'Pod' | 'Namespace', objects: Obj[], resourceVersion: string): Obj {
+function table (kind: 'Pod' | 'Namespace', objects: Obj[], resourceVersion: string): Obj {
   const rows = objects.map((o) => {
     const cells = kind === 'Pod'
       ? [o.metadata.name, `${(o.status?.containerStatuses ?? []).filter((c: Obj) => c.ready).length}/${(o.spec?.containers ?? []).length}`, o.status?.phase ?? 'Pending', String((o.status?.containerStatuses ?? []).reduce((n: number, c: Obj) => n + (c.restartCount ?? 0), 0)), age(o.metadata.creationTimestamp)]
@@ -83,17 +83,17 @@ function table(kind: 'Pod' | 'Namespace', objects: Obj[], resourceVersion: strin
   return { kind: 'Table', apiVersion: 'meta.k8s.io/v1', metadata: { resourceVersion }, columnDefinitions, rows }
 }
 
-function json(res: ServerResponse, code: number, body: unknown): void {
+function json (res: ServerResponse, code: number, body: unknown): void {
   const text = JSON.stringify(body)
   res.writeHead(code, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) })
   res.end(text)
 }
 
-function failure(res: ServerResponse, code: number, reason: string, message: string): void {
+function failure (res: ServerResponse, code: number, reason: string, message: string): void {
   json(res, code, { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message, reason, code })
 }
 
-function readBody(req: IncomingMessage): Promise<unknown> {
+function readBody (req: IncomingMessage): Promise<unknown> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = []
     let size = 0
@@ -140,7 +140,7 @@ const OPENAPI_V1 = {
 }
 
 /** One pod's pretend log: a few lines, then (with follow) a line a second until the client leaves. */
-function podLog(res: ServerResponse, pod: Obj, follow: boolean): void {
+function podLog (res: ServerResponse, pod: Obj, follow: boolean): void {
   res.writeHead(200, { 'content-type': 'text/plain', 'transfer-encoding': 'chunked' })
   const started = pod.metadata.creationTimestamp as string
   for (const line of [`${started} ${pod.metadata.name}: starting`, `${started} ${pod.metadata.name}: listening on :8080`, `${started} ${pod.metadata.name}: ready`]) res.write(`${line}\n`)
@@ -153,7 +153,7 @@ function podLog(res: ServerResponse, pod: Obj, follow: boolean): void {
   res.on('close', () => clearInterval(timer))
 }
 
-export async function startDemoApiServer(pki: DemoPki, opts: { host?: string; port?: number } = {}): Promise<DemoApiServer> {
+export async function startDemoApiServer (pki: DemoPki, opts: { host?: string; port?: number } = {}): Promise<DemoApiServer> {
   const store = new Store()
   store.create('default', { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'web-7d4b9c6f5-abcde', labels: { app: 'web' } }, spec: { containers: [{ name: 'app', image: 'registry.k8s.io/pause:3.10' }] } }, new Date(Date.now() - 3_600_000))
   store.create('default', { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'db-0', labels: { app: 'db' } }, spec: { containers: [{ name: 'app', image: 'registry.k8s.io/pause:3.10' }] } }, new Date(Date.now() - 7_200_000))
@@ -281,7 +281,7 @@ export async function startDemoApiServer(pki: DemoPki, opts: { host?: string; po
 const EXEC_PROTOCOLS = ['v5.channel.k8s.io', 'v4.channel.k8s.io']
 
 /** A few pretend commands, enough to show output and exit codes through the proxy. */
-function pretend(pod: string, command: string[]): { stdout: string; stderr: string; exitCode: number } {
+function pretend (pod: string, command: string[]): { stdout: string; stderr: string; exitCode: number } {
   const [name, ...args] = command
   if (name === 'echo') return { stdout: `${args.join(' ')}\n`, stderr: '', exitCode: 0 }
   if (name === 'hostname') return { stdout: `${pod}\n`, stderr: '', exitCode: 0 }
@@ -291,7 +291,7 @@ function pretend(pod: string, command: string[]): { stdout: string; stderr: stri
   return { stdout: '', stderr: `demo pod: ${name ?? ''}: command not found\n`, exitCode: 127 }
 }
 
-function runExec(ws: WebSocket, pod: string, command: string[]): void {
+function runExec (ws: WebSocket, pod: string, command: string[]): void {
   const { stdout, stderr, exitCode } = pretend(pod, command)
   const frame = (channel: number, text: string) => ws.send(Buffer.concat([Buffer.from([channel]), Buffer.from(text)]))
   if (stdout) frame(1, stdout)
@@ -299,7 +299,9 @@ function runExec(ws: WebSocket, pod: string, command: string[]): void {
   const status = exitCode === 0
     ? { metadata: {}, status: 'Success' }
     : {
-        metadata: {}, status: 'Failure', reason: 'NonZeroExitCode',
+        metadata: {},
+        status: 'Failure',
+        reason: 'NonZeroExitCode',
         message: `command terminated with non-zero exit code: error executing command [${command.join(' ')}], exit code ${exitCode}`,
         details: { causes: [{ reason: 'ExitCode', message: String(exitCode) }] },
       }

@@ -36,21 +36,21 @@ export interface LeafOptions {
 }
 
 let serial = Date.now()
-function nextSerial(): string {
+function nextSerial (): string {
   serial += 1
   return serial.toString(16).padStart(16, '0')
 }
 
-async function keyPem(key: CryptoKey): Promise<string> {
-  const der = await webcrypto.subtle.exportKey('pkcs8', key as webcrypto.CryptoKey)
+async function keyPem (key: CryptoKey): Promise<string> {
+  const der = await webcrypto.subtle.exportKey('pkcs8', key)
   return x509.PemConverter.encode(der, 'PRIVATE KEY')
 }
 
-function generateKeys(): Promise<CryptoKeyPair> {
-  return webcrypto.subtle.generateKey(EC, true, ['sign', 'verify']) as Promise<CryptoKeyPair>
+function generateKeys (): Promise<CryptoKeyPair> {
+  return webcrypto.subtle.generateKey(EC, true, ['sign', 'verify'])
 }
 
-export async function createCA(name = 'mtls-proxy demo CA'): Promise<CertificateAuthority> {
+export async function createCA (name = 'mtls-proxy demo CA'): Promise<CertificateAuthority> {
   const keys = await generateKeys()
   const now = Date.now()
   const ca = await x509.X509CertificateGenerator.createSelfSigned({
@@ -67,7 +67,7 @@ export async function createCA(name = 'mtls-proxy demo CA'): Promise<Certificate
     ],
   })
 
-  async function issue(opts: LeafOptions): Promise<KeyPairPem> {
+  async function issue (opts: LeafOptions): Promise<KeyPairPem> {
     const leafKeys = opts.publicKey ? undefined : await generateKeys()
     const subject = `CN=${opts.commonName}${opts.organization ? `, O=${opts.organization}` : ''}`
     const extensions: x509.Extension[] = [
@@ -106,7 +106,7 @@ export interface DemoPki {
 }
 
 /** A CA, a server certificate for localhost/127.0.0.1/::1 and a cluster-admin-like client certificate. */
-export async function createDemoPki(): Promise<DemoPki> {
+export async function createDemoPki (): Promise<DemoPki> {
   const ca = await createCA()
   const server = await ca.issue({ commonName: 'kube-apiserver', usage: 'server' })
   const client = await ca.issue({ commonName: 'demo-admin', organization: 'system:masters', usage: 'client' })
@@ -121,7 +121,7 @@ export interface ClientFiles {
 }
 
 /** Writes ca.crt, client.crt and client.key as a Kubernetes console hands them out. */
-export async function writeClientFiles(pki: DemoPki, dir?: string): Promise<ClientFiles> {
+export async function writeClientFiles (pki: DemoPki, dir?: string): Promise<ClientFiles> {
   const folder = dir ?? await mkdtemp(join(tmpdir(), 'mtls-proxy-'))
   const files = { dir: folder, cacert: join(folder, 'ca.crt'), cert: join(folder, 'client.crt'), key: join(folder, 'client.key') }
   await writeFile(files.cacert, pki.ca.certPem)

@@ -2,12 +2,12 @@
 // timestamps), and the stream of their changes that watches follow.
 import { randomUUID } from 'node:crypto'
 
-export type Obj = Record<string, any> // eslint-disable-line @typescript-eslint/no-explicit-any
+export type Obj = Record<string, any>
 export type EventType = 'ADDED' | 'MODIFIED' | 'DELETED'
 export interface WatchEvent { type: EventType; object: Obj; rv: number }
 
 export class DemoError extends Error {
-  constructor(readonly code: number, readonly reason: string, message: string) {
+  constructor (readonly code: number, readonly reason: string, message: string) {
     super(message)
   }
 }
@@ -21,7 +21,7 @@ const isObject = (v: unknown): v is Obj => v !== null && typeof v === 'object' &
 const UNSAFE_KEYS = new Set(['__proto__', 'constructor', 'prototype'])
 
 /** RFC 7386 JSON merge patch (`kubectl patch --type merge`): objects merge, anything else replaces, null deletes. */
-export function mergePatch(target: unknown, patch: unknown): unknown {
+export function mergePatch (target: unknown, patch: unknown): unknown {
   if (!isObject(patch)) return patch
   const out: Obj = isObject(target) ? { ...target } : {}
   for (const [key, value] of Object.entries(patch)) {
@@ -40,7 +40,7 @@ const namedList = (items: unknown[]) => items.every((i) => isObject(i) && typeof
  * named items merge by name, `$setElementOrder/<list>` orders them, an item with `$patch: delete`
  * goes; other directives are not stored.
  */
-export function strategicMerge(target: unknown, patch: unknown): unknown {
+export function strategicMerge (target: unknown, patch: unknown): unknown {
   if (!isObject(patch)) return patch
   const out: Obj = isObject(target) ? { ...target } : {}
   for (const [key, value] of Object.entries(patch)) {
@@ -54,7 +54,7 @@ export function strategicMerge(target: unknown, patch: unknown): unknown {
   return out
 }
 
-function mergeByName(current: Obj[], patch: Obj[], order: unknown): Obj[] {
+function mergeByName (current: Obj[], patch: Obj[], order: unknown): Obj[] {
   const byName = new Map(current.map((item) => [item.name as string, item]))
   for (const item of patch) {
     if (item.$patch === 'delete') byName.delete(item.name)
@@ -73,31 +73,33 @@ export class Store {
   readonly #history: WatchEvent[] = []
   readonly #listeners = new Set<(event: WatchEvent) => void>()
 
-  constructor() {
+  constructor () {
     for (const name of ['default', 'kube-system']) {
       this.namespaces.set(name, {
-        kind: 'Namespace', apiVersion: 'v1',
+        kind: 'Namespace',
+        apiVersion: 'v1',
         metadata: { name, uid: randomUUID(), resourceVersion: String(this.#rv), creationTimestamp: new Date(Date.now() - 86_400_000).toISOString(), labels: { 'kubernetes.io/metadata.name': name } },
-        spec: { finalizers: ['kubernetes'] }, status: { phase: 'Active' },
+        spec: { finalizers: ['kubernetes'] },
+        status: { phase: 'Active' },
       })
     }
   }
 
-  get resourceVersion(): string {
+  get resourceVersion (): string {
     return String(this.#rv)
   }
 
-  pods(namespace: string | undefined): Obj[] {
+  pods (namespace: string | undefined): Obj[] {
     return [...this.#pods.values()].filter((p) => namespace === undefined || p.metadata.namespace === namespace).map(clone)
   }
 
-  get(namespace: string, name: string): Obj {
+  get (namespace: string, name: string): Obj {
     const pod = this.#pods.get(`${namespace}/${name}`)
     if (!pod) throw new DemoError(404, 'NotFound', `pods "${name}" not found`)
     return clone(pod)
   }
 
-  create(namespace: string, body: Obj, created = new Date()): Obj {
+  create (namespace: string, body: Obj, created = new Date()): Obj {
     if (!this.namespaces.has(namespace)) throw new DemoError(404, 'NotFound', `namespaces "${namespace}" not found`)
     if (body?.kind !== 'Pod' || body.apiVersion !== 'v1') throw new DemoError(400, 'BadRequest', 'the demo API server creates pods (apiVersion: v1, kind: Pod)')
     const meta = body.metadata ?? {}
@@ -113,7 +115,9 @@ export class Store {
       metadata: { ...meta, name, namespace, uid: randomUUID(), creationTimestamp: created.toISOString() },
       // The demo's pods run at once and stay up.
       status: {
-        phase: 'Running', podIP: `10.244.0.${this.#pods.size + 10}`, startTime: created.toISOString(),
+        phase: 'Running',
+        podIP: `10.244.0.${this.#pods.size + 10}`,
+        startTime: created.toISOString(),
         conditions: [{ type: 'Ready', status: 'True', lastTransitionTime: created.toISOString() }],
         containerStatuses: containers.map((c) => ({ name: c.name, image: c.image, imageID: `${c.image}@sha256:${'0'.repeat(64)}`, ready: true, restartCount: 0, started: true, state: { running: { startedAt: created.toISOString() } } })),
       },
@@ -122,7 +126,7 @@ export class Store {
     return this.#commit('ADDED', pod)
   }
 
-  patch(namespace: string, name: string, patch: unknown, strategic: boolean): Obj {
+  patch (namespace: string, name: string, patch: unknown, strategic: boolean): Obj {
     const current = this.get(namespace, name)
     const next = (strategic ? strategicMerge(current, patch) : mergePatch(current, patch)) as Obj
     // What identifies the object is the server's to say.
@@ -130,7 +134,7 @@ export class Store {
     return this.#commit('MODIFIED', next)
   }
 
-  replace(namespace: string, name: string, body: Obj): Obj {
+  replace (namespace: string, name: string, body: Obj): Obj {
     const current = this.get(namespace, name)
     if (body?.metadata?.resourceVersion && body.metadata.resourceVersion !== current.metadata.resourceVersion) {
       throw new DemoError(409, 'Conflict', `Operation cannot be fulfilled on pods "${name}": the object has been modified; please apply your changes to the latest version and try again`)
@@ -138,26 +142,26 @@ export class Store {
     return this.#commit('MODIFIED', { ...body, metadata: { ...body.metadata, name, namespace, uid: current.metadata.uid, creationTimestamp: current.metadata.creationTimestamp }, status: current.status })
   }
 
-  delete(namespace: string, name: string): Obj {
+  delete (namespace: string, name: string): Obj {
     const pod = this.get(namespace, name)
     this.#pods.delete(`${namespace}/${name}`)
     return this.#commit('DELETED', pod)
   }
 
   /** Changes after resourceVersion `from`, or undefined when they are older than the history kept (410 Gone). */
-  since(from: number): WatchEvent[] | undefined {
+  since (from: number): WatchEvent[] | undefined {
     if (from >= this.#rv) return []
     const first = this.#history[0]
     if (!first || first.rv > from + 1) return undefined
     return this.#history.filter((e) => e.rv > from)
   }
 
-  subscribe(listener: (event: WatchEvent) => void): () => void {
+  subscribe (listener: (event: WatchEvent) => void): () => void {
     this.#listeners.add(listener)
     return () => this.#listeners.delete(listener)
   }
 
-  #commit(type: EventType, pod: Obj): Obj {
+  #commit (type: EventType, pod: Obj): Obj {
     this.#rv += 1
     pod.metadata.resourceVersion = String(this.#rv)
     if (type !== 'DELETED') this.#pods.set(`${pod.metadata.namespace}/${pod.metadata.name}`, pod)

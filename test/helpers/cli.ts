@@ -13,7 +13,7 @@ export interface Exit {
   stderr: string
 }
 
-function collect(child: ChildProcess): { out: string[]; err: string[]; exited: Promise<Exit> } {
+function collect (child: ChildProcess): { out: string[]; err: string[]; exited: Promise<Exit> } {
   const out: string[] = []
   const err: string[] = []
   child.stdout?.on('data', (d: Buffer) => out.push(d.toString()))
@@ -23,7 +23,7 @@ function collect(child: ChildProcess): { out: string[]; err: string[]; exited: P
 }
 
 /** Runs the CLI to completion (killed after timeoutMs). */
-export function runCli(args: string[], env: NodeJS.ProcessEnv = {}, timeoutMs = 15_000): Promise<Exit> {
+export function runCli (args: string[], env: NodeJS.ProcessEnv = {}, timeoutMs = 15_000): Promise<Exit> {
   const child = spawn(process.execPath, [...CLI, ...args], { cwd: ROOT, env: { PATH: process.env.PATH, ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
   const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs)
   const { exited } = collect(child)
@@ -39,7 +39,7 @@ export interface RunningCli {
 }
 
 /** Starts the CLI (on --port 0 unless told the settings name a port) and resolves once it logs where it serves. */
-export async function startCli(t: Teardown, args: string[], env: NodeJS.ProcessEnv = {}, { anyPort = true } = {}): Promise<RunningCli> {
+export async function startCli (t: Teardown, args: string[], env: NodeJS.ProcessEnv = {}, { anyPort = true } = {}): Promise<RunningCli> {
   const child = spawn(process.execPath, [...CLI, ...(anyPort ? ['--port', '0'] : []), ...args], { cwd: ROOT, env: { PATH: process.env.PATH, ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
   const { out, exited } = collect(child)
   t.teardown(() => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL') })
@@ -52,7 +52,7 @@ export async function startCli(t: Teardown, args: string[], env: NodeJS.ProcessE
       return { child, port: Number(new URL(url).port), url, exited, logs }
     }
     if (child.exitCode !== null) throw new Error(`mtls-proxy exited early: ${(await exited).stderr}`)
-    await new Promise((r) => setTimeout(r, 25))
+    await new Promise((resolve) => setTimeout(resolve, 25))
   }
   throw new Error('mtls-proxy did not start within 15 s')
 }

@@ -8,7 +8,7 @@ import { ROOT } from './cli.js'
 import type { Teardown } from './pki.js'
 
 /** The folder holding dist/ (and package.json, node_modules beside it). */
-export async function buildDist(t: Teardown): Promise<string> {
+export async function buildDist (t: Teardown): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'mtls-proxy-dist-'))
   t.teardown(() => rm(dir, { recursive: true, force: true }))
   execFileSync(process.execPath, [join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', join(ROOT, 'tsconfig.build.json'), '--outDir', join(dir, 'dist')])

@@ -10,14 +10,20 @@ export interface Response {
   json<T = Record<string, unknown>>(): T
 }
 
-export async function get(url: string, init: { method?: string; headers?: Record<string, string>; body?: string | Buffer } = {}): Promise<Response> {
+interface RequestInit {
+  method?: string
+  headers?: Record<string, string>
+  body?: string | Buffer
+}
+
+export async function get (url: string, init: RequestInit = {}): Promise<Response> {
   const res = await undiciRequest(url, { method: (init.method ?? 'GET') as 'GET', headers: init.headers, body: init.body })
   const body = await res.body.text()
   return { status: res.statusCode, headers: res.headers, body, json: <T>() => JSON.parse(body) as T }
 }
 
 /** Sends bytes exactly as given and returns everything the server answers until it closes (or timeoutMs). */
-export function rawRequest(port: number, text: string, timeoutMs = 3_000): Promise<string> {
+export function rawRequest (port: number, text: string, timeoutMs = 3_000): Promise<string> {
   return new Promise((resolve, reject) => {
     const socket = connect(port, '127.0.0.1')
     let answer = ''
@@ -29,6 +35,6 @@ export function rawRequest(port: number, text: string, timeoutMs = 3_000): Promi
   })
 }
 
-export function statusLine(answer: string): number {
+export function statusLine (answer: string): number {
   return Number(/^HTTP\/1\.[01] (\d{3})/.exec(answer)?.[1] ?? 0)
 }

@@ -3,7 +3,7 @@
 import { existsSync, realpathSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 
-export function findKubectl(): string | undefined {
+export function findKubectl (): string | undefined {
   for (const dir of (process.env.PATH ?? '').split(':')) {
     const candidate = join(dir, 'kubectl')
     if (!existsSync(candidate)) continue

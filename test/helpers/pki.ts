@@ -8,7 +8,7 @@ export interface Teardown {
 }
 
 /** A fresh PKI and its client files in a temp folder removed when the test ends. */
-export async function pkiWithFiles(t: Teardown, pki?: DemoPki): Promise<{ pki: DemoPki; files: ClientFiles }> {
+export async function pkiWithFiles (t: Teardown, pki?: DemoPki): Promise<{ pki: DemoPki; files: ClientFiles }> {
   const p = pki ?? await createDemoPki()
   const files = await writeClientFiles(p)
   t.teardown(() => rm(files.dir, { recursive: true, force: true }))

@@ -18,17 +18,17 @@ export interface RunningProxy {
   logText: () => string
 }
 
-export function proxyFlags(upstreamUrl: string, files: ClientFiles, extra: string[] = []): string[] {
+export function proxyFlags (upstreamUrl: string, files: ClientFiles, extra: string[] = []): string[] {
   return ['--upstream', upstreamUrl, '--cacert', files.cacert, '--cert', files.cert, '--key', files.key, '--port', '0', '--probe-interval', '0.2', ...extra]
 }
 
-export async function startProxy(t: Teardown, upstreamUrl: string, files: ClientFiles, extra: string[] = []): Promise<RunningProxy> {
+export async function startProxy (t: Teardown, upstreamUrl: string, files: ClientFiles, extra: string[] = []): Promise<RunningProxy> {
   const command = loadConfig(proxyFlags(upstreamUrl, files, extra), {})
   if (command.action !== 'run') throw new Error('expected a run command')
   const { config } = command
   const lines: string[] = []
   const destination = new Writable({
-    write(chunk: Buffer, _enc, done) {
+    write (chunk: Buffer, _enc, done) {
       lines.push(...chunk.toString().split('\n').filter(Boolean))
       done()
     },
@@ -44,7 +44,7 @@ export async function startProxy(t: Teardown, upstreamUrl: string, files: Client
     config,
     port,
     url: `http://127.0.0.1:${port}`,
-    get logs() { return lines.map((l) => JSON.parse(l) as Record<string, unknown>) },
+    get logs () { return lines.map((l) => JSON.parse(l) as Record<string, unknown>) },
     logText: () => lines.join('\n'),
   }
 }

@@ -12,7 +12,7 @@ export interface ResetPlan {
 }
 
 /** Sends, then resets the connection; resolves once the socket is gone, whatever happened. */
-export function sendThenReset(port: number, plan: ResetPlan): Promise<void> {
+export function sendThenReset (port: number, plan: ResetPlan): Promise<void> {
   return new Promise((resolve) => {
     const socket = connect(port, '127.0.0.1')
     const reset = () => setTimeout(() => {

@@ -18,7 +18,7 @@ export interface UnitFilter {
 const AUDIT_ARCH: Record<string, string> = { x64: 'AUDIT_ARCH_X86_64', arm64: 'AUDIT_ARCH_AARCH64' }
 
 /** Why a seccomp test cannot run here, or undefined when it can. */
-export function seccompUnavailable(): string | undefined {
+export function seccompUnavailable (): string | undefined {
   if (process.platform !== 'linux') return 'seccomp is Linux only'
   if (!AUDIT_ARCH[arch()]) return `no seccomp runner for ${arch()}`
   for (const tool of ['systemd-analyze', 'gcc']) {
@@ -32,7 +32,7 @@ export function seccompUnavailable(): string | undefined {
 }
 
 /** Every group `systemd-analyze syscall-filter` knows, with its entries (system calls and other groups). */
-function syscallGroups(): Map<string, string[]> {
+function syscallGroups (): Map<string, string[]> {
   const out = execFileSync('systemd-analyze', ['syscall-filter'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] })
   const groups = new Map<string, string[]>()
   let current: string[] | undefined
@@ -47,7 +47,7 @@ function syscallGroups(): Map<string, string[]> {
  * The filter a unit's SystemCallFilter= lines make, as systemd builds it: the first line decides
  * allow-list or deny-list; an allow-list always includes @default; later `~` lines take away.
  */
-export function unitFilter(unit: string): UnitFilter {
+export function unitFilter (unit: string): UnitFilter {
   const groups = syscallGroups()
   const expand = (item: string): string[] => (item.startsWith('@') ? (groups.get(item) ?? []).flatMap(expand) : [item])
   const lines = [...unit.matchAll(/^SystemCallFilter=(.*)$/gm)].map((m) => m[1]!.trim())
@@ -69,7 +69,7 @@ export function unitFilter(unit: string): UnitFilter {
  * Compiles the runner into dir: `RUNNER -- COMMAND…` installs the filter (refused calls kill the
  * process, or return `errorNumber`), then execs COMMAND.
  */
-export async function buildRunner(dir: string, filter: UnitFilter, refuse: 'kill' | 'errno'): Promise<string> {
+export async function buildRunner (dir: string, filter: UnitFilter, refuse: 'kill' | 'errno'): Promise<string> {
   const calls = [...filter.allowed].sort().map((c) => `#ifdef SYS_${c}\n  SYS_${c},\n#endif`).join('\n')
   const denied = refuse === 'kill' ? 'SECCOMP_RET_KILL_PROCESS' : `SECCOMP_RET_ERRNO | (${filter.errorNumber ?? 'EPERM'} & SECCOMP_RET_DATA)`
   const source = `

@@ -21,7 +21,7 @@ export interface SeenUpgrade {
 export const SUBPROTOCOLS = ['v5.channel.k8s.io', 'v4.channel.k8s.io']
 
 /** handler: for ordinary requests (default: 200 with `{}`). */
-export async function startTunnelUpstream(t: Teardown, pki: DemoPki, handler: Handler = (_req, res) => { res.writeHead(200); res.end('{}') }) {
+export async function startTunnelUpstream (t: Teardown, pki: DemoPki, handler: Handler = (_req, res) => { res.writeHead(200); res.end('{}') }) {
   const upgrades: SeenUpgrade[] = []
   const sockets = new Set<Duplex>()
   const wss = new WebSocketServer({

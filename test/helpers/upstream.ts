@@ -20,7 +20,7 @@ export interface RecordingServer extends MtlsServer {
   calls(): SeenRequest[]
 }
 
-export async function startUpstream(t: Teardown, pki: DemoPki, handler: Handler, opts: { port?: number } = {}): Promise<RecordingServer> {
+export async function startUpstream (t: Teardown, pki: DemoPki, handler: Handler, opts: { port?: number } = {}): Promise<RecordingServer> {
   const seen: SeenRequest[] = []
   const server = await startMtlsServer({
     clientCaPem: pki.ca.certPem,
@@ -52,7 +52,7 @@ export const echoHandler: Handler = (req, res) => {
   })
 }
 
-export async function startDemoUpstream(t: Teardown, pki: DemoPki): Promise<DemoApiServer> {
+export async function startDemoUpstream (t: Teardown, pki: DemoPki): Promise<DemoApiServer> {
   const server = await startDemoApiServer(pki)
   t.teardown(() => server.close())
   return server
