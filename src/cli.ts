@@ -1,14 +1,16 @@
 #!/usr/bin/env node
 // The only place that listens, handles signals and exits.
 import closeWithGrace from 'close-with-grace'
-import { buildApp } from './app.js'
 import type { Logger } from 'pino'
-import { helpText, isLoopback, loadConfig, type Config } from './config.js'
-import { clientIdentity, loadCredentials, type CredentialBundle } from './credentials.js'
-import { probeServerCertificate } from './server-probe.js'
-import { describeUpstreamError } from './upstream-error.js'
-import { upstreamTlsOptions } from './upstream.js'
+import { bracketed, isLoopback } from './addresses.js'
+import { buildApp, type App } from './app.js'
+import { helpText, loadConfig, type Config } from './config.js'
+import { clientIdentity } from './credentials/bundle.js'
+import { fileSetSource } from './credentials/source.js'
+import { openCredentialStore } from './credentials/store.js'
 import { UsageError } from './errors.js'
+import { portOf } from './server-options.js'
+import { describeUpstreamError } from './upstream-error.js'
 import { createLogger } from './logger.js'
 import { listenUnixSocket } from './listen.js'
 import { VERSION } from './version.js'
@@ -19,14 +21,21 @@ const LISTEN_ERRORS: Record<string, string> = {
   EADDRNOTAVAIL: 'this machine has no such address',
 }
 
-function statusUrl (app: { statusApp: { server: { address(): unknown } } }): string {
-  const a = app.statusApp.server.address() as { address: string; port: number }
-  return `http://${a.address.includes(':') ? `[${a.address}]` : a.address}:${a.port}`
-}
-
 function fail (message: string): never {
   process.stderr.write(`mtls-proxy: ${message}\n`)
   process.exit(2)
+}
+
+/** Listens, or says in one line why it cannot (and closes the app, so nothing is left running). */
+async function listenOrExplain (app: App, where: string, listen: () => Promise<unknown>): Promise<void> {
+  try {
+    await listen()
+  } catch (err) {
+    await app.close()
+    if (err instanceof UsageError) throw err
+    const code = (err as NodeJS.ErrnoException).code ?? ''
+    throw new UsageError(`cannot listen on ${where}: ${LISTEN_ERRORS[code] ?? (err as Error).message}`)
+  }
 }
 
 /**
@@ -34,13 +43,32 @@ function fail (message: string): never {
  * match, is a configuration mistake; one that is merely unreachable is not: a sidecar may start
  * before the network does, so the proxy serves, not ready, and keeps trying.
  */
-async function checkUpstream (config: Config, credentials: CredentialBundle, logger: Logger): Promise<void> {
+async function checkUpstream (app: App, logger: Logger): Promise<void> {
   try {
-    await probeServerCertificate(upstreamTlsOptions({ ...config, url: config.upstream }, credentials), config.connectTimeoutMs)
+    await app.upstream.probeCertificate()
   } catch (err) {
-    const failure = describeUpstreamError(err, config.upstream, config.tlsServerName)
-    if (failure.misconfigured) throw new UsageError(failure.message)
-    logger.warn({ upstream: config.upstream.origin, reason: failure.message }, `upstream not reachable yet (${failure.message}); serving anyway, not ready until it is`)
+    const failure = describeUpstreamError(err, app.upstream)
+    if (failure.misconfigured) {
+      await app.close()
+      throw new UsageError(failure.message)
+    }
+    logger.warn({ upstream: app.upstream.origin, reason: failure.message },
+      `upstream not reachable yet (${failure.message}); serving anyway, not ready until it is`)
+  }
+}
+
+/** What the user should know before the first request: who else can act as them. */
+function warnAboutExposure (config: Config, identity: string, upstreamHost: string, logger: Logger): void {
+  if (!config.unixSocket && !isLoopback(config.address)) {
+    logger.warn({ address: config.address }, `listening on non-loopback address ${config.address}: anyone who can reach it acts as ${identity}`)
+    if (config.credentials.callerTokenFile !== undefined && !config.https) {
+      logger.warn('callers send the --token-file token in clear text over the network, and kubectl will not send it over http:// at all: ' +
+        'add --listen-cert and --listen-key to serve HTTPS')
+    }
+  }
+  if (config.credentials.insecureSkipTlsVerify) {
+    logger.warn(`--insecure-skip-tls-verify: the API server's certificate is NOT verified; anyone between here and ${upstreamHost} ` +
+      `can read and answer every request made as ${identity}`)
   }
 }
 
@@ -56,48 +84,30 @@ async function main (argv: string[]): Promise<void> {
     return
   }
   const { config } = command
-  const credentials = await loadCredentials(await config.credentialSources())
   const logger = createLogger({ level: config.logLevel, pretty: process.stdout.isTTY === true })
   for (const warning of command.warnings) logger.warn(warning)
-  if (!config.unixSocket && !isLoopback(config.address)) {
-    logger.warn({ address: config.address }, `listening on non-loopback address ${config.address}: anyone who can reach it acts as ${clientIdentity(credentials)}`)
-    if (config.token !== undefined && !config.https) {
-      logger.warn('callers send the --token-file token in clear text over the network, and kubectl will not send it over http:// at all: add --listen-cert and --listen-key to serve HTTPS')
-    }
-  }
-  for (const warning of credentials.warnings) logger.warn(warning)
-  if (config.insecureSkipTlsVerify) {
-    logger.warn(`--insecure-skip-tls-verify: the API server's certificate is NOT verified; anyone between here and ${config.upstream.host} can read and answer every request made as ${clientIdentity(credentials)}`)
-  }
-  await checkUpstream(config, credentials, logger)
+  const credentials = await openCredentialStore(fileSetSource(config.credentials), { logger })
+  const identity = clientIdentity(credentials.current)
+  const upstream = credentials.current.server.url
+  warnAboutExposure(config, identity, upstream.host, logger)
   const app = await buildApp(config, { logger, credentials })
-  try {
-    if (config.unixSocket) {
-      await listenUnixSocket(app, config.unixSocket, (reason) => {
-        logger.error({ unixSocket: config.unixSocket }, reason)
-        app.readiness.markBroken(reason)
-      })
-    } else await app.listen({ host: config.address, port: config.port })
-  } catch (err) {
-    await app.close()
-    if (err instanceof UsageError) throw err
-    const code = (err as NodeJS.ErrnoException).code ?? ''
-    const where = config.unixSocket ?? `${config.address}:${config.port}`
-    throw new UsageError(`cannot listen on ${where}: ${LISTEN_ERRORS[code] ?? (err as Error).message}`)
+  await checkUpstream(app, logger)
+  const { unixSocket, statusAddress } = config
+  if (unixSocket) {
+    await listenOrExplain(app, unixSocket, () => listenUnixSocket(app, unixSocket, (reason) => {
+      logger.error({ unixSocket }, reason)
+      app.health.markBroken(reason)
+    }))
+  } else {
+    await listenOrExplain(app, `${bracketed(config.address)}:${config.port}`, () => app.listen({ host: config.address, port: config.port }))
   }
-  if (config.statusAddress) {
-    const { host: statusHost, port: statusPort } = config.statusAddress
-    try {
-      await app.statusApp.listen({ host: statusHost, port: statusPort })
-    } catch (err) {
-      await app.close()
-      const code = (err as NodeJS.ErrnoException).code ?? ''
-      throw new UsageError(`cannot listen on --status-address ${statusHost}:${statusPort}: ${LISTEN_ERRORS[code] ?? (err as Error).message}`)
-    }
+  if (statusAddress) {
+    await listenOrExplain(app, `--status-address ${bracketed(statusAddress.host)}:${statusAddress.port}`,
+      () => app.statusApp.listen({ host: statusAddress.host, port: statusAddress.port }))
   }
   process.on('SIGHUP', () => {
     logger.info('SIGHUP: reloading certificates')
-    void app.reloader.reload('SIGHUP')
+    void app.credentials.reload('SIGHUP')
   })
   // SIGHUP reloads certificates (close-with-grace would treat it as a stop).
   closeWithGrace({ delay: config.shutdownTimeoutMs + 5_000, logger, skip: ['SIGHUP'] }, async ({ signal, err }) => {
@@ -108,17 +118,16 @@ async function main (argv: string[]): Promise<void> {
     // Lines are written asynchronously; close-with-grace exits next, and none may be cut off.
     await new Promise<void>((resolve) => logger.flush(() => resolve()))
   })
-  const address = app.server.address()
-  const port = typeof address === 'object' && address ? address.port : config.port
-  const host = config.address.includes(':') ? `[${config.address}]` : config.address
-  const listen = config.unixSocket ? `unix:${config.unixSocket}` : `${config.https ? 'https' : 'http'}://${host}:${port}`
+  const port = portOf(app.server) ?? config.port
+  const listen = unixSocket ? `unix:${unixSocket}` : `${config.https ? 'https' : 'http'}://${bracketed(config.address)}:${port}`
+  const status = statusAddress ? `http://${bracketed(statusAddress.host)}:${portOf(app.statusApp.server) ?? statusAddress.port}` : undefined
   logger.info({
     listen,
-    ...(config.statusAddress ? { status: statusUrl(app) } : {}),
-    upstream: config.upstream.href,
-    identity: clientIdentity(credentials),
-    certificateNotAfter: credentials.notAfter.toISOString(),
-  }, `serving ${listen}, forwarding to ${config.upstream.origin} as ${clientIdentity(credentials)}`)
+    ...(status ? { status } : {}),
+    upstream: upstream.href,
+    identity,
+    certificateNotAfter: credentials.current.notAfter.toISOString(),
+  }, `serving ${listen}, forwarding to ${upstream.origin} as ${identity}`)
 }
 
 main(process.argv.slice(2)).catch((err: unknown) => {

@@ -9,41 +9,25 @@ import { nearest } from './suggest.js'
 import * as lazy from './lazy.js'
 import { describeFsError } from './fs-errors.js'
 import { readRegularFileSync } from './files.js'
-import { MAX_SECRET_FILE_BYTES } from './credentials.js'
-import { readKubeconfig, readKubeconfigSync, type KubeconfigCredentials, type PemSource } from './kubeconfig.js'
-import { OPTIONS, envName, type OptionName, type OptionSpec } from './options.js'
+import { isLoopback, unbracketed } from './addresses.js'
+import { checkComplete, upstreamUrl, type CredentialSpec, type PemSource } from './credentials/source.js'
+import { OPTIONS, envName, missingSetting, type OptionName, type OptionSpec } from './options.js'
 
-export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
 export type LogLevel = (typeof LOG_LEVELS)[number]
 
-/** Where the credentials come from; read again, kubeconfig included, on every reload. */
-export interface CredentialSources {
-  /** undefined only with --insecure-skip-tls-verify */
-  ca: PemSource | undefined
-  cert: PemSource
-  key: PemSource
-  passphraseFile: string | undefined
-  /** the key pair the listener serves HTTPS with; undefined: plain HTTP */
-  listener: { cert: PemSource; key: PemSource } | undefined
-  /** files whose change means: reload */
-  watch: string[]
-}
-
+/** What the settings mean, as plain data: built from flags, environment and config file, reading nothing else. */
 export interface Config {
-  upstream: URL
-  /** flags, environment and config file; with --kubeconfig, what it says (read again each call) fills the gaps */
-  credentialSources: () => Promise<CredentialSources>
-  tlsServerName: string | undefined
-  insecureSkipTlsVerify: boolean
+  /** where the API server and the credentials come from; the credential store reads them */
+  credentials: CredentialSpec
   expiry: { warningDays: number; criticalDays: number; checkIntervalMs: number }
+  /** bare, without IPv6 brackets */
   address: string
   port: number
   /** listen here instead of address:port */
   unixSocket: string | undefined
   /** a second listener for the /-/ endpoints only */
   statusAddress: { host: string; port: number } | undefined
-  /** the token callers must present, read at start */
-  token: string | undefined
   /** the listener serves HTTPS (--listen-cert, --listen-key) */
   https: boolean
   maxConnections: number
@@ -184,15 +168,14 @@ function readConfigFile (file: string): RawSettings {
   return raw
 }
 
-/** 127.0.0.0/8, ::1, localhost and IPv4-mapped loopback. */
-export function isLoopback (address: string): boolean {
-  const a = address.toLowerCase().replace(/^\[|\]$/g, '')
-  return a === 'localhost' || a === '::1' || /^(::ffff:)?127\.\d+\.\d+\.\d+$/.test(a)
-}
-
 function str (raw: RawSettings, name: OptionName): string | undefined {
   const v = raw[name]
   return typeof v === 'string' && v !== '' ? v : undefined
+}
+
+/** A setting the table gives a default: always there, as a string. */
+function text (raw: RawSettings, name: OptionName): string {
+  return String(raw[name] ?? '')
 }
 
 // Node's timers hold at most 2^31-1 ms (24.8 days); a longer one would fire at once.
@@ -209,114 +192,97 @@ function milliseconds (raw: RawSettings, name: OptionName, { allowZero }: { allo
   return ms
 }
 
-function required (raw: RawSettings, name: OptionName, example: string): string {
-  const v = str(raw, name)
-  if (v === undefined) throw new UsageError(`missing --${name} (or ${envName(name)}, or '${name}:' in a config file), e.g. --${name} ${example}`)
-  return v
-}
-
 /** Where each setting was given, for messages: `--cacert`, `MTLS_PROXY_CACERT`, or `'cacert' in config file F`. */
 type GivenAt = Partial<Record<OptionName, string>>
 
-function validate (raw: RawSettings, cwd: string, givenAt: GivenAt): Config {
-  const given = (name: OptionName) => givenAt[name] ?? `--${name}`
-  const fileSource = (name: OptionName, path: string): PemSource => ({ kind: 'file', path: resolve(cwd, path), label: given(name) })
-  const kubeconfigFile = str(raw, 'kubeconfig') ? resolve(cwd, str(raw, 'kubeconfig')!) : undefined
-  const context = str(raw, 'context')
-  if (context && !kubeconfigFile) throw new UsageError('--context needs --kubeconfig')
-  const kube = kubeconfigFile ? readKubeconfigSync(kubeconfigFile, context) : undefined
-  const upstreamText = str(raw, 'upstream') ?? kube?.server ?? required(raw, 'upstream', 'https://192.168.0.18:5443')
-  let upstream: URL
-  try {
-    upstream = new URL(upstreamText)
-  } catch {
-    throw new UsageError(`--upstream '${upstreamText}' is not a URL; expected e.g. https://192.168.0.18:5443`)
+/** The settings that say where credentials come from; nothing is read here. */
+function credentialSpec (raw: RawSettings, given: (name: OptionName) => string): CredentialSpec {
+  const file = (name: OptionName): { path: string; label: string } | undefined => {
+    const path = str(raw, name)
+    return path === undefined ? undefined : { path, label: given(name) }
   }
-  if (upstream.protocol !== 'https:') throw new UsageError(`--upstream must be an https:// URL (mutual TLS), got '${upstreamText}'`)
-  if (upstream.username || upstream.password) throw new UsageError('--upstream must not hold a user name or password: the client certificate is the identity')
-  if (upstream.search || upstream.hash) throw new UsageError(`--upstream must not have a query or fragment, got '${upstreamText}'`)
+  const pem = (name: 'cacert' | 'cert' | 'key'): PemSource | undefined => {
+    const named = file(name)
+    if (named) return { kind: 'file', ...named }
+    const data = str(raw, `${name}-data`)
+    return data ? { kind: 'inline', pem: pemText(data), label: given(`${name}-data`) } : undefined
+  }
+  const kubeconfig = str(raw, 'kubeconfig')
+  const context = str(raw, 'context')
+  if (context && !kubeconfig) throw new UsageError('--context needs --kubeconfig')
+  const upstream = str(raw, 'upstream')
+  if (upstream === undefined && kubeconfig === undefined) throw missingSetting('upstream')
+  const listenCert = file('listen-cert')
+  const listenKey = file('listen-key')
+  if ((listenCert === undefined) !== (listenKey === undefined)) {
+    throw new UsageError('--listen-cert and --listen-key go together: the certificate the listener serves HTTPS with, and its key')
+  }
+  const spec: CredentialSpec = {
+    kubeconfig: kubeconfig === undefined ? undefined : { file: kubeconfig, context },
+    server: upstream === undefined ? undefined : upstreamUrl(upstream, '--upstream'),
+    tlsServerName: str(raw, 'tls-server-name'),
+    insecureSkipTlsVerify: raw['insecure-skip-tls-verify'] === true,
+    ca: pem('cacert'),
+    cert: pem('cert'),
+    key: pem('key'),
+    passphraseFile: str(raw, 'key-passphrase-file'),
+    listener: listenCert && listenKey ? { cert: { kind: 'file', ...listenCert }, key: { kind: 'file', ...listenKey } } : undefined,
+    callerTokenFile: file('token-file'),
+  }
+  // Without a kubeconfig, nothing can fill a gap later: say so now.
+  checkComplete(spec)
+  return spec
+}
 
-  const address = str(raw, 'address') ?? '127.0.0.1'
-  if (address !== 'localhost' && isIP(address.replace(/^\[|\]$/g, '')) === 0) {
-    throw new UsageError(`--address must be an IP address or localhost, got '${address}'`)
+function validate (raw: RawSettings, givenAt: GivenAt): Config {
+  const given = (name: OptionName) => givenAt[name] ?? `--${name}`
+  const credentials = credentialSpec(raw, given)
+  const address = unbracketed(text(raw, 'address'))
+  if (address !== 'localhost' && isIP(address) === 0) {
+    throw new UsageError(`--address must be an IP address or localhost, got '${text(raw, 'address')}'`)
   }
   const allowNonLoopback = raw['allow-non-loopback'] === true
-  const unixSocket = str(raw, 'unix-socket') ? resolve(cwd, str(raw, 'unix-socket')!) : undefined
-  const tokenFile = str(raw, 'token-file') ? resolve(cwd, str(raw, 'token-file')!) : undefined
-  const token = tokenFile ? readToken(tokenFile, given('token-file')) : undefined
-  if (!unixSocket && !isLoopback(address) && (!allowNonLoopback || (!token && raw['allow-unauthenticated'] !== true))) {
+  const unixSocket = str(raw, 'unix-socket')
+  const callerToken = credentials.callerTokenFile !== undefined
+  if (!unixSocket && !isLoopback(address) && (!allowNonLoopback || (!callerToken && raw['allow-unauthenticated'] !== true))) {
     // Everything it takes, in one message: not one missing setting per attempt.
     const missing = [
       ...(allowNonLoopback ? [] : ['--allow-non-loopback (you mean it)']),
-      ...(token || raw['allow-unauthenticated'] === true ? [] : ['--token-file FILE (callers must present its token; with --listen-cert and --listen-key so kubectl will send it) or --allow-unauthenticated (anyone who reaches it acts as you)']),
+      ...(callerToken || raw['allow-unauthenticated'] === true
+        ? []
+        : ['--token-file FILE (callers must present its token; with --listen-cert and --listen-key so kubectl will send it) ' +
+          'or --allow-unauthenticated (anyone who reaches it acts as you)']),
     ]
-    throw new UsageError(`--address ${address} is not a loopback address: anyone who can reach it would act with your client certificate; to listen there anyway, pass ${missing.join(', and ')}`)
+    throw new UsageError(`--address ${address} is not a loopback address: anyone who can reach it would act with your client certificate; ` +
+      `to listen there anyway, pass ${missing.join(', and ')}`)
   }
   const maxConnections = raw['max-connections'] as number
-  if (!Number.isInteger(maxConnections) || maxConnections < 1) throw new UsageError(`--max-connections must be a whole number above zero, got ${maxConnections}`)
-
+  if (!Number.isInteger(maxConnections) || maxConnections < 1) {
+    throw new UsageError(`--max-connections must be a whole number above zero, got ${maxConnections}`)
+  }
   const port = raw.port as number
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError(`--port must be a whole number from 0 to 65535, got ${port}`)
 
-  const logLevel = (str(raw, 'log-level') ?? 'info') as LogLevel
+  const logLevel = text(raw, 'log-level') as LogLevel
   if (!LOG_LEVELS.includes(logLevel)) throw new UsageError(`--log-level must be one of ${LOG_LEVELS.join(', ')}, got '${logLevel}'`)
 
-  const probePath = str(raw, 'probe-path') ?? '/version'
+  const probePath = text(raw, 'probe-path')
   if (!probePath.startsWith('/')) throw new UsageError(`--probe-path must start with /, got '${probePath}'`)
 
-  const insecureSkipTlsVerify = raw['insecure-skip-tls-verify'] === true
-  if (kube?.insecureSkipTlsVerify && !insecureSkipTlsVerify) {
-    throw new UsageError(`kubeconfig ${kubeconfigFile} sets insecure-skip-tls-verify for context '${kube.context}'; mtls-proxy verifies the API server unless you also pass --insecure-skip-tls-verify`)
-  }
   const warningDays = raw['expiry-warning-days'] as number
   const criticalDays = raw['expiry-critical-days'] as number
   if (!(criticalDays >= 0 && warningDays >= criticalDays)) {
     throw new UsageError(`--expiry-warning-days (${warningDays}) must be at least --expiry-critical-days (${criticalDays}), both zero or more`)
   }
-  const passphraseFile = str(raw, 'key-passphrase-file') ? resolve(cwd, str(raw, 'key-passphrase-file')!) : undefined
-  const explicit = (name: 'cacert' | 'cert' | 'key'): PemSource | undefined => {
-    const path = str(raw, name)
-    if (path) return fileSource(name, path)
-    const data = str(raw, `${name}-data`)
-    return data ? { kind: 'inline', pem: pemText(data), label: given(`${name}-data`) } : undefined
-  }
-  const listenCert = str(raw, 'listen-cert')
-  const listenKey = str(raw, 'listen-key')
-  if ((listenCert === undefined) !== (listenKey === undefined)) {
-    throw new UsageError('--listen-cert and --listen-key go together: the certificate the listener serves HTTPS with, and its key')
-  }
-  const listener = listenCert && listenKey
-    ? { cert: fileSource('listen-cert', listenCert), key: fileSource('listen-key', listenKey) }
-    : undefined
-  const sourcesFrom = (again: KubeconfigCredentials | undefined): CredentialSources => {
-    const ca = explicit('cacert') ?? again?.ca
-    const cert = explicit('cert') ?? again?.cert
-    const key = explicit('key') ?? again?.key
-    if (!ca && !insecureSkipTlsVerify) required(raw, 'cacert', 'ca.crt')
-    if (!cert) required(raw, 'cert', 'client.crt')
-    if (!key) required(raw, 'key', 'client.key')
-    const watch = [ca, cert!, key!, listener?.cert, listener?.key].flatMap((s) => (s?.kind === 'file' ? [s.path] : []))
-    if (kubeconfigFile) watch.push(kubeconfigFile)
-    if (passphraseFile) watch.push(passphraseFile)
-    return { ca, cert: cert!, key: key!, passphraseFile, listener, watch }
-  }
-  // Checked now, so a mistake stops the start; on every reload the kubeconfig is read again.
-  sourcesFrom(kube)
-  const credentialSources = async (): Promise<CredentialSources> =>
-    sourcesFrom(kubeconfigFile ? await readKubeconfig(kubeconfigFile, context) : undefined)
-
+  const ms = (name: OptionName, allowZero: boolean) => milliseconds(raw, name, { allowZero }, given(name))
   return {
-    upstream,
-    credentialSources,
-    tlsServerName: str(raw, 'tls-server-name') ?? kube?.tlsServerName,
-    insecureSkipTlsVerify,
-    expiry: { warningDays, criticalDays, checkIntervalMs: milliseconds(raw, 'expiry-check-interval', { allowZero: false }, given('expiry-check-interval')) },
-    address: address.replace(/^\[|\]$/g, ''),
+    credentials,
+    expiry: { warningDays, criticalDays, checkIntervalMs: ms('expiry-check-interval', false) },
+    address,
     port,
     unixSocket,
     statusAddress: hostPort(str(raw, 'status-address')),
-    token,
-    https: listener !== undefined,
+    https: credentials.listener !== undefined,
     maxConnections,
     allowNonLoopback,
     allowOrigins: origins(str(raw, 'allow-origin')),
@@ -326,13 +292,13 @@ function validate (raw: RawSettings, cwd: string, givenAt: GivenAt): Config {
     rejectMethods: regexps(raw, 'reject-methods'),
     logLevel,
     accessLog: raw['access-log'] !== false,
-    connectTimeoutMs: milliseconds(raw, 'connect-timeout', { allowZero: false }, given('connect-timeout')),
-    responseTimeoutMs: milliseconds(raw, 'response-timeout', { allowZero: true }, given('response-timeout')),
-    clientBodyTimeoutMs: milliseconds(raw, 'client-body-timeout', { allowZero: true }, given('client-body-timeout')),
-    shutdownTimeoutMs: milliseconds(raw, 'shutdown-timeout', { allowZero: true }, given('shutdown-timeout')),
-    keepAliveMs: milliseconds(raw, 'keepalive', { allowZero: true }, given('keepalive')),
+    connectTimeoutMs: ms('connect-timeout', false),
+    responseTimeoutMs: ms('response-timeout', true),
+    clientBodyTimeoutMs: ms('client-body-timeout', true),
+    shutdownTimeoutMs: ms('shutdown-timeout', true),
+    keepAliveMs: ms('keepalive', true),
     probePath,
-    probeIntervalMs: milliseconds(raw, 'probe-interval', { allowZero: false }, given('probe-interval')),
+    probeIntervalMs: ms('probe-interval', false),
   }
 }
 
@@ -340,21 +306,10 @@ function hostPort (value: string | undefined): { host: string; port: number } | 
   if (value === undefined) return undefined
   const m = /^(?:\[([0-9a-fA-F:.]+)\]|([0-9.]+|localhost)):(\d{1,5})$/.exec(value)
   const port = Number(m?.[3])
-  if (!m || port > 65535) throw new UsageError(`--status-address must be HOST:PORT with an IP address, e.g. 0.0.0.0:9090 or [::]:9090, got '${value}'`)
+  if (!m || port > 65535) {
+    throw new UsageError(`--status-address must be HOST:PORT with an IP address, e.g. 0.0.0.0:9090 or [::]:9090, got '${value}'`)
+  }
   return { host: m[1] ?? m[2]!, port }
-}
-
-function readToken (file: string, label: string): string {
-  let token: string
-  try {
-    token = readRegularFileSync(file, MAX_SECRET_FILE_BYTES).text.trim()
-  } catch (err) {
-    throw new UsageError(`${label} ${file}: cannot read: ${describeFsError(err)}`)
-  }
-  if (token.length < 16 || /\s/.test(token)) {
-    throw new UsageError(`${label} ${file} must hold one token of at least 16 characters without spaces (e.g. from: openssl rand -hex 32)`)
-  }
-  return token
 }
 
 /** kubectl proxy's form: comma-separated regular expressions; matched case-insensitively so case cannot dodge a rule. */
@@ -411,8 +366,18 @@ export function loadConfig (argv: string[], env: NodeJS.ProcessEnv = process.env
   }
 }
 
-function resolveSettings (flagged: RawSettings, env: NodeJS.ProcessEnv, cwd: string): Config {
-  const fromEnv = readEnv(env)
+/** Paths given as flags or variables mean paths from where the proxy was started. */
+function resolvePaths (raw: RawSettings, base: string): RawSettings {
+  const out: RawSettings = { ...raw }
+  for (const [name, value] of Object.entries(raw) as Array<[OptionName, unknown]>) {
+    if (SPECS.get(name)?.path && typeof value === 'string' && value !== '') out[name] = resolve(base, value)
+  }
+  return out
+}
+
+function resolveSettings (flags: RawSettings, env: NodeJS.ProcessEnv, cwd: string): Config {
+  const flagged = resolvePaths(flags, cwd)
+  const fromEnv = resolvePaths(readEnv(env), cwd)
   const configFile = str(flagged, 'config') ?? str(fromEnv, 'config')
   const fromFile = configFile ? readConfigFile(resolve(cwd, configFile)) : {}
   const raw = { ...defaults(), ...fromFile, ...fromEnv, ...flagged }
@@ -420,7 +385,7 @@ function resolveSettings (flagged: RawSettings, env: NodeJS.ProcessEnv, cwd: str
   for (const name of Object.keys(fromFile) as OptionName[]) givenAt[name] = `'${name}' (config file ${resolve(cwd, configFile!)})`
   for (const name of Object.keys(fromEnv) as OptionName[]) givenAt[name] = envName(name)
   for (const name of Object.keys(flagged) as OptionName[]) givenAt[name] = `--${name}`
-  return validate(raw, cwd, givenAt)
+  return validate(raw, givenAt)
 }
 
 export function helpText (version: string): string {

@@ -1,7 +1,7 @@
 // How long each certificate has left, and what to say about it.
 import type { X509Certificate } from 'node:crypto'
 import type { Logger } from 'pino'
-import type { CredentialBundle } from './credentials.js'
+import { oneLine, type CredentialBundle } from './credentials/bundle.js'
 
 export type Role = 'client' | 'ca' | 'server' | 'listener'
 export type ExpiryLevel = 'ok' | 'warning' | 'critical' | 'expired'
@@ -42,8 +42,8 @@ export function reportCertificate (role: Role, cert: X509Certificate, now: Date,
       : daysLeft < thresholds.warningDays ? 'warning' : 'ok'
   return {
     role,
-    subject: cert.subject.replaceAll('\n', ', '),
-    issuer: cert.issuer.replaceAll('\n', ', '),
+    subject: oneLine(cert.subject),
+    issuer: oneLine(cert.issuer),
     serial: cert.serialNumber,
     notBefore: new Date(cert.validFrom).toISOString(),
     notAfter: notAfter.toISOString(),

@@ -8,14 +8,14 @@ import { Stream } from 'node:stream'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { Dispatcher } from 'undici'
 import { clientResponseHeaders, upstreamRequestHeaders } from './headers.js'
-import { isLongRunning, type LongRunningResponses } from './inflight.js'
+import { isLongRunning, type OpenWatches } from './watches.js'
 import { bodyPending } from './linger.js'
-import { writeRefusal, type Refusal } from './status.js'
+import { writeError, type ErrorAnswer } from './status-errors.js'
 import type { Upstream } from './upstream.js'
 
 export interface ForwardOptions {
   upstream: Upstream
-  watches: LongRunningResponses
+  watches: OpenWatches
   /** shutting down: each response tells its client not to reuse the connection */
   closing: () => boolean
   /** longest pause between reads of a request body before it is cut (0: none) */
@@ -23,7 +23,7 @@ export interface ForwardOptions {
   /** the upstream answered (its status code, before the body) */
   onAnswer: (request: FastifyRequest, statusCode: number) => void
   /** the upstream could not be asked, or did not answer: what to tell the client */
-  onFailure: (request: FastifyRequest, err: Error) => Refusal
+  onFailure: (request: FastifyRequest, err: Error) => ErrorAnswer
 }
 
 export type ForwardHandler = (request: FastifyRequest, reply: FastifyReply, dest: string) => void
@@ -96,7 +96,7 @@ class Relay implements Dispatcher.DispatchHandler {
       // Answered before the upstream is let go (letting it go ends the body); Connection: close, so
       // Node closes once it is written. Mid-answer, the cut must show.
       if (this.#res.headersSent) this.#res.destroy()
-      else writeRefusal(this.#res, { code: 408, reason: 'Timeout', message }, true, this.#request.url)
+      else writeError(this.#res, { httpStatus: 408, reason: 'Timeout', message }, true, this.#request.url)
       this.#abort?.(new Error(message))
     }
     const stop = () => {
@@ -179,6 +179,6 @@ class Relay implements Dispatcher.DispatchHandler {
     // A body still arriving cannot be read any more (undici let go of it with the upstream): the
     // connection ends with this answer, as it does after an early one.
     const closeAfter = this.#options.closing() || !this.#request.raw.complete
-    writeRefusal(res, this.#options.onFailure(this.#request, err), closeAfter, this.#request.url)
+    writeError(res, this.#options.onFailure(this.#request, err), closeAfter, this.#request.url)
   }
 }

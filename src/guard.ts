@@ -1,11 +1,13 @@
 // Who may use the proxy, and for what: one decision for every way in (ordinary requests,
 // `Connection: Upgrade` requests, the status listener). Each check stops an attack; SECURITY.md names them.
-import { createHash, timingSafeEqual } from 'node:crypto'
+import { timingSafeEqual } from 'node:crypto'
 import type { IncomingHttpHeaders, IncomingMessage } from 'node:http'
 import { networkInterfaces } from 'node:os'
 import { declaresBody } from './headers.js'
-import { normalizeTarget } from './paths.js'
-import type { Refusal } from './status.js'
+import { bracketed } from './addresses.js'
+import { tokenDigest } from './credentials/bundle.js'
+import { normalizeTarget, originForm } from './paths.js'
+import type { ErrorAnswer } from './status-errors.js'
 
 export interface GuardOptions {
   /** Host names (port removed, IPv6 in brackets) that are served */
@@ -15,8 +17,8 @@ export interface GuardOptions {
   acceptPaths: readonly RegExp[]
   rejectPaths: readonly RegExp[]
   rejectMethods: readonly RegExp[]
-  /** SHA-256 of the token callers must present (--token-file); undefined: none needed */
-  tokenDigest: Buffer | undefined
+  /** SHA-256 of the token callers must present (--token-file), as loaded now; undefined: none needed */
+  tokenDigest: () => Buffer | undefined
   /** the TCP port this listener is bound to (an absolute-form target must name it); undefined on a Unix socket */
   listenPort: () => number | undefined
   /** what this listener speaks */
@@ -35,10 +37,8 @@ const FORWARDED = new Set(FORWARDED_METHODS)
 // The proxy's own endpoints live under this prefix; they are answered here, never forwarded.
 export const OWN_PREFIX = '/-/'
 
-export const tokenDigest = (token: string): Buffer => createHash('sha256').update(token).digest()
-
 // Far beyond any real client (kubectl sends about ten); past it, a request is an attack or a bug.
-export const MAX_HEADER_FIELDS = 100
+const MAX_HEADER_FIELDS = 100
 
 // Probes (kubelet, Docker HEALTHCHECK) carry no token and learn nothing from these two.
 const OPEN_ENDPOINTS = new Set(['/-/healthz', '/-/readyz'])
@@ -52,7 +52,7 @@ const WILDCARD_ADDRESSES = new Set(['0.0.0.0', '::'])
  */
 export function hostPatterns (patterns: readonly RegExp[], listenAddress: string): RegExp[] {
   const own = WILDCARD_ADDRESSES.has(listenAddress) ? Object.values(networkInterfaces()).flat().map((i) => i!.address) : [listenAddress]
-  return [...patterns, ...own.map((a) => exactly(a.includes(':') ? `[${a}]` : a))]
+  return [...patterns, ...own.map((a) => exactly(bracketed(a)))]
 }
 
 const exactly = (name: string) => new RegExp(`^${name.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`, 'i')
@@ -60,20 +60,20 @@ const exactly = (name: string) => new RegExp(`^${name.replace(/[.*+?^${}()|[\]\\
 /** The host part of a Host header or URL authority, lower-cased, IPv6 kept in brackets: `[::1]:8001` → `[::1]`. */
 export function hostName (authority: string): string | undefined {
   const a = authority.trim().toLowerCase()
-  const bracketed = /^(\[[0-9a-f:.]+\])(?::\d*)?$/.exec(a)
-  if (bracketed) return bracketed[1]
+  const inBrackets = /^(\[[0-9a-f:.]+\])(?::\d*)?$/.exec(a)
+  if (inBrackets) return inBrackets[1]
   return /^([a-z0-9.-]+)(?::\d*)?$/.exec(a)?.[1]
 }
 
-const forbidden = (message: string): Refusal => ({ code: 403, reason: 'Forbidden', message })
+const forbidden = (message: string): ErrorAnswer => ({ httpStatus: 403, reason: 'Forbidden', message })
 const matches = (name: string, patterns: readonly RegExp[]) => patterns.some((p) => p.test(name))
 
 // DNS rebinding: a web page can make the browser send requests to 127.0.0.1 under its own host
 // name. The browser still sends that name as Host, so only accepted names are served.
-function checkHost (target: string, host: string | undefined, options: GuardOptions): Refusal | undefined {
+function checkHost (target: string, host: string | undefined, options: GuardOptions): ErrorAnswer | undefined {
   const { acceptHosts } = options
   // Node answers 400 to HTTP/1.1 without Host; HTTP/1.0 may omit it, but then no name can be checked.
-  if (host === undefined) return { code: 400, reason: 'BadRequest', message: 'a Host header is required (HTTP/1.0 requests too)' }
+  if (host === undefined) return { httpStatus: 400, reason: 'BadRequest', message: 'a Host header is required (HTTP/1.0 requests too)' }
   if (!target.startsWith('/')) {
     // absolute-form (`GET http://host:port/ HTTP/1.1`): a client using us as a forward proxy. Only a
     // URL of this very listener is ours; any other would be answered with our upstream's data.
@@ -96,7 +96,7 @@ function checkHost (target: string, host: string | undefined, options: GuardOpti
 // A web page in the user's browser can reach 127.0.0.1 with the right Host (XSRF; and WebSockets
 // are not bound by CORS, so a page could open `kubectl exec`). Browsers mark such requests with
 // Origin and Sec-Fetch-Site; curl, kubectl and scripts send neither.
-function checkBrowser (headers: IncomingHttpHeaders, options: GuardOptions): Refusal | undefined {
+function checkBrowser (headers: IncomingHttpHeaders, options: GuardOptions): ErrorAnswer | undefined {
   const origin = headers.origin
   const admitted = origin === undefined || options.allowOrigins.includes(origin) ||
     (options.admitOwnOrigin && ownOriginFromNoBrowser(origin, headers, options.scheme))
@@ -129,34 +129,34 @@ const TOKEN_HINT = {
 
 // Other local users (a loopback port is open to every account) or the network: a shared secret.
 // Compared as digests in constant time, so neither length nor prefix leaks through timing.
-function checkToken (path: string, authorization: string | undefined, options: GuardOptions): Refusal | undefined {
-  const digest = options.tokenDigest
+function checkToken (path: string, authorization: string | undefined, options: GuardOptions): ErrorAnswer | undefined {
+  const digest = options.tokenDigest()
   if (!digest || OPEN_ENDPOINTS.has(path)) return undefined
   const presented = /^Bearer\s+(\S+)\s*$/i.exec(authorization ?? '')?.[1]
   if (presented !== undefined && timingSafeEqual(tokenDigest(presented), digest)) return undefined
   return {
-    code: 401,
+    httpStatus: 401,
     reason: 'Unauthorized',
     message: `mtls-proxy needs Authorization: Bearer <the token in its --token-file>${presented === undefined ? '' : ' (the token sent is not it)'}; ${TOKEN_HINT[options.scheme]}`,
   }
 }
 
 // The proxy's own endpoints are read-only and answer plain requests: neither door forwards them.
-function checkOwn (method: string, headers: IncomingHttpHeaders, door: Door): Refusal | undefined {
+function checkOwn (method: string, headers: IncomingHttpHeaders, door: Door): ErrorAnswer | undefined {
   if (method !== 'GET' && method !== 'HEAD') {
-    return { code: 405, reason: 'MethodNotAllowed', message: `mtls-proxy's own endpoints (${OWN_PREFIX}…) answer only GET and HEAD, not ${method}` }
+    return { httpStatus: 405, reason: 'MethodNotAllowed', message: `mtls-proxy's own endpoints (${OWN_PREFIX}…) answer only GET and HEAD, not ${method}` }
   }
   if (door === 'upgrade') {
-    return { code: 400, reason: 'BadRequest', message: `mtls-proxy's own endpoints (${OWN_PREFIX}…) do not upgrade (Upgrade: ${String(headers.upgrade).slice(0, 40)}); ask without it` }
+    return { httpStatus: 400, reason: 'BadRequest', message: `mtls-proxy's own endpoints (${OWN_PREFIX}…) do not upgrade (Upgrade: ${String(headers.upgrade).slice(0, 40)}); ask without it` }
   }
   return undefined
 }
 
 // The user's own limits (kubectl proxy's flags), judged on the path the API server will act on.
-function checkRules (path: string, method: string, options: GuardOptions): Refusal | undefined {
+function checkRules (path: string, method: string, options: GuardOptions): ErrorAnswer | undefined {
   const rejectedMethod = options.rejectMethods.find((p) => p.test(method))
   if (rejectedMethod) {
-    return { code: 405, reason: 'MethodNotAllowed', message: `method ${method} is refused by --reject-methods ${rejectedMethod.source}` }
+    return { httpStatus: 405, reason: 'MethodNotAllowed', message: `method ${method} is refused by --reject-methods ${rejectedMethod.source}` }
   }
   if (!matches(path, options.acceptPaths)) {
     return forbidden(`path ${path.slice(0, 200)} is not accepted by --accept-paths ${options.acceptPaths.map((p) => p.source).join(',')}`)
@@ -168,8 +168,8 @@ function checkRules (path: string, method: string, options: GuardOptions): Refus
 
 // A tunnel's bytes start right after the request head; a body there would be taken for them, and
 // the upstream would wait for it. The Kubernetes API's upgrade requests carry none.
-function checkUpgradeBody (headers: IncomingHttpHeaders): Refusal | undefined {
-  return declaresBody(headers) ? { code: 400, reason: 'BadRequest', message: 'an Upgrade request must not carry a body' } : undefined
+function checkUpgradeBody (headers: IncomingHttpHeaders): ErrorAnswer | undefined {
+  return declaresBody(headers) ? { httpStatus: 400, reason: 'BadRequest', message: 'an Upgrade request must not carry a body' } : undefined
 }
 
 function countHeader (rawHeaders: string[], name: string): number {
@@ -182,45 +182,28 @@ function countHeader (rawHeaders: string[], name: string): number {
  * The whole admission decision, the same for every door. target: the request target exactly as the
  * client sent it.
  */
-export function checkRequest (target: string, req: Pick<IncomingMessage, 'method' | 'headers' | 'rawHeaders'>, options: GuardOptions, door: Door): Refusal | undefined {
+export function checkRequest (target: string, req: Pick<IncomingMessage, 'method' | 'headers' | 'rawHeaders'>, options: GuardOptions, door: Door): ErrorAnswer | undefined {
   const { headers } = req
   const method = req.method ?? 'GET'
   // Lines, not names: 150 repeated X-Dup lines are 150 fields (Node joins them into one value).
   if (req.rawHeaders.length / 2 > MAX_HEADER_FIELDS) {
-    return { code: 431, reason: 'RequestHeaderFieldsTooLarge', message: `more than ${MAX_HEADER_FIELDS} header fields` }
+    return { httpStatus: 431, reason: 'RequestHeaderFieldsTooLarge', message: `more than ${MAX_HEADER_FIELDS} header fields` }
   }
   // Node keeps the first of several Host headers; two names for one request is how smuggling starts (RFC 9112 §3.2).
   if (countHeader(req.rawHeaders, 'host') > 1) {
-    return { code: 400, reason: 'BadRequest', message: 'more than one Host header' }
+    return { httpStatus: 400, reason: 'BadRequest', message: 'more than one Host header' }
   }
   // Not valid in a request line (RFC 9112 §3.2). Judged with it, `…/exec#` dodges `exec$`; an
   // upstream that drops fragments would then act on `…/exec`.
-  if (target.includes('#')) return { code: 400, reason: 'BadRequest', message: 'a fragment (#) is not allowed in a request target' }
+  if (target.includes('#')) return { httpStatus: 400, reason: 'BadRequest', message: 'a fragment (#) is not allowed in a request target' }
   const refusal = checkHost(target, headers.host, options) ??
     checkBrowser(headers, options) ??
     checkToken(originForm(target).split('?')[0]!, headers.authorization, options)
   if (refusal) return refusal
-  if (!FORWARDED.has(method)) return { code: 405, reason: 'MethodNotAllowed', message: `method ${method.slice(0, 20)} is not forwarded` }
+  if (!FORWARDED.has(method)) return { httpStatus: 405, reason: 'MethodNotAllowed', message: `method ${method.slice(0, 20)} is not forwarded` }
   const normal = normalizeTarget(originForm(target))
-  if (!normal.ok) return { code: 400, reason: 'BadRequest', message: normal.message }
+  if (!normal.ok) return { httpStatus: 400, reason: 'BadRequest', message: normal.message }
   // The forwarding rules do not apply to what is never forwarded.
   if (normal.path.startsWith(OWN_PREFIX)) return checkOwn(method, headers, door)
   return checkRules(normal.path, method, options) ?? (door === 'upgrade' ? checkUpgradeBody(headers) : undefined)
-}
-
-/** Path and query of an absolute-form target, so routing sees what the guard accepted. */
-export function originForm (target: string): string {
-  if (target.startsWith('/')) return target
-  try {
-    const parsed = new URL(target)
-    return parsed.pathname + parsed.search
-  } catch {
-    return target
-  }
-}
-
-/** What goes upstream for a target: its normalised form (the caller's bytes when already normal). */
-export function forwardTarget (target: string): string {
-  const normal = normalizeTarget(originForm(target))
-  return normal.ok ? normal.forward : originForm(target)
 }

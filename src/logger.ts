@@ -1,3 +1,4 @@
+import type { FastifyBaseLogger } from 'fastify'
 import { pino, type DestinationStream, type Logger } from 'pino'
 import type { LogLevel } from './config.js'
 
@@ -28,7 +29,7 @@ export interface LoggerOptions {
  * The logger Fastify gets: ours, at warn or above. Its own info lines ("Server listening at …")
  * would repeat the proxy's; everything it has to say that matters is a warning or an error.
  */
-export function quieter (logger: Logger): Logger {
+export function quieter (logger: Logger): FastifyBaseLogger {
   const child = logger.child({})
   if (logger.levelVal < logger.levels.values.warn!) child.level = 'warn'
   return child

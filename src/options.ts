@@ -1,3 +1,5 @@
+import { UsageError } from './errors.js'
+
 // The one table of settings. Flags, environment variables, the config file, --help and the
 // README's table are all derived from it, so a setting cannot exist in one place and not another.
 
@@ -16,13 +18,15 @@ export interface OptionSpec {
   value?: string
   /** secrets: from the environment or a config file only, never argv (visible to every local user in ps) */
   noFlag?: boolean
+  /** a value to show when the setting is missing */
+  example?: string
 }
 
 export const OPTIONS = [
-  { name: 'upstream', type: 'string', value: 'URL', help: 'API server to forward to, e.g. https://192.168.0.18:5443 (required unless --kubeconfig names it)' },
-  { name: 'cacert', type: 'string', value: 'FILE', path: true, help: 'CA certificate(s) that sign the API server certificate, PEM' },
-  { name: 'cert', type: 'string', value: 'FILE', path: true, help: 'client certificate, PEM (or --kubeconfig, or MTLS_PROXY_CERT_DATA)' },
-  { name: 'key', type: 'string', value: 'FILE', path: true, help: 'client private key, PEM: PKCS#1, PKCS#8 or SEC1; RSA, ECDSA or Ed25519' },
+  { name: 'upstream', type: 'string', value: 'URL', example: 'https://192.168.0.18:5443', help: 'API server to forward to, e.g. https://192.168.0.18:5443 (required unless --kubeconfig names it)' },
+  { name: 'cacert', type: 'string', value: 'FILE', path: true, example: 'ca.crt', help: 'CA certificate(s) that sign the API server certificate, PEM' },
+  { name: 'cert', type: 'string', value: 'FILE', path: true, example: 'client.crt', help: 'client certificate, PEM (or --kubeconfig, or MTLS_PROXY_CERT_DATA)' },
+  { name: 'key', type: 'string', value: 'FILE', path: true, example: 'client.key', help: 'client private key, PEM: PKCS#1, PKCS#8 or SEC1; RSA, ECDSA or Ed25519' },
   { name: 'kubeconfig', type: 'string', value: 'FILE', path: true, help: 'take server, CA, client certificate and key from this kubeconfig (flags above override it)' },
   { name: 'context', type: 'string', value: 'NAME', help: 'kubeconfig context to use (default: its current-context)' },
   { name: 'cacert-data', type: 'string', noFlag: true, help: 'CA certificate(s) as PEM text or base64 of it, instead of --cacert' },
@@ -66,4 +70,10 @@ export type OptionName = (typeof OPTIONS)[number]['name']
 /** MTLS_PROXY_TLS_SERVER_NAME for tls-server-name */
 export function envName (name: string): string {
   return `MTLS_PROXY_${name.toUpperCase().replaceAll('-', '_')}`
+}
+
+/** A required setting that was given nowhere, with every way to give it. */
+export function missingSetting (name: OptionName): UsageError {
+  const example = (OPTIONS as readonly OptionSpec[]).find((o) => o.name === name)?.example ?? 'VALUE'
+  return new UsageError(`missing --${name} (or ${envName(name)}, or '${name}:' in a config file), e.g. --${name} ${example}`)
 }

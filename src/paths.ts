@@ -48,3 +48,20 @@ export function normalizeTarget (target: string): NormalizedTarget {
   const path = `/${segments.join('/')}${trailing}`
   return { ok: true, path, forward: `/${segments.map(encodeSegment).join('/')}${trailing}${query}` }
 }
+
+/** Path and query of an absolute-form target, so routing sees what the guard accepted. */
+export function originForm (target: string): string {
+  if (target.startsWith('/')) return target
+  try {
+    const parsed = new URL(target)
+    return parsed.pathname + parsed.search
+  } catch {
+    return target
+  }
+}
+
+/** What goes upstream for a target: its normalised form (the caller's bytes when already normal). */
+export function forwardTarget (target: string): string {
+  const normal = normalizeTarget(originForm(target))
+  return normal.ok ? normal.forward : originForm(target)
+}

@@ -1,25 +1,21 @@
 // Tunnels for `Connection: Upgrade` requests: kubectl exec, attach, cp and port-forward, over
 // WebSocket (v5.channel.k8s.io, SPDY/3.1+portforward.k8s.io, …) or the older `Upgrade: SPDY/3.1`
 // on a POST. Fastify never sees these: Node hands them to the server's 'upgrade' event.
-import { request as httpsRequest } from 'node:https'
 import type { IncomingMessage } from 'node:http'
 import type { Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
 import type { RequestRecord } from './metrics.js'
-import { forwardTarget } from './guard.js'
+import { forwardTarget } from './paths.js'
 import { clientResponseHeaders, upstreamRequestHeaders } from './headers.js'
 import { endThenLinger } from './linger.js'
-import { endWithStatus, type Refusal } from './status.js'
+import { endSocketWithError, type ErrorAnswer } from './status-errors.js'
 import type { Upstream } from './upstream.js'
 import { describeUpstreamError } from './upstream-error.js'
 
 export interface TunnelOptions {
   upstream: Upstream
-  /** the same admission decision as ordinary requests; a Refusal is answered and the socket closed */
-  admit: (target: string, req: IncomingMessage) => Refusal | undefined
-  connectTimeoutMs: number
-  /** 0: no limit */
-  responseTimeoutMs: number
+  /** the same admission decision as ordinary requests; a ErrorAnswer is answered and the socket closed */
+  admit: (target: string, req: IncomingMessage) => ErrorAnswer | undefined
   /** TCP keep-alive probes on both sides of an open tunnel; 0 turns them off */
   keepAliveMs: number
   /** each tunnel, or refused upgrade, once it has closed: for the access log and metrics */
@@ -82,6 +78,12 @@ function relayAnswer (res: IncomingMessage, client: Duplex, head: boolean): void
   res.on('error', () => client.destroy())
 }
 
+/** What became of a tunnel, for its access line. */
+interface Outcome {
+  status: number
+  error: string | undefined
+}
+
 export class Tunnels {
   readonly #opts: TunnelOptions
   /** client sockets of open tunnels; closing one closes its upstream side too */
@@ -100,89 +102,73 @@ export class Tunnels {
     for (const socket of this.#open) socket.destroy()
   }
 
+  /** One `Connection: Upgrade` request: admitted or refused, then tunnelled; recorded once it has closed. */
   handle (req: IncomingMessage, client: Duplex, head: Buffer): void {
-    const { upstream, admit, record } = this.#opts
     const started = process.hrtime.bigint()
     const target = req.url ?? '/'
-    let status = 0
-    let error: string | undefined
+    const outcome: Outcome = { status: 0, error: undefined }
     client.on('error', () => client.destroy())
     client.once('close', () => {
       this.#open.delete(client)
       const socket = client as Socket
-      record({
+      this.#opts.record({
         method: req.method ?? 'GET',
         url: target,
-        status,
+        status: outcome.status,
         upgrade: req.headers.upgrade,
         duration: Number(process.hrtime.bigint() - started) / 1e9,
         bytesIn: socket.bytesRead,
         bytesOut: socket.bytesWritten,
-        ...(error ? { error } : {}),
+        ...(outcome.error ? { error: outcome.error } : {}),
       })
     })
-
-    const refusal = admit(target, req)
+    const refusal = this.#opts.admit(target, req)
     if (refusal) {
-      status = refusal.code
-      endWithStatus(client, refusal)
+      outcome.status = refusal.httpStatus
+      endSocketWithError(client, refusal)
       return
     }
     // Counted as a tunnel from here: a refused one only lingers.
     this.#open.add(client)
+    this.#forward(req, target, client, head, outcome)
+  }
 
-    const tls = upstream.tlsOptions()
-    const path = upstream.url.pathname.replace(/\/$/, '') + forwardTarget(target)
+  #forward (req: IncomingMessage, target: string, client: Duplex, head: Buffer, outcome: Outcome): void {
+    const { upstream } = this.#opts
     const headers = upstreamRequestHeaders(req.rawHeaders, req.headers.connection, {
       host: upstream.url.host, clientAddress: req.socket.remoteAddress, upgrade: true,
     })
-    const outgoing = httpsRequest({ ...tls, method: req.method, path, headers: grouped(headers), agent: false })
+    const outgoing = upstream.upgradeRequest(req.method ?? 'GET', forwardTarget(target), grouped(headers))
     // Once the upstream's answer has begun, nothing else may be written after it.
     let answering = false
     // The caller gave up before the upstream answered: no failure of the upstream's.
     let abandoned = false
-    const fail = (err: unknown) => {
-      if (abandoned) return
-      const failure = describeUpstreamError(err, upstream.url, tls.servername)
-      error = failure.message
-      this.#opts.onUpstreamError(failure.cause)
-      if (answering) {
-        client.destroy()
-        return
-      }
-      status = failure.code
-      endWithStatus(client, failure)
-    }
-    // Connecting, then waiting for the answer, are each timed; an open tunnel never is.
-    let timer = setTimeout(() => outgoing.destroy(Object.assign(new Error('connect timeout'), { code: 'UND_ERR_CONNECT_TIMEOUT' })), this.#opts.connectTimeoutMs)
-    outgoing.once('socket', (socket) => socket.once('secureConnect', () => {
-      clearTimeout(timer)
-      if (this.#opts.responseTimeoutMs > 0) {
-        timer = setTimeout(() => outgoing.destroy(Object.assign(new Error('no answer'), { code: 'UND_ERR_HEADERS_TIMEOUT' })), this.#opts.responseTimeoutMs)
-      }
-    }))
     const abandon = () => {
       abandoned = true
       outgoing.destroy()
     }
     client.once('close', abandon)
     outgoing.on('error', (err) => {
-      clearTimeout(timer)
-      fail(err)
+      if (abandoned) return
+      const failure = describeUpstreamError(err, upstream)
+      outcome.error = failure.message
+      this.#opts.onUpstreamError(failure.cause)
+      if (answering) {
+        client.destroy()
+        return
+      }
+      outcome.status = failure.httpStatus
+      endSocketWithError(client, failure)
     })
-
     outgoing.on('upgrade', (res, upstreamSocket, upstreamHead) => {
-      clearTimeout(timer)
       client.removeListener('close', abandon)
       answering = true
-      status = 101
+      outcome.status = 101
       client.write(headBlock(101, res.statusMessage ?? 'Switching Protocols', res.rawHeaders))
       this.#pipe(client, head, upstreamSocket, upstreamHead)
     })
-
     outgoing.on('response', (res) => {
-      clearTimeout(timer)
-      status = res.statusCode ?? 502
+      outcome.status = res.statusCode ?? 502
       answering = true
       relayAnswer(res, client, req.method === 'HEAD')
     })

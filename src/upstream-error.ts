@@ -1,6 +1,17 @@
-// Turns whatever undici, Node's TLS stack or reply-from threw into the one thing a user needs:
-// which of "unreachable", "TLS failure" or "timeout" happened, in words that say what to check.
-import type { Refusal } from './status.js'
+// Turns whatever undici or Node's TLS stack threw into the one thing a user needs: which of
+// "unreachable", "TLS failure" or "timeout" happened, in words that say what to check.
+import type { ErrorAnswer } from './status-errors.js'
+
+/** The upstream took longer than allowed to connect (TLS handshake included) or to answer. */
+export class UpstreamTimeout extends Error {
+  override name = 'UpstreamTimeout'
+  readonly phase: 'connect' | 'response'
+
+  constructor (phase: 'connect' | 'response') {
+    super(phase === 'connect' ? 'timed out connecting' : 'timed out waiting for the answer')
+    this.phase = phase
+  }
+}
 
 const NOT_TRUSTED = new Set([
   'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
@@ -15,16 +26,18 @@ const NOT_TRUSTED = new Set([
 // Alerts the server sends when it does not accept our client certificate.
 const CLIENT_CERT_REJECTED = /ALERT_(BAD_CERTIFICATE|UNKNOWN_CA|CERTIFICATE_REQUIRED|CERTIFICATE_UNKNOWN|CERTIFICATE_EXPIRED|CERTIFICATE_REVOKED|UNSUPPORTED_CERTIFICATE|ACCESS_DENIED|DECRYPT_ERROR)/
 
-const TIMEOUTS = new Set(['UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'ETIMEDOUT', 'FST_REPLY_FROM_GATEWAY_TIMEOUT'])
+// undici's own timeouts (the pool's connect and headers timers) and the kernel's.
+const CONNECT_TIMEOUTS = new Set(['UND_ERR_CONNECT_TIMEOUT'])
+const TIMEOUTS = new Set(['UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'ETIMEDOUT'])
 
-export interface UpstreamFailure extends Refusal {
+export interface UpstreamFailure extends ErrorAnswer {
   /** refused, tls, timeout, reset, dns or other: a small fixed set, for logs and metrics */
   cause: 'refused' | 'tls' | 'timeout' | 'reset' | 'dns' | 'other'
   /** --cacert or the name does not fit the server: the user's settings must change, retrying will not help */
   misconfigured?: true
 }
 
-/** The innermost error with a code: reply-from and undici wrap the one that matters. */
+/** Every code on the chain of causes, innermost first: undici wraps the one that matters. */
 function rootCodes (err: unknown): string[] {
   const codes: string[] = []
   let e = err as { code?: unknown; cause?: unknown } | undefined
@@ -56,16 +69,30 @@ function namesHeld (err: unknown): string | undefined {
   return undefined
 }
 
-export function describeUpstreamError (err: unknown, upstream: URL, tlsServerName?: string): UpstreamFailure {
-  const codes = rootCodes(err)
-  const code = codes.find((c) => c !== 'FST_REPLY_FROM_INTERNAL_SERVER_ERROR') ?? ''
-  const where = upstream.host
-  const bad = (cause: UpstreamFailure['cause'], message: string): UpstreamFailure => ({ code: 502, reason: 'BadGateway', cause, message })
+/** The upstream as the messages name it. */
+export interface UpstreamName {
+  url: URL
+  /** the name its certificate is checked for */
+  serverName: string
+}
 
-  if (codes.some((c) => TIMEOUTS.has(c))) {
-    const connect = codes.includes('UND_ERR_CONNECT_TIMEOUT')
+function timeout (err: unknown, codes: string[]): 'connect' | 'response' | undefined {
+  if (err instanceof UpstreamTimeout) return err.phase
+  if (codes.some((c) => TIMEOUTS.has(c))) return codes.some((c) => CONNECT_TIMEOUTS.has(c)) ? 'connect' : 'response'
+  return undefined
+}
+
+export function describeUpstreamError (err: unknown, upstream: UpstreamName): UpstreamFailure {
+  const codes = rootCodes(err)
+  const code = codes[0] ?? ''
+  const where = upstream.url.host
+  const bad = (cause: UpstreamFailure['cause'], message: string): UpstreamFailure => ({ httpStatus: 502, reason: 'BadGateway', cause, message })
+
+  const timedOut = timeout(err, codes)
+  if (timedOut) {
+    const connect = timedOut === 'connect'
     return {
-      code: 504,
+      httpStatus: 504,
       reason: 'Timeout',
       cause: 'timeout',
       message: connect
@@ -75,7 +102,7 @@ export function describeUpstreamError (err: unknown, upstream: URL, tlsServerNam
   }
   if (NOT_TRUSTED.has(code)) return { ...bad('tls', `upstream certificate is not signed by the CA in --cacert (${code})`), misconfigured: true }
   if (code === 'ERR_TLS_CERT_ALTNAME_INVALID') {
-    const name = tlsServerName ?? upstream.hostname
+    const name = upstream.serverName
     const holds = namesHeld(err)
     return { ...bad('tls', `upstream certificate is not valid for the name '${name}'; set --tls-server-name to a name it holds${holds ? ` (${holds})` : ''}`), misconfigured: true }
   }
@@ -86,7 +113,7 @@ export function describeUpstreamError (err: unknown, upstream: URL, tlsServerNam
     return bad('tls', `TLS handshake with upstream ${where} failed: ${innermostMessage(err)}`)
   }
   if (code === 'ECONNREFUSED') return bad('refused', `upstream ${where} refused the connection (is the API server running, and is the port right?)`)
-  if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') return bad('dns', `upstream host ${upstream.hostname} cannot be resolved`)
+  if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') return bad('dns', `upstream host ${upstream.url.hostname} cannot be resolved`)
   if (code === 'EHOSTUNREACH' || code === 'ENETUNREACH') return bad('refused', `upstream ${where} is unreachable (${code})`)
   if (code === 'ECONNRESET' || code === 'UND_ERR_SOCKET' || code === 'EPIPE') {
     return bad('reset', `upstream ${where} closed the connection (${innermostMessage(err) || code}); if this happens at once, it may have rejected our client certificate`)

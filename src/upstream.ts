@@ -1,47 +1,21 @@
-// The connection pool to the API server. Requests go through `request`, which always uses the
-// current pool, so a later certificate rotation can swap the pool without re-registering routes.
+// The API server, as every part of the proxy reaches it: the pool for forwarded requests and the
+// readiness probe, one connection per upgrade tunnel, one handshake to see its certificate. All of
+// them use the credentials in the store now, and all are timed the same way.
+import type { X509Certificate } from 'node:crypto'
+import type { ClientRequest, OutgoingHttpHeaders } from 'node:http'
+import { request as httpsRequest } from 'node:https'
 import { isIP } from 'node:net'
+import { connect } from 'node:tls'
 import { Agent, type Dispatcher } from 'undici'
-import { sameClient, type CredentialBundle } from './credentials.js'
-
-export interface TlsConnectOptions {
-  host: string
-  port: number
-  ca: string | undefined
-  cert: string
-  key: string
-  rejectUnauthorized: boolean
-  servername?: string
-  ALPNProtocols: string[]
-}
+import { unbracketed } from './addresses.js'
+import { sameClient, type CredentialBundle } from './credentials/bundle.js'
+import type { CredentialStore } from './credentials/store.js'
+import { UpstreamTimeout } from './upstream-error.js'
 
 export interface UpstreamOptions {
-  url: URL
-  tlsServerName: string | undefined
   connectTimeoutMs: number
   /** 0: no limit */
   responseTimeoutMs: number
-  insecureSkipTlsVerify: boolean
-}
-
-/** How every connection to the upstream is made: pooled, tunnels and probes alike. */
-export function upstreamTlsOptions (
-  options: Pick<UpstreamOptions, 'url' | 'tlsServerName' | 'insecureSkipTlsVerify'>,
-  credentials: CredentialBundle
-): TlsConnectOptions {
-  const host = options.url.hostname.replace(/^\[|\]$/g, '')
-  return {
-    host,
-    port: Number(options.url.port || 443),
-    ca: credentials.caPem,
-    cert: credentials.certPem,
-    key: credentials.keyPem,
-    // Verify unless the user said --insecure-skip-tls-verify: the server must present a certificate from --cacert for this name.
-    rejectUnauthorized: !options.insecureSkipTlsVerify,
-    // The name checked is --tls-server-name when set, else the host (SNI takes no IP; an IP is checked against IP SANs).
-    ...(options.tlsServerName ? { servername: options.tlsServerName } : isIP(host) ? {} : { servername: host }),
-    ALPNProtocols: ['http/1.1'],
-  }
 }
 
 // Idle pooled connections live this long. Long enough that bursts of calls reuse one TLS
@@ -49,28 +23,58 @@ export function upstreamTlsOptions (
 const KEEP_ALIVE_MS = 30_000
 
 export class Upstream {
+  /** fixed at start: the server the first credentials were for */
   readonly url: URL
   readonly origin: string
-  #agent: Agent
-  #credentials: CredentialBundle
+  /** the name checked against the server certificate; an IP upstream is checked against its IP SANs */
+  readonly serverName: string
+  readonly #tlsServerName: string | undefined
+  readonly #insecure: boolean
   readonly #options: UpstreamOptions
+  readonly #store: CredentialStore
+  /** the URL's path without its trailing slash: every target goes after it */
+  readonly #base: string
+  #agent: Agent
 
-  constructor (options: UpstreamOptions, credentials: CredentialBundle) {
+  constructor (options: UpstreamOptions, store: CredentialStore) {
+    const { server } = store.current
     this.#options = options
-    this.url = options.url
-    this.origin = options.url.origin
-    this.#credentials = credentials
-    this.#agent = this.#createAgent(credentials)
+    this.#store = store
+    this.url = server.url
+    this.origin = server.url.origin
+    this.#tlsServerName = server.tlsServerName
+    this.#insecure = server.insecureSkipTlsVerify
+    this.serverName = server.tlsServerName ?? unbracketed(server.url.hostname)
+    this.#base = server.url.pathname.replace(/\/$/, '')
+    this.#agent = this.#createAgent(store.current)
+    store.onChange((bundle, previous) => this.#replace(bundle, previous))
   }
 
-  /** Name checked against the server certificate; an IP upstream is checked against its IP SANs. */
-  get serverName (): string {
-    return this.#options.tlsServerName ?? this.url.hostname.replace(/^\[|\]$/g, '')
+  /** The upstream URL without a trailing slash, as /-/status shows it. */
+  get display (): string {
+    return this.origin + this.#base
   }
 
-  /** For connections made outside the pool (upgrade tunnels): the current credentials, the same checks. */
-  tlsOptions (): TlsConnectOptions {
-    return upstreamTlsOptions(this.#options, this.#credentials)
+  /** The path sent upstream for a target of the proxy's (a path and query starting with /). */
+  path (target: string): string {
+    return this.#base + target
+  }
+
+  /** How every connection to the upstream is made: the credentials in use now, the same checks. */
+  tlsOptions (credentials: CredentialBundle = this.#store.current) {
+    const host = unbracketed(this.url.hostname)
+    return {
+      host,
+      port: Number(this.url.port || 443),
+      ca: credentials.caPem,
+      cert: credentials.certPem,
+      key: credentials.keyPem,
+      // Verify unless the user said --insecure-skip-tls-verify: the server must present a certificate from --cacert for this name.
+      rejectUnauthorized: !this.#insecure,
+      // The name checked is --tls-server-name when set, else the host (SNI takes no IP; an IP is checked against IP SANs).
+      ...(this.#tlsServerName ? { servername: this.#tlsServerName } : isIP(host) ? {} : { servername: host }),
+      ALPNProtocols: ['http/1.1'],
+    }
   }
 
   #createAgent (credentials: CredentialBundle): Agent {
@@ -84,10 +88,7 @@ export class Upstream {
       headersTimeout: responseTimeoutMs,
       // No body timeout: watches and `logs -f` stream for hours.
       bodyTimeout: 0,
-      connect: {
-        ...upstreamTlsOptions(this.#options, credentials),
-        timeout: connectTimeoutMs,
-      },
+      connect: { ...this.tlsOptions(credentials), timeout: connectTimeoutMs },
     })
   }
 
@@ -95,13 +96,11 @@ export class Upstream {
    * New requests use the new credentials at once. Requests and watches already on the old pool
    * finish there; it closes once they have drained, so a rotation drops nothing in flight.
    */
-  replace (credentials: CredentialBundle): void {
-    const current = this.#credentials
-    this.#credentials = credentials
+  #replace (bundle: CredentialBundle, previous: CredentialBundle): void {
     // Only the listener's pair changed: the pooled connections are still the right ones.
-    if (sameClient(current, credentials)) return
+    if (sameClient(previous, bundle)) return
     const old = this.#agent
-    this.#agent = this.#createAgent(credentials)
+    this.#agent = this.#createAgent(bundle)
     void old.close()
   }
 
@@ -113,6 +112,43 @@ export class Upstream {
   /** The proxied requests' path: the handler gets each response as it is parsed, with no stream in between. */
   dispatch (options: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): void {
     this.#agent.dispatch(options, handler)
+  }
+
+  /**
+   * A request on a connection of its own (an upgrade: the connection becomes the tunnel). Connecting,
+   * then waiting for the answer, are each timed; what follows the answer never is.
+   */
+  upgradeRequest (method: string, target: string, headers: OutgoingHttpHeaders): ClientRequest {
+    const outgoing = httpsRequest({ ...this.tlsOptions(), method, path: this.path(target), headers, agent: false })
+    let timer = setTimeout(() => outgoing.destroy(new UpstreamTimeout('connect')), this.#options.connectTimeoutMs)
+    outgoing.once('socket', (socket) => socket.once('secureConnect', () => {
+      clearTimeout(timer)
+      if (this.#options.responseTimeoutMs > 0) {
+        timer = setTimeout(() => outgoing.destroy(new UpstreamTimeout('response')), this.#options.responseTimeoutMs)
+      }
+    }))
+    const stop = () => clearTimeout(timer)
+    outgoing.once('error', stop)
+    outgoing.once('upgrade', stop)
+    outgoing.once('response', stop)
+    return outgoing
+  }
+
+  /**
+   * One TLS handshake, as the pool would make it: the server's certificate (for expiry) and, at
+   * start-up, whether the CA and the name fit at all.
+   */
+  probeCertificate (): Promise<X509Certificate> {
+    return new Promise((resolve, reject) => {
+      const socket = connect(this.tlsOptions(), () => {
+        const cert = socket.getPeerX509Certificate()
+        socket.end()
+        if (cert) resolve(cert)
+        else reject(new Error('the upstream presented no certificate'))
+      })
+      socket.setTimeout(this.#options.connectTimeoutMs, () => socket.destroy(new UpstreamTimeout('connect')))
+      socket.on('error', reject)
+    })
   }
 
   async close (): Promise<void> {

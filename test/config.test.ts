@@ -25,13 +25,13 @@ t.test('defaults', async (t) => {
   t.equal(c.logLevel, 'info')
   t.equal(c.accessLog, true)
   t.equal(c.allowNonLoopback, false)
-  t.equal(c.tlsServerName, undefined)
+  t.equal(c.credentials.tlsServerName, undefined)
   t.equal(c.connectTimeoutMs, 10_000)
   t.equal(c.responseTimeoutMs, 120_000)
   t.equal(c.shutdownTimeoutMs, 20_000)
   t.equal(c.probePath, '/version')
-  t.match((await c.credentialSources()).ca, { kind: 'file', path: join(dir, 'ca.crt') }, 'relative paths resolve against the working directory')
-  t.equal(c.upstream.href, 'https://10.0.0.1:5443/')
+  t.match(c.credentials.ca, { kind: 'file', path: join(dir, 'ca.crt') }, 'relative paths resolve against the working directory')
+  t.equal(c.credentials.server!.href, 'https://10.0.0.1:5443/')
 })
 
 t.test('flags beat env, env beats file, file beats defaults', async (t) => {
@@ -48,23 +48,23 @@ t.test('flags beat env, env beats file, file beats defaults', async (t) => {
     'access-log: false',
   ].join('\n'))
   const fromFile = run(['--config', yaml])
-  t.equal(fromFile.upstream.host, 'file.example:6443')
+  t.equal(fromFile.credentials.server!.host, 'file.example:6443')
   t.equal(fromFile.port, 9001)
-  t.match((await fromFile.credentialSources()).ca, { path: join(dir, 'certs', 'ca.crt') }, 'paths in the file resolve against its folder')
-  t.match((await fromFile.credentialSources()).key, { path: '/abs/client.key' })
+  t.match(fromFile.credentials.ca, { path: join(dir, 'certs', 'ca.crt') }, 'paths in the file resolve against its folder')
+  t.match(fromFile.credentials.key, { path: '/abs/client.key' })
   t.equal(fromFile.accessLog, false)
-  t.equal(fromFile.tlsServerName, 'file-name')
+  t.equal(fromFile.credentials.tlsServerName, 'file-name')
 
   const env = { MTLS_PROXY_PORT: '9002', MTLS_PROXY_TLS_SERVER_NAME: 'env-name', MTLS_PROXY_ACCESS_LOG: 'true', MTLS_PROXY_CONFIG: yaml }
   const fromEnv = run([], env)
   t.equal(fromEnv.port, 9002, 'env beats file')
-  t.equal(fromEnv.tlsServerName, 'env-name')
+  t.equal(fromEnv.credentials.tlsServerName, 'env-name')
   t.equal(fromEnv.accessLog, true)
   t.equal(fromEnv.logLevel, 'debug', 'file beats default')
 
   const fromFlags = run(['--port', '9003', '--no-access-log', '--tls-server-name', 'flag-name'], env)
   t.equal(fromFlags.port, 9003, 'flag beats env')
-  t.equal(fromFlags.tlsServerName, 'flag-name')
+  t.equal(fromFlags.credentials.tlsServerName, 'flag-name')
   t.equal(fromFlags.accessLog, false, '--no-access-log beats env')
 })
 
@@ -72,7 +72,7 @@ t.test('a JSON config file works too', async (t) => {
   const json = join(dir, 'proxy.json')
   await writeFile(json, JSON.stringify({ upstream: 'https://[fd00::1]:5443', cacert: 'a', cert: 'b', key: 'c', 'probe-interval': 2.5 }))
   const c = run(['--config', json])
-  t.equal(c.upstream.hostname, '[fd00::1]')
+  t.equal(c.credentials.server!.hostname, '[fd00::1]')
   t.equal(c.probeIntervalMs, 2500)
 })
 
@@ -167,13 +167,13 @@ t.test('a YAML mistake is one clean line; a bad path from a config file is named
   // Only the CA is missing: the three are read at once, and the first to fail is the one reported.
   const { createDemoPki, writeClientFiles } = await import('../src/demo/pki.js')
   await writeClientFiles(await createDemoPki(), yamlDir)
-  const { loadCredentials } = await import('../src/credentials.js')
+  const { fileSetSource } = await import('../src/credentials/source.js')
   const command = loadConfig(['--config', withPaths], {}, yamlDir)
   if (command.action !== 'run') throw new Error('expected run')
-  await t.rejects(loadCredentials(await command.config.credentialSources()), { message: new RegExp(`^'cacert' \\(config file ${withPaths.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\) .*missing-ca\\.crt: cannot read: no such file`) })
+  await t.rejects(fileSetSource(command.config.credentials).load(new Date()), { message: new RegExp(`^'cacert' \\(config file ${withPaths.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\) .*missing-ca\\.crt: cannot read: no such file`) })
   const fromEnv = loadConfig(['--upstream', 'https://h:1', '--cert', 'client.crt', '--key', 'client.key'], { MTLS_PROXY_CACERT: join(yamlDir, 'nope.crt') }, yamlDir)
   if (fromEnv.action !== 'run') throw new Error('expected run')
-  await t.rejects(loadCredentials(await fromEnv.config.credentialSources()), { message: /^MTLS_PROXY_CACERT .*nope\.crt: cannot read/ })
+  await t.rejects(fileSetSource(fromEnv.config.credentials).load(new Date()), { message: /^MTLS_PROXY_CACERT .*nope\.crt: cannot read/ })
 })
 
 t.test('durations stay within what a timer can hold: at least 1ms, at most 24.8 days; the message names where it was given', async (t) => {

@@ -5,7 +5,7 @@ import { execFileSync } from 'node:child_process'
 import { rename, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import t from 'tap'
-import { certificateBlocks, MAX_PEM_FILE_BYTES } from '../src/credentials.js'
+import { certificateBlocks, MAX_PEM_FILE_BYTES } from '../src/credentials/bundle.js'
 import { pkiWithFiles } from './helpers/pki.js'
 import { startProxy } from './helpers/proxy.js'
 import { runCli, startCli } from './helpers/cli.js'
@@ -78,7 +78,7 @@ t.test('a CA file of BEGIN lines with no END: parsed in linear time, the event l
   // Just under the size bound: 19,000 BEGIN lines (the quadratic parser took 16.8 s for 1.1 MB).
   await writeFile(own.files.cacert, '-----BEGIN CERTIFICATE-----\n'.repeat(Math.floor((MAX_PEM_FILE_BYTES - 1) / 28)))
   const started = Date.now()
-  const reload = proxy.app.reloader.reload('test')
+  const reload = proxy.app.credentials.reload('test')
   const probe = await get(`${proxy.url}/-/healthz`)
   const probed = Date.now() - started
   const outcome = await reload

@@ -11,7 +11,7 @@ t.test('config/mtls-proxy.example.yaml loads and names every setting', async (t)
   const command = loadConfig(['--config', file], {})
   t.equal(command.action, 'run')
   if (command.action !== 'run') return
-  t.equal(command.config.upstream.href, 'https://192.168.0.18:5443/')
+  t.equal(command.config.credentials.server!.href, 'https://192.168.0.18:5443/')
   t.equal(command.config.port, 8001)
   const text = readFileSync(file, 'utf8')
   for (const o of OPTIONS) {

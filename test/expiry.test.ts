@@ -5,12 +5,7 @@ import { pkiWithFiles } from './helpers/pki.js'
 import { echoHandler, startUpstream } from './helpers/upstream.js'
 import { get } from './helpers/http.js'
 import { expiryMessage, reportCertificate } from '../src/expiry.js'
-import { buildApp } from '../src/app.js'
-import { loadConfig } from '../src/config.js'
-import { loadCredentials } from '../src/credentials.js'
-import { createLogger } from '../src/logger.js'
-import { proxyFlags } from './helpers/proxy.js'
-import { Writable } from 'node:stream'
+import { startProxy } from './helpers/proxy.js'
 
 const DAY = 86_400_000
 const { pki, files } = await pkiWithFiles(t)
@@ -40,22 +35,12 @@ t.test('the warning line names the certificate, its end, the days left and what 
 t.test('the app logs, reports in /-/status and turns not ready as the clock moves', async (t) => {
   const upstream = await startUpstream(t, pki, echoHandler)
   let clock = Date.now()
-  const command = loadConfig(proxyFlags(upstream.url, files, ['--expiry-warning-days', '100']), {})
-  if (command.action !== 'run') throw new Error('run expected')
-  const lines: Array<Record<string, unknown>> = []
-  const destination = new Writable({ write (c: Buffer, _e, done) { lines.push(...c.toString().split('\n').filter(Boolean).map((l) => JSON.parse(l))); done() } })
-  const app = await buildApp(command.config, {
-    logger: createLogger({ level: 'info', pretty: false, destination }),
-    credentials: await loadCredentials(await command.config.credentialSources()),
-    now: () => new Date(clock),
-  })
-  await app.listen({ host: '127.0.0.1', port: 0 })
-  t.teardown(() => app.close())
-  const url = `http://127.0.0.1:${(app.server.address() as { port: number }).port}`
+  const proxy = await startProxy(t, upstream.url, files, ['--expiry-warning-days', '100'], { now: () => new Date(clock) })
+  const { app, url } = proxy
 
   const reports = await app.expiry.check()
   t.same(reports.map((r) => r.role), ['client', 'ca', 'server'], 'client, each CA and the server certificate seen in the handshake')
-  const warning = lines.find((l) => l.level === 40 && /^client certificate CN=demo-admin/.test(String(l.msg)))
+  const warning = proxy.logs.find((l) => l.level === 40 && /^client certificate CN=demo-admin/.test(String(l.msg)))
   t.ok(warning, 'a 90-day certificate is inside a 100-day warning window')
   t.match(warning?.msg, /days left: download a new client certificate/)
 
@@ -72,6 +57,6 @@ t.test('the app logs, reports in /-/status and turns not ready as the clock move
   t.equal(ready.status, 503)
   t.match(ready.json().message, /not ready: the client certificate expired on/)
   await app.expiry.check()
-  t.ok(lines.some((l) => l.level === 50 && /^client certificate .* expired on/.test(String(l.msg))), 'an expired certificate is logged at error level')
+  t.ok(proxy.logs.some((l) => l.level === 50 && /^client certificate .* expired on/.test(String(l.msg))), 'an expired certificate is logged at error level')
   t.equal((await get(`${url}/-/status`)).json<{ state: string }>().state, 'not ready')
 })

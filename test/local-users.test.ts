@@ -10,6 +10,8 @@ import { pkiWithFiles } from './helpers/pki.js'
 import { echoHandler, startUpstream } from './helpers/upstream.js'
 import { runCli, startCli } from './helpers/cli.js'
 import { loadConfig } from '../src/config.js'
+import { tokenDigest } from '../src/credentials/bundle.js'
+import { fileSetSource } from '../src/credentials/source.js'
 
 const { pki, files } = await pkiWithFiles(t)
 const flags = (url: string) => ['--upstream', url, '--cacert', files.cacert, '--cert', files.cert, '--key', files.key]
@@ -142,10 +144,15 @@ t.test('listening beyond loopback needs --allow-non-loopback and a token (or --a
   // The first refusal names everything it takes, not one missing setting per attempt.
   t.throws(() => loadConfig([...base, '--address', '0.0.0.0'], {}), { message: /pass --allow-non-loopback .*, and --token-file FILE .*--listen-cert and --listen-key.* or --allow-unauthenticated/ })
   t.throws(() => loadConfig([...base, '--address', '0.0.0.0', '--allow-non-loopback'], {}), { message: /pass --token-file FILE .* or --allow-unauthenticated/ })
-  t.match(loadConfig([...base, '--address', '0.0.0.0', '--allow-non-loopback', '--token-file', tokenFile], {}), { action: 'run', config: { token: 'c0ffee00c0ffee00c0ffee00c0ffee00' } })
+  const withToken = loadConfig([...base, '--address', '0.0.0.0', '--allow-non-loopback', '--token-file', tokenFile], {})
+  if (withToken.action !== 'run') throw new Error('run expected')
+  const loaded = await fileSetSource(withToken.config.credentials).load(new Date())
+  t.same(loaded.callerTokenDigest, tokenDigest('c0ffee00c0ffee00c0ffee00c0ffee00'), 'the token is read, trimmed, and held as its digest')
   t.match(loadConfig([...base, '--address', '0.0.0.0', '--allow-non-loopback', '--allow-unauthenticated'], {}), { action: 'run' })
   await writeFile(join(files.dir, 'short'), 'abc')
-  t.throws(() => loadConfig([...base, '--token-file', join(files.dir, 'short')], {}), { message: /at least 16 characters/ })
+  const short = loadConfig([...base, '--token-file', join(files.dir, 'short')], {})
+  if (short.action !== 'run') throw new Error('run expected')
+  await t.rejects(fileSetSource(short.config.credentials).load(new Date()), { message: /at least 16 characters/ })
 })
 
 t.test('on the network with a token: served with it, 401 without', async (t) => {

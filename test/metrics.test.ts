@@ -72,9 +72,9 @@ t.test('certificate gauges equal the certificates\' dates; reloads are counted',
   await writeFile(files.key, rotated.keyPem)
   await writeFile(files.cert, rotated.certPem)
   const before = Date.now() / 1000
-  await proxy.app.reloader.reload('test')
+  await proxy.app.credentials.reload('test')
   await writeFile(files.cert, 'broken')
-  await proxy.app.reloader.reload('test')
+  await proxy.app.credentials.reload('test')
   text = await metricsOf(proxy.url)
   t.ok(sample(text, 'mtls_proxy_certificate_reloads_total', { outcome: 'reloaded' })! >= 1)
   t.ok(sample(text, 'mtls_proxy_certificate_reloads_total', { outcome: 'failed' })! >= 1)

@@ -11,7 +11,8 @@ import { startUpstream } from './helpers/upstream.js'
 import { startProxy } from './helpers/proxy.js'
 import { get } from './helpers/http.js'
 import { loadConfig, type Config } from '../src/config.js'
-import { loadCredentials } from '../src/credentials.js'
+import type { CredentialBundle } from '../src/credentials/bundle.js'
+import { fileSetSource } from '../src/credentials/source.js'
 
 const { pki, files } = await pkiWithFiles(t)
 const dir = files.dir
@@ -21,6 +22,11 @@ function config (argv: string[], env: NodeJS.ProcessEnv = {}): Config {
   const c = loadConfig(argv, env, dir)
   if (c.action !== 'run') throw new Error('run expected')
   return c.config
+}
+
+/** What the proxy would load at start from these settings: the same load as every reload. */
+function load (argv: string[], env: NodeJS.ProcessEnv = {}): Promise<CredentialBundle> {
+  return fileSetSource(config(argv, env).credentials).load(new Date())
 }
 
 const whoamiUpstream = (tt: Parameters<typeof startUpstream>[0]) => startUpstream(tt, pki, (req, res) => {
@@ -49,10 +55,10 @@ function kubeDoc (server: string, user: Record<string, unknown>, extra: Record<s
 t.test('kubeconfig with file paths (relative to it), used end to end', async (t) => {
   const upstream = await whoamiUpstream(t)
   const file = await kubeconfig('paths.yaml', kubeDoc(upstream.url, { 'client-certificate': 'client.crt', 'client-key': 'client.key' }))
-  const c = config(['--kubeconfig', file])
-  t.equal(c.upstream.origin, upstream.url)
-  t.match(await c.credentialSources(), { ca: { kind: 'file', path: files.cacert }, cert: { path: files.cert }, key: { path: files.key } })
-  t.ok((await c.credentialSources()).watch.includes(file), 'the kubeconfig itself is watched')
+  const c = await load(['--kubeconfig', file])
+  t.equal(c.server.url.origin, upstream.url)
+  t.match(c.sources, { ca: { kind: 'file', path: files.cacert }, cert: { path: files.cert }, key: { path: files.key } })
+  t.ok(c.sources.watch.includes(file), 'the kubeconfig itself is watched')
   const proxy = await startProxy(t, upstream.url, files, ['--kubeconfig', file])
   t.equal((await get(`${proxy.url}/whoami`)).json().cn, 'demo-admin')
 })
@@ -62,28 +68,27 @@ t.test('kubeconfig with -data fields; context selection; flags override it', asy
   await writeFile(join(dir, 'flag.crt'), other.certPem)
   await writeFile(join(dir, 'flag.key'), other.keyPem, { mode: 0o600 })
   const file = await kubeconfig('data.yaml', kubeDoc('https://192.168.0.18:5443', { 'client-certificate-data': b64(pki.client.certPem), 'client-key-data': b64(pki.client.keyPem) }, { 'tls-server-name': 'kubernetes' }))
-  const c = config(['--kubeconfig', file])
-  t.equal(c.upstream.origin, 'https://192.168.0.18:5443')
-  t.equal(c.tlsServerName, 'kubernetes')
-  const bundle = await loadCredentials(await c.credentialSources())
+  const bundle = await load(['--kubeconfig', file])
+  t.equal(bundle.server.url.origin, 'https://192.168.0.18:5443')
+  t.equal(bundle.server.tlsServerName, 'kubernetes')
   t.equal(bundle.clientCertificate.subject.includes('CN=demo-admin'), true)
-  t.equal(config(['--kubeconfig', file, '--context', 'other']).upstream.origin, 'https://10.9.9.9:6443', '--context picks another')
-  const flagged = config(['--kubeconfig', file, '--upstream', 'https://127.0.0.1:1', '--cert', 'flag.crt', '--key', 'flag.key', '--tls-server-name', 'x'])
-  t.equal(flagged.upstream.origin, 'https://127.0.0.1:1')
-  t.equal(flagged.tlsServerName, 'x')
-  t.match((await loadCredentials(await flagged.credentialSources())).clientCertificate.subject, /CN=flag-user/)
+  t.equal((await load(['--kubeconfig', file, '--context', 'other'])).server.url.origin, 'https://10.9.9.9:6443', '--context picks another')
+  const flagged = await load(['--kubeconfig', file, '--upstream', 'https://127.0.0.1:1', '--cert', 'flag.crt', '--key', 'flag.key', '--tls-server-name', 'x'])
+  t.equal(flagged.server.url.origin, 'https://127.0.0.1:1')
+  t.equal(flagged.server.tlsServerName, 'x')
+  t.match(flagged.clientCertificate.subject, /CN=flag-user/)
 })
 
 t.test('kubeconfig mistakes are clear errors, never a silent fallback', async (t) => {
   const file = await kubeconfig('bad.yaml', kubeDoc('https://192.168.0.18:5443', { 'client-certificate': 'client.crt', 'client-key': 'client.key' }))
-  t.throws(() => config(['--kubeconfig', file, '--context', 'token']), { message: /user 'token-user' of context 'token' uses a bearer token, not a client certificate/ })
-  t.throws(() => config(['--kubeconfig', file, '--context', 'exec']), { message: /uses an exec plugin, not a client certificate/ })
-  t.throws(() => config(['--kubeconfig', file, '--context', 'nope']), { message: /no context named 'nope'/ })
-  t.throws(() => config(['--kubeconfig', join(dir, 'missing.yaml')]), { message: /cannot read kubeconfig .*missing\.yaml: no such file/ })
+  await t.rejects(load(['--kubeconfig', file, '--context', 'token']), { message: /user 'token-user' of context 'token' uses a bearer token, not a client certificate/ })
+  await t.rejects(load(['--kubeconfig', file, '--context', 'exec']), { message: /uses an exec plugin, not a client certificate/ })
+  await t.rejects(load(['--kubeconfig', file, '--context', 'nope']), { message: /no context named 'nope'/ })
+  await t.rejects(load(['--kubeconfig', join(dir, 'missing.yaml')]), { message: /cannot read kubeconfig .*missing\.yaml: no such file/ })
   t.throws(() => config(['--context', 'x', ...['--upstream', 'https://h:1', '--cacert', 'a', '--cert', 'b', '--key', 'c']]), { message: /--context needs --kubeconfig/ })
   const insecure = await kubeconfig('insecure.yaml', kubeDoc('https://192.168.0.18:5443', { 'client-certificate': 'client.crt', 'client-key': 'client.key' }, { 'insecure-skip-tls-verify': true }))
-  t.throws(() => config(['--kubeconfig', insecure]), { message: /sets insecure-skip-tls-verify .* unless you also pass --insecure-skip-tls-verify/ })
-  t.equal(config(['--kubeconfig', insecure, '--insecure-skip-tls-verify']).insecureSkipTlsVerify, true)
+  await t.rejects(load(['--kubeconfig', insecure]), { message: /sets insecure-skip-tls-verify .* unless you also pass --insecure-skip-tls-verify/ })
+  t.equal((await load(['--kubeconfig', insecure, '--insecure-skip-tls-verify'])).server.insecureSkipTlsVerify, true)
 })
 
 t.test('PEM from environment variables, as text or base64 (a Secret passed as env)', async (t) => {
@@ -94,9 +99,9 @@ t.test('PEM from environment variables, as text or base64 (a Secret passed as en
     MTLS_PROXY_CERT_DATA: b64(pki.client.certPem),
     MTLS_PROXY_KEY_DATA: pki.client.keyPem,
   }
-  const c = config([], env)
-  t.match(await c.credentialSources(), { ca: { kind: 'inline' }, cert: { kind: 'inline', label: 'MTLS_PROXY_CERT_DATA' }, key: { kind: 'inline' }, watch: [] })
-  t.match((await loadCredentials(await c.credentialSources())).clientCertificate.subject, /CN=demo-admin/)
+  const bundle = await load([], env)
+  t.match(bundle.sources, { ca: { kind: 'inline' }, cert: { kind: 'inline', label: 'MTLS_PROXY_CERT_DATA' }, key: { kind: 'inline' }, watch: [] })
+  t.match(bundle.clientCertificate.subject, /CN=demo-admin/)
   t.throws(() => loadConfig(['--cert-data', 'x'], {}, dir), { message: /Unknown option '--cert-data'/ }, 'key material is never taken from argv')
 })
 
@@ -132,9 +137,9 @@ t.test('every key format works end to end: PKCS#1, PKCS#8, SEC1; RSA, ECDSA, Ed2
     const extra = ['--cert', join(dir, `${slug}.crt`), '--key', join(dir, `${slug}.key`)]
     if (passphrase) {
       await writeFile(join(dir, `${slug}.pass`), `${passphrase}\n`)
-      t.rejects(config(['--upstream', upstream.url, '--cacert', files.cacert, ...extra]).credentialSources().then(loadCredentials), { message: /the private key is encrypted; pass --key-passphrase-file/ }, `${name}: needs a passphrase`)
+      t.rejects(load(['--upstream', upstream.url, '--cacert', files.cacert, ...extra]), { message: /the private key is encrypted; pass --key-passphrase-file/ }, `${name}: needs a passphrase`)
       await writeFile(join(dir, 'wrong.pass'), 'wrong\n')
-      t.rejects(config(['--upstream', upstream.url, '--cacert', files.cacert, ...extra, '--key-passphrase-file', join(dir, 'wrong.pass')]).credentialSources().then(loadCredentials), { message: /wrong passphrase/ }, `${name}: wrong passphrase`)
+      t.rejects(load(['--upstream', upstream.url, '--cacert', files.cacert, ...extra, '--key-passphrase-file', join(dir, 'wrong.pass')]), { message: /wrong passphrase/ }, `${name}: wrong passphrase`)
       extra.push('--key-passphrase-file', join(dir, `${slug}.pass`))
     }
     const proxy = await startProxy(t, upstream.url, files, extra)
@@ -147,16 +152,15 @@ t.test('every key format works end to end: PKCS#1, PKCS#8, SEC1; RSA, ECDSA, Ed2
 t.test('warnings: a key readable by others, a client certificate from another CA', async (t) => {
   const open = join(dir, 'open.key')
   await writeFile(open, pki.client.keyPem, { mode: 0o644 })
-  const c = config(['--upstream', 'https://h:1', '--cacert', files.cacert, '--cert', files.cert, '--key', open])
-  const bundle = await loadCredentials(await c.credentialSources())
+  const bundle = await load(['--upstream', 'https://h:1', '--cacert', files.cacert, '--cert', files.cert, '--key', open])
   t.match(bundle.warnings.join('\n'), new RegExp(`--key ${open} is readable by group or others \\(mode 0644\\).*run: chmod 600 ${open}`))
   const separate = await createCA('cluster server CA')
   await writeFile(join(dir, 'server-ca.crt'), separate.certPem)
-  const other = config(['--upstream', 'https://h:1', '--cacert', join(dir, 'server-ca.crt'), '--cert', files.cert, '--key', files.key])
-  t.match((await loadCredentials(await other.credentialSources())).warnings.join('\n'), /is not signed by a CA in --cacert .*fine if the cluster signs client certificates with a separate CA/)
+  const other = await load(['--upstream', 'https://h:1', '--cacert', join(dir, 'server-ca.crt'), '--cert', files.cert, '--key', files.key])
+  t.match(other.warnings.join('\n'), /is not signed by a CA in --cacert .*fine if the cluster signs client certificates with a separate CA/)
   const both = join(dir, 'bundle.crt')
   await writeFile(both, separate.certPem + pki.ca.certPem)
-  const multi = await loadCredentials(await config(['--upstream', 'https://h:1', '--cacert', both, '--cert', files.cert, '--key', files.key]).credentialSources())
+  const multi = await load(['--upstream', 'https://h:1', '--cacert', both, '--cert', files.cert, '--key', files.key])
   t.equal(multi.caCertificates.length, 2, 'a CA bundle with several certificates')
   t.equal(multi.warnings.length, 0, 'chains to the second CA of the bundle')
 })

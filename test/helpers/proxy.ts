@@ -2,7 +2,8 @@
 import { Writable } from 'node:stream'
 import { buildApp, type App } from '../../src/app.js'
 import { loadConfig, type Config } from '../../src/config.js'
-import { loadCredentials } from '../../src/credentials.js'
+import { fileSetSource } from '../../src/credentials/source.js'
+import { openCredentialStore } from '../../src/credentials/store.js'
 import type { ClientFiles } from '../../src/demo/pki.js'
 import { createLogger } from '../../src/logger.js'
 import type { Teardown } from './pki.js'
@@ -18,11 +19,23 @@ export interface RunningProxy {
   logText: () => string
 }
 
-export function proxyFlags (upstreamUrl: string, files: ClientFiles, extra: string[] = []): string[] {
-  return ['--upstream', upstreamUrl, '--cacert', files.cacert, '--cert', files.cert, '--key', files.key, '--port', '0', '--probe-interval', '0.2', ...extra]
+/** The four settings every proxy needs: where to forward, and the CA, certificate and key. */
+export function clientFlags (upstreamUrl: string, files: ClientFiles): string[] {
+  return ['--upstream', upstreamUrl, '--cacert', files.cacert, '--cert', files.cert, '--key', files.key]
 }
 
-export async function startProxy (t: Teardown, upstreamUrl: string, files: ClientFiles, extra: string[] = []): Promise<RunningProxy> {
+export function proxyFlags (upstreamUrl: string, files: ClientFiles, extra: string[] = []): string[] {
+  return [...clientFlags(upstreamUrl, files), '--port', '0', '--probe-interval', '0.2', ...extra]
+}
+
+export interface ProxyOptions {
+  /** the clock the proxy reads, for expiry: tests move it instead of waiting for days */
+  now?: () => Date
+}
+
+export async function startProxy (
+  t: Teardown, upstreamUrl: string, files: ClientFiles, extra: string[] = [], options: ProxyOptions = {}
+): Promise<RunningProxy> {
   const command = loadConfig(proxyFlags(upstreamUrl, files, extra), {})
   if (command.action !== 'run') throw new Error('expected a run command')
   const { config } = command
@@ -34,7 +47,8 @@ export async function startProxy (t: Teardown, upstreamUrl: string, files: Clien
     },
   })
   const logger = createLogger({ level: 'debug', pretty: false, destination })
-  const app = await buildApp(config, { logger, credentials: await loadCredentials(await config.credentialSources()) })
+  const credentials = await openCredentialStore(fileSetSource(config.credentials), { logger, now: options.now })
+  const app = await buildApp(config, { logger, credentials, now: options.now })
   await app.listen({ host: config.address, port: 0 })
   t.teardown(() => app.close())
   const address = app.server.address()

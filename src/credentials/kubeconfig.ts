@@ -1,18 +1,14 @@
 // Reads the cluster, user and context a kubeconfig names, the way kubectl does: the current
 // context unless one is named, `-data` fields as base64 PEM, file paths relative to the kubeconfig.
 import { dirname, resolve } from 'node:path'
-import { firstLine, UsageError } from './errors.js'
-import { readRegularFile, readRegularFileSync } from './files.js'
-import * as lazy from './lazy.js'
-import { describeFsError } from './fs-errors.js'
+import { firstLine, UsageError } from '../errors.js'
+import { readRegularFile } from '../files.js'
+import * as lazy from '../lazy.js'
+import { describeFsError } from '../fs-errors.js'
+import type { PemSource } from './source.js'
 
 // Room for about a thousand clusters with their certificates inline.
-export const MAX_KUBECONFIG_BYTES = 4 * 1024 * 1024
-
-/** Where one PEM comes from: a file (watched for rotation) or inline text. */
-export type PemSource =
-  | { kind: 'file'; path: string; label: string }
-  | { kind: 'inline'; pem: string; label: string }
+const MAX_KUBECONFIG_BYTES = 4 * 1024 * 1024
 
 export interface KubeconfigCredentials {
   server: string
@@ -41,28 +37,13 @@ function pem (file: string, base: string, data: unknown, path: unknown, what: st
   return undefined
 }
 
-function unreadable (file: string, err: unknown): UsageError {
-  return new UsageError(`cannot read kubeconfig ${file}: ${describeFsError(err)}`)
-}
-
-/** At start-up, before anything is served. */
-export function readKubeconfigSync (file: string, contextName?: string): KubeconfigCredentials {
-  let text: string
-  try {
-    text = readRegularFileSync(file, MAX_KUBECONFIG_BYTES).text
-  } catch (err) {
-    throw unreadable(file, err)
-  }
-  return parseKubeconfig(text, file, contextName)
-}
-
-/** On every reload: read without holding up the event loop. */
+/** Read anew on every load, without holding up the event loop. */
 export async function readKubeconfig (file: string, contextName?: string): Promise<KubeconfigCredentials> {
   let text: string
   try {
     text = (await readRegularFile(file, MAX_KUBECONFIG_BYTES)).text
   } catch (err) {
-    throw unreadable(file, err)
+    throw new UsageError(`cannot read kubeconfig ${file}: ${describeFsError(err)}`)
   }
   return parseKubeconfig(text, file, contextName)
 }

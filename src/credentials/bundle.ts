@@ -1,15 +1,16 @@
 // Reads the CA, client certificate and key into one immutable, fully validated bundle.
 // Start-up and every reload call the same function; a bundle that fails is never used.
-import { X509Certificate, createPrivateKey, type KeyObject } from 'node:crypto'
+import { X509Certificate, createHash, createPrivateKey, type KeyObject } from 'node:crypto'
 import { createSecureContext } from 'node:tls'
-import type { CredentialSources } from './config.js'
-import { UsageError } from './errors.js'
-import { readRegularFile } from './files.js'
-import { describeFsError } from './fs-errors.js'
-import type { PemSource } from './kubeconfig.js'
+import { UsageError } from '../errors.js'
+import { readRegularFile } from '../files.js'
+import { describeFsError } from '../fs-errors.js'
+import type { PemSource, ResolvedSources, ServerEndpoint } from './source.js'
 
 export interface CredentialBundle {
-  readonly sources: CredentialSources
+  readonly sources: ResolvedSources
+  /** the API server these credentials are for */
+  readonly server: ServerEndpoint
   /** undefined only with --insecure-skip-tls-verify and no CA anywhere */
   readonly caPem: string | undefined
   readonly certPem: string
@@ -25,6 +26,8 @@ export interface CredentialBundle {
   readonly warnings: readonly string[]
   /** the certificate and key the listener serves HTTPS with (--listen-cert, --listen-key) */
   readonly listener: ListenerKeyPair | undefined
+  /** SHA-256 of the token callers must present (--token-file), never the token itself; undefined: none */
+  readonly callerTokenDigest: Buffer | undefined
 }
 
 export interface ListenerKeyPair {
@@ -125,8 +128,13 @@ function permissionWarning (source: PemSource, mode: number | undefined): string
   return `${where(source)} is readable by group or others (mode ${mode.toString(8).padStart(4, '0')}): anyone who reads it can act as you; run: chmod 600 ${source.path}`
 }
 
+/** A distinguished name on one line: `CN=jane, O=devs`. */
+export function oneLine (name: string): string {
+  return name.replaceAll('\n', ', ')
+}
+
 export function subjectOf (cert: X509Certificate): string {
-  return cert.subject.replaceAll('\n', ', ')
+  return oneLine(cert.subject)
 }
 
 interface KeyPair {
@@ -151,12 +159,28 @@ async function loadKeyPair (
   return { certPem: cert.text, certificate, privateKey, keyMode: key.mode }
 }
 
+export const tokenDigest = (token: string): Buffer => createHash('sha256').update(token).digest()
+
+async function readCallerToken ({ path, label }: { path: string; label: string }): Promise<Buffer> {
+  let token: string
+  try {
+    token = (await readRegularFile(path, MAX_SECRET_FILE_BYTES)).text.trim()
+  } catch (err) {
+    throw new UsageError(`${label} ${path}: cannot read: ${describeFsError(err)}`)
+  }
+  if (token.length < 16 || /\s/.test(token)) {
+    throw new UsageError(`${label} ${path} must hold one token of at least 16 characters without spaces (e.g. from: openssl rand -hex 32)`)
+  }
+  return tokenDigest(token)
+}
+
 /** Loads and validates everything; any problem is a UsageError naming the source. */
-export async function loadCredentials (sources: CredentialSources, now = new Date()): Promise<CredentialBundle> {
-  const [ca, client, listener] = await Promise.all([
+export async function loadBundle (sources: ResolvedSources, now: Date): Promise<CredentialBundle> {
+  const [ca, client, listener, callerTokenDigest] = await Promise.all([
     sources.ca ? readPem(sources.ca) : undefined,
     loadKeyPair(sources.cert, sources.key, 'the client certificate', sources.passphraseFile),
     sources.listener ? loadKeyPair(sources.listener.cert, sources.listener.key, 'the certificate to serve HTTPS with', undefined) : undefined,
+    sources.callerTokenFile ? readCallerToken(sources.callerTokenFile) : undefined,
   ])
   const caPem = ca?.text
   const { certPem, certificate: clientCertificate, privateKey } = client
@@ -180,10 +204,11 @@ export async function loadCredentials (sources: CredentialSources, now = new Dat
   // A cluster may sign client certificates with a CA other than the server's, so this only warns.
   const signedByCa = caCertificates.some((ca) => clientCertificate.checkIssued(ca) && clientCertificate.verify(ca.publicKey))
   if (caCertificates.length > 0 && !signedByCa) {
-    warnings.push(`the client certificate (issuer ${clientCertificate.issuer.replaceAll('\n', ', ')}) is not signed by a CA in ${where(sources.ca!)}; fine if the cluster signs client certificates with a separate CA`)
+    warnings.push(`the client certificate (issuer ${oneLine(clientCertificate.issuer)}) is not signed by a CA in ${where(sources.ca!)}; fine if the cluster signs client certificates with a separate CA`)
   }
   return Object.freeze({
     sources,
+    server: sources.server,
     caPem,
     certPem,
     keyPem: privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(),
@@ -198,6 +223,7 @@ export async function loadCredentials (sources: CredentialSources, now = new Dat
       keyPem: listener.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(),
       certificate: listener.certificate,
     }),
+    callerTokenDigest,
   })
 }
 
@@ -214,6 +240,12 @@ function servable (source: PemSource, pair: ListenerKeyPair): ListenerKeyPair {
 /** The same identity toward the API server: client certificate, key and CA (the listener's pair aside). */
 export function sameClient (a: CredentialBundle, b: CredentialBundle): boolean {
   return a.certPem === b.certPem && a.keyPem === b.keyPem && a.caPem === b.caPem
+}
+
+/** Nothing a reader would notice changed: the client's identity, the listener's pair, the callers' token. */
+export function sameBundle (a: CredentialBundle, b: CredentialBundle): boolean {
+  return sameClient(a, b) && a.listener?.certPem === b.listener?.certPem && a.listener?.keyPem === b.listener?.keyPem &&
+    (a.callerTokenDigest === b.callerTokenDigest || (a.callerTokenDigest?.equals(b.callerTokenDigest ?? Buffer.alloc(0)) ?? false))
 }
 
 export function clientIdentity (bundle: CredentialBundle): string {

@@ -23,7 +23,7 @@ export function isLongRunning (url: string): boolean {
   return false
 }
 
-export class LongRunningResponses {
+export class OpenWatches {
   readonly #open = new Map<ServerResponse, () => void>()
 
   get size (): number {

@@ -1,29 +1,46 @@
-// Ready means: a real mutual-TLS request to the API server succeeded recently. An active probe
-// keeps that fresh when nobody is using the proxy; proxied traffic counts as well.
+// Is the proxy healthy, and what is it doing: the readiness probe, the ready state, the /-/status
+// report and the /-/ routes, in one place (ghostunnel's status.go). Ready means: a real mutual-TLS
+// request to the API server succeeded recently and the client certificate has not expired. An
+// active probe keeps that fresh when nobody is using the proxy; proxied traffic counts as well.
+import type { FastifyInstance } from 'fastify'
 import type { Logger } from 'pino'
+import { clientIdentity } from './credentials/bundle.js'
+import type { CredentialStore } from './credentials/store.js'
+import type { ExpiryMonitor } from './expiry.js'
+import type { Metrics } from './metrics.js'
+import { sendError } from './status-errors.js'
 import type { Upstream } from './upstream.js'
 import { describeUpstreamError } from './upstream-error.js'
 
-export interface ReadinessOptions {
+export interface HealthOptions {
   upstream: Upstream
+  credentials: CredentialStore
+  expiry: ExpiryMonitor
+  metrics: Metrics
   probePath: string
   intervalMs: number
   /** how long a probe may take before it counts as failed */
   probeTimeoutMs: number
   logger: Logger
+  now: () => Date
+  /** open watches and tunnels, for the report */
+  open: () => { watches: number; tunnels: number }
+  stopping: () => boolean
 }
 
-export interface ReadinessState {
+export interface ReadyState {
   ready: boolean
   reason: string
-  lastSuccess: Date | undefined
 }
+
+/** The proxy's own endpoints, under /-/: answered here, never forwarded. */
+export const OWN_PATHS = ['/-/healthz', '/-/readyz', '/-/status', '/-/metrics']
 
 // While not ready, check this often, so the proxy is ready again within seconds of the upstream.
 const RECOVERY_INTERVAL_MS = 1_000
 
-export class Readiness {
-  readonly #opts: ReadinessOptions
+export class Health {
+  readonly #opts: HealthOptions
   #ready = false
   #reason = 'no request to the upstream has completed yet'
   #lastSuccess: number | undefined
@@ -33,16 +50,52 @@ export class Readiness {
   /** a fault no probe can clear */
   #broken: string | undefined
 
-  constructor (opts: ReadinessOptions) {
+  constructor (opts: HealthOptions) {
     this.#opts = opts
   }
 
-  get state (): ReadinessState {
-    const { ready, reason } = this.#current()
-    return { ready, reason, lastSuccess: this.#lastSuccess === undefined ? undefined : new Date(this.#lastSuccess) }
+  /** Ready to serve: the client certificate is valid and the upstream answered recently. */
+  get state (): ReadyState {
+    const { notAfter } = this.#opts.credentials.current
+    if (this.#opts.now() > notAfter) return { ready: false, reason: `the client certificate expired on ${notAfter.toISOString()}` }
+    return this.#upstreamState()
   }
 
-  #current (): { ready: boolean; reason: string } {
+  /** What /-/status says. */
+  report (): Record<string, unknown> {
+    const { upstream, credentials, expiry } = this.#opts
+    const state = this.state
+    const open = this.#opts.open()
+    return {
+      state: this.#opts.stopping() ? 'stopping' : state.ready ? 'ready' : 'not ready',
+      reason: state.reason,
+      upstream: upstream.display,
+      identity: clientIdentity(credentials.current),
+      lastUpstreamSuccess: this.#lastSuccess === undefined ? null : new Date(this.#lastSuccess).toISOString(),
+      certificates: expiry.reports,
+      lastReload: credentials.lastReload ?? null,
+      openWatches: open.watches,
+      openTunnels: open.tunnels,
+    }
+  }
+
+  /** /-/healthz, /-/readyz, /-/status and /-/metrics, on the main listener and on the status listener alike. */
+  registerRoutes (app: FastifyInstance): void {
+    app.get('/-/healthz', async (_request, reply) => reply.type('text/plain').send('ok'))
+    app.get('/-/readyz', async (_request, reply) => {
+      const state = this.state
+      if (state.ready) return reply.type('text/plain').send('ok')
+      return sendError(reply, { httpStatus: 503, reason: 'ServiceUnavailable', message: `not ready: ${state.reason}` })
+    })
+    app.get('/-/status', async (_request, reply) => reply.send(this.report()))
+    const { registry } = this.#opts.metrics
+    app.get('/-/metrics', async (_request, reply) => reply.type(registry.contentType).send(await registry.metrics()))
+    app.all('/-/*', async (request, reply) => sendError(reply, {
+      httpStatus: 404, reason: 'NotFound', message: `no such mtls-proxy endpoint: ${request.url} (there are ${OWN_PATHS.join(', ')})`,
+    }))
+  }
+
+  #upstreamState (): ReadyState {
     if (this.#broken) return { ready: false, reason: this.#broken }
     if (!this.#ready) return { ready: false, reason: this.#reason }
     // A success too old to vouch for the upstream (the probe itself is stuck) no longer counts.
@@ -81,7 +134,7 @@ export class Readiness {
     try {
       const res = await upstream.request({
         origin: upstream.origin,
-        path: upstream.url.pathname.replace(/\/$/, '') + probePath,
+        path: upstream.path(probePath),
         method: 'GET',
         headers: { accept: 'application/json', 'user-agent': 'mtls-proxy-readiness' },
         headersTimeout: probeTimeoutMs,
@@ -98,7 +151,7 @@ export class Readiness {
     } catch (err) {
       const failure = (err as Error).name === 'TimeoutError'
         ? `upstream did not answer GET ${probePath} within ${probeTimeoutMs} ms`
-        : describeUpstreamError(err, upstream.url, upstream.serverName).message
+        : describeUpstreamError(err, upstream).message
       this.recordFailure(failure)
     }
   }
@@ -109,7 +162,7 @@ export class Readiness {
       this.#probing = this.probe()
       await this.#probing
       if (this.#stopped) return
-      const delay = this.#current().ready ? this.#opts.intervalMs : Math.min(RECOVERY_INTERVAL_MS, this.#opts.intervalMs)
+      const delay = this.#upstreamState().ready ? this.#opts.intervalMs : Math.min(RECOVERY_INTERVAL_MS, this.#opts.intervalMs)
       this.#timer = setTimeout(() => void loop(), delay)
       this.#timer.unref()
     }

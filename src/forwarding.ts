@@ -1,0 +1,60 @@
+// The forwarded routes: @fastify/http-proxy registers every forwarded method and path, and our
+// forwarder (forward.ts) carries each request. What an answer or a failure means for the rest of
+// the proxy is decided here: readiness, metrics, the access line and the hint after a 401.
+import proxy from '@fastify/http-proxy'
+import type { FastifyInstance } from 'fastify'
+import { clientIdentity } from './credentials/bundle.js'
+import type { CredentialStore } from './credentials/store.js'
+import { createForwarder } from './forward.js'
+import { FORWARDED_METHODS } from './guard.js'
+import type { Health } from './health.js'
+import type { Metrics } from './metrics.js'
+import type { Upstream } from './upstream.js'
+import { describeUpstreamError } from './upstream-error.js'
+import type { OpenWatches } from './watches.js'
+
+export interface ForwardingParts {
+  upstream: Upstream
+  credentials: CredentialStore
+  health: Health
+  metrics: Metrics
+  watches: OpenWatches
+  closing: () => boolean
+  clientBodyTimeoutMs: number
+}
+
+export async function registerForwarding (app: FastifyInstance, parts: ForwardingParts): Promise<void> {
+  const { upstream, credentials, health, metrics } = parts
+  // Fastify would parse JSON and text bodies (and drop a charset); a proxy passes every body on as a stream.
+  app.removeAllContentTypeParsers()
+  await app.register(proxy, {
+    upstream: upstream.url.href,
+    httpMethods: FORWARDED_METHODS,
+    // http-proxy registers reply-from, which makes a pool of its own unless given one. It carries no
+    // traffic (the handler below does), so it gets ours, never used; its type wants undici's Pool.
+    undici: upstream as never,
+    disableRequestLogging: true,
+    handler: createForwarder({
+      upstream,
+      watches: parts.watches,
+      closing: parts.closing,
+      clientBodyTimeoutMs: parts.clientBodyTimeoutMs,
+      onAnswer: (request, statusCode) => {
+        health.recordSuccess()
+        if (statusCode === 401) {
+          const { current } = credentials
+          request.log.warn({ url: request.url, identity: clientIdentity(current), notAfter: current.notAfter.toISOString() },
+            'upstream answered 401 Unauthorized: the client certificate may have expired or been revoked ' +
+            '(consoles can revoke a credential); get a new one')
+        }
+      },
+      onFailure: (request, err) => {
+        const failure = describeUpstreamError(err, upstream)
+        request.failure = failure.message
+        metrics.upstreamError(failure.cause)
+        if (failure.cause !== 'timeout') health.recordFailure(failure.message)
+        return failure
+      },
+    }),
+  })
+}

@@ -1,0 +1,36 @@
+// A listener for kubelet probes and Prometheus (--status-address): the /-/ endpoints and nothing
+// else, never proxying. Its share of the guard: no token (probes send none) and no path rules (it
+// forwards nothing); the browser checks always; the Host check where it listens on loopback.
+import Fastify, { type FastifyInstance } from 'fastify'
+import type { Logger } from 'pino'
+import { isLoopback } from './addresses.js'
+import { installAdmission } from './admission.js'
+import { checkRequest, hostPatterns, type GuardOptions } from './guard.js'
+import { OWN_PATHS, type Health } from './health.js'
+import { quieter } from './logger.js'
+import { portOf, serverOptions } from './server-options.js'
+import { sendError } from './status-errors.js'
+
+// Any Host a request can carry: kubelet probes and Prometheus send the pod IP they dialled.
+const ANY = [/^/]
+
+export function buildStatusListener (logger: Logger, health: Health, host: string, guard: GuardOptions): FastifyInstance {
+  const app = Fastify({ loggerInstance: quieter(logger), ...serverOptions() })
+  const options: GuardOptions = {
+    ...guard,
+    acceptHosts: isLoopback(host) ? hostPatterns(guard.acceptHosts, host) : ANY,
+    tokenDigest: () => undefined,
+    acceptPaths: ANY,
+    rejectPaths: [],
+    rejectMethods: [],
+    listenPort: () => portOf(app.server),
+    scheme: 'http',
+    admitOwnOrigin: false,
+  }
+  installAdmission(app, (target, req) => checkRequest(target, req, options, 'request'))
+  health.registerRoutes(app)
+  app.setNotFoundHandler((_request, reply) => sendError(reply, {
+    httpStatus: 404, reason: 'NotFound', message: `the status listener serves only ${OWN_PATHS.join(', ')}; it forwards nothing`,
+  }))
+  return app
+}
