@@ -2,9 +2,10 @@
 // sees it, a refused one is answered and its connection ended, an admitted one is invited to send
 // its body (100 Continue) only then. The main listener and the status listener both use it.
 import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { Socket } from 'node:net'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { bodyPending, dropUnreadBody } from './linger.js'
-import { sendError, type ErrorAnswer } from './status-errors.js'
+import { endSocketWithError, sendError, type ErrorAnswer } from './status-errors.js'
 
 /** Who may use the listener: an error to answer, or undefined to admit. */
 export type Admit = (target: string, req: IncomingMessage) => ErrorAnswer | undefined
@@ -27,6 +28,13 @@ export function installAdmission (app: FastifyInstance, admit: Admit, closing: (
   app.addHook('onSend', (request, _reply, payload, done) => {
     dropUnreadBody(request.raw)
     done(null, payload)
+  })
+}
+
+/** CONNECT would make the proxy a tunnel to anywhere. Node hands it to this event, outside Fastify. */
+export function refuseConnect (app: FastifyInstance): void {
+  app.server.on('connect', (_req: IncomingMessage, socket: Socket) => {
+    endSocketWithError(socket, { httpStatus: 405, reason: 'MethodNotAllowed', message: 'CONNECT is refused: mtls-proxy is not an open proxy' })
   })
 }
 

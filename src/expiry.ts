@@ -60,9 +60,7 @@ export function expiryMessage (r: CertificateReport): string {
   return `${which} expires on ${r.notAfter}, ${r.daysLeft} days left: ${ADVICE[r.role]}`
 }
 
-export interface ExpiryMonitorOptions {
-  thresholds: Thresholds
-  intervalMs: number
+export interface ExpiryMonitorParts {
   logger: Logger
   now: () => Date
   /** the bundle in use now */
@@ -73,13 +71,14 @@ export interface ExpiryMonitorOptions {
 
 /** Checks every certificate at start, on a timer and whenever asked (after a reload), and says so in the log. */
 export class ExpiryMonitor {
-  readonly #opts: ExpiryMonitorOptions
+  readonly #opts: ExpiryMonitorParts & { thresholds: Thresholds; intervalMs: number }
   #server: X509Certificate | undefined
   #timer: NodeJS.Timeout | undefined
   #checks = 0
 
-  constructor (opts: ExpiryMonitorOptions) {
-    this.#opts = opts
+  constructor (settings: Thresholds & { checkIntervalMs: number }, parts: ExpiryMonitorParts) {
+    const { warningDays, criticalDays, checkIntervalMs } = settings
+    this.#opts = { ...parts, thresholds: { warningDays, criticalDays }, intervalMs: checkIntervalMs }
   }
 
   /** Fresh for the client and CA (cheap); the server's as of the last check. */

@@ -27,6 +27,26 @@ export interface GuardOptions {
   admitOwnOrigin: boolean
 }
 
+/** The main listener's guard: the settings, plus what only the running proxy knows. */
+export function listenerGuard (
+  config: Pick<GuardOptions, 'allowOrigins' | 'acceptPaths' | 'rejectPaths' | 'rejectMethods'> &
+    { acceptHosts: RegExp[]; address: string; https: boolean },
+  tokenDigest: () => Buffer | undefined,
+  listenPort: () => number | undefined
+): GuardOptions {
+  return {
+    acceptHosts: hostPatterns(config.acceptHosts, config.address),
+    allowOrigins: config.allowOrigins,
+    acceptPaths: config.acceptPaths,
+    rejectPaths: config.rejectPaths,
+    rejectMethods: config.rejectMethods,
+    tokenDigest,
+    listenPort,
+    scheme: config.https ? 'https' : 'http',
+    admitOwnOrigin: true,
+  }
+}
+
 /** The way a request came in: Node hands `Connection: Upgrade` requests past Fastify, to our tunnels. */
 export type Door = 'request' | 'upgrade'
 
@@ -35,7 +55,7 @@ export const FORWARDED_METHODS = ['DELETE', 'GET', 'HEAD', 'PATCH', 'POST', 'PUT
 const FORWARDED = new Set(FORWARDED_METHODS)
 
 // The proxy's own endpoints live under this prefix; they are answered here, never forwarded.
-export const OWN_PREFIX = '/-/'
+const OWN_PREFIX = '/-/'
 
 // Far beyond any real client (kubectl sends about ten); past it, a request is an attack or a bug.
 const MAX_HEADER_FIELDS = 100

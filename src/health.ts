@@ -12,15 +12,20 @@ import { sendError } from './status-errors.js'
 import type { Upstream } from './upstream.js'
 import { describeUpstreamError } from './upstream-error.js'
 
-export interface HealthOptions {
+/** What the probe is told by the settings. */
+export interface ProbeSettings {
+  probePath: string
+  probeIntervalMs: number
+  connectTimeoutMs: number
+  /** 0: no limit */
+  responseTimeoutMs: number
+}
+
+export interface HealthParts {
   upstream: Upstream
   credentials: CredentialStore
   expiry: ExpiryMonitor
   metrics: Metrics
-  probePath: string
-  intervalMs: number
-  /** how long a probe may take before it counts as failed */
-  probeTimeoutMs: number
   logger: Logger
   now: () => Date
   /** open watches and tunnels, for the report */
@@ -39,6 +44,16 @@ export const OWN_PATHS = ['/-/healthz', '/-/readyz', '/-/status', '/-/metrics']
 // While not ready, check this often, so the proxy is ready again within seconds of the upstream.
 const RECOVERY_INTERVAL_MS = 1_000
 
+// A probe must fail fast enough to keep /-/readyz honest.
+const MAX_PROBE_TIMEOUT_MS = 10_000
+
+interface HealthOptions extends HealthParts {
+  probePath: string
+  intervalMs: number
+  /** how long a probe may take before it counts as failed */
+  probeTimeoutMs: number
+}
+
 export class Health {
   readonly #opts: HealthOptions
   #ready = false
@@ -50,8 +65,14 @@ export class Health {
   /** a fault no probe can clear */
   #broken: string | undefined
 
-  constructor (opts: HealthOptions) {
-    this.#opts = opts
+  constructor (settings: ProbeSettings, parts: HealthParts) {
+    const { connectTimeoutMs, responseTimeoutMs } = settings
+    this.#opts = {
+      ...parts,
+      probePath: settings.probePath,
+      intervalMs: settings.probeIntervalMs,
+      probeTimeoutMs: Math.min(connectTimeoutMs + (responseTimeoutMs || MAX_PROBE_TIMEOUT_MS), MAX_PROBE_TIMEOUT_MS),
+    }
   }
 
   /** Ready to serve: the client certificate is valid and the upstream answered recently. */

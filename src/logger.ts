@@ -3,7 +3,7 @@ import { pino, type DestinationStream, type Logger } from 'pino'
 import type { LogLevel } from './config.js'
 
 // Belt and braces: nothing logs these today, and nothing ever should.
-export const REDACTED_PATHS = [
+const REDACTED_PATHS = [
   'headers.authorization', 'headers["proxy-authorization"]', 'headers.cookie',
   'req.headers.authorization', 'req.headers["proxy-authorization"]', 'req.headers.cookie',
   'keyPem', 'certPem', 'caPem', '*.keyPem', '*.certPem', '*.caPem', 'token', '*.token',

@@ -1,6 +1,6 @@
 import type { ServerResponse } from 'node:http'
 import type { Duplex } from 'node:stream'
-import type { FastifyReply } from 'fastify'
+import type { FastifyInstance, FastifyReply } from 'fastify'
 import { endThenLinger } from './linger.js'
 
 // The errors the proxy answers itself (refusals, upstream failures, its own 404s and 503s), each
@@ -80,4 +80,17 @@ export function writeError (res: ServerResponse, answer: ErrorAnswer, connection
     ...(connectionClose ? { connection: 'close' } : {}),
   })
   res.end(body)
+}
+
+/**
+ * Errors nobody answered otherwise: an exception in a route (a 4xx Fastify raised, else 500) and a
+ * path with no route, each as a Status.
+ */
+export function installErrorHandlers (app: FastifyInstance, notFound: (url: string) => string): void {
+  app.setErrorHandler((err: Error & { statusCode?: number }, request, reply) => {
+    const httpStatus = err.statusCode && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : 500
+    if (httpStatus === 500) request.log.error({ err }, 'unexpected error')
+    return sendError(reply, { httpStatus, reason: httpStatus === 500 ? 'InternalError' : 'BadRequest', message: err.message })
+  })
+  app.setNotFoundHandler((request, reply) => sendError(reply, { httpStatus: 404, reason: 'NotFound', message: notFound(request.url) }))
 }

@@ -7,15 +7,14 @@ import { isLoopback } from './addresses.js'
 import { installAdmission } from './admission.js'
 import { checkRequest, hostPatterns, type GuardOptions } from './guard.js'
 import { OWN_PATHS, type Health } from './health.js'
-import { quieter } from './logger.js'
-import { portOf, serverOptions } from './server-options.js'
-import { sendError } from './status-errors.js'
+import { portOf, serverOptions } from './server.js'
+import { installErrorHandlers } from './status-errors.js'
 
 // Any Host a request can carry: kubelet probes and Prometheus send the pod IP they dialled.
 const ANY = [/^/]
 
 export function buildStatusListener (logger: Logger, health: Health, host: string, guard: GuardOptions): FastifyInstance {
-  const app = Fastify({ loggerInstance: quieter(logger), ...serverOptions() })
+  const app = Fastify(serverOptions(logger))
   const options: GuardOptions = {
     ...guard,
     acceptHosts: isLoopback(host) ? hostPatterns(guard.acceptHosts, host) : ANY,
@@ -29,8 +28,6 @@ export function buildStatusListener (logger: Logger, health: Health, host: strin
   }
   installAdmission(app, (target, req) => checkRequest(target, req, options, 'request'))
   health.registerRoutes(app)
-  app.setNotFoundHandler((_request, reply) => sendError(reply, {
-    httpStatus: 404, reason: 'NotFound', message: `the status listener serves only ${OWN_PATHS.join(', ')}; it forwards nothing`,
-  }))
+  installErrorHandlers(app, () => `the status listener serves only ${OWN_PATHS.join(', ')}; it forwards nothing`)
   return app
 }

@@ -40,7 +40,7 @@ export interface ListenerKeyPair {
 // A CA bundle of every public root is about 220 KB; a certificate or key file past this is not one.
 export const MAX_PEM_FILE_BYTES = 1024 * 1024
 // A passphrase or a token: one line.
-export const MAX_SECRET_FILE_BYTES = 64 * 1024
+const MAX_SECRET_FILE_BYTES = 64 * 1024
 
 const BEGIN_CERTIFICATE = '-----BEGIN CERTIFICATE-----'
 const END_CERTIFICATE = '-----END CERTIFICATE-----'

@@ -1,0 +1,64 @@
+// The Fastify servers of the proxy: what they share, how the main one is made (plain HTTP, or
+// HTTPS with --listen-cert), and how its certificate follows a rotation.
+import type { AddressInfo } from 'node:net'
+import type { Server as TlsServer } from 'node:tls'
+import Fastify, { LogController, type FastifyInstance } from 'fastify'
+import type { Logger } from 'pino'
+import type { CredentialStore } from './credentials/store.js'
+import { quieter } from './logger.js'
+import { forwardTarget } from './paths.js'
+
+export const serverOptions = (logger: Logger) => ({
+  loggerInstance: quieter(logger),
+  // One access line per request (accounting.ts) instead of Fastify's two.
+  logController: new LogController({ disableRequestLogging: true }),
+  // No route has a JSON schema, so Fastify need not load ajv and its compilers (~50 ms of every start).
+  schemaController: {
+    compilersFactory: {
+      buildValidator: () => () => { throw new Error('mtls-proxy routes have no schemas') },
+      buildSerializer: () => () => { throw new Error('mtls-proxy routes have no schemas') },
+    },
+  },
+})
+
+/** The main listener's server, serving HTTPS when the store holds a listener key pair. */
+export function createMainServer (logger: Logger, credentials: CredentialStore, maxConnections: number): FastifyInstance {
+  const listener = credentials.current.listener
+  const app = Fastify({
+    ...serverOptions(logger),
+    // Our own 503 (shutdown.ts) is a Status object; Fastify's default is not.
+    return503OnClosing: false,
+    // Watches and uploads may take as long as they take; slow-header protection stays on (Node's 60 s).
+    requestTimeout: 0,
+    // Routed and forwarded: the normalised target the guard judged (absolute-form reduced to its path).
+    rewriteUrl: (req) => forwardTarget(req.url ?? '/'),
+    // HTTPS on the listener (--listen-cert): what clients like kubectl need before they send a token.
+    ...(listener ? { https: { cert: listener.certPem, key: listener.keyPem } } : {}),
+  })
+  // Past this many client connections, new ones are refused; open watches are never cut.
+  app.server.maxConnections = maxConnections
+  if (listener) followListenerCertificate(app, credentials, logger)
+  return app
+}
+
+/**
+ * New connections to the listener get a rotated certificate; open ones keep theirs. Checked
+ * servable when loaded; should OpenSSL refuse it anyway, the old certificate goes on serving.
+ */
+function followListenerCertificate (app: FastifyInstance, credentials: CredentialStore, logger: Logger): void {
+  credentials.onChange(({ listener }, previous) => {
+    if (!listener || listener === previous.listener) return
+    try {
+      (app.server as unknown as TlsServer).setSecureContext({ cert: listener.certPem, key: listener.keyPem })
+    } catch (err) {
+      const message = (err as Error).message
+      logger.error({ err: message }, `the new --listen-cert could not be put in use; still serving the previous one: ${message}`)
+    }
+  })
+}
+
+/** The TCP port a server listens on; undefined before it listens, or on a Unix socket. */
+export function portOf (server: { address: () => AddressInfo | string | null }): number | undefined {
+  const address = server.address()
+  return typeof address === 'object' && address ? address.port : undefined
+}
