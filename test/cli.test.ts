@@ -1,18 +1,18 @@
 // The command line as a user meets it: help, one-line start-up errors with exit code 2,
 // and a graceful stop on SIGTERM that loses no request.
 import { writeFile, chmod } from 'node:fs/promises'
-import { createServer } from 'node:net'
-import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
 import { request as httpRequest } from 'node:http'
 import t from 'tap'
+import { clientFlags } from './helpers/proxy.js'
+import { busyPort } from './helpers/net.js'
 import { pkiWithFiles } from './helpers/pki.js'
 import { echoHandler, startUpstream } from './helpers/upstream.js'
 import { runCli, startCli } from './helpers/cli.js'
 import { get, rawRequest } from './helpers/http.js'
 
 const { pki, files } = await pkiWithFiles(t)
-const base = (upstream = 'https://127.0.0.1:1') => ['--upstream', upstream, '--cacert', files.cacert, '--cert', files.cert, '--key', files.key]
+const base = (upstream = 'https://127.0.0.1:1') => clientFlags(upstream, files)
 
 t.test('--help and --version', async (t) => {
   const help = await runCli(['--help'])
@@ -53,10 +53,7 @@ t.test('each start-up mistake: one line on stderr naming the problem, exit code 
   const unreadable = join(dir, 'unreadable.crt')
   await writeFile(unreadable, pki.ca.certPem)
   await chmod(unreadable, 0o000)
-  const busy = createServer()
-  await new Promise<void>((resolve) => busy.listen(0, '127.0.0.1', resolve))
-  t.teardown(() => { busy.close() })
-  const busyPort = (busy.address() as AddressInfo).port
+  const busy = await busyPort(t)
 
   const cases: Array<[string, string[], RegExp, NodeJS.ProcessEnv?]> = [
     ['no upstream', ['--cacert', files.cacert, '--cert', files.cert, '--key', files.key], /missing --upstream \(or MTLS_PROXY_UPSTREAM, or 'upstream:' in a config file\)/],
@@ -73,7 +70,7 @@ t.test('each start-up mistake: one line on stderr naming the problem, exit code 
     ['client certificate not yet valid', ['--upstream', 'https://127.0.0.1:1', '--cacert', files.cacert, '--cert', join(dir, 'future.crt'), '--key', join(dir, 'future.key')], /--cert .*future\.crt: the client certificate is not valid until/],
     ['unknown key in config file', ['--config', badConfig, '--cacert', files.cacert, '--cert', files.cert, '--key', files.key], /config file .*bad\.yaml: unknown setting 'listen'/],
     ['bad environment variable', base(), /environment variable MTLS_PROXY_PORT must be number, got 'eighty'/, { MTLS_PROXY_PORT: 'eighty' }],
-    ['port in use', [...base(), '--port', String(busyPort)], new RegExp(`cannot listen on 127\\.0\\.0\\.1:${busyPort}: address already in use`)],
+    ['port in use', [...base(), '--port', String(busy)], new RegExp(`cannot listen on 127\\.0\\.0\\.1:${busy}: address already in use`)],
   ]
   if (process.getuid?.() !== 0) {
     cases.push(['unreadable CA file', ['--upstream', 'https://127.0.0.1:1', '--cacert', unreadable, '--cert', files.cert, '--key', files.key], /cannot read: permission denied/])

@@ -4,7 +4,6 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
 import { loadConfig, type Config } from '../src/config.js'
-import { UsageError } from '../src/errors.js'
 import { OPTIONS, envName } from '../src/options.js'
 
 const dir = await mkdtemp(join(tmpdir(), 'mtls-proxy-config-'))
@@ -102,7 +101,6 @@ t.test('mistakes are UsageErrors with precise messages', async (t) => {
   await writeFile(wrongType, 'port: eighty\n')
   bad(['--config', wrongType], /'port' must be a number, got 'eighty'/)
   bad(['--config', join(dir, 'missing.yaml')], /cannot read config file .*missing\.yaml: no such file/)
-  t.ok(new UsageError('x') instanceof Error)
 })
 
 t.test('a non-loopback address needs the explicit opt-in', async (t) => {
@@ -119,10 +117,21 @@ t.test('help and version are actions, not runs', async (t) => {
   t.same(loadConfig(['--version'], {}), { action: 'version' })
 })
 
-t.test('every setting has a flag, an environment variable and a config key', async (t) => {
+t.test('every setting has a flag (secrets excepted), an environment variable and a config key', async (t) => {
+  const sample = { string: 'x', boolean: true, number: 1, duration: '1s' }
+  // Whatever else a value may be refused for, it is never refused as an unknown name.
+  const unknown = /Unknown option|unknown setting|is no setting of mtls-proxy/
+  const said = (f: () => unknown) => { try { f(); return '' } catch (err) { return (err as Error).message } }
   for (const o of OPTIONS) {
-    t.match(envName(o.name), /^MTLS_PROXY_[A-Z_]+$/)
     t.ok(o.help.length > 10, `${o.name} is explained`)
+    const value = sample[o.type]
+    const flag = said(() => loadConfig(typeof value === 'boolean' ? [`--${o.name}`] : [`--${o.name}`, String(value)], {}, dir))
+    if ('noFlag' in o && o.noFlag) t.match(flag, /Unknown option/, `${o.name}: no flag, as it holds a secret`)
+    else t.notMatch(flag, unknown, `--${o.name} is a flag`)
+    t.notMatch(said(() => loadConfig([], { [envName(o.name)]: String(value) }, dir)), unknown, `${envName(o.name)} is read`)
+    const file = join(dir, `key-${o.name}.yaml`)
+    await writeFile(file, `${o.name}: ${JSON.stringify(value)}\n`)
+    t.notMatch(said(() => loadConfig(['--config', file], {}, dir)), unknown, `'${o.name}:' is a config key`)
   }
 })
 

@@ -4,10 +4,10 @@
 import { execFileSync, spawn } from 'node:child_process'
 import { cp, mkdir, mkdtemp, readFile, rm } from 'node:fs/promises'
 import { existsSync } from 'node:fs'
-import { createServer, type AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
+import { freePort } from './helpers/net.js'
 import { ROOT } from './helpers/cli.js'
 import { pkiWithFiles } from './helpers/pki.js'
 import { echoHandler, startUpstream } from './helpers/upstream.js'
@@ -86,10 +86,7 @@ t.test('the Dockerfile\'s steps build a runnable image layout: production depend
 
   const { pki, files } = await pkiWithFiles(t)
   const upstream = await startUpstream(t, pki, echoHandler)
-  const probe = createServer()
-  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve))
-  const port = (probe.address() as AddressInfo).port
-  await new Promise((resolve) => probe.close(resolve))
+  const port = await freePort()
   const env = {
     PATH: process.env.PATH,
     ...imageEnv(runtime),

@@ -54,7 +54,7 @@ t.test('request bodies of every content type are forwarded byte for byte', async
     const res = await get(`${proxy.url}/api/v1/namespaces/default/configmaps/x`, { method: 'PATCH', headers: { 'content-type': type }, body })
     t.equal(res.status, 200, type)
     t.equal(res.headers['content-type'], type, `${type}: content type kept`)
-    t.equal(createHash('sha256').update(res.body, 'latin1').digest('hex').length, 64)
+    t.same(res.bytes, body, `${type}: the body the upstream echoed is the body sent`)
   }
   // protobuf round trip compared exactly, as bytes
   const proto = bodies[5]![1]

@@ -4,6 +4,7 @@
 import { readFile } from 'node:fs/promises'
 import { connect } from 'node:net'
 import t from 'tap'
+import { clientFlags } from './helpers/proxy.js'
 import { pkiWithFiles } from './helpers/pki.js'
 import { echoHandler } from './helpers/upstream.js'
 import { startTunnelUpstream } from './helpers/tunnel-upstream.js'
@@ -107,7 +108,7 @@ t.test(`${COUNT} fuzzed requests: the proxy stays up, memory bounded, then serve
     }
     echoHandler(req, res)
   })
-  const proxy = await startCli(t, ['--upstream', upstream.url, '--cacert', files.cacert, '--cert', files.cert, '--key', files.key, '--no-access-log'])
+  const proxy = await startCli(t, [...clientFlags(upstream.url, files), '--no-access-log'])
   const pid = proxy.child.pid!
   t.equal((await get(`${proxy.url}/version`)).status, 200)
   const before = await rssKb(pid)

@@ -3,11 +3,12 @@
 // the proxy said, and so called a healthy proxy on another port, socket or scheme unhealthy.
 import { execFile, spawn } from 'node:child_process'
 import { mkdtemp, rm, symlink, writeFile } from 'node:fs/promises'
-import { createServer, type AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 import t from 'tap'
+import { clientFlags } from './helpers/proxy.js'
+import { freePort } from './helpers/net.js'
 import { buildDist } from './helpers/dist.js'
 import { startCli } from './helpers/cli.js'
 import { createCA, pkiWithFiles } from './helpers/pki.js'
@@ -18,15 +19,7 @@ const run = promisify(execFile)
 const dist = await buildDist(t)
 const { pki, files } = await pkiWithFiles(t)
 const upstream = await startUpstream(t, pki, echoHandler)
-const credentials = ['--upstream', upstream.url, '--cacert', files.cacert, '--cert', files.cert, '--key', files.key]
-
-async function freePort (): Promise<number> {
-  const probe = createServer()
-  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve))
-  const { port } = probe.address() as AddressInfo
-  await new Promise((resolve) => probe.close(resolve))
-  return port
-}
+const credentials = clientFlags(upstream.url, files)
 
 /** The healthcheck's exit code and what it printed, given the settings the proxy was started with. */
 async function healthcheck (flags: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number; stderr: string }> {

@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 import t from 'tap'
+import { clientFlags } from './helpers/proxy.js'
 import { Agent, request } from 'undici'
 import WebSocket from 'ws'
 import { createCA, pkiWithFiles } from './helpers/pki.js'
@@ -31,7 +32,7 @@ await writeFile(paths.ca, listenerCa.certPem)
 await writeFile(paths.cert, listener.certPem)
 await writeFile(paths.key, listener.keyPem, { mode: 0o600 })
 await writeFile(paths.token, `${TOKEN}\n`, { mode: 0o600 })
-const base = ['--upstream', api.url, '--cacert', files.cacert, '--cert', files.cert, '--key', files.key, '--token-file', paths.token]
+const base = [...clientFlags(api.url, files), '--token-file', paths.token]
 const proxy = await startCli(t, [...base, '--listen-cert', paths.cert, '--listen-key', paths.key])
 const trusting = new Agent({ connect: { ca: listenerCa.certPem } })
 t.teardown(() => trusting.close())

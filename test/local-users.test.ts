@@ -1,11 +1,13 @@
 // Other users of the same machine: a Unix socket only its owner can open, or a token.
 import { spawn } from 'node:child_process'
 import { chmod, mkdir, mkdtemp, rm, stat, writeFile } from 'node:fs/promises'
-import { createServer, type AddressInfo } from 'node:net'
+import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { request } from 'node:http'
 import t from 'tap'
+import { clientFlags } from './helpers/proxy.js'
+import { freePort } from './helpers/net.js'
 import { pkiWithFiles } from './helpers/pki.js'
 import { echoHandler, startUpstream } from './helpers/upstream.js'
 import { runCli, startCli } from './helpers/cli.js'
@@ -14,7 +16,7 @@ import { tokenDigest } from '../src/credentials/bundle.js'
 import { fileSetSource } from '../src/credentials/source.js'
 
 const { pki, files } = await pkiWithFiles(t)
-const flags = (url: string) => ['--upstream', url, '--cacert', files.cacert, '--cert', files.cert, '--key', files.key]
+const flags = (url: string) => clientFlags(url, files)
 
 function overSocket (path: string, target: string): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
@@ -140,7 +142,7 @@ t.test('a process of another uid cannot connect to the socket', { skip: notRoot 
 t.test('listening beyond loopback needs --allow-non-loopback and a token (or --allow-unauthenticated)', async (t) => {
   const tokenFile = join(files.dir, 'token')
   await writeFile(tokenFile, 'c0ffee00c0ffee00c0ffee00c0ffee00\n')
-  const base = ['--upstream', 'https://10.0.0.1:6443', '--cacert', files.cacert, '--cert', files.cert, '--key', files.key]
+  const base = clientFlags('https://10.0.0.1:6443', files)
   // The first refusal names everything it takes, not one missing setting per attempt.
   t.throws(() => loadConfig([...base, '--address', '0.0.0.0'], {}), { message: /pass --allow-non-loopback .*, and --token-file FILE .*--listen-cert and --listen-key.* or --allow-unauthenticated/ })
   t.throws(() => loadConfig([...base, '--address', '0.0.0.0', '--allow-non-loopback'], {}), { message: /pass --token-file FILE .* or --allow-unauthenticated/ })
@@ -159,10 +161,7 @@ t.test('on the network with a token: served with it, 401 without', async (t) => 
   const upstream = await startUpstream(t, pki, echoHandler)
   const tokenFile = join(files.dir, 'net-token')
   await writeFile(tokenFile, '0123456789abcdef0123456789abcdef')
-  const probe = createServer()
-  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve))
-  const port = (probe.address() as AddressInfo).port
-  await new Promise((resolve) => probe.close(resolve))
+  const port = await freePort()
   // 127.0.0.2 stands in for a pod IP: the same rules as any non-default address
   const proxy = await startCli(t, [...flags(upstream.url), '--address', '127.0.0.2', '--token-file', tokenFile, '--port', String(port)])
   const call = (auth?: string) => new Promise<number>((resolve, reject) => {

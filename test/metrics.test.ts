@@ -6,7 +6,7 @@ import t from 'tap'
 import WebSocket from 'ws'
 import { pkiWithFiles } from './helpers/pki.js'
 import { echoHandler, startUpstream } from './helpers/upstream.js'
-import { startProxy } from './helpers/proxy.js'
+import { clientFlags, startProxy } from './helpers/proxy.js'
 import { startCli } from './helpers/cli.js'
 import { get, rawRequest, statusLine } from './helpers/http.js'
 import { startTunnelUpstream } from './helpers/tunnel-upstream.js'
@@ -118,7 +118,7 @@ t.test('a watch held open is an open watch', async (t) => {
 async function withStatusListener (t: Parameters<typeof pkiWithFiles>[0], address: string) {
   const { pki, files } = await pkiWithFiles(t)
   const upstream = await startUpstream(t, pki, echoHandler)
-  const proxy = await startCli(t, ['--upstream', upstream.url, '--cacert', files.cacert, '--cert', files.cert, '--key', files.key, '--status-address', address])
+  const proxy = await startCli(t, [...clientFlags(upstream.url, files), '--status-address', address])
   const status = proxy.logs().find((l) => typeof l.status === 'string')?.status as string
   return { upstream, proxy, status }
 }

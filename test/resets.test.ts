@@ -1,6 +1,7 @@
 // Clients that reset the connection (RST) mid-request, on every way in and every raw socket the
 // proxy writes to: the process must never exit, and must serve normally afterwards.
 import t from 'tap'
+import { clientFlags } from './helpers/proxy.js'
 import { pkiWithFiles } from './helpers/pki.js'
 import { startTunnelUpstream } from './helpers/tunnel-upstream.js'
 import { startCli } from './helpers/cli.js'
@@ -13,7 +14,7 @@ const { upstream } = await startTunnelUpstream(t, pki, (req, res) => {
   res.writeHead(200, { 'content-type': 'application/octet-stream' })
   res.end(req.url?.startsWith('/big') ? BIG : '{}')
 })
-const proxy = await startCli(t, ['--upstream', upstream.url, '--cacert', files.cacert, '--cert', files.cert, '--key', files.key, '--status-address', '127.0.0.1:0'])
+const proxy = await startCli(t, [...clientFlags(upstream.url, files), '--status-address', '127.0.0.1:0'])
 const statusPort = Number(new URL(proxy.logs().find((l) => typeof l.status === 'string')!.status as string).port)
 
 const ws = (path: string, ...extra: string[]) => [`GET ${path} HTTP/1.1`, 'Host: localhost', 'Connection: Upgrade', 'Upgrade: websocket',

@@ -6,7 +6,7 @@ import { join } from 'node:path'
 import t from 'tap'
 import { LINGER_MAX_MS } from '../src/linger.js'
 import { pkiWithFiles } from './helpers/pki.js'
-import { startProxy } from './helpers/proxy.js'
+import { clientFlags, startProxy } from './helpers/proxy.js'
 import { startCli } from './helpers/cli.js'
 import { rawRequest, statusLine } from './helpers/http.js'
 import { echoHandler, startUpstream } from './helpers/upstream.js'
@@ -124,7 +124,7 @@ t.test('a watch with no body is never timed by --client-body-timeout', async (t)
 
 t.test('an upstream that fails mid-upload: 502 with Connection: close, the connection ends, and no timer is left to fire later', async (t) => {
   const failing = await startUpstream(t, pki, (req) => { req.socket.destroy() })
-  const proxy = await startCli(t, ['--upstream', failing.url, '--cacert', files.cacert, '--cert', files.cert, '--key', files.key, '--client-body-timeout', '0.3'])
+  const proxy = await startCli(t, [...clientFlags(failing.url, files), '--client-body-timeout', '0.3'])
   const client = await open(proxy.port, 'PUT /api/v1/namespaces/default/configmaps/x HTTP/1.1\r\nHost: localhost\r\nContent-Length: 20000000\r\n\r\n')
   client.socket.write(Buffer.alloc(512 * 1024, 'u'))
   await until(() => client.answer().includes('\r\n\r\n'), 5_000)

@@ -1,8 +1,9 @@
 // The handshake before serving: a server --cacert does not vouch for is a configuration error;
 // an unreachable one is not (a sidecar may start before the network does).
-import { createServer, type AddressInfo } from 'node:net'
 import { writeFile } from 'node:fs/promises'
 import t from 'tap'
+import { clientFlags } from './helpers/proxy.js'
+import { freePort } from './helpers/net.js'
 import { createCA, pkiWithFiles } from './helpers/pki.js'
 import { echoHandler, startUpstream } from './helpers/upstream.js'
 import { runCli, startCli } from './helpers/cli.js'
@@ -10,7 +11,7 @@ import { get } from './helpers/http.js'
 import { startMtlsServer } from '../src/demo/api-server.js'
 
 const { pki, files } = await pkiWithFiles(t)
-const flags = (url: string) => ['--upstream', url, '--cacert', files.cacert, '--cert', files.cert, '--key', files.key]
+const flags = (url: string) => clientFlags(url, files)
 
 t.test('an upstream certificate from another CA stops the start: one line, exit 2', async (t) => {
   const impostorCA = await createCA('impostor')
@@ -32,10 +33,7 @@ t.test('an upstream certificate for another name stops the start and names the f
 })
 
 t.test('an unreachable upstream: serves, not ready, and says so', async (t) => {
-  const probe = createServer()
-  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve))
-  const port = (probe.address() as AddressInfo).port
-  await new Promise((resolve) => probe.close(resolve))
+  const port = await freePort()
   const proxy = await startCli(t, flags(`https://127.0.0.1:${port}`))
   t.ok(proxy.logs().some((l) => /upstream not reachable yet .*refused the connection.*serving anyway/.test(String(l.msg))))
   t.equal((await get(`${proxy.url}/-/healthz`)).status, 200)

@@ -3,7 +3,7 @@ import { connect, type Socket } from 'node:net'
 import { writeFile } from 'node:fs/promises'
 import t from 'tap'
 import WebSocket from 'ws'
-import { pkiWithFiles } from './helpers/pki.js'
+import { pkiWithFiles, type Teardown } from './helpers/pki.js'
 import { startProxy } from './helpers/proxy.js'
 import { rawRequest, statusLine } from './helpers/http.js'
 import { SUBPROTOCOLS, startTunnelUpstream } from './helpers/tunnel-upstream.js'
@@ -39,6 +39,14 @@ async function rawUpgrade (port: number, lines: string[], opts: { allowHalfOpen?
   }
 }
 
+/** A fresh PKI, an upstream that tunnels, and the proxy in front of it: each torn down with the test. */
+async function throughProxy (t: Teardown) {
+  const { pki, files } = await pkiWithFiles(t)
+  const tunnel = await startTunnelUpstream(t, pki)
+  const proxy = await startProxy(t, tunnel.upstream.url, files)
+  return { ...tunnel, proxy, pki, files }
+}
+
 function echo (ws: WebSocket, data: Buffer): Promise<Buffer> {
   return new Promise((resolve) => {
     ws.once('message', (d) => resolve(d as Buffer))
@@ -47,9 +55,7 @@ function echo (ws: WebSocket, data: Buffer): Promise<Buffer> {
 }
 
 t.test('WebSocket exec: v5.channel.k8s.io negotiated, binary frames both ways, headers as kubectl needs them', async (t) => {
-  const { pki, files } = await pkiWithFiles(t)
-  const { upstream, upgrades } = await startTunnelUpstream(t, pki)
-  const proxy = await startProxy(t, upstream.url, files)
+  const { upstream, upgrades, proxy } = await throughProxy(t)
   const ws = await openWs(`ws://127.0.0.1:${proxy.port}${EXEC}`, { authorization: 'Bearer someone-elses', 'impersonate-user': 'jane', 'x-custom': 'kept' })
   t.equal(ws.protocol, 'v5.channel.k8s.io', 'subprotocol negotiated end to end')
   for (const size of [1, 1000, 200_000]) {
@@ -77,9 +83,7 @@ t.test('WebSocket exec: v5.channel.k8s.io negotiated, binary frames both ways, h
 })
 
 t.test('SPDY/3.1 on a POST: 101 relayed with X-Stream-Protocol-Version, raw bytes echoed', async (t) => {
-  const { pki, files } = await pkiWithFiles(t)
-  const { upstream, upgrades } = await startTunnelUpstream(t, pki)
-  const proxy = await startProxy(t, upstream.url, files)
+  const { upgrades, proxy } = await throughProxy(t)
   const { socket, head, received } = await rawUpgrade(proxy.port, [
     `POST ${EXEC} HTTP/1.1`, `Host: localhost:${proxy.port}`, 'Connection: Upgrade', 'Upgrade: SPDY/3.1',
     'X-Stream-Protocol-Version: v4.channel.k8s.io', 'X-Stream-Protocol-Version: v3.channel.k8s.io', 'X-Stream-Protocol-Version: v2.channel.k8s.io',
@@ -99,9 +103,7 @@ t.test('SPDY/3.1 on a POST: 101 relayed with X-Stream-Protocol-Version, raw byte
 })
 
 t.test('port-forward over WebSocket: SPDY/3.1+portforward.k8s.io negotiated, bytes relayed (raw client)', async (t) => {
-  const { pki, files } = await pkiWithFiles(t)
-  const { upstream, upgrades } = await startTunnelUpstream(t, pki)
-  const proxy = await startProxy(t, upstream.url, files)
+  const { upgrades, proxy } = await throughProxy(t)
   const { socket, head, received } = await rawUpgrade(proxy.port, [
     'GET /api/v1/namespaces/default/pods/web/portforward?ports=8080 HTTP/1.1', `Host: 127.0.0.1:${proxy.port}`, 'Connection: Upgrade', 'Upgrade: websocket',
     'Sec-WebSocket-Version: 13', 'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==', 'Sec-WebSocket-Protocol: SPDY/3.1+portforward.k8s.io',
@@ -118,9 +120,7 @@ t.test('port-forward over WebSocket: SPDY/3.1+portforward.k8s.io negotiated, byt
 })
 
 t.test('a refused upgrade: the upstream\'s 403 Status is relayed and the connection closed', async (t) => {
-  const { pki, files } = await pkiWithFiles(t)
-  const { upstream } = await startTunnelUpstream(t, pki)
-  const proxy = await startProxy(t, upstream.url, files)
+  const { proxy } = await throughProxy(t)
   const answer = await rawRequest(proxy.port, ['GET /api/v1/namespaces/default/pods/forbidden/exec?command=ls HTTP/1.1', 'Host: localhost',
     'Connection: Upgrade', 'Upgrade: websocket', 'Sec-WebSocket-Version: 13', 'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==', 'Sec-WebSocket-Protocol: v5.channel.k8s.io', '', ''].join('\r\n'))
   t.equal(statusLine(answer), 403)
@@ -130,9 +130,7 @@ t.test('a refused upgrade: the upstream\'s 403 Status is relayed and the connect
 })
 
 t.test('an unreachable upstream: 502 Status before any 101', async (t) => {
-  const { pki, files } = await pkiWithFiles(t)
-  const { upstream } = await startTunnelUpstream(t, pki)
-  const proxy = await startProxy(t, upstream.url, files)
+  const { upstream, proxy } = await throughProxy(t)
   await upstream.close()
   const answer = await rawRequest(proxy.port, [`GET ${EXEC} HTTP/1.1`, 'Host: localhost', 'Connection: Upgrade', 'Upgrade: websocket', '', ''].join('\r\n'))
   t.equal(statusLine(answer), 502)
@@ -141,9 +139,7 @@ t.test('an unreachable upstream: 502 Status before any 101', async (t) => {
 })
 
 t.test('the guard applies to upgrades: a foreign Host never reaches the upstream', async (t) => {
-  const { pki, files } = await pkiWithFiles(t)
-  const { upstream, upgrades } = await startTunnelUpstream(t, pki)
-  const proxy = await startProxy(t, upstream.url, files)
+  const { upgrades, proxy } = await throughProxy(t)
   const answer = await rawRequest(proxy.port, [`GET ${EXEC} HTTP/1.1`, 'Host: evil.example', 'Connection: Upgrade', 'Upgrade: websocket', '', ''].join('\r\n'))
   t.equal(statusLine(answer), 403)
   t.match(answer, /Host 'evil\.example' is not accepted/)
@@ -152,9 +148,7 @@ t.test('the guard applies to upgrades: a foreign Host never reaches the upstream
 })
 
 t.test('client closes first, or upstream closes first: no socket left open', async (t) => {
-  const { pki, files } = await pkiWithFiles(t)
-  const { upstream, sockets } = await startTunnelUpstream(t, pki)
-  const proxy = await startProxy(t, upstream.url, files)
+  const { sockets, proxy } = await throughProxy(t)
 
   const first = await openWs(`ws://127.0.0.1:${proxy.port}${EXEC}`)
   await echo(first, Buffer.from('x'))
@@ -171,9 +165,7 @@ t.test('client closes first, or upstream closes first: no socket left open', asy
 })
 
 t.test('a rotated certificate is used by the next tunnel while an old tunnel keeps going', async (t) => {
-  const { pki, files } = await pkiWithFiles(t)
-  const { upstream, upgrades } = await startTunnelUpstream(t, pki)
-  const proxy = await startProxy(t, upstream.url, files)
+  const { upgrades, proxy, pki, files } = await throughProxy(t)
   const old = await openWs(`ws://127.0.0.1:${proxy.port}${EXEC}`)
   t.equal(upgrades[0]!.cn, 'demo-admin')
   const rotated = await pki.ca.issue({ commonName: 'rotated-admin', usage: 'client' })
@@ -189,9 +181,7 @@ t.test('a rotated certificate is used by the next tunnel while an old tunnel kee
 })
 
 t.test('a web page cannot open an exec WebSocket (WebSockets are not bound by CORS)', async (t) => {
-  const { pki, files } = await pkiWithFiles(t)
-  const { upstream, upgrades } = await startTunnelUpstream(t, pki)
-  const proxy = await startProxy(t, upstream.url, files)
+  const { upgrades, proxy } = await throughProxy(t)
   await t.rejects(openWs(`ws://127.0.0.1:${proxy.port}${EXEC}`, { origin: 'https://evil.example' }), { message: 'HTTP 403' })
   const answer = await rawRequest(proxy.port, [`GET ${EXEC} HTTP/1.1`, `Host: 127.0.0.1:${proxy.port}`, 'Origin: https://evil.example',
     'Connection: Upgrade', 'Upgrade: websocket', 'Sec-WebSocket-Version: 13', 'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==', '', ''].join('\r\n'))
@@ -200,9 +190,7 @@ t.test('a web page cannot open an exec WebSocket (WebSockets are not bound by CO
 })
 
 t.test('half-close: the client ends its side and still receives what the upstream sends back', async (t) => {
-  const { pki, files } = await pkiWithFiles(t)
-  const { upstream } = await startTunnelUpstream(t, pki)
-  const proxy = await startProxy(t, upstream.url, files)
+  const { proxy } = await throughProxy(t)
   const { socket, take } = await rawUpgrade(proxy.port, ['POST /api/v1/namespaces/default/pods/web/exec HTTP/1.1', 'Host: localhost', 'Connection: Upgrade', 'Upgrade: SPDY/3.1'], { allowHalfOpen: true })
   take()
   const ended = new Promise<void>((resolve) => socket.once('end', resolve))
@@ -214,9 +202,7 @@ t.test('half-close: the client ends its side and still receives what the upstrea
 })
 
 t.test('a refused upgrade\'s answer larger than 1 MiB arrives whole; one cut short upstream looks cut, in either framing', async (t) => {
-  const { pki, files } = await pkiWithFiles(t)
-  const { upstream } = await startTunnelUpstream(t, pki)
-  const proxy = await startProxy(t, upstream.url, files)
+  const { proxy } = await throughProxy(t)
   const ask = (name: string) => rawRequest(proxy.port, [`GET /api/v1/namespaces/default/pods/${name}/exec HTTP/1.1`, 'Host: localhost',
     'Connection: Upgrade', 'Upgrade: websocket', 'Sec-WebSocket-Version: 13', 'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==', '', ''].join('\r\n'), 10_000)
   const size = 3 * 1024 * 1024
@@ -237,9 +223,7 @@ t.test('a refused upgrade\'s answer larger than 1 MiB arrives whole; one cut sho
 })
 
 t.test('an upgrade answered with 103 Early Hints, then 200: the 200 and its body reach the client', async (t) => {
-  const { pki, files } = await pkiWithFiles(t)
-  const { upstream } = await startTunnelUpstream(t, pki)
-  const proxy = await startProxy(t, upstream.url, files)
+  const { proxy } = await throughProxy(t)
   const answer = await rawRequest(proxy.port, ['GET /api/v1/namespaces/default/pods/early-hints/exec HTTP/1.1', 'Host: localhost',
     'Connection: Upgrade', 'Upgrade: websocket', 'Sec-WebSocket-Version: 13', 'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==', '', ''].join('\r\n'))
   t.equal(statusLine(answer), 200)
@@ -247,9 +231,7 @@ t.test('an upgrade answered with 103 Early Hints, then 200: the 200 and its body
 })
 
 t.test('an upgrade request with a body is refused at once (its bytes would be taken for the tunnel\'s, and the upstream would wait)', async (t) => {
-  const { pki, files } = await pkiWithFiles(t)
-  const { upstream, upgrades } = await startTunnelUpstream(t, pki)
-  const proxy = await startProxy(t, upstream.url, files)
+  const { upgrades, proxy } = await throughProxy(t)
   for (const framing of ['Content-Length: 5', 'Transfer-Encoding: chunked']) {
     const started = Date.now()
     const answer = await rawRequest(proxy.port, ['POST /api/v1/namespaces/default/pods/web/exec HTTP/1.1', 'Host: localhost', 'Connection: Upgrade',
@@ -262,9 +244,7 @@ t.test('an upgrade request with a body is refused at once (its bytes would be ta
 })
 
 t.test('a refused upgrade lingering half-open is not counted as an open tunnel', async (t) => {
-  const { pki, files } = await pkiWithFiles(t)
-  const { upstream } = await startTunnelUpstream(t, pki)
-  const proxy = await startProxy(t, upstream.url, files)
+  const { proxy } = await throughProxy(t)
   const { socket, head } = await rawUpgrade(proxy.port, [`GET ${EXEC} HTTP/1.1`, 'Host: localhost', 'Origin: https://evil.example', 'Connection: Upgrade', 'Upgrade: websocket'], { allowHalfOpen: true })
   t.match(head, /^HTTP\/1\.1 403 /)
   t.equal(proxy.app.tunnels.size, 0, 'no tunnel counted')
@@ -273,9 +253,7 @@ t.test('a refused upgrade lingering half-open is not counted as an open tunnel',
 })
 
 t.test('an upgrade given up on before the upstream answers is not counted as an upstream error', async (t) => {
-  const { pki, files } = await pkiWithFiles(t)
-  const { upstream } = await startTunnelUpstream(t, pki)
-  const proxy = await startProxy(t, upstream.url, files)
+  const { proxy } = await throughProxy(t)
   const errors = async () => (await proxy.app.metrics.registry.getSingleMetric('mtls_proxy_upstream_errors_total')!.get()).values.reduce((n, v) => n + v.value, 0)
   const before = await errors()
   const sockets = Array.from({ length: 5 }, () => {
@@ -295,9 +273,7 @@ t.test('an upgrade given up on before the upstream answers is not counted as an 
 })
 
 t.test('a HEAD upgrade answered with a body: one answer reaches the client, never a second one after it', async (t) => {
-  const { pki, files } = await pkiWithFiles(t)
-  const { upstream } = await startTunnelUpstream(t, pki)
-  const proxy = await startProxy(t, upstream.url, files)
+  const { proxy } = await throughProxy(t)
   const answer = await rawRequest(proxy.port, ['HEAD /api/v1/namespaces/default/pods/big-length/exec HTTP/1.1', 'Host: localhost',
     'Connection: Upgrade', 'Upgrade: websocket', 'Sec-WebSocket-Version: 13', 'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==', '', ''].join('\r\n'), 5_000)
   t.equal(statusLine(answer), 400)

@@ -3,6 +3,7 @@
 import { createServer } from 'node:net'
 import type { AddressInfo } from 'node:net'
 import t from 'tap'
+import { freePort } from './helpers/net.js'
 import { createCA, pkiWithFiles } from './helpers/pki.js'
 import { echoHandler, startUpstream } from './helpers/upstream.js'
 import { startProxy } from './helpers/proxy.js'
@@ -72,10 +73,7 @@ t.test('an upstream that does not accept our client certificate: 502 that says s
 })
 
 t.test('upstream down: 502 Status saying the connection was refused', async (t) => {
-  const probe = createServer()
-  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve))
-  const port = (probe.address() as AddressInfo).port
-  await new Promise((resolve) => probe.close(resolve))
+  const port = await freePort()
   const proxy = await startProxy(t, `https://127.0.0.1:${port}`, files)
   const res = await get(`${proxy.url}/api/v1/pods`)
   t.equal(res.status, 502)

@@ -7,6 +7,8 @@ export interface Response {
   status: number
   headers: Record<string, string | string[] | undefined>
   body: string
+  /** the body as received, byte for byte */
+  bytes: Buffer
   json<T = Record<string, unknown>>(): T
 }
 
@@ -18,8 +20,9 @@ interface RequestInit {
 
 export async function get (url: string, init: RequestInit = {}): Promise<Response> {
   const res = await undiciRequest(url, { method: (init.method ?? 'GET') as 'GET', headers: init.headers, body: init.body })
-  const body = await res.body.text()
-  return { status: res.statusCode, headers: res.headers, body, json: <T>() => JSON.parse(body) as T }
+  const bytes = Buffer.from(await res.body.arrayBuffer())
+  const body = bytes.toString('utf8')
+  return { status: res.statusCode, headers: res.headers, body, bytes, json: <T>() => JSON.parse(body) as T }
 }
 
 /** Sends bytes exactly as given and returns everything the server answers until it closes (or timeoutMs). */
