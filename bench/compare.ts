@@ -1,20 +1,19 @@
 // npm run bench:compare -- REV [REV …]: what a change bought, in CPU per request.
-// Each revision (a commit, `work` for the working tree, `floor` for bench/floor.ts; `nginx` adds nginx as a proxy)
-// is built into a folder of its own and
-// run as the CLI against one nginx mTLS upstream serving a 2 KB PodList. Load comes from wrk (or
-// autocannon when wrk is missing) in a process of its own; the revisions take turns over rounds so
-// machine drift hits all alike, and the table gives medians: CPU-µs per request (the figure that
-// noise moves least) and requests/s. BENCH_ROUNDS (5), BENCH_SECONDS (3), BENCH_CONNECTIONS (50).
+// Each revision (a commit, `work` for the working tree, `floor` for bench/floor.ts; `nginx` adds
+// nginx as a proxy) is built into a folder of its own and run as the CLI against one nginx mTLS
+// upstream serving a 2 KB PodList. Load comes from wrk (or autocannon when wrk is missing) in a
+// process of its own; the revisions take turns over rounds so machine drift hits all alike, and
+// the table gives medians: CPU-µs per request (the figure that noise moves least) and requests/s.
+// BENCH_ROUNDS (5), BENCH_SECONDS (3), BENCH_CONNECTIONS (50).
 import { execFileSync, spawn } from 'node:child_process'
-import { mkdtemp, rm, symlink, writeFile } from 'node:fs/promises'
+import { mkdtemp, rm, symlink } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
-import { Agent } from 'undici'
-import { createDemoPki, writeClientFiles } from '../src/demo/pki.js'
-import { Children, freePort, log, median, mtlsUpstreamConfig, nginxProxyConfig, podList, startNginx, usage, waitFor, which } from './lib.js'
+import {
+  benchFiles, Children, freePort, log, median, nginxProxyConfig, podList, proxyArgs, ROOT, runLoad,
+  startNginx, startNginxUpstream, usage, waitFor, which,
+} from './lib.js'
 
-const ROOT = fileURLToPath(new URL('..', import.meta.url))
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5)
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 3)
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 50)
@@ -52,33 +51,9 @@ async function build (rev: string, i: number): Promise<string> {
   return join(dir, 'dist/cli.js')
 }
 
-function load (url: string): Promise<{ requests: number; rps: number }> {
-  const [cmd, args] = wrk
-    ? [wrk, ['-t1', `-c${CONNECTIONS}`, `-d${SECONDS}s`, url]]
-    : [process.execPath, ['--import', 'tsx', join(ROOT, 'bench/load.ts'), url, String(CONNECTIONS), String(SECONDS)]]
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] })
-    let out = ''
-    child.stdout.on('data', (d) => { out += d })
-    child.on('exit', (code) => {
-      if (code !== 0) return reject(new Error(`load generator exited ${code}`))
-      if (!wrk) {
-        const r = JSON.parse(out) as { requests: number; rps: number }
-        return resolve({ requests: r.requests, rps: r.rps })
-      }
-      resolve({ requests: Number(/(\d+) requests in/.exec(out)?.[1]), rps: Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1]) })
-    })
-  })
-}
-
-const pki = await createDemoPki()
-const files = await writeClientFiles(pki, work)
-await writeFile(join(work, 'server.crt'), pki.server.certPem)
-await writeFile(join(work, 'server.key'), pki.server.keyPem)
-const upstreamPort = await freePort()
-children.add(await startNginx(nginx, join(work, 'upstream'), mtlsUpstreamConfig(upstreamPort, files, podList())))
-const upstream = `https://127.0.0.1:${upstreamPort}`
-await waitFor(`${upstream}/`, 15_000, new Agent({ connect: { ca: pki.ca.certPem, cert: pki.client.certPem, key: pki.client.keyPem } }))
+const { pki, files } = await benchFiles(work)
+const upstream = await startNginxUpstream(nginx, work, pki, files, podList())
+children.add(upstream.child)
 
 const builds = await Promise.all(revisions.map((rev, i) => build(rev, i).then((cli) => ({ rev, cli }))))
 const extra = (process.env.BENCH_PROXY_ARGS ?? '').split(' ').filter(Boolean)
@@ -88,14 +63,15 @@ for (let round = 1; round <= ROUNDS; round++) {
   for (const { rev, cli } of round % 2 ? builds : [...builds].reverse()) {
     const port = await freePort()
     const child = children.add(rev === 'nginx'
-      ? await startNginx(nginx, join(work, `nginx-${round}`), nginxProxyConfig(port, upstreamPort, files))
-      : spawn(process.execPath, [...(cli.endsWith('.ts') ? ['--import', 'tsx'] : []), cli, '--upstream', upstream, '--cacert', files.cacert, '--cert', files.cert, '--key', files.key, '--port', String(port), ...extra],
+      ? await startNginx(nginx, join(work, `nginx-${round}`), nginxProxyConfig(port, upstream.port, files))
+      : spawn(process.execPath, [...(cli.endsWith('.ts') ? ['--import', 'tsx'] : []), cli, ...proxyArgs(upstream.url, files, port), ...extra],
         { stdio: ['ignore', 'ignore', 'inherit'], detached: true }))
     const url = `http://127.0.0.1:${port}/api/v1/namespaces/default/pods`
     await waitFor(url)
-    await load(url) // warm-up: JIT, pool
+    const load = () => runLoad(url, { connections: CONNECTIONS, seconds: SECONDS, wrk })
+    await load() // warm-up: JIT, pool
     const before = await usage(child.pid!)
-    const r = await load(url)
+    const r = await load()
     const after = await usage(child.pid!)
     process.kill(-child.pid!, 'SIGKILL')
     const cpuUs = ((after.cpu - before.cpu) * 1e6) / r.requests

@@ -1,11 +1,15 @@
-// What both bench scripts need: free ports, readiness polling, process CPU and RSS from /proc,
-// and nginx started in a folder of its own.
+// What both bench scripts need: free ports, readiness polling, process CPU and RSS from /proc, a
+// load run in a process of its own, the certificates, and nginx started in a folder of its own.
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
 import { existsSync, realpathSync } from 'node:fs'
 import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import { createServer, type AddressInfo } from 'node:net'
 import { dirname, join } from 'node:path'
-import { request } from 'undici'
+import { fileURLToPath } from 'node:url'
+import { Agent, request } from 'undici'
+import { createDemoPki, writeClientFiles, type ClientFiles, type DemoPki } from '../src/demo/pki.js'
+
+export const ROOT = fileURLToPath(new URL('..', import.meta.url))
 
 export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 export const median = (xs: number[]) => (xs.length === 0 ? NaN : [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!)
@@ -100,4 +104,67 @@ export function podList (): string {
 /** nginx as an mTLS reverse proxy to that upstream: a keep-alive pool of 256, TLS session reuse, the name verified. */
 export function nginxProxyConfig (port: number, upstreamPort: number, files: { cacert: string; cert: string; key: string }): string {
   return `upstream api { server 127.0.0.1:${upstreamPort}; keepalive 256; }\n  server {\n    listen 127.0.0.1:${port};\n    location / {\n      proxy_pass https://api;\n      proxy_http_version 1.1;\n      proxy_set_header Connection "";\n      proxy_ssl_certificate ${files.cert};\n      proxy_ssl_certificate_key ${files.key};\n      proxy_ssl_trusted_certificate ${files.cacert};\n      proxy_ssl_verify on;\n      proxy_ssl_name localhost;\n      proxy_ssl_session_reuse on;\n    }\n  }`
+}
+
+export interface LoadResult {
+  rps: number
+  /** latencies in ms; NaN from wrk, whose figures are not read */
+  mean: number
+  p50: number
+  p99: number
+  requests: number
+  errors: number
+  non2xx: number
+}
+
+export interface LoadOptions {
+  connections: number
+  seconds: number
+  /** CA, certificate and key files, for a target that wants mutual TLS (autocannon only) */
+  tls?: string[]
+  /** wrk's path: lighter beside what it measures than autocannon, which is used without it */
+  wrk?: string
+}
+
+/** One load run, in a process of its own so it does not share a core with what it measures. */
+export function runLoad (url: string, { connections, seconds, tls = [], wrk }: LoadOptions): Promise<LoadResult> {
+  const [cmd, args] = wrk
+    ? [wrk, ['-t1', `-c${connections}`, `-d${seconds}s`, url]]
+    : [process.execPath, ['--import', 'tsx', join(ROOT, 'bench/load.ts'), url, String(connections), String(seconds), ...tls]]
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] })
+    let out = ''
+    child.stdout.on('data', (d) => { out += d })
+    child.on('exit', (code) => {
+      if (code !== 0) return reject(new Error(`load generator exited ${code}`))
+      if (!wrk) return resolve(JSON.parse(out) as LoadResult)
+      const requests = Number(/(\d+) requests in/.exec(out)?.[1])
+      const non2xx = Number(/Non-2xx or 3xx responses: (\d+)/.exec(out)?.[1] ?? 0)
+      const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1])
+      resolve({ rps, requests, mean: NaN, p50: NaN, p99: NaN, errors: 0, non2xx })
+    })
+  })
+}
+
+/** A demo PKI, the client's files and the server's pair, written into `work`. */
+export async function benchFiles (work: string): Promise<{ pki: DemoPki; files: ClientFiles }> {
+  const pki = await createDemoPki()
+  const files = await writeClientFiles(pki, work)
+  await writeFile(join(work, 'server.crt'), pki.server.certPem)
+  await writeFile(join(work, 'server.key'), pki.server.keyPem)
+  return { pki, files }
+}
+
+/** The proxy's CLI, as the bench runs it: these certificates, this upstream, this port. */
+export function proxyArgs (upstream: string, files: ClientFiles, port: number): string[] {
+  return ['--upstream', upstream, '--cacert', files.cacert, '--cert', files.cert, '--key', files.key, '--port', String(port)]
+}
+
+/** nginx as the mTLS upstream answering every path with `body`, once it answers. */
+export async function startNginxUpstream (nginx: string, work: string, pki: DemoPki, files: ClientFiles, body: string) {
+  const port = await freePort()
+  const child = await startNginx(nginx, join(work, 'upstream'), mtlsUpstreamConfig(port, files, body))
+  const url = `https://127.0.0.1:${port}`
+  await waitFor(`${url}/`, 15_000, new Agent({ connect: { ca: pki.ca.certPem, cert: pki.client.certPem, key: pki.client.keyPem } }))
+  return { child, port, url }
 }
