@@ -34,7 +34,12 @@ export function installAdmission (app: FastifyInstance, admit: Admit, closing: (
 /** CONNECT would make the proxy a tunnel to anywhere. Node hands it to this event, outside Fastify. */
 export function refuseConnect (app: FastifyInstance): void {
   app.server.on('connect', (_req: IncomingMessage, socket: Socket) => {
-    endSocketWithError(socket, { httpStatus: 405, reason: 'MethodNotAllowed', message: 'CONNECT is refused: mtls-proxy is not an open proxy' })
+    endSocketWithError(socket, {
+      httpStatus: 405,
+      reason: 'MethodNotAllowed',
+      message: 'CONNECT is refused: mtls-proxy is not an open ' +
+      'proxy'
+    })
   })
 }
 

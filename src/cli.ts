@@ -60,7 +60,8 @@ async function checkUpstream (app: App, logger: Logger): Promise<void> {
 /** What the user should know before the first request: who else can act as them. */
 function warnAboutExposure (config: Config, identity: string, upstreamHost: string, logger: Logger): void {
   if (!config.unixSocket && !isLoopback(config.address)) {
-    logger.warn({ address: config.address }, `listening on non-loopback address ${config.address}: anyone who can reach it acts as ${identity}`)
+    logger.warn({ address: config.address }, `listening on non-loopback address ${config.address}: anyone who can reach it acts as ` +
+      `${identity}`)
     if (config.credentials.callerTokenFile !== undefined && !config.https) {
       logger.warn('callers send the --token-file token in clear text over the network, and kubectl will not send it over http:// at all: ' +
         'add --listen-cert and --listen-key to serve HTTPS')

@@ -122,7 +122,12 @@ function readEnv (env: NodeJS.ProcessEnv): RawSettings {
   const raw: RawSettings = {}
   for (const o of OPTIONS) {
     const value = values[envName(o.name)]
-    if (value !== undefined && value !== '') raw[o.name] = o.type === 'duration' ? coerce(o.name, value, `environment variable ${envName(o.name)}`) : value as string | number | boolean
+    if (value !== undefined && value !== '') {
+      raw[o.name] = o.type === 'duration'
+        ? coerce(o.name, value, 'environment variable ' +
+      `${envName(o.name)}`)
+        : value as string | number | boolean
+    }
   }
   return raw
 }
@@ -253,7 +258,8 @@ function validate (raw: RawSettings, givenAt: GivenAt): Config {
         : ['--token-file FILE (callers must present its token; with --listen-cert and --listen-key so kubectl will send it) ' +
           'or --allow-unauthenticated (anyone who reaches it acts as you)']),
     ]
-    throw new UsageError(`--address ${address} is not a loopback address: anyone who can reach it would act with your client certificate; ` +
+    throw new UsageError(`--address ${address} is not a loopback address: anyone who can reach it would act with your client ` +
+      'certificate; ' +
       `to listen there anyway, pass ${missing.join(', and ')}`)
   }
   const maxConnections = raw['max-connections'] as number
@@ -261,7 +267,10 @@ function validate (raw: RawSettings, givenAt: GivenAt): Config {
     throw new UsageError(`--max-connections must be a whole number above zero, got ${maxConnections}`)
   }
   const port = raw.port as number
-  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError(`--port must be a whole number from 0 to 65535, got ${port}`)
+  if (!Number.isInteger(port) || port < 0 || port > 65535) {
+    throw new UsageError('--port must be a whole number from 0 to 65535, got ' +
+    `${port}`)
+  }
 
   const logLevel = text(raw, 'log-level') as LogLevel
   if (!LOG_LEVELS.includes(logLevel)) throw new UsageError(`--log-level must be one of ${LOG_LEVELS.join(', ')}, got '${logLevel}'`)
@@ -272,7 +281,8 @@ function validate (raw: RawSettings, givenAt: GivenAt): Config {
   const warningDays = raw['expiry-warning-days'] as number
   const criticalDays = raw['expiry-critical-days'] as number
   if (!(criticalDays >= 0 && warningDays >= criticalDays)) {
-    throw new UsageError(`--expiry-warning-days (${warningDays}) must be at least --expiry-critical-days (${criticalDays}), both zero or more`)
+    throw new UsageError(`--expiry-warning-days (${warningDays}) must be at least --expiry-critical-days (${criticalDays}), both zero ` +
+      'or more')
   }
   const ms = (name: OptionName, allowZero: boolean) => milliseconds(raw, name, { allowZero }, given(name))
   return {

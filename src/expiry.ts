@@ -106,7 +106,10 @@ export class ExpiryMonitor {
       const fields = { certificate: r }
       if (r.level === 'expired' || r.level === 'critical') logger.error(fields, expiryMessage(r))
       else if (r.level === 'warning') logger.warn(fields, expiryMessage(r))
-      else if (this.#checks === 0) logger.info(fields, `${r.role === 'ca' ? 'CA' : r.role} certificate ${r.subject} valid until ${r.notAfter} (${r.daysLeft} days)`)
+      else if (this.#checks === 0) {
+        logger.info(fields, `${r.role === 'ca' ? 'CA' : r.role} certificate ${r.subject} valid until ` +
+        `${r.notAfter} (${r.daysLeft} days)`)
+      }
     }
     this.#checks++
     return reports

@@ -29,7 +29,8 @@ function check (info: Stats, maxBytes: number): void {
 }
 
 function tooLarge (maxBytes: number): Error {
-  return new Error(`is larger than ${maxBytes >= 1024 * 1024 ? `${maxBytes / 1024 / 1024} MiB` : `${maxBytes / 1024} KiB`}, too large for what it should hold`)
+  const size = maxBytes >= 1024 * 1024 ? `${maxBytes / 1024 / 1024} MiB` : `${maxBytes / 1024} KiB`
+  return new Error(`is larger than ${size}, too large for what it should hold`)
 }
 
 /** The whole text of a regular file of at most maxBytes; otherwise an error whose message says why. */

@@ -102,13 +102,16 @@ function checkHost (target: string, host: string | undefined, options: GuardOpti
       parsed = new URL(target)
     } catch { /* '*' and other non-URLs */ }
     const name = parsed?.protocol === `${options.scheme}:` ? hostName(parsed.host) : undefined
-    if (name === undefined || !matches(name, acceptHosts) || Number(parsed!.port || (options.scheme === 'https' ? 443 : 80)) !== options.listenPort()) {
-      return forbidden(`mtls-proxy is not an open proxy: it forwards only to its upstream; send the path (GET /api/... HTTP/1.1), not '${target.slice(0, 100)}'`)
+    const port = Number(parsed?.port || (options.scheme === 'https' ? 443 : 80))
+    if (name === undefined || !matches(name, acceptHosts) || port !== options.listenPort()) {
+      return forbidden('mtls-proxy is not an open proxy: it forwards only to its upstream; send the path (GET /api/... HTTP/1.1), not ' +
+        `'${target.slice(0, 100)}'`)
     }
   }
   const name = hostName(host)
   if (name === undefined || !matches(name, acceptHosts)) {
-    return forbidden(`Host '${host.slice(0, 100)}' is not accepted: mtls-proxy answers only requests addressed to localhost, 127.0.0.1 or [::1] (this blocks DNS rebinding from web pages); see --accept-hosts`)
+    return forbidden(`Host '${host.slice(0, 100)}' is not accepted: mtls-proxy answers only requests addressed to localhost, 127.0.0.1 ` +
+      'or [::1] (this blocks DNS rebinding from web pages); see --accept-hosts')
   }
   return undefined
 }
@@ -121,7 +124,8 @@ function checkBrowser (headers: IncomingHttpHeaders, options: GuardOptions): Err
   const admitted = origin === undefined || options.allowOrigins.includes(origin) ||
     (options.admitOwnOrigin && ownOriginFromNoBrowser(origin, headers, options.scheme))
   if (!admitted) {
-    return forbidden(`requests from web pages are refused (Origin: ${origin.slice(0, 100)}); if that page should use the proxy, start it with --allow-origin ${origin.slice(0, 100)}`)
+    return forbidden(`requests from web pages are refused (Origin: ${origin.slice(0, 100)}); if that page should use the proxy, start ` +
+      `it with --allow-origin ${origin.slice(0, 100)}`)
   }
   const site = headers['sec-fetch-site']
   if ((site === 'cross-site' || site === 'same-site') && origin === undefined) {
@@ -144,7 +148,8 @@ function ownOriginFromNoBrowser (origin: string, headers: IncomingHttpHeaders, s
 // What works, by what the listener speaks: kubectl (client-go) never sends a token to an http:// server.
 const TOKEN_HINT = {
   https: 'with kubectl: --token "$(cat TOKEN_FILE)"; with curl: -H "Authorization: Bearer $(cat TOKEN_FILE)"',
-  http: 'with curl: -H "Authorization: Bearer $(cat TOKEN_FILE)"; kubectl sends a token only to an https:// server, so start the proxy with --listen-cert and --listen-key and use kubectl --server https://… --token "$(cat TOKEN_FILE)"',
+  http: 'with curl: -H "Authorization: Bearer $(cat TOKEN_FILE)"; kubectl sends a token only to an https:// server, so start the proxy ' +
+    'with --listen-cert and --listen-key and use kubectl --server https://… --token "$(cat TOKEN_FILE)"',
 }
 
 // Other local users (a loopback port is open to every account) or the network: a shared secret.
@@ -157,17 +162,28 @@ function checkToken (path: string, authorization: string | undefined, options: G
   return {
     httpStatus: 401,
     reason: 'Unauthorized',
-    message: `mtls-proxy needs Authorization: Bearer <the token in its --token-file>${presented === undefined ? '' : ' (the token sent is not it)'}; ${TOKEN_HINT[options.scheme]}`,
+    message: 'mtls-proxy needs Authorization: Bearer <the token in its ' +
+      `--token-file>${presented === undefined ? '' : ' (the token sent is not it)'}; ${TOKEN_HINT[options.scheme]}`,
   }
 }
 
 // The proxy's own endpoints are read-only and answer plain requests: neither door forwards them.
 function checkOwn (method: string, headers: IncomingHttpHeaders, door: Door): ErrorAnswer | undefined {
   if (method !== 'GET' && method !== 'HEAD') {
-    return { httpStatus: 405, reason: 'MethodNotAllowed', message: `mtls-proxy's own endpoints (${OWN_PREFIX}…) answer only GET and HEAD, not ${method}` }
+    return {
+      httpStatus: 405,
+      reason: 'MethodNotAllowed',
+      message: `mtls-proxy's own endpoints (${OWN_PREFIX}…) answer only GET and ` +
+      `HEAD, not ${method}`
+    }
   }
   if (door === 'upgrade') {
-    return { httpStatus: 400, reason: 'BadRequest', message: `mtls-proxy's own endpoints (${OWN_PREFIX}…) do not upgrade (Upgrade: ${String(headers.upgrade).slice(0, 40)}); ask without it` }
+    return {
+      httpStatus: 400,
+      reason: 'BadRequest',
+      message: `mtls-proxy's own endpoints (${OWN_PREFIX}…) do not upgrade (Upgrade: ` +
+      `${String(headers.upgrade).slice(0, 40)}); ask without it`
+    }
   }
   return undefined
 }
@@ -176,7 +192,12 @@ function checkOwn (method: string, headers: IncomingHttpHeaders, door: Door): Er
 function checkRules (path: string, method: string, options: GuardOptions): ErrorAnswer | undefined {
   const rejectedMethod = options.rejectMethods.find((p) => p.test(method))
   if (rejectedMethod) {
-    return { httpStatus: 405, reason: 'MethodNotAllowed', message: `method ${method} is refused by --reject-methods ${rejectedMethod.source}` }
+    return {
+      httpStatus: 405,
+      reason: 'MethodNotAllowed',
+      message: `method ${method} is refused by --reject-methods ` +
+      `${rejectedMethod.source}`
+    }
   }
   if (!matches(path, options.acceptPaths)) {
     return forbidden(`path ${path.slice(0, 200)} is not accepted by --accept-paths ${options.acceptPaths.map((p) => p.source).join(',')}`)
@@ -202,7 +223,9 @@ function countHeader (rawHeaders: string[], name: string): number {
  * The whole admission decision, the same for every door. target: the request target exactly as the
  * client sent it.
  */
-export function checkRequest (target: string, req: Pick<IncomingMessage, 'method' | 'headers' | 'rawHeaders'>, options: GuardOptions, door: Door): ErrorAnswer | undefined {
+export function checkRequest (
+  target: string, req: Pick<IncomingMessage, 'method' | 'headers' | 'rawHeaders'>, options: GuardOptions, door: Door
+): ErrorAnswer | undefined {
   const { headers } = req
   const method = req.method ?? 'GET'
   // Lines, not names: 150 repeated X-Dup lines are 150 fields (Node joins them into one value).
@@ -220,7 +243,14 @@ export function checkRequest (target: string, req: Pick<IncomingMessage, 'method
     checkBrowser(headers, options) ??
     checkToken(originForm(target).split('?')[0]!, headers.authorization, options)
   if (refusal) return refusal
-  if (!FORWARDED.has(method)) return { httpStatus: 405, reason: 'MethodNotAllowed', message: `method ${method.slice(0, 20)} is not forwarded` }
+  if (!FORWARDED.has(method)) {
+    return {
+      httpStatus: 405,
+      reason: 'MethodNotAllowed',
+      message: `method ${method.slice(0, 20)} is not ` +
+    'forwarded'
+    }
+  }
   const normal = normalizeTarget(originForm(target))
   if (!normal.ok) return { httpStatus: 400, reason: 'BadRequest', message: normal.message }
   // The forwarding rules do not apply to what is never forwarded.

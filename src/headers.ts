@@ -14,7 +14,8 @@ const HOP_BY_HOP = new Set([
 // front-proxy identity headers it trusts from a client certificate like ours; only we may say those.
 // Gateways in front of an API server may honour the last few: a method override or a rewritten URL
 // would dodge --reject-methods and --reject-paths, a client-certificate header would claim an identity.
-const REQUEST_ONLY_DROP = new Set(['authorization', 'expect', 'forwarded', 'x-real-ip', 'x-client-ip', 'true-client-ip', 'x-cluster-client-ip',
+const REQUEST_ONLY_DROP = new Set([
+  'authorization', 'expect', 'forwarded', 'x-real-ip', 'x-client-ip', 'true-client-ip', 'x-cluster-client-ip',
   'x-http-method-override', 'x-http-method', 'x-method-override', 'x-original-url', 'x-rewrite-url', 'x-original-uri'])
 const REQUEST_ONLY_DROP_PREFIXES = ['x-forwarded-', 'x-remote-', 'x-ssl-', 'ssl-client-', 'x-client-cert']
 

@@ -6,6 +6,7 @@ import { readFileSync, realpathSync } from 'node:fs'
 import { request as httpRequest, type RequestOptions } from 'node:http'
 import { request as httpsRequest } from 'node:https'
 import { fileURLToPath } from 'node:url'
+import { bracketed } from './addresses.js'
 import { loadConfig, type Config } from './config.js'
 
 const TIMEOUT_MS = 3_000
@@ -32,7 +33,8 @@ function healthTarget (config: Config): { https: boolean; options: RequestOption
   }
   if (config.unixSocket) return { https: config.https, options: { socketPath: config.unixSocket }, describe: `unix:${config.unixSocket}` }
   const host = reachable(config.address)
-  return { https: config.https, options: { host, port: config.port }, describe: `${config.https ? 'https' : 'http'}://${host}:${config.port}` }
+  const describe = `${config.https ? 'https' : 'http'}://${bracketed(host)}:${config.port}`
+  return { https: config.https, options: { host, port: config.port }, describe }
 }
 
 async function check (): Promise<string | undefined> {
@@ -46,7 +48,7 @@ async function check (): Promise<string | undefined> {
   const options: RequestOptions = {
     ...target.options,
     path: '/-/healthz',
-    headers: { host: host.includes(':') ? `[${host}]` : host },
+    headers: { host: bracketed(host) },
     timeout: TIMEOUT_MS,
     // Our own proxy on this machine, asked for nothing secret: its certificate need not be trusted here.
     ...(target.https ? { rejectUnauthorized: false } : {}),

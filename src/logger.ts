@@ -38,7 +38,8 @@ export function quieter (logger: Logger): FastifyBaseLogger {
 export function createLogger ({ level, pretty, destination }: LoggerOptions): Logger {
   const options = { level, base: { name: 'mtls-proxy' }, redact: { paths: REDACTED_PATHS, censor: '[redacted]' } }
   if (pretty && !destination) {
-    return pino({ ...options, transport: { target: 'pino-pretty', options: { translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname,name,reqId', singleLine: true } } })
+    const pretty = { translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname,name,reqId', singleLine: true }
+    return pino({ ...options, transport: { target: 'pino-pretty', options: pretty } })
   }
   return pino(options, destination ?? pino.destination({
     dest: 1, sync: false, minLength: LOG_BATCH_BYTES, periodicFlush: LOG_FLUSH_MS, maxLength: MAX_BUFFERED_LOG_BYTES,

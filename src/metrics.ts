@@ -35,7 +35,13 @@ export class Metrics {
 
   constructor (sources: MetricsSources, { processMetrics = true }: { processMetrics?: boolean } = {}) {
     const registers = [this.registry]
-    this.#requests = new Counter({ name: 'mtls_proxy_requests_total', help: 'Requests answered, by method and status code (101 for a tunnel)', labelNames: ['method', 'code'], registers })
+    this.#requests = new Counter({
+      name: 'mtls_proxy_requests_total',
+      help: 'Requests answered, by method and status code (101 for a ' +
+      'tunnel)',
+      labelNames: ['method', 'code'],
+      registers
+    })
     this.#duration = new Histogram({
       name: 'mtls_proxy_request_duration_seconds',
       help: 'Time from request to the end of the response (a watch or tunnel counts its whole life)',
@@ -43,14 +49,27 @@ export class Metrics {
       buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 60, 600],
       registers,
     })
-    this.inFlight = new Gauge({ name: 'mtls_proxy_requests_in_flight', help: 'Requests being answered now (watches and tunnels included)', registers })
-    this.#bytesIn = new Counter({ name: 'mtls_proxy_received_bytes_total', help: 'Bytes received from clients, headers included', registers })
+    this.inFlight = new Gauge({
+      name: 'mtls_proxy_requests_in_flight',
+      help: 'Requests being answered now (watches and tunnels ' +
+      'included)',
+      registers
+    })
+    this.#bytesIn = new Counter({
+      name: 'mtls_proxy_received_bytes_total', help: 'Bytes received from clients, headers included', registers,
+    })
     this.#bytesOut = new Counter({ name: 'mtls_proxy_sent_bytes_total', help: 'Bytes sent to clients, headers included', registers })
     this.#upstreamErrors = new Counter({
-      name: 'mtls_proxy_upstream_errors_total', help: 'Requests that failed on the way to the API server, by cause', labelNames: ['cause'], registers,
+      name: 'mtls_proxy_upstream_errors_total',
+      help: 'Requests that failed on the way to the API server, by cause',
+      labelNames: ['cause'],
+      registers,
     })
     this.#reloads = new Counter({
-      name: 'mtls_proxy_certificate_reloads_total', help: 'Certificate reloads, by outcome (reloaded, unchanged, failed)', labelNames: ['outcome'], registers,
+      name: 'mtls_proxy_certificate_reloads_total',
+      help: 'Certificate reloads, by outcome (reloaded, unchanged, failed)',
+      labelNames: ['outcome'],
+      registers,
     })
     this.#lastReload = new Gauge({
       name: 'mtls_proxy_certificate_last_reload_success_timestamp_seconds',

@@ -24,7 +24,10 @@ const NOT_TRUSTED = new Set([
 ])
 
 // Alerts the server sends when it does not accept our client certificate.
-const CLIENT_CERT_REJECTED = /ALERT_(BAD_CERTIFICATE|UNKNOWN_CA|CERTIFICATE_REQUIRED|CERTIFICATE_UNKNOWN|CERTIFICATE_EXPIRED|CERTIFICATE_REVOKED|UNSUPPORTED_CERTIFICATE|ACCESS_DENIED|DECRYPT_ERROR)/
+const CLIENT_CERT_REJECTED = new RegExp(`ALERT_(${[
+  'BAD_CERTIFICATE', 'UNKNOWN_CA', 'CERTIFICATE_REQUIRED', 'CERTIFICATE_UNKNOWN', 'CERTIFICATE_EXPIRED', 'CERTIFICATE_REVOKED',
+  'UNSUPPORTED_CERTIFICATE', 'ACCESS_DENIED', 'DECRYPT_ERROR',
+].join('|')})`)
 
 // undici's own timeouts (the pool's connect and headers timers) and the kernel's.
 const CONNECT_TIMEOUTS = new Set(['UND_ERR_CONNECT_TIMEOUT'])
@@ -86,7 +89,10 @@ export function describeUpstreamError (err: unknown, upstream: UpstreamName): Up
   const codes = rootCodes(err)
   const code = codes[0] ?? ''
   const where = upstream.url.host
-  const bad = (cause: UpstreamFailure['cause'], message: string): UpstreamFailure => ({ httpStatus: 502, reason: 'BadGateway', cause, message })
+  const bad = (cause: UpstreamFailure['cause'], message: string): UpstreamFailure =>
+    ({ httpStatus: 502, reason: 'BadGateway', cause, message })
+  // The user's settings must change: retrying will not help.
+  const misconfigured = (message: string): UpstreamFailure => ({ ...bad('tls', message), misconfigured: true })
 
   const timedOut = timeout(err, codes)
   if (timedOut) {
@@ -100,11 +106,12 @@ export function describeUpstreamError (err: unknown, upstream: UpstreamName): Up
         : `upstream ${where} did not answer in time (--response-timeout)`,
     }
   }
-  if (NOT_TRUSTED.has(code)) return { ...bad('tls', `upstream certificate is not signed by the CA in --cacert (${code})`), misconfigured: true }
+  if (NOT_TRUSTED.has(code)) return misconfigured(`upstream certificate is not signed by the CA in --cacert (${code})`)
   if (code === 'ERR_TLS_CERT_ALTNAME_INVALID') {
     const name = upstream.serverName
     const holds = namesHeld(err)
-    return { ...bad('tls', `upstream certificate is not valid for the name '${name}'; set --tls-server-name to a name it holds${holds ? ` (${holds})` : ''}`), misconfigured: true }
+    return misconfigured(`upstream certificate is not valid for the name '${name}'; set --tls-server-name to a name it holds` +
+      (holds ? ` (${holds})` : ''))
   }
   if (code === 'CERT_HAS_EXPIRED') return bad('tls', 'upstream certificate has expired')
   if (code === 'CERT_NOT_YET_VALID') return bad('tls', 'upstream certificate is not valid yet (check this machine\'s clock)')
@@ -112,11 +119,15 @@ export function describeUpstreamError (err: unknown, upstream: UpstreamName): Up
   if (code.startsWith('ERR_SSL_') || code.startsWith('ERR_TLS_') || code === 'EPROTO') {
     return bad('tls', `TLS handshake with upstream ${where} failed: ${innermostMessage(err)}`)
   }
-  if (code === 'ECONNREFUSED') return bad('refused', `upstream ${where} refused the connection (is the API server running, and is the port right?)`)
+  if (code === 'ECONNREFUSED') {
+    return bad('refused', `upstream ${where} refused the connection (is the API server running, and is the ` +
+    'port right?)')
+  }
   if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') return bad('dns', `upstream host ${upstream.url.hostname} cannot be resolved`)
   if (code === 'EHOSTUNREACH' || code === 'ENETUNREACH') return bad('refused', `upstream ${where} is unreachable (${code})`)
   if (code === 'ECONNRESET' || code === 'UND_ERR_SOCKET' || code === 'EPIPE') {
-    return bad('reset', `upstream ${where} closed the connection (${innermostMessage(err) || code}); if this happens at once, it may have rejected our client certificate`)
+    return bad('reset', `upstream ${where} closed the connection (${innermostMessage(err) || code}); if this happens at once, it may ` +
+      'have rejected our client certificate')
   }
   return bad('other', `request to upstream ${where} failed: ${innermostMessage(err) || 'unknown error'}`)
 }

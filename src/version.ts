@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs'
 
 // package.json sits one folder up from both src/ and dist/.
-export const VERSION: string = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version
+const packageJson = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }
+export const VERSION: string = packageJson.version

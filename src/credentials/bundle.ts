@@ -108,7 +108,10 @@ async function parseKey (source: PemSource, text: string, passphraseFile: string
   }
   let passphrase: string | undefined
   if (ENCRYPTED.test(text)) {
-    if (!passphraseFile) throw new UsageError(`${where(source)}: the private key is encrypted; pass --key-passphrase-file FILE with its passphrase`)
+    if (!passphraseFile) {
+      throw new UsageError(`${where(source)}: the private key is encrypted; pass --key-passphrase-file FILE with its ` +
+      'passphrase')
+    }
     try {
       passphrase = (await readRegularFile(passphraseFile, MAX_SECRET_FILE_BYTES)).text.replace(/\r?\n$/, '')
     } catch (err) {
@@ -125,7 +128,8 @@ async function parseKey (source: PemSource, text: string, passphraseFile: string
 
 function permissionWarning (source: PemSource, mode: number | undefined): string | undefined {
   if (source.kind !== 'file' || mode === undefined || (mode & 0o077) === 0) return undefined
-  return `${where(source)} is readable by group or others (mode ${mode.toString(8).padStart(4, '0')}): anyone who reads it can act as you; run: chmod 600 ${source.path}`
+  return `${where(source)} is readable by group or others (mode ${mode.toString(8).padStart(4, '0')}): anyone who reads it can act as ` +
+    `you; run: chmod 600 ${source.path}`
 }
 
 /** A distinguished name on one line: `CN=jane, O=devs`. */
@@ -179,7 +183,7 @@ export async function loadBundle (sources: ResolvedSources, now: Date): Promise<
   const [ca, client, listener, callerTokenDigest] = await Promise.all([
     sources.ca ? readPem(sources.ca) : undefined,
     loadKeyPair(sources.cert, sources.key, 'the client certificate', sources.passphraseFile),
-    sources.listener ? loadKeyPair(sources.listener.cert, sources.listener.key, 'the certificate to serve HTTPS with', undefined) : undefined,
+    sources.listener && loadKeyPair(sources.listener.cert, sources.listener.key, 'the certificate to serve HTTPS with', undefined),
     sources.callerTokenFile ? readCallerToken(sources.callerTokenFile) : undefined,
   ])
   const caPem = ca?.text
@@ -188,10 +192,12 @@ export async function loadBundle (sources: ResolvedSources, now: Date): Promise<
   const notBefore = new Date(clientCertificate.validFrom)
   const notAfter = new Date(clientCertificate.validTo)
   if (now < notBefore) {
-    throw new UsageError(`${where(sources.cert)}: the client certificate is not valid until ${notBefore.toISOString()} (check this machine's clock)`)
+    throw new UsageError(`${where(sources.cert)}: the client certificate is not valid until ${notBefore.toISOString()} (check this ` +
+      'machine\'s clock)')
   }
   if (now > notAfter) {
-    throw new UsageError(`${where(sources.cert)}: the client certificate expired on ${notAfter.toISOString()}; get a new one from your cluster's console`)
+    throw new UsageError(`${where(sources.cert)}: the client certificate expired on ${notAfter.toISOString()}; get a new one from your ` +
+      'cluster\'s console')
   }
   const warnings: string[] = []
   const keyWarnings = [
@@ -204,7 +210,8 @@ export async function loadBundle (sources: ResolvedSources, now: Date): Promise<
   // A cluster may sign client certificates with a CA other than the server's, so this only warns.
   const signedByCa = caCertificates.some((ca) => clientCertificate.checkIssued(ca) && clientCertificate.verify(ca.publicKey))
   if (caCertificates.length > 0 && !signedByCa) {
-    warnings.push(`the client certificate (issuer ${oneLine(clientCertificate.issuer)}) is not signed by a CA in ${where(sources.ca!)}; fine if the cluster signs client certificates with a separate CA`)
+    warnings.push(`the client certificate (issuer ${oneLine(clientCertificate.issuer)}) is not signed by a CA in ${where(sources.ca!)}; ` +
+      'fine if the cluster signs client certificates with a separate CA')
   }
   return Object.freeze({
     sources,

@@ -67,8 +67,13 @@ function parseKubeconfig (text: string, file: string, contextName: string | unde
   const cert = pem(file, base, user['client-certificate-data'], user['client-certificate'], 'client-certificate')
   const key = pem(file, base, user['client-key-data'], user['client-key'], 'client-key')
   if (!cert || !key) {
-    const other = user.token || user.tokenFile ? 'a bearer token' : user.exec ? 'an exec plugin' : user['auth-provider'] ? 'an auth provider' : user.username ? 'a user name and password' : 'no credentials'
-    throw new UsageError(`kubeconfig ${file}: user '${ctx.user}' of context '${context}' uses ${other}, not a client certificate; mtls-proxy needs client-certificate and client-key`)
+    const other = user.token || user.tokenFile
+      ? 'a bearer token'
+      : user.exec
+        ? 'an exec plugin'
+        : user['auth-provider'] ? 'an auth provider' : user.username ? 'a user name and password' : 'no credentials'
+    throw new UsageError(`kubeconfig ${file}: user '${ctx.user}' of context '${context}' uses ${other}, not a client certificate; ` +
+      'mtls-proxy needs client-certificate and client-key')
   }
   const server = cluster.server
   if (typeof server !== 'string' || server === '') throw new UsageError(`kubeconfig ${file}: cluster '${ctx.cluster}' has no server`)

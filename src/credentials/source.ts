@@ -106,7 +106,10 @@ export function upstreamUrl (text: string, label: string): URL {
     throw new UsageError(`${label} '${text}' is not a URL; expected e.g. https://192.168.0.18:5443`)
   }
   if (url.protocol !== 'https:') throw new UsageError(`${label} must be an https:// URL (mutual TLS), got '${text}'`)
-  if (url.username || url.password) throw new UsageError(`${label} must not hold a user name or password: the client certificate is the identity`)
+  if (url.username || url.password) {
+    throw new UsageError(`${label} must not hold a user name or password: the client certificate is the ` +
+    'identity')
+  }
   if (url.search || url.hash) throw new UsageError(`${label} must not have a query or fragment, got '${text}'`)
   return url
 }

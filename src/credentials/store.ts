@@ -148,7 +148,8 @@ export class CredentialStore {
     }
     if (bundle.server.url.href !== previous.server.url.href) {
       logger.warn({ trigger, server: bundle.server.url.href },
-        `the kubeconfig now names server ${bundle.server.url.href}; requests still go to ${previous.server.url.href} until mtls-proxy is restarted`)
+        `the kubeconfig now names server ${bundle.server.url.href}; requests still go to ${previous.server.url.href} until mtls-proxy ` +
+          'is restarted')
     }
     for (const warning of bundle.warnings) logger.warn(warning)
   }

@@ -6,6 +6,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import type { Duplex } from 'node:stream'
 import { WebSocketServer, type WebSocket } from 'ws'
+import { bracketed } from '../addresses.js'
 import type { DemoPki, KeyPairPem } from './pki.js'
 import { DemoError, Store, type Obj } from './store.js'
 
@@ -45,7 +46,7 @@ export async function startMtlsServer (opts: MtlsServerOptions): Promise<MtlsSer
   return {
     server,
     port,
-    url: `https://${host.includes(':') ? `[${host}]` : host}:${port}`,
+    url: `https://${bracketed(host)}:${port}`,
     close: () => new Promise<void>((resolve) => {
       server.close(() => resolve())
       server.closeAllConnections()
@@ -67,13 +68,20 @@ function age (created: string): string {
   return s < 120 ? `${s}s` : s < 7200 ? `${Math.round(s / 60)}m` : `${Math.round(s / 3600)}h`
 }
 
+const VERSION = { major: '1', minor: '32', gitVersion: 'v1.32.0-mtls-proxy-demo', platform: 'linux/amd64' }
+
+const list = (kind: string, resourceVersion: string, items: Obj[]) => ({ kind, apiVersion: 'v1', metadata: { resourceVersion }, items })
+
 const column = (name: string, format = '') => ({ name, type: 'string', format, description: name, priority: 0 })
 
 /** The server-side printing kubectl asks for (`Accept: …;as=Table`), as the API server does it for these kinds. */
 function table (kind: 'Pod' | 'Namespace', objects: Obj[], resourceVersion: string): Obj {
   const rows = objects.map((o) => {
+    const statuses: Obj[] = o.status?.containerStatuses ?? []
+    const ready = `${statuses.filter((c) => c.ready).length}/${(o.spec?.containers ?? []).length}`
+    const restarts = String(statuses.reduce((n: number, c) => n + (c.restartCount ?? 0), 0))
     const cells = kind === 'Pod'
-      ? [o.metadata.name, `${(o.status?.containerStatuses ?? []).filter((c: Obj) => c.ready).length}/${(o.spec?.containers ?? []).length}`, o.status?.phase ?? 'Pending', String((o.status?.containerStatuses ?? []).reduce((n: number, c: Obj) => n + (c.restartCount ?? 0), 0)), age(o.metadata.creationTimestamp)]
+      ? [o.metadata.name, ready, o.status?.phase ?? 'Pending', restarts, age(o.metadata.creationTimestamp)]
       : [o.metadata.name, o.status?.phase ?? 'Active', age(o.metadata.creationTimestamp)]
     return { cells, object: { kind: 'PartialObjectMetadata', apiVersion: 'meta.k8s.io/v1', metadata: o.metadata } }
   })
@@ -116,7 +124,15 @@ function readBody (req: IncomingMessage): Promise<unknown> {
 // The pod resource, its subresources and verbs, as discovery and OpenAPI describe them.
 const RESOURCES = [
   { name: 'namespaces', singularName: 'namespace', namespaced: false, kind: 'Namespace', verbs: ['get', 'list'], shortNames: ['ns'] },
-  { name: 'pods', singularName: 'pod', namespaced: true, kind: 'Pod', verbs: ['create', 'delete', 'get', 'list', 'patch', 'update', 'watch'], shortNames: ['po'], categories: ['all'] },
+  {
+    name: 'pods',
+    singularName: 'pod',
+    namespaced: true,
+    kind: 'Pod',
+    verbs: ['create', 'delete', 'get', 'list', 'patch', 'update', 'watch'],
+    shortNames: ['po'],
+    categories: ['all'],
+  },
   { name: 'pods/exec', singularName: '', namespaced: true, kind: 'PodExecOptions', verbs: ['create', 'get'] },
   { name: 'pods/log', singularName: '', namespaced: true, kind: 'Pod', verbs: ['get'] },
 ]
@@ -143,7 +159,7 @@ const OPENAPI_V1 = {
 function podLog (res: ServerResponse, pod: Obj, follow: boolean): void {
   res.writeHead(200, { 'content-type': 'text/plain', 'transfer-encoding': 'chunked' })
   const started = pod.metadata.creationTimestamp as string
-  for (const line of [`${started} ${pod.metadata.name}: starting`, `${started} ${pod.metadata.name}: listening on :8080`, `${started} ${pod.metadata.name}: ready`]) res.write(`${line}\n`)
+  for (const what of ['starting', 'listening on :8080', 'ready']) res.write(`${started} ${pod.metadata.name}: ${what}\n`)
   if (!follow) {
     res.end()
     return
@@ -153,10 +169,16 @@ function podLog (res: ServerResponse, pod: Obj, follow: boolean): void {
   res.on('close', () => clearInterval(timer))
 }
 
+/** A pod of one pause container, as the demo creates it. */
+function podOf (name: string, app: string): Obj {
+  const containers = [{ name: 'app', image: 'registry.k8s.io/pause:3.10' }]
+  return { apiVersion: 'v1', kind: 'Pod', metadata: { name, labels: { app } }, spec: { containers } }
+}
+
 export async function startDemoApiServer (pki: DemoPki, opts: { host?: string; port?: number } = {}): Promise<DemoApiServer> {
   const store = new Store()
-  store.create('default', { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'web-7d4b9c6f5-abcde', labels: { app: 'web' } }, spec: { containers: [{ name: 'app', image: 'registry.k8s.io/pause:3.10' }] } }, new Date(Date.now() - 3_600_000))
-  store.create('default', { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'db-0', labels: { app: 'db' } }, spec: { containers: [{ name: 'app', image: 'registry.k8s.io/pause:3.10' }] } }, new Date(Date.now() - 7_200_000))
+  store.create('default', podOf('web-7d4b9c6f5-abcde', 'web'), new Date(Date.now() - 3_600_000))
+  store.create('default', podOf('db-0', 'db'), new Date(Date.now() - 7_200_000))
   const watches = new Set<ServerResponse>()
 
   /** A list, or with watch=1 the stream of changes: from resourceVersion on, or every current pod as ADDED first. */
@@ -165,7 +187,7 @@ export async function startDemoApiServer (pki: DemoPki, opts: { host?: string; p
     const shape = (o: Obj) => (asTable ? table('Pod', [o], store.resourceVersion) : o)
     if (!isTrue(url.searchParams.get('watch'))) {
       const pods = store.pods(namespace)
-      json(res, 200, asTable ? table('Pod', pods, store.resourceVersion) : { kind: 'PodList', apiVersion: 'v1', metadata: { resourceVersion: store.resourceVersion }, items: pods })
+      json(res, 200, asTable ? table('Pod', pods, store.resourceVersion) : list('PodList', store.resourceVersion, pods))
       return
     }
     const from = Number(url.searchParams.get('resourceVersion') || 0)
@@ -176,7 +198,8 @@ export async function startDemoApiServer (pki: DemoPki, opts: { host?: string; p
     }
     res.writeHead(200, { 'content-type': 'application/json', 'transfer-encoding': 'chunked' })
     const send = (e: { type: string; object: Obj }) => {
-      if (namespace === undefined || e.object.metadata.namespace === namespace) res.write(`${JSON.stringify({ type: e.type, object: shape(e.object) })}\n`)
+      if (namespace !== undefined && e.object.metadata.namespace !== namespace) return
+      res.write(`${JSON.stringify({ type: e.type, object: shape(e.object) })}\n`)
     }
     for (const e of backlog) send(e)
     const unsubscribe = store.subscribe(send)
@@ -197,24 +220,34 @@ export async function startDemoApiServer (pki: DemoPki, opts: { host?: string; p
     const method = req.method ?? 'GET'
     const parts = path.split('/').slice(1)
     const get = method === 'GET'
-    if (get && path === '/version') return json(res, 200, { major: '1', minor: '32', gitVersion: 'v1.32.0-mtls-proxy-demo', platform: 'linux/amd64' })
-    if (get && path === '/api') return json(res, 200, { kind: 'APIVersions', versions: ['v1'], serverAddressByClientCIDRs: [{ clientCIDR: '0.0.0.0/0', serverAddress: req.socket.localAddress ?? '' }] })
+    if (get && path === '/version') return json(res, 200, VERSION)
+    if (get && path === '/api') {
+      return json(res, 200, {
+        kind: 'APIVersions',
+        versions: ['v1'],
+        serverAddressByClientCIDRs: [{ clientCIDR: '0.0.0.0/0', serverAddress: req.socket.localAddress ?? '' }],
+      })
+    }
     if (get && path === '/apis') return json(res, 200, { kind: 'APIGroupList', apiVersion: 'v1', groups: [] })
     if (get && path === '/api/v1') return json(res, 200, { kind: 'APIResourceList', groupVersion: 'v1', resources: RESOURCES })
     if (get && path === '/openapi/v3') return json(res, 200, OPENAPI_ROOT)
     if (get && path === '/openapi/v3/api/v1') return json(res, 200, OPENAPI_V1)
     if (get && path === '/api/v1/pods') return listPods(req, res, url, undefined)
-    if (parts[0] !== 'api' || parts[1] !== 'v1' || parts[2] !== 'namespaces') throw new DemoError(404, 'NotFound', `the demo API server does not serve ${path}`)
+    if (parts[0] !== 'api' || parts[1] !== 'v1' || parts[2] !== 'namespaces') {
+      throw new DemoError(404, 'NotFound', `the demo API server does not serve ${path}`)
+    }
     const [namespace, resource, name, sub] = parts.slice(3)
     if (namespace === undefined) {
       if (!get) throw new DemoError(405, 'MethodNotAllowed', 'the demo API server has a fixed set of namespaces')
       const namespaces = [...store.namespaces.values()]
-      return json(res, 200, (req.headers.accept ?? '').includes('as=Table') ? table('Namespace', namespaces, store.resourceVersion) : { kind: 'NamespaceList', apiVersion: 'v1', metadata: { resourceVersion: store.resourceVersion }, items: namespaces })
+      const asTable = (req.headers.accept ?? '').includes('as=Table')
+      const rv = store.resourceVersion
+      return json(res, 200, asTable ? table('Namespace', namespaces, rv) : list('NamespaceList', rv, namespaces))
     }
     if (!store.namespaces.has(namespace)) throw new DemoError(404, 'NotFound', `namespaces "${namespace}" not found`)
     if (resource === undefined && get) return json(res, 200, store.namespaces.get(namespace))
     // kubectl describe asks for the events of what it describes; the demo keeps none.
-    if (resource === 'events' && get) return json(res, 200, { kind: 'EventList', apiVersion: 'v1', metadata: { resourceVersion: store.resourceVersion }, items: [] })
+    if (resource === 'events' && get) return json(res, 200, list('EventList', store.resourceVersion, []))
     if (resource !== 'pods') throw new DemoError(404, 'NotFound', `the demo API server does not serve ${path}`)
     if (name === undefined) {
       if (get) return listPods(req, res, url, namespace)
@@ -257,7 +290,9 @@ export async function startDemoApiServer (pki: DemoPki, opts: { host?: string; p
     const match = /^\/api\/v1\/namespaces\/([^/]+)\/pods\/([^/]+)\/exec$/.exec(url.pathname)
     const exists = match !== null && store.pods(match[1]).some((p) => p.metadata.name === match[2])
     if (!exists) {
-      const body = JSON.stringify({ kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message: 'the demo API server only runs exec in its pods', reason: 'NotFound', code: 404 })
+      const message = 'the demo API server only runs exec in its pods'
+      const status = { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message, reason: 'NotFound', code: 404 }
+      const body = JSON.stringify(status)
       socket.end(`HTTP/1.1 404 Not Found\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`)
       return
     }
@@ -265,7 +300,7 @@ export async function startDemoApiServer (pki: DemoPki, opts: { host?: string; p
   })
   return {
     ...base,
-    addPod: (name) => store.create('default', { apiVersion: 'v1', kind: 'Pod', metadata: { name, labels: { app: 'demo' } }, spec: { containers: [{ name: 'app', image: 'registry.k8s.io/pause:3.10' }] } }),
+    addPod: (name) => store.create('default', podOf(name, 'demo')),
     openWatches: () => watches.size,
     close: async () => {
       for (const res of watches) res.end()
@@ -287,7 +322,9 @@ function pretend (pod: string, command: string[]): { stdout: string; stderr: str
   if (name === 'hostname') return { stdout: `${pod}\n`, stderr: '', exitCode: 0 }
   if (name === 'true') return { stdout: '', stderr: '', exitCode: 0 }
   if (name === 'false') return { stdout: '', stderr: '', exitCode: 1 }
-  if (name === 'sh' && args[0] === '-c' && /^exit \d+$/.test(args[1] ?? '')) return { stdout: '', stderr: '', exitCode: Number(args[1]!.slice(5)) }
+  if (name === 'sh' && args[0] === '-c' && /^exit \d+$/.test(args[1] ?? '')) {
+    return { stdout: '', stderr: '', exitCode: Number(args[1]!.slice(5)) }
+  }
   return { stdout: '', stderr: `demo pod: ${name ?? ''}: command not found\n`, exitCode: 127 }
 }
 

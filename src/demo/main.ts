@@ -11,7 +11,8 @@ const pki = await createDemoPki()
 const files = await writeClientFiles(pki)
 const api = await startDemoApiServer(pki)
 const manifest = join(files.dir, 'pod.yaml')
-await writeFile(manifest, 'apiVersion: v1\nkind: Pod\nmetadata:\n  name: hello\nspec:\n  containers:\n    - name: app\n      image: nginx:1.27\n')
+await writeFile(manifest, 'apiVersion: v1\nkind: Pod\nmetadata:\n  name: hello\nspec:\n  containers:\n    - name: app\n      image: ' +
+  'nginx:1.27\n')
 
 const extension = import.meta.url.endsWith('.ts') ? '.ts' : '.js'
 const cli = fileURLToPath(new URL(`../cli${extension}`, import.meta.url))

@@ -78,7 +78,13 @@ export class Store {
       this.namespaces.set(name, {
         kind: 'Namespace',
         apiVersion: 'v1',
-        metadata: { name, uid: randomUUID(), resourceVersion: String(this.#rv), creationTimestamp: new Date(Date.now() - 86_400_000).toISOString(), labels: { 'kubernetes.io/metadata.name': name } },
+        metadata: {
+          name,
+          uid: randomUUID(),
+          resourceVersion: String(this.#rv),
+          creationTimestamp: new Date(Date.now() - 86_400_000).toISOString(),
+          labels: { 'kubernetes.io/metadata.name': name },
+        },
         spec: { finalizers: ['kubernetes'] },
         status: { phase: 'Active' },
       })
@@ -101,10 +107,16 @@ export class Store {
 
   create (namespace: string, body: Obj, created = new Date()): Obj {
     if (!this.namespaces.has(namespace)) throw new DemoError(404, 'NotFound', `namespaces "${namespace}" not found`)
-    if (body?.kind !== 'Pod' || body.apiVersion !== 'v1') throw new DemoError(400, 'BadRequest', 'the demo API server creates pods (apiVersion: v1, kind: Pod)')
+    if (body?.kind !== 'Pod' || body.apiVersion !== 'v1') {
+      throw new DemoError(400, 'BadRequest', 'the demo API server creates pods ' +
+      '(apiVersion: v1, kind: Pod)')
+    }
     const meta = body.metadata ?? {}
     const name: string | undefined = meta.name ?? (meta.generateName ? `${meta.generateName}${randomUUID().slice(0, 5)}` : undefined)
-    if (!name || !/^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/.test(name)) throw new DemoError(422, 'Invalid', `Pod "${name ?? ''}" is invalid: metadata.name: must be a lowercase RFC 1123 name`)
+    if (!name || !/^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/.test(name)) {
+      throw new DemoError(422, 'Invalid', `Pod "${name ?? ''}" is ` +
+      'invalid: metadata.name: must be a lowercase RFC 1123 name')
+    }
     if (this.#pods.has(`${namespace}/${name}`)) throw new DemoError(409, 'AlreadyExists', `pods "${name}" already exists`)
     const containers: Obj[] = Array.isArray(body.spec?.containers) ? body.spec.containers : []
     if (containers.length === 0 || containers.some((c) => !c?.name || !c?.image)) {
@@ -119,7 +131,15 @@ export class Store {
         podIP: `10.244.0.${this.#pods.size + 10}`,
         startTime: created.toISOString(),
         conditions: [{ type: 'Ready', status: 'True', lastTransitionTime: created.toISOString() }],
-        containerStatuses: containers.map((c) => ({ name: c.name, image: c.image, imageID: `${c.image}@sha256:${'0'.repeat(64)}`, ready: true, restartCount: 0, started: true, state: { running: { startedAt: created.toISOString() } } })),
+        containerStatuses: containers.map((c) => ({
+          name: c.name,
+          image: c.image,
+          imageID: `${c.image}@sha256:${'0'.repeat(64)}`,
+          ready: true,
+          restartCount: 0,
+          started: true,
+          state: { running: { startedAt: created.toISOString() } },
+        })),
       },
     }
     delete pod.metadata.generateName
@@ -137,9 +157,12 @@ export class Store {
   replace (namespace: string, name: string, body: Obj): Obj {
     const current = this.get(namespace, name)
     if (body?.metadata?.resourceVersion && body.metadata.resourceVersion !== current.metadata.resourceVersion) {
-      throw new DemoError(409, 'Conflict', `Operation cannot be fulfilled on pods "${name}": the object has been modified; please apply your changes to the latest version and try again`)
+      throw new DemoError(409, 'Conflict', `Operation cannot be fulfilled on pods "${name}": the object has been modified; please apply ` +
+        'your changes to the latest version and try again')
     }
-    return this.#commit('MODIFIED', { ...body, metadata: { ...body.metadata, name, namespace, uid: current.metadata.uid, creationTimestamp: current.metadata.creationTimestamp }, status: current.status })
+    const { uid, creationTimestamp } = current.metadata
+    const metadata = { ...body.metadata, name, namespace, uid, creationTimestamp }
+    return this.#commit('MODIFIED', { ...body, metadata, status: current.status })
   }
 
   delete (namespace: string, name: string): Obj {
