@@ -72,7 +72,8 @@ export async function buildApp (config: Config, deps: AppDeps): Promise<App> {
   const accounting = new Accounting(metrics, logger, config.accessLog)
   const open = () => ({ watches: watches.size, tunnels: tunnels.size })
   const health = new Health(config, { upstream, credentials, expiry, metrics, logger, now, open, stopping: () => shutdown.closing })
-  const statusApp = buildStatusListener(logger, health, config.statusAddress?.host ?? config.address, guard)
+  const statusHost = config.statusAddress?.host ?? config.address
+  const statusApp = buildStatusListener(logger, health, { host: statusHost, acceptHosts: config.acceptHosts }, guard)
   credentials.onOutcome((outcome) => metrics.reload(outcome.outcome, new Date(outcome.at)))
   credentials.onChange(() => { void expiry.check() })
 

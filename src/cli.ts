@@ -4,7 +4,7 @@ import closeWithGrace from 'close-with-grace'
 import type { Logger } from 'pino'
 import { bracketed, isLoopback } from './addresses.js'
 import { buildApp, type App } from './app.js'
-import { helpText, loadConfig, type Config } from './config.js'
+import { alsoSaying, helpText, loadConfig, type Config } from './config.js'
 import { clientIdentity } from './credentials/bundle.js'
 import { fileSetSource } from './credentials/source.js'
 import { openCredentialStore } from './credentials/store.js'
@@ -87,7 +87,10 @@ async function main (argv: string[]): Promise<void> {
   const { config } = command
   const logger = createLogger({ level: config.logLevel, pretty: process.stdout.isTTY === true })
   for (const warning of command.warnings) logger.warn(warning)
-  const credentials = await openCredentialStore(fileSetSource(config.credentials), { logger })
+  // The credentials are read now, the kubeconfig and token file included: their mistakes get the same hint.
+  const credentials = await openCredentialStore(fileSetSource(config.credentials), { logger }).catch((err: unknown) => {
+    throw alsoSaying(err, command.warnings)
+  })
   const identity = clientIdentity(credentials.current)
   const upstream = credentials.current.server.url
   warnAboutExposure(config, identity, upstream.host, logger)

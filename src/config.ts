@@ -178,9 +178,9 @@ function str (raw: RawSettings, name: OptionName): string | undefined {
   return typeof v === 'string' && v !== '' ? v : undefined
 }
 
-/** A setting the table gives a default: always there, as a string. */
+/** A setting the table gives a default: as given, or (given empty) its default. */
 function text (raw: RawSettings, name: OptionName): string {
-  return String(raw[name] ?? '')
+  return str(raw, name) ?? String(SPECS.get(name)?.default ?? '')
 }
 
 // Node's timers hold at most 2^31-1 ms (24.8 days); a longer one would fire at once.
@@ -371,9 +371,13 @@ export function loadConfig (argv: string[], env: NodeJS.ProcessEnv = process.env
   try {
     return { action: 'run', config: resolveSettings(flags.raw, env, cwd), warnings }
   } catch (err) {
-    if (err instanceof UsageError && warnings.length > 0) throw new UsageError(`${err.message} (also: ${warnings.join('; ')})`)
-    throw err
+    throw alsoSaying(err, warnings)
   }
+}
+
+/** A user mistake, with the warnings that may explain it (a misspelt variable is often why a setting is missing). */
+export function alsoSaying (err: unknown, warnings: readonly string[]): unknown {
+  return err instanceof UsageError && warnings.length > 0 ? new UsageError(`${err.message} (also: ${warnings.join('; ')})`) : err
 }
 
 /** Paths given as flags or variables mean paths from where the proxy was started. */

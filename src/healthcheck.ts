@@ -29,7 +29,8 @@ const reachable = (host: string) => (host === '0.0.0.0' ? '127.0.0.1' : host ===
 function healthTarget (config: Config): { https: boolean; options: RequestOptions; describe: string } {
   if (config.statusAddress) {
     const host = reachable(config.statusAddress.host)
-    return { https: false, options: { host, port: config.statusAddress.port }, describe: `http://${host}:${config.statusAddress.port}` }
+    const { port } = config.statusAddress
+    return { https: false, options: { host, port }, describe: `http://${bracketed(host)}:${port}` }
   }
   if (config.unixSocket) return { https: config.https, options: { socketPath: config.unixSocket }, describe: `unix:${config.unixSocket}` }
   const host = reachable(config.address)

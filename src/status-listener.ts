@@ -13,11 +13,18 @@ import { installErrorHandlers } from './status-errors.js'
 // Any Host a request can carry: kubelet probes and Prometheus send the pod IP they dialled.
 const ANY = [/^/]
 
-export function buildStatusListener (logger: Logger, health: Health, host: string, guard: GuardOptions): FastifyInstance {
+/**
+ * host: where it listens; acceptHosts: the Host patterns as configured (not the main listener's,
+ * which add that listener's own address).
+ */
+export function buildStatusListener (
+  logger: Logger, health: Health, where: { host: string; acceptHosts: RegExp[] }, guard: GuardOptions
+): FastifyInstance {
   const app = Fastify(serverOptions(logger))
+  const { host, acceptHosts } = where
   const options: GuardOptions = {
     ...guard,
-    acceptHosts: isLoopback(host) ? hostPatterns(guard.acceptHosts, host) : ANY,
+    acceptHosts: isLoopback(host) ? hostPatterns(acceptHosts, host) : ANY,
     tokenDigest: () => undefined,
     acceptPaths: ANY,
     rejectPaths: [],

@@ -71,6 +71,10 @@ t.test('each start-up mistake: one line on stderr naming the problem, exit code 
     ['unknown key in config file', ['--config', badConfig, '--cacert', files.cacert, '--cert', files.cert, '--key', files.key], /config file .*bad\.yaml: unknown setting 'listen'/],
     ['bad environment variable', base(), /environment variable MTLS_PROXY_PORT must be number, got 'eighty'/, { MTLS_PROXY_PORT: 'eighty' }],
     ['port in use', [...base(), '--port', String(busy)], new RegExp(`cannot listen on 127\\.0\\.0\\.1:${busy}: address already in use`)],
+    // Read when the credentials are, after the settings: still with the hint about a misspelt variable.
+    ['missing kubeconfig, and a misspelt variable', ['--kubeconfig', join(dir, 'nope.yaml')],
+      /cannot read kubeconfig .*nope\.yaml: no such file \(also: environment variable MTLS_PROXY_CONTEXTT is no setting .*did you mean MTLS_PROXY_CONTEXT\?\)$/,
+      { MTLS_PROXY_CONTEXTT: 'prod' }],
   ]
   if (process.getuid?.() !== 0) {
     cases.push(['unreadable CA file', ['--upstream', 'https://127.0.0.1:1', '--cacert', unreadable, '--cert', files.cert, '--key', files.key], /cannot read: permission denied/])

@@ -103,6 +103,13 @@ t.test('mistakes are UsageErrors with precise messages', async (t) => {
   bad(['--config', join(dir, 'missing.yaml')], /cannot read config file .*missing\.yaml: no such file/)
 })
 
+t.test('a setting given empty takes its default', async (t) => {
+  const c = run([...required, '--address', '', '--log-level', '', '--probe-path', ''])
+  t.equal(c.address, '127.0.0.1')
+  t.equal(c.logLevel, 'info')
+  t.equal(c.probePath, '/version')
+})
+
 t.test('a non-loopback address needs the explicit opt-in', async (t) => {
   const c = run([...required, '--address', '0.0.0.0', '--allow-non-loopback', '--allow-unauthenticated'])
   t.equal(c.address, '0.0.0.0')

@@ -115,10 +115,10 @@ t.test('a watch held open is an open watch', async (t) => {
 })
 
 /** The CLI with a status listener on `address`; the status URL it logged. */
-async function withStatusListener (t: Parameters<typeof pkiWithFiles>[0], address: string) {
+async function withStatusListener (t: Parameters<typeof pkiWithFiles>[0], address: string, extra: string[] = []) {
   const { pki, files } = await pkiWithFiles(t)
   const upstream = await startUpstream(t, pki, echoHandler)
-  const proxy = await startCli(t, [...clientFlags(upstream.url, files), '--status-address', address])
+  const proxy = await startCli(t, [...clientFlags(upstream.url, files), '--status-address', address, ...extra])
   const status = proxy.logs().find((l) => typeof l.status === 'string')?.status as string
   return { upstream, proxy, status }
 }
@@ -146,6 +146,17 @@ t.test('--status-address on a wildcard address serves the four /-/ endpoints to 
     t.equal(res.json().kind, 'Status')
   }
   t.equal(upstream.calls().length, before, 'nothing reached the upstream')
+  proxy.child.kill('SIGTERM')
+  t.equal((await proxy.exited).code, 0)
+})
+
+t.test('a status listener on loopback accepts its own address as Host, not the main listener\'s', async (t) => {
+  const { proxy, status } = await withStatusListener(t, '127.0.0.1:0', ['--address', '127.0.0.2'])
+  const port = new URL(status).port
+  t.equal((await get(`${status}/-/healthz`, { headers: { host: `127.0.0.1:${port}` } })).status, 200, 'its own address')
+  const other = await get(`${status}/-/status`, { headers: { host: `127.0.0.2:${port}` } })
+  t.equal(other.status, 403, 'the main listener\'s address is no name of this one')
+  t.match(other.json().message, /Host '127\.0\.0\.2:\d+' is not accepted/)
   proxy.child.kill('SIGTERM')
   t.equal((await proxy.exited).code, 0)
 })

@@ -4,7 +4,9 @@ import { generateKeyPairSync, webcrypto, type KeyObject } from 'node:crypto'
 import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { TLSSocket } from 'node:tls'
+import { Writable } from 'node:stream'
 import t from 'tap'
+import { until } from './helpers/until.js'
 import { stringify } from 'yaml'
 import { createCA, pkiWithFiles } from './helpers/pki.js'
 import { startUpstream } from './helpers/upstream.js'
@@ -13,6 +15,8 @@ import { get } from './helpers/http.js'
 import { loadConfig, type Config } from '../src/config.js'
 import type { CredentialBundle } from '../src/credentials/bundle.js'
 import { fileSetSource } from '../src/credentials/source.js'
+import { openCredentialStore } from '../src/credentials/store.js'
+import { createLogger } from '../src/logger.js'
 
 const { pki, files } = await pkiWithFiles(t)
 const dir = files.dir
@@ -89,6 +93,25 @@ t.test('kubeconfig mistakes are clear errors, never a silent fallback', async (t
   const insecure = await kubeconfig('insecure.yaml', kubeDoc('https://192.168.0.18:5443', { 'client-certificate': 'client.crt', 'client-key': 'client.key' }, { 'insecure-skip-tls-verify': true }))
   await t.rejects(load(['--kubeconfig', insecure]), { message: /sets insecure-skip-tls-verify .* unless you also pass --insecure-skip-tls-verify/ })
   t.equal((await load(['--kubeconfig', insecure, '--insecure-skip-tls-verify'])).server.insecureSkipTlsVerify, true)
+  // The usual such kubeconfig has no CA at all: the flag it needs is what to say, not a missing --cacert.
+  const noCa = await kubeconfig('insecure-no-ca.yaml', kubeDoc('https://192.168.0.18:5443', { 'client-certificate': 'client.crt', 'client-key': 'client.key' },
+    { 'insecure-skip-tls-verify': true, 'certificate-authority': '' }))
+  await t.rejects(load(['--kubeconfig', noCa]), { message: /sets insecure-skip-tls-verify .* unless you also pass --insecure-skip-tls-verify/ })
+  t.equal((await load(['--kubeconfig', noCa, '--insecure-skip-tls-verify'])).caPem, undefined, 'no CA, as asked')
+})
+
+t.test('a kubeconfig that names another server on reload: said, and the first one still served', async (t) => {
+  const file = await kubeconfig('moving.yaml', kubeDoc('https://192.168.0.18:5443', { 'client-certificate': 'client.crt', 'client-key': 'client.key' }))
+  const lines: Array<Record<string, unknown>> = []
+  const destination = new Writable({ write (chunk: Buffer, _enc, done) { lines.push(...chunk.toString().split('\n').filter(Boolean).map((l) => JSON.parse(l))); done() } })
+  const store = await openCredentialStore(fileSetSource(config(['--kubeconfig', file]).credentials),
+    { logger: createLogger({ level: 'debug', pretty: false, destination }) })
+  t.teardown(() => store.close())
+  t.equal((await store.reload('test')).outcome, 'unchanged')
+  await kubeconfig('moving.yaml', kubeDoc('https://192.168.0.19:5443', { 'client-certificate': 'client.crt', 'client-key': 'client.key' }))
+  t.equal((await store.reload('test')).outcome, 'reloaded', 'a new server alone is a change')
+  await until(() => lines.some((l) => /now names server https:\/\/192\.168\.0\.19:5443; requests still go to https:\/\/192\.168\.0\.18:5443 until mtls-proxy is restarted/.test(String(l.msg))))
+  t.pass('the warning says which server is still served')
 })
 
 t.test('PEM from environment variables, as text or base64 (a Secret passed as env)', async (t) => {

@@ -249,9 +249,15 @@ export function sameClient (a: CredentialBundle, b: CredentialBundle): boolean {
   return a.certPem === b.certPem && a.keyPem === b.keyPem && a.caPem === b.caPem
 }
 
-/** Nothing a reader would notice changed: the client's identity, the listener's pair, the callers' token. */
+/** The same server, named and checked the same way. */
+export function sameServer (a: CredentialBundle, b: CredentialBundle): boolean {
+  return a.server.url.href === b.server.url.href && a.server.tlsServerName === b.server.tlsServerName &&
+    a.server.insecureSkipTlsVerify === b.server.insecureSkipTlsVerify
+}
+
+/** Nothing a reader would notice changed: the server, the client's identity, the listener's pair, the callers' token. */
 export function sameBundle (a: CredentialBundle, b: CredentialBundle): boolean {
-  return sameClient(a, b) && a.listener?.certPem === b.listener?.certPem && a.listener?.keyPem === b.listener?.keyPem &&
+  return sameServer(a, b) && sameClient(a, b) && a.listener?.certPem === b.listener?.certPem && a.listener?.keyPem === b.listener?.keyPem &&
     (a.callerTokenDigest === b.callerTokenDigest || (a.callerTokenDigest?.equals(b.callerTokenDigest ?? Buffer.alloc(0)) ?? false))
 }
 

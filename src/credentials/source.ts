@@ -77,13 +77,13 @@ function resolveSources (spec: CredentialSpec, kube: KubeconfigCredentials | und
   const ca = spec.ca ?? kube?.ca
   const cert = spec.cert ?? kube?.cert
   const key = spec.key ?? kube?.key
-  if (!ca && !spec.insecureSkipTlsVerify) throw missingSetting('cacert')
-  if (!cert) throw missingSetting('cert')
-  if (!key) throw missingSetting('key')
   if (kube?.insecureSkipTlsVerify && !spec.insecureSkipTlsVerify) {
     throw new UsageError(`kubeconfig ${spec.kubeconfig!.file} sets insecure-skip-tls-verify for context '${kube.context}'; ` +
       'mtls-proxy verifies the API server unless you also pass --insecure-skip-tls-verify')
   }
+  if (!ca && !spec.insecureSkipTlsVerify) throw missingSetting('cacert')
+  if (!cert) throw missingSetting('cert')
+  if (!key) throw missingSetting('key')
   const server: ServerEndpoint = {
     url: spec.server ?? upstreamUrl(kube!.server, `kubeconfig ${spec.kubeconfig!.file} server`),
     tlsServerName: spec.tlsServerName ?? kube?.tlsServerName,

@@ -7,7 +7,7 @@
 import { watch, type FSWatcher } from 'node:fs'
 import { dirname } from 'node:path'
 import type { Logger } from 'pino'
-import { clientIdentity, sameBundle, sameClient, subjectOf, type CredentialBundle } from './bundle.js'
+import { clientIdentity, sameBundle, sameClient, sameServer, subjectOf, type CredentialBundle } from './bundle.js'
 import type { CredentialSource } from './source.js'
 
 export interface ReloadOutcome {
@@ -146,10 +146,12 @@ export class CredentialStore {
       logger.info({ trigger, listener: subjectOf(certificate), notAfter: new Date(certificate.validTo).toISOString() },
         `the listener's certificate reloaded: new connections are served ${subjectOf(certificate)} (serial ${certificate.serialNumber})`)
     }
-    if (bundle.server.url.href !== previous.server.url.href) {
+    if (!sameServer(bundle, previous)) {
+      // The pool, its name check and the tunnels were made for the first server; following another is a restart.
+      const named = ({ server }: CredentialBundle) =>
+        server.url.origin + (server.tlsServerName ? ` (certificate name ${server.tlsServerName})` : '')
       logger.warn({ trigger, server: bundle.server.url.href },
-        `the kubeconfig now names server ${bundle.server.url.href}; requests still go to ${previous.server.url.href} until mtls-proxy ` +
-          'is restarted')
+        `the kubeconfig now names server ${named(bundle)}; requests still go to ${named(previous)} until mtls-proxy is restarted`)
     }
     for (const warning of bundle.warnings) logger.warn(warning)
   }
