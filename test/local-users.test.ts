@@ -173,6 +173,26 @@ t.test('on the network with a token: served with it, 401 without', async (t) => 
   t.equal(upstream.calls().filter((c) => c.url === '/api/v1/pods').length, 1)
 })
 
+t.test('a rotated token file: the new token is taken up without a restart, the old one is refused', async (t) => {
+  const { startProxy } = await import('./helpers/proxy.js')
+  const { get } = await import('./helpers/http.js')
+  const { until } = await import('./helpers/until.js')
+  const upstream = await startUpstream(t, pki, echoHandler)
+  const dir = await mkdtemp(join(tmpdir(), 'mtls-proxy-token-'))
+  t.teardown(() => rm(dir, { recursive: true, force: true }))
+  const tokenFile = join(dir, 'token')
+  await writeFile(tokenFile, 'first-token-0123456789abcdef\n')
+  const proxy = await startProxy(t, upstream.url, files, ['--token-file', tokenFile])
+  const status = async (token: string) => (await get(`${proxy.url}/api/v1/pods`, { headers: { authorization: `Bearer ${token}` } })).status
+  t.equal(await status('first-token-0123456789abcdef'), 200)
+  await writeFile(tokenFile, 'second-token-0123456789abcdef\n')
+  await until(async () => (await status('second-token-0123456789abcdef')) === 200, 5_000)
+  t.equal(await status('first-token-0123456789abcdef'), 401, 'the old token no longer is')
+  await writeFile(tokenFile, 'short\n')
+  t.equal((await proxy.app.credentials.reload('test')).outcome, 'failed', 'a token file that holds no valid token fails the reload')
+  t.equal(await status('second-token-0123456789abcdef'), 200, 'and the token in use stays in use')
+})
+
 t.test('--max-connections: connections past the cap are refused, open watches are not cut', async (t) => {
   const { startProxy } = await import('./helpers/proxy.js')
   const upstream = await startUpstream(t, pki, (req, res) => {
