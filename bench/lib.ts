@@ -1,13 +1,17 @@
 // What both bench scripts need: free ports, readiness polling, process CPU and RSS from /proc, a
 // load run in a process of its own, the certificates, and nginx started in a folder of its own.
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
-import { existsSync, realpathSync } from 'node:fs'
+import { existsSync } from 'node:fs'
 import { mkdir, readFile, writeFile } from 'node:fs/promises'
-import { createServer, type AddressInfo } from 'node:net'
-import { dirname, join } from 'node:path'
+import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { Agent, request } from 'undici'
 import { createDemoPki, writeClientFiles, type ClientFiles, type DemoPki } from '../src/demo/pki.js'
+import { freePort } from '../test/helpers/net.js'
+
+// The same finders the tests use: a free loopback port, and kubectl.1.32 beside the kubectl on PATH.
+export { freePort }
+export { findKubectl } from '../test/helpers/kubectl.js'
 
 export const ROOT = fileURLToPath(new URL('..', import.meta.url))
 
@@ -18,20 +22,6 @@ export const log = (s: string) => process.stderr.write(`${s}\n`)
 export function which (name: string): string | undefined {
   for (const dir of [...(process.env.PATH ?? '').split(':'), '/usr/sbin', '/sbin']) if (existsSync(join(dir, name))) return join(dir, name)
   return undefined
-}
-
-export function kubectl132 (): string | undefined {
-  const k = which('kubectl')
-  const v = k ? join(dirname(realpathSync(k)), 'kubectl.1.32') : undefined
-  return v && existsSync(v) ? v : undefined
-}
-
-export async function freePort (): Promise<number> {
-  const s = createServer()
-  await new Promise<void>((resolve) => s.listen(0, '127.0.0.1', resolve))
-  const { port } = s.address() as AddressInfo
-  await new Promise((resolve) => s.close(resolve))
-  return port
 }
 
 export async function waitFor (url: string, ms = 15_000, dispatcher?: unknown): Promise<void> {

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { startDemoApiServer, startMtlsServer } from '../src/demo/api-server.js'
 import { startContenders, startMtlsProxy, type Bench } from './contenders.js'
-import { benchFiles, Children, freePort, kubectl132, log, podList, ROOT, startNginxUpstream, usage, which } from './lib.js'
+import { benchFiles, Children, freePort, findKubectl, log, podList, ROOT, startNginxUpstream, usage, which } from './lib.js'
 import { curls, rotation, throughput, uploadMemory, watchMemory } from './measure.js'
 import { medianOf, table } from './report.js'
 
@@ -29,7 +29,7 @@ process.on('unhandledRejection', (err) => { log(`bench failed: ${(err as Error).
 const { pki, files } = await benchFiles(work)
 const body = podList()
 const nginx = which('nginx')
-const kubectl = kubectl132()
+const kubectl = findKubectl()
 const missing: string[] = []
 if (!nginx) missing.push('nginx (apt-get update && apt-get install -y nginx-light): the upstream falls back to Node, and nginx is not compared')
 if (!kubectl) missing.push('kubectl 1.32 (a kubectl.1.32 beside the kubectl on PATH): kubectl proxy is not compared')
