@@ -16,6 +16,8 @@ export interface Target {
 }
 
 export interface Bench {
+  /** the Node.js binary the proxy runs on */
+  node: string
   work: string
   files: ClientFiles
   children: Children
@@ -27,7 +29,7 @@ export interface Bench {
 /** mtls-proxy from dist/, listening on a free port once it has forwarded its first 200. */
 export async function startMtlsProxy (bench: Bench, upstream: string, extra: string[] = []): Promise<{ port: number; pid: number }> {
   const port = await freePort()
-  const child = spawn(process.execPath, [join(ROOT, 'dist/cli.js'), ...proxyArgs(upstream, bench.files, port), ...extra],
+  const child = spawn(bench.node, [join(ROOT, 'dist/cli.js'), ...proxyArgs(upstream, bench.files, port), ...extra],
     { stdio: ['ignore', 'ignore', 'inherit'], detached: true })
   bench.children.add(child)
   await waitFor(`http://127.0.0.1:${port}/-/healthz`)

