@@ -6,8 +6,9 @@ import { median } from './lib.js'
 type Field = 'rps' | 'p50' | 'p99' | 'cpuPer1k'
 const LABELS: Record<Field, string> = { rps: 'requests/s', p50: 'p50 ms', p99: 'p99 ms', cpuPer1k: 'CPU ms per 1,000 requests' }
 
+// autocannon's latencies are whole milliseconds: a 0 is "under 1 ms", and no ratio can be taken of it.
 export const ratio = (a: number | undefined, b: number | undefined) =>
-  (a !== undefined && b !== undefined && Number.isFinite(a) && Number.isFinite(b) && b !== 0 ? `${(a / b).toFixed(2)}×` : '–')
+  (a !== undefined && b !== undefined && Number.isFinite(a) && Number.isFinite(b) && a !== 0 && b !== 0 ? `${(a / b).toFixed(2)}×` : '–')
 
 export function medianOf (samples: Map<string, Samples>) {
   return (name: string, scenario: string, field: Field) => median(samples.get(`${name}|${scenario}`)?.[field] ?? [])
