@@ -4,6 +4,7 @@ import type { AddressInfo } from 'node:net'
 import type { Server as TlsServer } from 'node:tls'
 import Fastify, { LogController, type FastifyInstance } from 'fastify'
 import type { Logger } from 'pino'
+import { sameListener } from './credentials/bundle.js'
 import type { CredentialStore } from './credentials/store.js'
 import { quieter } from './logger.js'
 import { forwardTarget } from './paths.js'
@@ -47,7 +48,8 @@ export function createMainServer (logger: Logger, credentials: CredentialStore, 
  */
 function followListenerCertificate (app: FastifyInstance, credentials: CredentialStore, logger: Logger): void {
   credentials.onChange(({ listener }, previous) => {
-    if (!listener || listener === previous.listener) return
+    // A reload of the client's certificate alone leaves the listener's context as it is.
+    if (!listener || sameListener(listener, previous.listener)) return
     try {
       (app.server as unknown as TlsServer).setSecureContext({ cert: listener.certPem, key: listener.keyPem })
     } catch (err) {

@@ -4,19 +4,17 @@ import { generateKeyPairSync, webcrypto, type KeyObject } from 'node:crypto'
 import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { TLSSocket } from 'node:tls'
-import { Writable } from 'node:stream'
 import t from 'tap'
 import { until } from './helpers/until.js'
 import { stringify } from 'yaml'
 import { createCA, pkiWithFiles } from './helpers/pki.js'
 import { startUpstream } from './helpers/upstream.js'
-import { startProxy } from './helpers/proxy.js'
+import { capturedLogger, startProxy } from './helpers/proxy.js'
 import { get } from './helpers/http.js'
 import { loadConfig, type Config } from '../src/config.js'
 import type { CredentialBundle } from '../src/credentials/bundle.js'
 import { fileSetSource } from '../src/credentials/source.js'
 import { openCredentialStore } from '../src/credentials/store.js'
-import { createLogger } from '../src/logger.js'
 
 const { pki, files } = await pkiWithFiles(t)
 const dir = files.dir
@@ -102,16 +100,15 @@ t.test('kubeconfig mistakes are clear errors, never a silent fallback', async (t
 
 t.test('a kubeconfig that names another server on reload: said, and the first one still served', async (t) => {
   const file = await kubeconfig('moving.yaml', kubeDoc('https://192.168.0.18:5443', { 'client-certificate': 'client.crt', 'client-key': 'client.key' }))
-  const lines: Array<Record<string, unknown>> = []
-  const destination = new Writable({ write (chunk: Buffer, _enc, done) { lines.push(...chunk.toString().split('\n').filter(Boolean).map((l) => JSON.parse(l))); done() } })
-  const store = await openCredentialStore(fileSetSource(config(['--kubeconfig', file]).credentials),
-    { logger: createLogger({ level: 'debug', pretty: false, destination }) })
+  const { logger, lines } = capturedLogger()
+  const store = await openCredentialStore(fileSetSource(config(['--kubeconfig', file]).credentials), { logger })
   t.teardown(() => store.close())
   t.equal((await store.reload('test')).outcome, 'unchanged')
   await kubeconfig('moving.yaml', kubeDoc('https://192.168.0.19:5443', { 'client-certificate': 'client.crt', 'client-key': 'client.key' }))
   t.equal((await store.reload('test')).outcome, 'reloaded', 'a new server alone is a change')
-  await until(() => lines.some((l) => /now names server https:\/\/192\.168\.0\.19:5443; requests still go to https:\/\/192\.168\.0\.18:5443 until mtls-proxy is restarted/.test(String(l.msg))))
-  t.pass('the warning says which server is still served')
+  const said = /now names server https:\/\/192\.168\.0\.19:5443; requests still go to https:\/\/192\.168\.0\.18:5443 until mtls-proxy is restarted/
+  await until(() => lines.some((l) => said.test(l)))
+  t.match(JSON.parse(lines.find((l) => said.test(l))!), { level: 40 }, 'said as a warning, naming the server still served')
 })
 
 t.test('PEM from environment variables, as text or base64 (a Secret passed as env)', async (t) => {

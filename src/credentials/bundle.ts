@@ -257,8 +257,13 @@ export function sameServer (a: CredentialBundle, b: CredentialBundle): boolean {
 
 /** Nothing a reader would notice changed: the server, the client's identity, the listener's pair, the callers' token. */
 export function sameBundle (a: CredentialBundle, b: CredentialBundle): boolean {
-  return sameServer(a, b) && sameClient(a, b) && a.listener?.certPem === b.listener?.certPem && a.listener?.keyPem === b.listener?.keyPem &&
-    (a.callerTokenDigest === b.callerTokenDigest || (a.callerTokenDigest?.equals(b.callerTokenDigest ?? Buffer.alloc(0)) ?? false))
+  return sameServer(a, b) && sameClient(a, b) && sameListener(a.listener, b.listener) &&
+    (a.callerTokenDigest?.toString('hex') === b.callerTokenDigest?.toString('hex'))
+}
+
+/** The same pair for the listener to serve HTTPS with (both absent counts as the same). */
+export function sameListener (a: ListenerKeyPair | undefined, b: ListenerKeyPair | undefined): boolean {
+  return a?.certPem === b?.certPem && a?.keyPem === b?.keyPem
 }
 
 export function clientIdentity (bundle: CredentialBundle): string {

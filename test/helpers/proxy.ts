@@ -1,5 +1,6 @@
 // mtls-proxy built in-process from real command-line flags, on port 0, with its logs captured.
 import { Writable } from 'node:stream'
+import type { Logger } from 'pino'
 import { buildApp, type App } from '../../src/app.js'
 import { loadConfig, type Config } from '../../src/config.js'
 import { fileSetSource } from '../../src/credentials/source.js'
@@ -24,6 +25,18 @@ export function clientFlags (upstreamUrl: string, files: ClientFiles): string[] 
   return ['--upstream', upstreamUrl, '--cacert', files.cacert, '--cert', files.cert, '--key', files.key]
 }
 
+/** A debug-level logger whose lines, as written, are kept for the test to read. */
+export function capturedLogger (): { logger: Logger; lines: string[] } {
+  const lines: string[] = []
+  const destination = new Writable({
+    write (chunk: Buffer, _enc, done) {
+      lines.push(...chunk.toString().split('\n').filter(Boolean))
+      done()
+    },
+  })
+  return { logger: createLogger({ level: 'debug', pretty: false, destination }), lines }
+}
+
 export function proxyFlags (upstreamUrl: string, files: ClientFiles, extra: string[] = []): string[] {
   return [...clientFlags(upstreamUrl, files), '--port', '0', '--probe-interval', '0.2', ...extra]
 }
@@ -39,14 +52,7 @@ export async function startProxy (
   const command = loadConfig(proxyFlags(upstreamUrl, files, extra), {})
   if (command.action !== 'run') throw new Error('expected a run command')
   const { config } = command
-  const lines: string[] = []
-  const destination = new Writable({
-    write (chunk: Buffer, _enc, done) {
-      lines.push(...chunk.toString().split('\n').filter(Boolean))
-      done()
-    },
-  })
-  const logger = createLogger({ level: 'debug', pretty: false, destination })
+  const { logger, lines } = capturedLogger()
   const credentials = await openCredentialStore(fileSetSource(config.credentials), { logger, now: options.now })
   const app = await buildApp(config, { logger, credentials, now: options.now })
   await app.listen({ host: config.address, port: 0 })
