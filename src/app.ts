@@ -12,7 +12,7 @@ import { ExpiryMonitor } from './expiry.js'
 import { registerForwarding } from './forwarding.js'
 import { checkRequest, listenerGuard, type Door } from './guard.js'
 import { Health } from './health.js'
-import { Metrics } from './metrics.js'
+import { Metrics, type MetricsOptions } from './metrics.js'
 import { createMainServer, portOf } from './server.js'
 import { Shutdown } from './shutdown.js'
 import { buildStatusListener } from './status-listener.js'
@@ -23,12 +23,16 @@ import { OpenWatches } from './watches.js'
 
 export interface AppDeps {
   logger: Logger
+  /**
+   * for what concerns the whole proxy rather than one request: readiness, expiry, the listener's rotation.
+   * Default: logger. Under --workers, one worker says these and the others are given a silent logger.
+   */
+  events?: Logger
   /** the credentials in use, opened by the caller; the app reads it, watches it and closes it */
   credentials: CredentialStore
   /** the clock for expiry checks; tests move it instead of waiting for days */
   now?: () => Date
-  /** Node process metrics (event loop, memory, …) in /-/metrics; default on */
-  processMetrics?: boolean
+  metrics?: MetricsOptions
 }
 
 declare module 'fastify' {
@@ -48,13 +52,14 @@ export type App = FastifyInstance
 
 export async function buildApp (config: Config, deps: AppDeps): Promise<App> {
   const { logger, credentials } = deps
+  const events = deps.events ?? logger
   const now = deps.now ?? (() => new Date())
-  const app = createMainServer(logger, credentials, config.maxConnections)
+  const app = createMainServer(logger, credentials, config.maxConnections, events)
   const upstream = new Upstream(config, credentials)
   const watches = new OpenWatches()
   const shutdown = new Shutdown()
   const expiry = new ExpiryMonitor(config.expiry, {
-    logger, now, bundle: () => credentials.current, serverCertificate: () => upstream.probeCertificate(),
+    logger: events, now, bundle: () => credentials.current, serverCertificate: () => upstream.probeCertificate(),
   })
   const guard = listenerGuard(config, () => credentials.current.callerTokenDigest, () => portOf(app.server))
   // Who may use the proxy: one decision for ordinary requests and upgrade tunnels alike.
@@ -68,10 +73,10 @@ export async function buildApp (config: Config, deps: AppDeps): Promise<App> {
     onUpstreamError: (cause) => metrics.upstreamError(cause),
   })
   const metrics = new Metrics({ openWatches: () => watches.size, openTunnels: () => tunnels.size, certificates: () => expiry.reports },
-    { processMetrics: deps.processMetrics ?? true })
+    deps.metrics)
   const accounting = new Accounting(metrics, logger, config.accessLog)
   const open = () => ({ watches: watches.size, tunnels: tunnels.size })
-  const health = new Health(config, { upstream, credentials, expiry, metrics, logger, now, open, stopping: () => shutdown.closing })
+  const health = new Health(config, { upstream, credentials, expiry, metrics, logger: events, now, open, stopping: () => shutdown.closing })
   const statusHost = config.statusAddress?.host ?? config.address
   const statusApp = buildStatusListener(logger, health, { host: statusHost, acceptHosts: config.acceptHosts }, guard)
   credentials.onOutcome((outcome) => metrics.reload(outcome.outcome, new Date(outcome.at)))

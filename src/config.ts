@@ -1,6 +1,7 @@
 // One place decides what the settings mean: flags beat environment variables, which beat the
 // config file, which beats the defaults. Everything else receives the validated Config.
 import { isIP } from 'node:net'
+import { availableParallelism } from 'node:os'
 import { dirname, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 import { formatDuration, parseDuration } from './durations.js'
@@ -31,6 +32,8 @@ export interface Config {
   /** the listener serves HTTPS (--listen-cert, --listen-key) */
   https: boolean
   maxConnections: number
+  /** processes serving the listener; 1: this one alone */
+  workers: number
   allowNonLoopback: boolean
   /** exact origins whose browser requests are accepted; empty: none */
   allowOrigins: string[]
@@ -101,6 +104,8 @@ function coerce (name: string, value: unknown, where: string): string | number |
     }
     return seconds
   }
+  // YAML reads `workers: 4` or `context: 2024` as a number; the user meant the text.
+  if (spec.type === 'string' && typeof value === 'number') return String(value)
   // eslint-disable-next-line valid-typeof -- spec.type is string or boolean here: a typeof name
   if (typeof value !== spec.type) throw new UsageError(`${where} must be a ${spec.type}, got '${String(value)}'`)
   return value as string | boolean
@@ -266,6 +271,11 @@ function validate (raw: RawSettings, givenAt: GivenAt): Config {
   if (!Number.isInteger(maxConnections) || maxConnections < 1) {
     throw new UsageError(`--max-connections must be a whole number above zero, got ${maxConnections}`)
   }
+  const workers = workerCount(text(raw, 'workers'))
+  if (workers > 1 && unixSocket) {
+    throw new UsageError(`--workers ${workers} cannot share --unix-socket: the socket is checked and watched by one process; ` +
+      'use --workers 1 or a TCP --port')
+  }
   const port = raw.port as number
   if (!Number.isInteger(port) || port < 0 || port > 65535) {
     throw new UsageError('--port must be a whole number from 0 to 65535, got ' +
@@ -294,6 +304,7 @@ function validate (raw: RawSettings, givenAt: GivenAt): Config {
     statusAddress: hostPort(str(raw, 'status-address')),
     https: credentials.listener !== undefined,
     maxConnections,
+    workers,
     allowNonLoopback,
     allowOrigins: origins(str(raw, 'allow-origin')),
     acceptHosts: regexps(raw, 'accept-hosts'),
@@ -310,6 +321,18 @@ function validate (raw: RawSettings, givenAt: GivenAt): Config {
     probePath,
     probeIntervalMs: ms('probe-interval', false),
   }
+}
+
+// More processes than this only share out the same cores more thinly.
+const MAX_WORKERS = 64
+
+function workerCount (value: string): number {
+  if (value === 'auto') return Math.min(availableParallelism(), MAX_WORKERS)
+  const n = /^\d{1,3}$/.test(value) ? Number(value) : NaN
+  if (!(n >= 1 && n <= MAX_WORKERS)) {
+    throw new UsageError(`--workers must be auto or a whole number from 1 to ${MAX_WORKERS}, got '${value}'`)
+  }
+  return n
 }
 
 function hostPort (value: string | undefined): { host: string; port: number } | undefined {

@@ -109,8 +109,8 @@ export class Health {
       return sendError(reply, { httpStatus: 503, reason: 'ServiceUnavailable', message: `not ready: ${state.reason}` })
     })
     app.get('/-/status', async (_request, reply) => reply.send(this.report()))
-    const { registry } = this.#opts.metrics
-    app.get('/-/metrics', async (_request, reply) => reply.type(registry.contentType).send(await registry.metrics()))
+    const { metrics } = this.#opts
+    app.get('/-/metrics', async (_request, reply) => reply.type(metrics.registry.contentType).send(await metrics.exposition()))
     app.all('/-/*', async (request, reply) => sendError(reply, {
       httpStatus: 404, reason: 'NotFound', message: `no such mtls-proxy endpoint: ${request.url} (there are ${OWN_PATHS.join(', ')})`,
     }))

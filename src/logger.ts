@@ -17,12 +17,17 @@ const REDACTED_PATHS = [
 const LOG_BATCH_BYTES = 4096
 const LOG_FLUSH_MS = 200
 const MAX_BUFFERED_LOG_BYTES = 16 * 1024 * 1024
+// A pipe takes a write of up to PIPE_BUF (4 KiB on Linux) whole, never interleaved with another
+// process's: the largest write when several workers share one stdout.
+const PIPE_BUF = 4096
 
 export interface LoggerOptions {
   level: LogLevel
   /** human-readable lines, for a terminal */
   pretty: boolean
   destination?: DestinationStream
+  /** other processes write to the same stdout (--workers): every write holds whole lines and fits a pipe's atomic write */
+  atomicWrites?: boolean
 }
 
 /**
@@ -35,13 +40,17 @@ export function quieter (logger: Logger): FastifyBaseLogger {
   return child
 }
 
-export function createLogger ({ level, pretty, destination }: LoggerOptions): Logger {
+export function createLogger ({ level, pretty, destination, atomicWrites = false }: LoggerOptions): Logger {
   const options = { level, base: { name: 'mtls-proxy' }, redact: { paths: REDACTED_PATHS, censor: '[redacted]' } }
   if (pretty && !destination) {
     const pretty = { translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname,name,reqId', singleLine: true }
     return pino({ ...options, transport: { target: 'pino-pretty', options: pretty } })
   }
   return pino(options, destination ?? pino.destination({
-    dest: 1, sync: false, minLength: LOG_BATCH_BYTES, periodicFlush: LOG_FLUSH_MS, maxLength: MAX_BUFFERED_LOG_BYTES,
+    dest: 1,
+    sync: false,
+    periodicFlush: LOG_FLUSH_MS,
+    maxLength: MAX_BUFFERED_LOG_BYTES,
+    ...(atomicWrites ? { minLength: PIPE_BUF - 512, maxWrite: PIPE_BUF } : { minLength: LOG_BATCH_BYTES }),
   }))
 }

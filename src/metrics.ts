@@ -22,8 +22,16 @@ export interface MetricsSources {
   certificates: () => CertificateReport[]
 }
 
+export interface MetricsOptions {
+  /** Node process metrics (event loop, memory, …); default on */
+  processMetrics?: boolean
+  /** what /-/metrics serves instead of this process's registry: under --workers, every worker's, summed by the primary */
+  exposition?: () => Promise<string>
+}
+
 export class Metrics {
   readonly registry = new Registry()
+  readonly #exposition: () => Promise<string>
   readonly #requests: Counter<'method' | 'code'>
   readonly #duration: Histogram<'method'>
   readonly #bytesIn: Counter
@@ -33,8 +41,9 @@ export class Metrics {
   readonly #lastReload: Gauge
   readonly inFlight: Gauge
 
-  constructor (sources: MetricsSources, { processMetrics = true }: { processMetrics?: boolean } = {}) {
+  constructor (sources: MetricsSources, { processMetrics = true, exposition }: MetricsOptions = {}) {
     const registers = [this.registry]
+    this.#exposition = exposition ?? (() => this.registry.metrics())
     this.#requests = new Counter({
       name: 'mtls_proxy_requests_total',
       help: 'Requests answered, by method and status code (101 for a ' +
@@ -75,6 +84,7 @@ export class Metrics {
       name: 'mtls_proxy_certificate_last_reload_success_timestamp_seconds',
       help: 'When new certificates were last put in use (Unix time); 0 before any reload',
       registers,
+      aggregator: 'max',
     })
     // Read when scraped: these hold no state of their own.
     const gauge = (name: string, help: string, value: () => number) =>
@@ -88,6 +98,8 @@ export class Metrics {
       help,
       labelNames,
       registers,
+      // every worker holds the same certificates: one worker's figure, not their sum
+      aggregator: 'max',
       collect () {
         this.reset()
         for (const r of sources.certificates()) this.set(labels(r), value(r))
@@ -98,6 +110,11 @@ export class Metrics {
     perCertificate('x509_cert_not_before', 'Certificate start of validity as Unix time', (r) => Date.parse(r.notBefore) / 1000)
     perCertificate('x509_cert_expired', '1 when the certificate has expired', (r) => (r.level === 'expired' ? 1 : 0))
     if (processMetrics) collectDefaultMetrics({ register: this.registry, prefix: 'mtls_proxy_' })
+  }
+
+  /** the text /-/metrics serves */
+  exposition (): Promise<string> {
+    return this.#exposition()
   }
 
   request (r: RequestRecord): void {

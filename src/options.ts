@@ -51,6 +51,7 @@ export const OPTIONS = [
   { name: 'reject-methods', type: 'string', value: 'REGEXPS', default: '', help: 'comma-separated regular expressions for methods that are refused, e.g. POST,PUT,PATCH,DELETE for read-only use' },
   { name: 'allow-origin', type: 'string', value: 'ORIGINS', help: 'comma-separated web origins (e.g. http://localhost:3000) whose pages may call the proxy; by default no web page may' },
   { name: 'allow-unauthenticated', type: 'boolean', default: false, help: 'with --allow-non-loopback and no --token-file: accept that anyone on the network acts as you' },
+  { name: 'workers', type: 'string', value: 'N|auto', default: '1', help: 'processes serving the port, sharing it: auto is one per core; 1 keeps a sidecar small (not with --unix-socket)' },
   { name: 'max-connections', type: 'number', value: 'N', default: 4096, help: 'cap on client connections at once (each open watch holds one)' },
   { name: 'config', type: 'string', value: 'FILE', help: 'YAML or JSON file with any of these settings (keys are the flag names)' },
   { name: 'log-level', type: 'string', value: 'LEVEL', default: 'info', help: 'fatal, error, warn, info, debug, trace or silent' },

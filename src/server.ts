@@ -22,8 +22,8 @@ export const serverOptions = (logger: Logger) => ({
   },
 })
 
-/** The main listener's server, serving HTTPS when the store holds a listener key pair. */
-export function createMainServer (logger: Logger, credentials: CredentialStore, maxConnections: number): FastifyInstance {
+/** The main listener's server, serving HTTPS when the store holds a listener key pair; `events` hears of its rotation. */
+export function createMainServer (logger: Logger, credentials: CredentialStore, maxConnections: number, events = logger): FastifyInstance {
   const listener = credentials.current.listener
   const app = Fastify({
     ...serverOptions(logger),
@@ -38,7 +38,7 @@ export function createMainServer (logger: Logger, credentials: CredentialStore, 
   })
   // Past this many client connections, new ones are refused; open watches are never cut.
   app.server.maxConnections = maxConnections
-  if (listener) followListenerCertificate(app, credentials, logger)
+  if (listener) followListenerCertificate(app, credentials, events)
   return app
 }
 

@@ -1,0 +1,140 @@
+// One serving process: reads the credentials, builds the app, listens, and stops gracefully on a
+// signal. The CLI runs it alone, or once in each worker under --workers (workers.ts).
+import closeWithGrace from 'close-with-grace'
+import type { Logger } from 'pino'
+import { bracketed, isLoopback } from './addresses.js'
+import { buildApp, type App } from './app.js'
+import { alsoSaying, type Config } from './config.js'
+import { clientIdentity } from './credentials/bundle.js'
+import { fileSetSource } from './credentials/source.js'
+import { openCredentialStore } from './credentials/store.js'
+import { UsageError } from './errors.js'
+import { portOf } from './server.js'
+import { describeUpstreamError } from './upstream-error.js'
+import { createLogger } from './logger.js'
+import { listenUnixSocket } from './listen.js'
+import type { WorkerLink } from './workers.js'
+
+const LISTEN_ERRORS: Record<string, string> = {
+  EADDRINUSE: 'address already in use (is another proxy running? choose another --port)',
+  EACCES: 'permission denied (ports below 1024 need privileges)',
+  EADDRNOTAVAIL: 'this machine has no such address',
+}
+
+/** Listens, or says in one line why it cannot (and closes the app, so nothing is left running). */
+async function listenOrExplain (app: App, where: string, listen: () => Promise<unknown>): Promise<void> {
+  try {
+    await listen()
+  } catch (err) {
+    await app.close()
+    if (err instanceof UsageError) throw err
+    const code = (err as NodeJS.ErrnoException).code ?? ''
+    throw new UsageError(`cannot listen on ${where}: ${LISTEN_ERRORS[code] ?? (err as Error).message}`)
+  }
+}
+
+/**
+ * One handshake before serving. A server that --cacert does not vouch for, or whose name does not
+ * match, is a configuration mistake; one that is merely unreachable is not: a sidecar may start
+ * before the network does, so the proxy serves, not ready, and keeps trying.
+ */
+async function checkUpstream (app: App, logger: Logger): Promise<void> {
+  try {
+    await app.upstream.probeCertificate()
+  } catch (err) {
+    const failure = describeUpstreamError(err, app.upstream)
+    if (failure.misconfigured) {
+      await app.close()
+      throw new UsageError(failure.message)
+    }
+    logger.warn({ upstream: app.upstream.origin, reason: failure.message },
+      `upstream not reachable yet (${failure.message}); serving anyway, not ready until it is`)
+  }
+}
+
+/** What the user should know before the first request: who else can act as them. */
+function warnAboutExposure (config: Config, identity: string, upstreamHost: string, logger: Logger): void {
+  if (!config.unixSocket && !isLoopback(config.address)) {
+    logger.warn({ address: config.address }, `listening on non-loopback address ${config.address}: anyone who can reach it acts as ` +
+      `${identity}`)
+    if (config.credentials.callerTokenFile !== undefined && !config.https) {
+      logger.warn('callers send the --token-file token in clear text over the network, and kubectl will not send it over http:// at all: ' +
+        'add --listen-cert and --listen-key to serve HTTPS')
+    }
+  }
+  if (config.credentials.insecureSkipTlsVerify) {
+    logger.warn(`--insecure-skip-tls-verify: the API server's certificate is NOT verified; anyone between here and ${upstreamHost} ` +
+      `can read and answer every request made as ${identity}`)
+  }
+}
+
+/**
+ * Serves until stopped. Alone, it is the proxy; as a worker (`worker` given), it logs its requests,
+ * leaves what concerns the whole proxy to the voice worker, and stops when the primary says so.
+ */
+export async function serve (command: { config: Config; warnings: string[] }, worker?: WorkerLink): Promise<void> {
+  const { config } = command
+  const root = createLogger({
+    level: config.logLevel,
+    pretty: process.stdout.isTTY === true,
+    // Workers share one stdout: lines must reach it whole.
+    ...(worker ? { atomicWrites: true } : {}),
+  })
+  const logger = worker ? root.child({ worker: worker.id }) : root
+  const events = !worker || worker.voice ? logger : logger.child({}, { level: 'silent' })
+  for (const warning of command.warnings) events.warn(warning)
+  // The credentials are read now, the kubeconfig and token file included: their mistakes get the same hint.
+  const credentials = await openCredentialStore(fileSetSource(config.credentials), { logger: events }).catch((err: unknown) => {
+    throw alsoSaying(err, command.warnings)
+  })
+  const identity = clientIdentity(credentials.current)
+  const upstream = credentials.current.server.url
+  warnAboutExposure(config, identity, upstream.host, events)
+  const app = await buildApp(config, { logger, events, credentials, metrics: { exposition: worker?.metrics } })
+  worker?.shareMetrics(app.metrics.registry)
+  await checkUpstream(app, events)
+  const { unixSocket, statusAddress } = config
+  if (unixSocket) {
+    await listenOrExplain(app, unixSocket, () => listenUnixSocket(app, unixSocket, (reason) => {
+      logger.error({ unixSocket }, reason)
+      app.health.markBroken(reason)
+    }))
+  } else {
+    await listenOrExplain(app, `${bracketed(config.address)}:${config.port}`, () => app.listen({ host: config.address, port: config.port }))
+  }
+  if (statusAddress) {
+    await listenOrExplain(app, `--status-address ${bracketed(statusAddress.host)}:${statusAddress.port}`,
+      () => app.statusApp.listen({ host: statusAddress.host, port: statusAddress.port }))
+  }
+  process.on('SIGHUP', () => {
+    events.info('SIGHUP: reloading certificates')
+    void app.credentials.reload('SIGHUP')
+  })
+  // SIGHUP reloads certificates (close-with-grace would treat it as a stop). A worker leaves SIGINT
+  // (Ctrl-C reaches the whole process group) to the primary, which stops the workers itself.
+  const { close } = closeWithGrace({ delay: config.shutdownTimeoutMs + 5_000, logger, skip: worker ? ['SIGHUP', 'SIGINT'] : ['SIGHUP'] },
+    async ({ signal, err, manual }) => {
+      if (err) logger.error({ err }, 'fatal error, shutting down')
+      else {
+        events.info({ signal: signal ?? (manual ? 'stop' : undefined) }, `${signal ?? 'asked to stop'}: shutting down (waiting up to ` +
+          `${config.shutdownTimeoutMs / 1000} s for requests in flight)`)
+      }
+      await app.close()
+      events.info('stopped')
+      // Lines are written asynchronously; close-with-grace exits next, and none may be cut off.
+      await new Promise<void>((resolve) => root.flush(() => resolve()))
+    })
+  worker?.onStop(() => void close())
+  const port = portOf(app.server) ?? config.port
+  const listen = unixSocket ? `unix:${unixSocket}` : `${config.https ? 'https' : 'http'}://${bracketed(config.address)}:${port}`
+  const status = statusAddress ? `http://${bracketed(statusAddress.host)}:${portOf(app.statusApp.server) ?? statusAddress.port}` : undefined
+  events.info({
+    listen,
+    ...(status ? { status } : {}),
+    upstream: upstream.href,
+    identity,
+    certificateNotAfter: credentials.current.notAfter.toISOString(),
+    ...(worker ? { workers: worker.of } : {}),
+  }, `serving ${listen}, forwarding to ${upstream.origin} as ${identity}${worker ? ` (${worker.of} worker processes)` : ''}`)
+  worker?.ready()
+}
