@@ -1,7 +1,8 @@
 // npm run bench:compare -- REV [REV …]: what a change bought, in CPU per request.
 // Each revision (a commit, `work` for the working tree, `floor` for bench/floor.ts; `nginx` adds
 // nginx as a proxy) is built into a folder of its own and run as the CLI against one nginx mTLS
-// upstream serving a 2 KB PodList. Load comes from wrk (or autocannon when wrk is missing) in a
+// upstream serving a 2 KB PodList. `REV@ARGS` runs it with more arguments, comma-separated
+// (`work@--workers=2`); `nginx@N` runs nginx with N worker processes. Load comes from wrk (or autocannon when wrk is missing) in a
 // process of its own; the revisions take turns over rounds so machine drift hits all alike, and
 // the table gives medians: CPU-µs per request (the figure that noise moves least) and requests/s.
 // BENCH_ROUNDS (5), BENCH_SECONDS (3), BENCH_CONNECTIONS (50).
@@ -11,7 +12,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import {
   benchFiles, Children, freePort, log, median, nginxProxyConfig, podList, proxyArgs, ROOT, runLoad,
-  startNginx, startNginxUpstream, usage, waitFor, which,
+  sleep, startNginx, startNginxUpstream, usage, waitFor, which,
 } from './lib.js'
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5)
@@ -36,7 +37,8 @@ process.on('exit', () => children.stopAll())
 process.on('SIGINT', () => process.exit(130))
 
 /** dist/cli.js of a revision, built from its own sources with this checkout's node_modules. */
-async function build (rev: string, i: number): Promise<string> {
+async function build (spec: string, i: number): Promise<string> {
+  const rev = spec.split('@')[0]!
   if (rev === 'floor') return join(ROOT, 'bench/floor.ts')
   if (rev === 'nginx') return 'nginx'
   const tsc = join(ROOT, 'node_modules/typescript/bin/tsc')
@@ -55,19 +57,29 @@ const { pki, files } = await benchFiles(work)
 const upstream = await startNginxUpstream(nginx, work, pki, files, podList())
 children.add(upstream.child)
 
-const builds = await Promise.all(revisions.map((rev, i) => build(rev, i).then((cli) => ({ rev, cli }))))
+// The same revision twice (`work`, `work@--workers=2`) is built once.
+const built = new Map<string, Promise<string>>()
+const builds = await Promise.all(revisions.map(async (rev, i) => {
+  const base = rev.split('@')[0]!
+  if (!built.has(base)) built.set(base, build(base, i))
+  const args = rev.includes('@') ? rev.slice(rev.indexOf('@') + 1).split(',').filter(Boolean) : []
+  return { rev, cli: await built.get(base)!, args }
+}))
 const extra = (process.env.BENCH_PROXY_ARGS ?? '').split(' ').filter(Boolean)
-const results = new Map<string, { cpuUs: number[]; rps: number[] }>(revisions.map((r) => [r, { cpuUs: [], rps: [] }]))
+const results = new Map<string, { cpuUs: number[]; rps: number[]; loadCpu: number[] }>(
+  revisions.map((r) => [r, { cpuUs: [], rps: [], loadCpu: [] }]))
 log(`${revisions.length} revisions, ${ROUNDS} rounds of ${SECONDS} s at ${CONNECTIONS} connections`)
 for (let round = 1; round <= ROUNDS; round++) {
-  for (const { rev, cli } of round % 2 ? builds : [...builds].reverse()) {
+  for (const { rev, cli, args } of round % 2 ? builds : [...builds].reverse()) {
     const port = await freePort()
-    const child = children.add(rev === 'nginx'
-      ? await startNginx(nginx, join(work, `nginx-${round}`), nginxProxyConfig(port, upstream.port, files))
-      : spawn(process.execPath, [...(cli.endsWith('.ts') ? ['--import', 'tsx'] : []), cli, ...proxyArgs(upstream.url, files, port), ...extra],
+    const child = children.add(cli === 'nginx'
+      ? await startNginx(nginx, join(work, `nginx-${round}`), nginxProxyConfig(port, upstream.port, files), Number(args[0] ?? 1))
+      : spawn(process.execPath, [...(cli.endsWith('.ts') ? ['--import', 'tsx'] : []), cli, ...proxyArgs(upstream.url, files, port), ...extra, ...args],
         { stdio: ['ignore', 'ignore', 'inherit'], detached: true }))
     const url = `http://127.0.0.1:${port}/api/v1/namespaces/default/pods`
     await waitFor(url)
+    // --workers: every worker serving, not just the first
+    if (args.some((a) => a.startsWith('--workers'))) await sleep(2_000)
     const load = () => runLoad(url, { connections: CONNECTIONS, seconds: SECONDS, wrk })
     await load() // warm-up: JIT, pool
     const before = await usage(child.pid!)
@@ -77,14 +89,19 @@ for (let round = 1; round <= ROUNDS; round++) {
     const cpuUs = ((after.cpu - before.cpu) * 1e6) / r.requests
     results.get(rev)!.cpuUs.push(cpuUs)
     results.get(rev)!.rps.push(r.rps)
-    log(`round ${round} ${rev.padEnd(12)} ${Math.round(r.rps)} req/s, ${Math.round(cpuUs)} CPU-µs per request`)
+    results.get(rev)!.loadCpu.push(r.loadCpu / SECONDS)
+    log(`round ${round} ${rev.padEnd(12)} ${Math.round(r.rps)} req/s, ${Math.round(cpuUs)} CPU-µs per request, ` +
+      `load generator ${Math.round((r.loadCpu / SECONDS) * 100)} % of a core`)
   }
 }
 const first = median(results.get(revisions[0]!)!.cpuUs)
-process.stdout.write(`| revision | CPU-µs per request (median) | vs ${revisions[0]} | requests/s (median) |\n|---|---|---|---|\n`)
+const firstRps = median(results.get(revisions[0]!)!.rps)
+process.stdout.write(`| revision | CPU-µs per request (median) | vs ${revisions[0]} | requests/s (median) | vs ${revisions[0]} | ` +
+  'load generator, % of a core |\n|---|---|---|---|---|---|\n')
 for (const rev of revisions) {
   const r = results.get(rev)!
-  process.stdout.write(`| ${rev} | ${Math.round(median(r.cpuUs))} | ${(median(r.cpuUs) / first).toFixed(2)}× | ${Math.round(median(r.rps))} |\n`)
+  process.stdout.write(`| ${rev} | ${Math.round(median(r.cpuUs))} | ${(median(r.cpuUs) / first).toFixed(2)}× | ${Math.round(median(r.rps))} | ` +
+    `${(median(r.rps) / firstRps).toFixed(2)}× | ${Math.round(median(r.loadCpu) * 100)} |\n`)
 }
 children.stopAll()
 await rm(work, { recursive: true, force: true })

@@ -89,10 +89,10 @@ export class Children {
 }
 
 /** nginx with one worker and the given `http { … }` body, in a folder of its own under `dir`. */
-export async function startNginx (nginx: string, dir: string, server: string): Promise<ChildProcess> {
+export async function startNginx (nginx: string, dir: string, server: string, workers = 1): Promise<ChildProcess> {
   await mkdir(join(dir, 'logs'), { recursive: true })
   const conf = join(dir, 'nginx.conf')
-  await writeFile(conf, `worker_processes 1;\npid ${dir}/nginx.pid;\nerror_log stderr error;\nevents { worker_connections 8192; }\nhttp {\n  access_log off;\n  client_body_temp_path ${dir};\n  proxy_temp_path ${dir};\n  ${server}\n}\n`)
+  await writeFile(conf, `worker_processes ${workers};\npid ${dir}/nginx.pid;\nerror_log stderr error;\nevents { worker_connections 8192; }\nhttp {\n  access_log off;\n  client_body_temp_path ${dir};\n  proxy_temp_path ${dir};\n  ${server}\n}\n`)
   return spawn(nginx, ['-c', conf, '-p', dir, '-g', 'daemon off;'], { stdio: ['ignore', 'ignore', 'inherit'], detached: true })
 }
 
@@ -125,6 +125,8 @@ export interface LoadResult {
   requests: number
   errors: number
   non2xx: number
+  /** CPU seconds the load generator itself used (wrk only; NaN otherwise) */
+  loadCpu: number
 }
 
 export interface LoadOptions {
@@ -138,8 +140,9 @@ export interface LoadOptions {
 
 /** One load run, in a process of its own so it does not share a core with what it measures. */
 export function runLoad (url: string, { connections, seconds, tls = [], wrk }: LoadOptions): Promise<LoadResult> {
+  // bash's `times` prints the CPU its children (wrk) used: what the load generator took from the proxy's cores.
   const [cmd, args] = wrk
-    ? [wrk, ['-t1', `-c${connections}`, `-d${seconds}s`, url]]
+    ? ['bash', ['-c', `"${wrk}" -t1 -c${connections} -d${seconds}s "${url}" && times`]]
     : [process.execPath, ['--import', 'tsx', join(ROOT, 'bench/load.ts'), url, String(connections), String(seconds), ...tls]]
   return new Promise((resolve, reject) => {
     const child = spawn(cmd, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] })
@@ -151,7 +154,9 @@ export function runLoad (url: string, { connections, seconds, tls = [], wrk }: L
       const requests = Number(/(\d+) requests in/.exec(out)?.[1])
       const non2xx = Number(/Non-2xx or 3xx responses: (\d+)/.exec(out)?.[1] ?? 0)
       const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1])
-      resolve({ rps, requests, mean: NaN, p50: NaN, p99: NaN, errors: 0, non2xx })
+      const times = [...out.matchAll(/(\d+)m([\d.]+)s/g)].map((m) => Number(m[1]) * 60 + Number(m[2]))
+      const loadCpu = times.length === 4 ? times[2]! + times[3]! : NaN
+      resolve({ rps, requests, mean: NaN, p50: NaN, p99: NaN, errors: 0, non2xx, loadCpu })
     })
   })
 }

@@ -21,4 +21,5 @@ process.stdout.write(`${JSON.stringify({
   requests: result.requests.total,
   errors: result.errors + result.timeouts,
   non2xx: result.non2xx,
+  loadCpu: NaN,
 })}\n`)
