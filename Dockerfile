@@ -1,13 +1,14 @@
 # mtls-proxy: docker build -t mtls-proxy . && docker run --rm mtls-proxy --help
 # Settings come as flags, MTLS_PROXY_* environment variables or a config file; the HEALTHCHECK finds the proxy by the same rules.
 
-# Build: compile TypeScript with the dev dependencies.
+# Build: bundle the TypeScript into dist/ with the dev dependencies (config/bundle.mjs).
 FROM node:24-bookworm-slim AS build
 WORKDIR /app
-COPY package.json package-lock.json tsconfig.json tsconfig.build.json ./
+COPY package.json package-lock.json ./
 RUN npm ci --ignore-scripts --no-audit --no-fund
+COPY config/bundle.mjs ./config/
 COPY src ./src
-RUN npx tsc -p tsconfig.build.json
+RUN node config/bundle.mjs
 
 # Run: production dependencies only, compiled code only, as a non-root user. Nothing is written
 # at run time, so the root filesystem can be read-only.

@@ -7,6 +7,7 @@
 // the table gives medians: CPU-µs per request (the figure that noise moves least) and requests/s.
 // BENCH_ROUNDS (5), BENCH_SECONDS (3), BENCH_CONNECTIONS (50).
 import { execFileSync, spawn } from 'node:child_process'
+import { existsSync } from 'node:fs'
 import { mkdtemp, rm, symlink } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -41,15 +42,16 @@ async function build (spec: string, i: number): Promise<string> {
   const rev = spec.split('@')[0]!
   if (rev === 'floor') return join(ROOT, 'bench/floor.ts')
   if (rev === 'nginx') return 'nginx'
-  const tsc = join(ROOT, 'node_modules/typescript/bin/tsc')
-  if (rev === 'work') {
-    execFileSync(process.execPath, [tsc, '-p', join(ROOT, 'tsconfig.build.json')], { stdio: 'inherit' })
-    return join(ROOT, 'dist/cli.js')
+  const dir = rev === 'work' ? ROOT : join(work, `rev-${i}`)
+  if (rev !== 'work') {
+    // Whichever way that revision builds: a bundle (config/bundle.mjs) or, before it, tsc.
+    const files = execFileSync('git', ['-C', ROOT, 'ls-tree', '--name-only', rev, 'config/bundle.mjs', 'tsconfig.build.json'], { encoding: 'utf8' })
+    execFileSync('bash', ['-c', `mkdir -p "${dir}" && git -C "${ROOT}" archive "${rev}" src package.json tsconfig.json ${files.split('\n').join(' ')} ` +
+      `| tar -x -C "${dir}"`])
+    await symlink(join(ROOT, 'node_modules'), join(dir, 'node_modules'))
   }
-  const dir = join(work, `rev-${i}`)
-  execFileSync('bash', ['-c', `mkdir -p "${dir}" && git -C "${ROOT}" archive "${rev}" src package.json tsconfig.json tsconfig.build.json | tar -x -C "${dir}"`])
-  await symlink(join(ROOT, 'node_modules'), join(dir, 'node_modules'))
-  execFileSync(process.execPath, [tsc, '-p', join(dir, 'tsconfig.build.json')], { stdio: 'inherit' })
+  if (existsSync(join(dir, 'config/bundle.mjs'))) execFileSync(process.execPath, [join(dir, 'config/bundle.mjs')], { stdio: 'inherit' })
+  else execFileSync(process.execPath, [join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', join(dir, 'tsconfig.build.json')], { stdio: 'inherit' })
   return join(dir, 'dist/cli.js')
 }
 

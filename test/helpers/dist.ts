@@ -1,4 +1,4 @@
-// The compiled CLI, as it ships (node dist/cli.js), built into a folder of its own with this
+// The bundled CLI, as it ships (node dist/cli.js), built into a folder of its own with this
 // checkout's modules, removed when the test ends.
 import { execFileSync } from 'node:child_process'
 import { copyFile, mkdtemp, rm, symlink } from 'node:fs/promises'
@@ -11,7 +11,7 @@ import type { Teardown } from './pki.js'
 export async function buildDist (t: Teardown): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'mtls-proxy-dist-'))
   t.teardown(() => rm(dir, { recursive: true, force: true }))
-  execFileSync(process.execPath, [join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', join(ROOT, 'tsconfig.build.json'), '--outDir', join(dir, 'dist')])
+  execFileSync(process.execPath, [join(ROOT, 'config/bundle.mjs'), '--outdir', join(dir, 'dist')])
   await copyFile(join(ROOT, 'package.json'), join(dir, 'package.json'))
   await symlink(join(ROOT, 'node_modules'), join(dir, 'node_modules'))
   return dir
