@@ -2,7 +2,7 @@
 // The only place that reads the command line, exits and says why. Serving is loaded only when
 // asked for, so --help, --version and the --workers supervisor stay small.
 import cluster from 'node:cluster'
-import { helpText, loadConfig } from './config.js'
+import { configFromSettings, helpText, loadConfig } from './config.js'
 import { UsageError } from './errors.js'
 import { VERSION } from './version.js'
 
@@ -12,6 +12,14 @@ function fail (message: string): never {
 }
 
 async function main (argv: string[]): Promise<void> {
+  // A worker of --workers serves what its primary read; it reads no settings of its own.
+  if (cluster.isWorker) {
+    const link = (await import('./workers.js')).workerLink()
+    if (link) {
+      await (await import('./serve.js')).serve({ config: configFromSettings(link.settings), warnings: link.warnings }, link)
+      return
+    }
+  }
   const command = loadConfig(argv)
   if (command.action === 'help') {
     process.stdout.write(helpText(VERSION))
@@ -22,13 +30,15 @@ async function main (argv: string[]): Promise<void> {
     process.stdout.write(`${VERSION} (Node.js ${process.version}, ${process.platform}/${process.arch})\n`)
     return
   }
-  if (command.config.workers > 1 && cluster.isPrimary) {
-    const { supervise } = await import('./workers.js')
-    process.exitCode = await supervise(command.config)
-    return
+  if (command.config.workers !== 1 && cluster.isPrimary) {
+    const { cpuCount, supervise } = await import('./workers.js')
+    const workers = command.config.workers === 'auto' ? cpuCount() : command.config.workers
+    if (workers > 1) {
+      process.exitCode = await supervise(command, workers)
+      return
+    }
   }
-  const [{ serve }, { workerLink }] = await Promise.all([import('./serve.js'), import('./workers.js')])
-  await serve(command, workerLink())
+  await (await import('./serve.js')).serve(command)
 }
 
 main(process.argv.slice(2)).catch((err: unknown) => {

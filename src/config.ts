@@ -1,7 +1,6 @@
 // One place decides what the settings mean: flags beat environment variables, which beat the
 // config file, which beats the defaults. Everything else receives the validated Config.
 import { isIP } from 'node:net'
-import { availableParallelism } from 'node:os'
 import { dirname, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 import { formatDuration, parseDuration } from './durations.js'
@@ -32,8 +31,8 @@ export interface Config {
   /** the listener serves HTTPS (--listen-cert, --listen-key) */
   https: boolean
   maxConnections: number
-  /** processes serving the listener; 1: this one alone */
-  workers: number
+  /** processes serving the listener; 1: this one alone; auto: one per core (workers.ts counts them) */
+  workers: number | 'auto'
   allowNonLoopback: boolean
   /** exact origins whose browser requests are accepted; empty: none */
   allowOrigins: string[]
@@ -58,9 +57,26 @@ export interface Config {
 export type CommandLine =
   | { action: 'help' }
   | { action: 'version' }
-  | { action: 'run'; config: Config; warnings: string[] }
+  | { action: 'run'; config: Config; warnings: string[]; settings: Settings }
 
 type RawSettings = Partial<Record<OptionName, string | number | boolean>>
+/** Where each setting was given, for messages: `--cacert`, `MTLS_PROXY_CACERT`, or `'cacert' in config file F`. */
+type GivenAt = Partial<Record<OptionName, string>>
+
+/**
+ * The settings as read, before validation: plain data (JSON), paths resolved. What --workers hands
+ * each worker, so that all of them, replacements included, serve what the primary read at start
+ * even if the config file changes later.
+ */
+export interface Settings {
+  raw: RawSettings
+  givenAt: GivenAt
+}
+
+/** The Config of settings read earlier (by another process); throws UsageError as loadConfig does. */
+export function configFromSettings (settings: Settings): Config {
+  return validate(settings.raw, settings.givenAt)
+}
 
 const SPECS: ReadonlyMap<string, OptionSpec> = new Map(OPTIONS.map((o) => [o.name, o]))
 
@@ -104,8 +120,8 @@ function coerce (name: string, value: unknown, where: string): string | number |
     }
     return seconds
   }
-  // YAML reads `workers: 4` or `context: 2024` as a number; the user meant the text.
-  if (spec.type === 'string' && typeof value === 'number') return String(value)
+  // YAML reads `workers: 4` as a number; the setting also takes `auto`.
+  if (name === 'workers' && typeof value === 'number') return String(value)
   // eslint-disable-next-line valid-typeof -- spec.type is string or boolean here: a typeof name
   if (typeof value !== spec.type) throw new UsageError(`${where} must be a ${spec.type}, got '${String(value)}'`)
   return value as string | boolean
@@ -202,9 +218,6 @@ function milliseconds (raw: RawSettings, name: OptionName, { allowZero }: { allo
   return ms
 }
 
-/** Where each setting was given, for messages: `--cacert`, `MTLS_PROXY_CACERT`, or `'cacert' in config file F`. */
-type GivenAt = Partial<Record<OptionName, string>>
-
 /** The settings that say where credentials come from; nothing is read here. */
 function credentialSpec (raw: RawSettings, given: (name: OptionName) => string): CredentialSpec {
   const file = (name: OptionName): { path: string; label: string } | undefined => {
@@ -272,7 +285,7 @@ function validate (raw: RawSettings, givenAt: GivenAt): Config {
     throw new UsageError(`--max-connections must be a whole number above zero, got ${maxConnections}`)
   }
   const workers = workerCount(text(raw, 'workers'))
-  if (workers > 1 && unixSocket) {
+  if (workers !== 1 && unixSocket) {
     throw new UsageError(`--workers ${workers} cannot share --unix-socket: the socket is checked and watched by one process; ` +
       'use --workers 1 or a TCP --port')
   }
@@ -326,8 +339,10 @@ function validate (raw: RawSettings, givenAt: GivenAt): Config {
 // More processes than this only share out the same cores more thinly.
 const MAX_WORKERS = 64
 
-function workerCount (value: string): number {
-  if (value === 'auto') return Math.min(availableParallelism(), MAX_WORKERS)
+export { MAX_WORKERS }
+
+function workerCount (value: string): number | 'auto' {
+  if (value === 'auto') return 'auto'
   const n = /^\d{1,3}$/.test(value) ? Number(value) : NaN
   if (!(n >= 1 && n <= MAX_WORKERS)) {
     throw new UsageError(`--workers must be auto or a whole number from 1 to ${MAX_WORKERS}, got '${value}'`)
@@ -392,7 +407,8 @@ export function loadConfig (argv: string[], env: NodeJS.ProcessEnv = process.env
   // Said with the error too: a misspelt variable is often why a setting is missing.
   const warnings = unknownVariables(env)
   try {
-    return { action: 'run', config: resolveSettings(flags.raw, env, cwd), warnings }
+    const settings = readSettings(flags.raw, env, cwd)
+    return { action: 'run', config: configFromSettings(settings), warnings, settings }
   } catch (err) {
     throw alsoSaying(err, warnings)
   }
@@ -412,7 +428,7 @@ function resolvePaths (raw: RawSettings, base: string): RawSettings {
   return out
 }
 
-function resolveSettings (flags: RawSettings, env: NodeJS.ProcessEnv, cwd: string): Config {
+function readSettings (flags: RawSettings, env: NodeJS.ProcessEnv, cwd: string): Settings {
   const flagged = resolvePaths(flags, cwd)
   const fromEnv = resolvePaths(readEnv(env), cwd)
   const configFile = str(flagged, 'config') ?? str(fromEnv, 'config')
@@ -422,7 +438,7 @@ function resolveSettings (flags: RawSettings, env: NodeJS.ProcessEnv, cwd: strin
   for (const name of Object.keys(fromFile) as OptionName[]) givenAt[name] = `'${name}' (config file ${resolve(cwd, configFile!)})`
   for (const name of Object.keys(fromEnv) as OptionName[]) givenAt[name] = envName(name)
   for (const name of Object.keys(flagged) as OptionName[]) givenAt[name] = `--${name}`
-  return validate(raw, givenAt)
+  return { raw, givenAt }
 }
 
 export function helpText (version: string): string {

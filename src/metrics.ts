@@ -79,6 +79,8 @@ export class Metrics {
       help: 'Certificate reloads, by outcome (reloaded, unchanged, failed)',
       labelNames: ['outcome'],
       registers,
+      // every worker reloads the same files: one worker's count, not their sum
+      aggregator: 'max',
     })
     this.#lastReload = new Gauge({
       name: 'mtls_proxy_certificate_last_reload_success_timestamp_seconds',

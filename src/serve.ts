@@ -81,7 +81,9 @@ export async function serve (command: { config: Config; warnings: string[] }, wo
     ...(worker ? { atomicWrites: true } : {}),
   })
   const logger = worker ? root.child({ worker: worker.id }) : root
-  const events = !worker || worker.voice ? logger : logger.child({}, { level: 'silent' })
+  // A worker that is not the voice keeps quiet about the proxy as a whole, until it becomes the voice.
+  const events = !worker ? logger : logger.child({}, { level: worker.voice ? config.logLevel : 'silent' })
+  worker?.onVoice(() => { events.level = config.logLevel })
   for (const warning of command.warnings) events.warn(warning)
   // The credentials are read now, the kubeconfig and token file included: their mistakes get the same hint.
   const credentials = await openCredentialStore(fileSetSource(config.credentials), { logger: events }).catch((err: unknown) => {
@@ -106,10 +108,12 @@ export async function serve (command: { config: Config; warnings: string[] }, wo
     await listenOrExplain(app, `--status-address ${bracketed(statusAddress.host)}:${statusAddress.port}`,
       () => app.statusApp.listen({ host: statusAddress.host, port: statusAddress.port }))
   }
-  process.on('SIGHUP', () => {
+  const reload = () => {
     events.info('SIGHUP: reloading certificates')
     void app.credentials.reload('SIGHUP')
-  })
+  }
+  if (worker) worker.onReload(reload)
+  else process.on('SIGHUP', reload)
   // SIGHUP reloads certificates (close-with-grace would treat it as a stop). A worker leaves SIGINT
   // (Ctrl-C reaches the whole process group) to the primary, which stops the workers itself.
   const { close } = closeWithGrace({ delay: config.shutdownTimeoutMs + 5_000, logger, skip: worker ? ['SIGHUP', 'SIGINT'] : ['SIGHUP'] },
@@ -124,7 +128,8 @@ export async function serve (command: { config: Config; warnings: string[] }, wo
       // Lines are written asynchronously; close-with-grace exits next, and none may be cut off.
       await new Promise<void>((resolve) => root.flush(() => resolve()))
     })
-  worker?.onStop(() => void close())
+  // Asked to stop by the primary after SIGTERM reached this worker too (systemd signals the whole group): once is enough.
+  worker?.onStop(() => { if (!(closeWithGrace as unknown as { closing: boolean }).closing) void close() })
   const port = portOf(app.server) ?? config.port
   const listen = unixSocket ? `unix:${unixSocket}` : `${config.https ? 'https' : 'http'}://${bracketed(config.address)}:${port}`
   const status = statusAddress ? `http://${bracketed(statusAddress.host)}:${portOf(app.statusApp.server) ?? statusAddress.port}` : undefined

@@ -1,22 +1,28 @@
 // --workers N: N processes serve one listening socket; node:cluster's primary accepts connections
-// and hands them out in turn. The primary serves nothing itself: it starts the workers, replaces one
-// that dies, passes SIGHUP on, stops them all on SIGTERM/SIGINT, and sums every worker's metrics
-// for /-/metrics (prom-client's AggregatorRegistry). One worker is the voice: only it logs what
-// concerns the whole proxy (start-up, reloads, expiry, readiness), so N workers say a thing once.
+// and hands them out in turn. The primary serves nothing itself: it starts the workers with the
+// settings it read, replaces one that dies, passes SIGHUP on, stops them all on SIGTERM/SIGINT, and
+// sums every worker's metrics for /-/metrics. One worker is the voice: only it logs what concerns
+// the whole proxy (start-up, reloads, expiry, readiness), so N workers say a thing once.
 import cluster, { type Worker } from 'node:cluster'
+import { readFileSync } from 'node:fs'
+import { availableParallelism } from 'node:os'
 import closeWithGrace from 'close-with-grace'
 import type { Logger } from 'pino'
 import { AggregatorRegistry, type Registry } from 'prom-client'
-import type { Config } from './config.js'
+import { MAX_WORKERS, type Config, type Settings } from './config.js'
 import { createLogger } from './logger.js'
 
-// A worker's place, from the primary: outside MTLS_PROXY_*, which are settings.
+// From the primary to a worker, deleted once read (nothing the worker starts inherits them).
 const ROLE_ENV = '_MTLS_PROXY_WORKER'
+const SETTINGS_ENV = '_MTLS_PROXY_SETTINGS'
 
 type MetricsJson = Awaited<ReturnType<Registry['getMetricsAsJSON']>>
 type Message =
   | { type: 'mtls-proxy:ready' }
   | { type: 'mtls-proxy:stop' }
+  | { type: 'mtls-proxy:reload' }
+  /** primary → worker: speak for the proxy from now on (the voice died) */
+  | { type: 'mtls-proxy:voice' }
   /** worker → primary: a scrape wants every worker's metrics */
   | { type: 'mtls-proxy:metrics'; id: number }
   | { type: 'mtls-proxy:metrics-answer'; id: number; text?: string; error?: string }
@@ -26,17 +32,40 @@ type Message =
 
 const isMessage = (m: unknown): m is Message => typeof (m as Message | undefined)?.type === 'string'
 
+/** To a worker that may be dying: its channel may be closed before its exit is seen, and that is no error here. */
+function tell (worker: Worker, m: Message): void {
+  if (worker.isConnected()) worker.send(m, () => {})
+}
+
+/** How many workers `--workers auto` means: the cores this process may use, within its cgroup's CPU quota. */
+export function cpuCount (): number {
+  let quota = Infinity
+  const read = (file: string) => { try { return readFileSync(file, 'utf8').trim() } catch { return undefined } }
+  const v2 = read('/sys/fs/cgroup/cpu.max')?.split(' ')
+  if (v2 && v2[0] !== 'max') quota = Number(v2[0]) / Number(v2[1])
+  const v1 = Number(read('/sys/fs/cgroup/cpu/cpu.cfs_quota_us'))
+  if (v1 > 0) quota = Math.min(quota, v1 / Number(read('/sys/fs/cgroup/cpu/cpu.cfs_period_us')))
+  const cores = Math.min(availableParallelism(), Number.isFinite(quota) && quota > 0 ? Math.ceil(quota) : Infinity)
+  return Math.max(1, Math.min(cores, MAX_WORKERS))
+}
+
 /** What a worker knows of its place among the others. */
 export interface WorkerLink {
   id: number
   /** how many workers serve */
   of: number
-  /** this worker logs for the whole proxy */
+  /** what the primary read at start */
+  settings: Settings
+  warnings: string[]
+  /** this worker logs for the whole proxy (it may become so later: onVoice) */
   voice: boolean
+  onVoice(become: () => void): void
   /** serving: the primary may start the next worker */
   ready(): void
-  /** the primary asks this worker to stop (or is gone) */
+  /** the primary asks this worker to stop (or is gone); a stop asked earlier is passed on at once */
   onStop(stop: () => void): void
+  /** SIGHUP reached the primary */
+  onReload(reload: () => void): void
   /** this worker's registry, for the primary to sum */
   shareMetrics(registry: Registry): void
   /** every worker's metrics, summed by the primary */
@@ -46,17 +75,39 @@ export interface WorkerLink {
 // A scrape waits this long for the primary, which itself gives the workers 5 s.
 const METRICS_TIMEOUT_MS = 8_000
 
-/** The link to the primary, in a worker process; undefined in a process serving alone. */
+/** The link to the primary, in a worker this proxy's primary started; undefined anywhere else. */
 export function workerLink (): WorkerLink | undefined {
   const self = cluster.worker
-  if (!cluster.isWorker || !self) return undefined
+  const role = /^(voice|quiet),(\d+)$/.exec(process.env[ROLE_ENV] ?? '')
+  if (!cluster.isWorker || !self || !role) return undefined
+  const given = JSON.parse(process.env[SETTINGS_ENV] ?? '{}') as { settings: Settings; warnings: string[] }
+  delete process.env[ROLE_ENV]
+  delete process.env[SETTINGS_ENV]
+  // Ctrl-C and a hang-up reach the whole process group; the primary decides (SIGINT stops, SIGHUP
+  // reloads) and tells each worker once. Without a listener either would end the worker at once.
+  process.on('SIGINT', () => {})
+  process.on('SIGHUP', () => {})
+  let voice = role[1] === 'voice'
+  let stopAsked = false
+  let stop: (() => void) | undefined
+  let reload = () => {}
+  let becomeVoice = () => {}
+  let shared: Registry | undefined
   let nextId = 0
   const pending = new Map<number, { resolve: (text: string) => void; reject: (err: Error) => void }>()
-  let stop = () => {}
-  let shared: Registry | undefined
+  const send = (m: Message) => { if (process.connected) process.send?.(m) }
+  const stopNow = () => {
+    stopAsked = true
+    stop?.()
+  }
   process.on('message', (m: unknown) => {
     if (!isMessage(m)) return
-    if (m.type === 'mtls-proxy:stop') stop()
+    if (m.type === 'mtls-proxy:stop') stopNow()
+    if (m.type === 'mtls-proxy:reload') reload()
+    if (m.type === 'mtls-proxy:voice' && !voice) {
+      voice = true
+      becomeVoice()
+    }
     if (m.type === 'mtls-proxy:own-metrics' && shared) {
       void shared.getMetricsAsJSON().then((metrics) => send({ type: 'mtls-proxy:own-metrics-answer', id: m.id, metrics }))
     }
@@ -67,19 +118,26 @@ export function workerLink (): WorkerLink | undefined {
       else waiter?.reject(new Error(`the primary could not gather the workers' metrics: ${m.error ?? 'no answer'}`))
     }
   })
-  // A primary that is gone (killed) can no longer stop us: stop on our own rather than serve orphaned.
-  process.on('disconnect', () => stop())
-  const send = (m: Message) => { if (process.connected) process.send?.(m) }
-  const role = /^(voice|quiet),(\d+)$/.exec(process.env[ROLE_ENV] ?? '')
+  // The primary is gone (killed outright): finish what is in flight and stop. Node's own handler,
+  // which runs next, would otherwise exit at once; it leaves alone a worker marked as leaving.
+  self.on('disconnect', () => {
+    self.exitedAfterDisconnect = true
+    stopNow()
+  })
   return {
     id: self.id,
-    of: Number(role?.[2] ?? 1),
-    voice: role?.[1] === 'voice',
+    of: Number(role[2]),
+    settings: given.settings,
+    warnings: given.warnings,
+    get voice () { return voice },
+    onVoice: (fn) => { becomeVoice = fn },
     ready: () => send({ type: 'mtls-proxy:ready' }),
-    onStop: (fn) => { stop = fn },
-    shareMetrics (registry) {
-      shared = registry
+    onStop: (fn) => {
+      stop = fn
+      if (stopAsked) fn()
     },
+    onReload: (fn) => { reload = fn },
+    shareMetrics: (registry) => { shared = registry },
     metrics () {
       const id = nextId++
       return new Promise<string>((resolve, reject) => {
@@ -102,15 +160,25 @@ const GATHER_TIMEOUT_MS = 5_000
 
 /**
  * Sums the serving workers' metrics, as prom-client's AggregatorRegistry does, but asks only the
- * workers that serve: one still starting would keep every scrape waiting for it.
+ * workers that serve (one still starting would keep every scrape waiting) and keeps the counts of
+ * workers that died, so no counter in the sum ever goes down. Scrapes at the same time share one
+ * round of questions.
  */
 class Gatherer {
   #nextId = 0
+  #inFlight: Promise<string> | undefined
   readonly #waiting = new Map<number, { from: Set<Worker>; got: MetricsJson[]; done: () => void }>()
+  readonly #last = new Map<Worker, MetricsJson>()
+  #retired: Promise<MetricsJson> = Promise.resolve([])
 
   constructor (readonly serving: ReadonlySet<Worker>) {}
 
-  async all (): Promise<string> {
+  all (): Promise<string> {
+    this.#inFlight ??= this.#gather().finally(() => { this.#inFlight = undefined })
+    return this.#inFlight
+  }
+
+  async #gather (): Promise<string> {
     const id = this.#nextId++
     const from = new Set([...this.serving].filter((w) => w.isConnected()))
     const got: MetricsJson[] = []
@@ -118,18 +186,31 @@ class Gatherer {
       const timer = setTimeout(resolve, GATHER_TIMEOUT_MS)
       const done = () => { clearTimeout(timer); resolve() }
       this.#waiting.set(id, { from, got, done })
-      for (const worker of from) worker.send({ type: 'mtls-proxy:own-metrics', id })
+      for (const worker of from) tell(worker, { type: 'mtls-proxy:own-metrics', id })
       if (from.size === 0) done()
     })
     this.#waiting.delete(id)
-    return AggregatorRegistry.aggregate(got).metrics()
+    return AggregatorRegistry.aggregate([await this.#retired, ...got]).metrics()
   }
 
   answer (worker: Worker, id: number, metrics: MetricsJson): void {
+    this.#last.set(worker, metrics)
     const waiting = this.#waiting.get(id)
     if (!waiting?.from.delete(worker)) return
     waiting.got.push(metrics)
     if (waiting.from.size === 0) waiting.done()
+  }
+
+  /** A worker is gone: no scrape waits for it, and its counts as last seen stay in the sum. */
+  retire (worker: Worker): void {
+    for (const waiting of this.#waiting.values()) if (waiting.from.delete(worker) && waiting.from.size === 0) waiting.done()
+    const last = this.#last.get(worker)
+    this.#last.delete(worker)
+    if (!last) return
+    // prom-client's types say an enum; the JSON holds its name
+    const counts = last.filter((m) => ['counter', 'histogram'].includes(m.type as unknown as string))
+    const before = this.#retired
+    this.#retired = before.then((retired) => AggregatorRegistry.aggregate([retired, counts]).getMetricsAsJSON())
   }
 }
 
@@ -140,107 +221,153 @@ class StartFailure extends Error {
   }
 }
 
-// A worker that dies is replaced after this long, doubling while replacements die young.
+// A worker that dies is replaced after 1 s, doubling (to 30 s) while replacements die young.
 const RESTART_DELAY_MS = 1_000
 const MAX_RESTART_DELAY_MS = 30_000
 // A worker that served this long died of something other than how it starts.
 const YOUNG_MS = 10_000
 
 /**
- * Runs the workers until SIGTERM or SIGINT, when it exits. The first worker starts alone: a
- * configuration mistake is then said once, by it, and resolves with its exit code.
+ * Runs `workers` workers until SIGTERM or SIGINT, then exits. The first starts alone: a mistake in
+ * the settings is then said once, by it, and resolves with its exit code, as does a worker that
+ * cannot start while none serves (the certificate files broke since).
  */
-export async function supervise (config: Config, logger?: Logger): Promise<number> {
+export async function supervise (
+  command: { config: Config; settings: Settings; warnings: string[] }, workers: number, logger?: Logger
+): Promise<number> {
+  const { config } = command
   const log = logger ?? createLogger({ level: config.logLevel, pretty: process.stdout.isTTY === true, atomicWrites: true })
+  const env = { [SETTINGS_ENV]: JSON.stringify({ settings: command.settings, warnings: command.warnings }) }
   const serving = new Set<Worker>()
   const gather = new Gatherer(serving)
+  const timers = new Set<NodeJS.Timeout>()
+  let voice: Worker | undefined
   let stopping = false
-  let restartDelay = RESTART_DELAY_MS
+  let failedWhileStopping = false
+  let youngDeaths = 0
+  let gaveUp: (code: number) => void = () => {}
 
   cluster.on('message', (worker, m: unknown) => {
     if (!isMessage(m)) return
     if (m.type === 'mtls-proxy:own-metrics-answer') gather.answer(worker, m.id, m.metrics)
     if (m.type !== 'mtls-proxy:metrics') return
-    const answer = (a: { text?: string; error?: string }) => {
-      if (worker.isConnected()) worker.send({ type: 'mtls-proxy:metrics-answer', id: m.id, ...a })
-    }
+    const answer = (a: { text?: string; error?: string }) => tell(worker, { type: 'mtls-proxy:metrics-answer', id: m.id, ...a })
     gather.all().then((text) => answer({ text }), (err: Error) => answer({ error: err.message }))
   })
+  cluster.on('exit', (_worker, code) => { if (stopping && code !== 0) failedWhileStopping = true })
+
+  /** The voice died or failed to start: the first serving worker speaks from now on. */
+  const handOnVoice = () => {
+    voice = [...serving][0]
+    if (voice) tell(voice, { type: 'mtls-proxy:voice' })
+  }
 
   /** Forks a worker; resolves once it serves, rejects with its exit code if it dies first. */
-  const start = (voice: boolean) => new Promise<Worker>((resolve, reject) => {
-    const worker = cluster.fork({ [ROLE_ENV]: `${voice ? 'voice' : 'quiet'},${config.workers}` })
+  const start = (asVoice: boolean) => new Promise<Worker>((resolve, reject) => {
+    const worker = cluster.fork({ ...env, [ROLE_ENV]: `${asVoice ? 'voice' : 'quiet'},${workers}` })
+    worker.on('error', (err) => log.debug({ err: err.message, pid: worker.process.pid }, 'channel to a worker failed'))
+    if (asVoice) voice = worker
     const forkedAt = Date.now()
-    const early = (code: number | null, signal: string | null) => reject(new StartFailure(code ?? (signal ? 1 : 0)))
+    const early = (code: number | null, signal: string | null) => {
+      if (voice === worker) handOnVoice()
+      reject(new StartFailure(code || (signal ? 1 : 0) || 1))
+    }
     worker.once('exit', early)
     worker.on('message', (m: unknown) => {
       if (!isMessage(m) || m.type !== 'mtls-proxy:ready') return
       worker.off('exit', early)
       serving.add(worker)
+      // A stop sent while it was loading reached no listener yet: again, now that it serves.
+      if (stopping) tell(worker, { type: 'mtls-proxy:stop' })
       worker.once('exit', (code, signal) => {
         serving.delete(worker)
+        gather.retire(worker)
+        if (voice === worker) handOnVoice()
         if (stopping) return
         log.error({ pid: worker.process.pid, code, signal }, `worker ${worker.id} (pid ${worker.process.pid}) exited ` +
           `${signal ? `on ${signal}` : `with code ${code}`}`)
-        replace(voice, Date.now() - forkedAt)
+        replace(Date.now() - forkedAt)
       })
       resolve(worker)
     })
   })
 
   /** Starts another worker in the place of one that died, later the younger they die. */
-  const replace = (voice: boolean, lived: number) => {
-    restartDelay = lived > YOUNG_MS ? RESTART_DELAY_MS : Math.min(restartDelay * 2, MAX_RESTART_DELAY_MS)
-    log.warn(`starting another worker in ${restartDelay / 1000} s`)
-    setTimeout(() => {
+  const replace = (lived: number) => {
+    youngDeaths = lived > YOUNG_MS ? 0 : youngDeaths + 1
+    const delay = Math.min(RESTART_DELAY_MS * 2 ** Math.max(0, youngDeaths - 1), MAX_RESTART_DELAY_MS)
+    log.warn(`starting another worker in ${delay / 1000} s`)
+    const timer = setTimeout(() => {
+      timers.delete(timer)
       if (stopping) return
       const forkedAt = Date.now()
-      start(voice).catch(() => replace(voice, Date.now() - forkedAt))
-    }, restartDelay).unref()
+      start(voice === undefined).catch((err: unknown) => {
+        const code = err instanceof StartFailure ? err.exitCode : 1
+        if (serving.size > 0) return replace(Date.now() - forkedAt)
+        log.error({ code }, `no worker serves and a new one could not start (exit code ${code}): stopping`)
+        gaveUp(code)
+      })
+    }, delay)
+    timers.add(timer)
   }
 
   const stopAll = () => {
     stopping = true
+    for (const timer of timers) clearTimeout(timer)
     for (const worker of Object.values(cluster.workers ?? {})) {
-      if (worker?.isConnected()) worker.send({ type: 'mtls-proxy:stop' })
+      if (worker?.isConnected()) tell(worker, { type: 'mtls-proxy:stop' })
       else worker?.kill('SIGTERM')
     }
   }
+  /** Every worker gone, or killed once the grace time is over. */
   const allExited = () => new Promise<void>((resolve) => {
-    const check = () => { if (Object.keys(cluster.workers ?? {}).length === 0) resolve() }
+    const killAll = () => { for (const w of Object.values(cluster.workers ?? {})) w?.kill('SIGKILL') }
+    const deadline = setTimeout(killAll, config.shutdownTimeoutMs + 5_000)
+    const check = () => {
+      if (Object.keys(cluster.workers ?? {}).length > 0) return
+      clearTimeout(deadline)
+      resolve()
+    }
     cluster.on('exit', check)
     check()
   })
+  const flush = () => new Promise<void>((resolve) => log.flush(() => resolve()))
 
-  // SIGHUP goes to every serving worker (each reloads; the voice says so); one still starting reads
-  // the files anyway. Handled from the very start: by default SIGHUP would end the primary.
+  // SIGHUP: every serving worker reloads (the voice says so); one still starting reads the files anyway.
   process.on('SIGHUP', () => {
-    for (const worker of serving) worker.process.kill('SIGHUP')
+    for (const worker of serving) tell(worker, { type: 'mtls-proxy:reload' })
   })
-  // SIGTERM or SIGINT: each worker stops as one process would, finishing what is in flight, and
-  // close-with-grace exits. A second signal ends the primary at once; the workers, disconnected,
-  // then stop on their own.
-  const graceful = { delay: config.shutdownTimeoutMs + 10_000, logger: log, skip: ['SIGHUP' as const] }
+  // SIGTERM or SIGINT: each worker stops as one process would, finishing what is in flight. A
+  // second signal ends the primary at once; the workers, disconnected, still finish and stop.
+  const graceful = { delay: config.shutdownTimeoutMs + 10_000, logger: log, skip: ['SIGHUP' as const, 'beforeExit' as const] }
   const { uninstall } = closeWithGrace(graceful, async ({ signal, err }) => {
     if (err) log.error({ err }, 'fatal error in the primary, stopping the workers')
     else log.info({ signal }, `${signal}: stopping ${Object.keys(cluster.workers ?? {}).length} workers`)
     stopAll()
     await allExited()
     log.info('stopped')
-    await new Promise<void>((resolve) => log.flush(() => resolve()))
+    await flush()
+    if (failedWhileStopping) process.exit(1)
   })
-  try {
-    await start(true)
-    await Promise.all(Array.from({ length: config.workers - 1 }, () => start(false)))
-  } catch (err) {
-    if (stopping) return new Promise<number>(() => {})
+  const stopped = (code: number) => {
     uninstall()
     stopAll()
-    await allExited()
-    if (err instanceof StartFailure) return err.exitCode || 1
-    throw err
+    return allExited().then(flush).then(() => code)
   }
-  const pids = Object.values(cluster.workers ?? {}).map((w) => w?.process.pid)
-  log.info({ workers: config.workers, pids }, `${config.workers} worker processes share the listener`)
-  return new Promise<number>(() => {})
+  const givenUp = new Promise<number>((resolve) => { gaveUp = (code) => resolve(stopped(code)) })
+
+  // Stopping already (a signal during the start): no more workers, and close-with-grace ends the process.
+  const never = new Promise<number>(() => {})
+  try {
+    await start(true)
+    if (stopping) return never
+    await Promise.all(Array.from({ length: workers - 1 }, () => start(false)))
+    if (stopping) return never
+  } catch (err) {
+    if (stopping) return never
+    return stopped(err instanceof StartFailure ? err.exitCode : 1)
+  }
+  const pids = [...serving].map((w) => w.process.pid)
+  log.info({ workers, pids }, `${workers} worker processes share the listener`)
+  return givenUp
 }

@@ -38,11 +38,20 @@ export interface RunningCli {
   logs(): Array<Record<string, unknown>>
 }
 
-/** Starts the CLI (on --port 0 unless told the settings name a port) and resolves once it logs where it serves. */
-export async function startCli (t: Teardown, args: string[], env: NodeJS.ProcessEnv = {}, { anyPort = true } = {}): Promise<RunningCli> {
-  const child = spawn(process.execPath, [...CLI, ...(anyPort ? ['--port', '0'] : []), ...args], { cwd: ROOT, env: { PATH: process.env.PATH, ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
+/**
+ * Starts the CLI (on --port 0 unless told the settings name a port) and resolves once it logs where it serves.
+ * group: in a process group of its own, as a terminal or systemd runs it (signal it all with `process.kill(-pid)`).
+ */
+export async function startCli (
+  t: Teardown, args: string[], env: NodeJS.ProcessEnv = {}, { anyPort = true, group = false } = {}
+): Promise<RunningCli> {
+  const child = spawn(process.execPath, [...CLI, ...(anyPort ? ['--port', '0'] : []), ...args],
+    { cwd: ROOT, env: { PATH: process.env.PATH, ...env }, stdio: ['ignore', 'pipe', 'pipe'], detached: group })
   const { out, exited } = collect(child)
-  t.teardown(() => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL') })
+  t.teardown(() => {
+    if (group) try { process.kill(-child.pid!, 'SIGKILL') } catch { /* all gone */ }
+    else if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
+  })
   const logs = () => out.join('').split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>)
   const started = Date.now()
   while (Date.now() - started < 15_000) {
