@@ -32,7 +32,7 @@ export async function startMtlsProxy (bench: Bench, upstream: string, extra: str
   const child = spawn(bench.node, [join(ROOT, 'dist/cli.js'), ...proxyArgs(upstream, bench.files, port), ...extra],
     { stdio: ['ignore', 'ignore', 'inherit'], detached: true })
   bench.children.add(child)
-  await waitFor(`http://127.0.0.1:${port}/-/healthz`)
+  await waitFor(`http://127.0.0.1:${port}/-/healthz`, 15_000, undefined, 5)
   return { port, pid: child.pid! }
 }
 
@@ -41,7 +41,7 @@ export async function startContenders (bench: Bench): Promise<{ targets: Target[
   const targets: Target[] = [{ name: 'direct mTLS', url: upstream.url, tls: [files.cacert, files.cert, files.key] }]
   const started = Date.now()
   const proxy = await startMtlsProxy(bench, upstream.url)
-  await waitFor(`http://127.0.0.1:${proxy.port}/api/v1/namespaces/default/pods`)
+  await waitFor(`http://127.0.0.1:${proxy.port}/api/v1/namespaces/default/pods`, 15_000, undefined, 5)
   const firstOkMs = Date.now() - started
   targets.push({ name: 'mtls-proxy', url: `http://127.0.0.1:${proxy.port}`, pid: proxy.pid })
   if (bench.nginx) {

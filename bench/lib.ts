@@ -44,7 +44,7 @@ export function which (name: string): string | undefined {
   return undefined
 }
 
-export async function waitFor (url: string, ms = 15_000, dispatcher?: unknown): Promise<void> {
+export async function waitFor (url: string, ms = 15_000, dispatcher?: unknown, everyMs = 20): Promise<void> {
   const started = Date.now()
   for (;;) {
     try {
@@ -53,12 +53,16 @@ export async function waitFor (url: string, ms = 15_000, dispatcher?: unknown): 
       if (res.statusCode < 500) return
     } catch { /* not yet */ }
     if (Date.now() - started > ms) throw new Error(`${url} did not answer within ${ms} ms`)
-    await sleep(20)
+    await sleep(everyMs)
   }
 }
 
-/** CPU seconds and RSS (KiB) of a process and its children (nginx's workers). */
-export async function usage (pid: number): Promise<{ cpu: number; rssKb: number }> {
+/**
+ * CPU seconds and RSS (KiB) of a process and its children (nginx's workers, mtls-proxy's --workers);
+ * anonKb is the private part of RSS (RssAnon), without the pages of the executable and libraries
+ * that RSS also counts (shared with every other process running them).
+ */
+export async function usage (pid: number): Promise<{ cpu: number; rssKb: number; anonKb: number }> {
   const pids = [pid]
   let children = ''
   try {
@@ -67,12 +71,15 @@ export async function usage (pid: number): Promise<{ cpu: number; rssKb: number 
   for (const entry of children.split('\n')) if (entry.trim()) pids.push(Number(entry))
   let cpu = 0
   let rssKb = 0
+  let anonKb = 0
   for (const p of pids) {
     const stat = (await readFile(`/proc/${p}/stat`, 'utf8')).split(') ')[1]!.split(' ')
     cpu += (Number(stat[11]) + Number(stat[12])) / 100
-    rssKb += Number(/VmRSS:\s+(\d+)/.exec(await readFile(`/proc/${p}/status`, 'utf8'))?.[1] ?? 0)
+    const status = await readFile(`/proc/${p}/status`, 'utf8')
+    rssKb += Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0)
+    anonKb += Number(/RssAnon:\s+(\d+)/.exec(status)?.[1] ?? 0)
   }
-  return { cpu, rssKb }
+  return { cpu, rssKb, anonKb }
 }
 
 /** Servers started here, each in a process group of its own so nginx's workers go with their master. */

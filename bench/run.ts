@@ -57,7 +57,13 @@ async function benchOn (node: string) {
   const { targets, firstOkMs } = await startContenders(bench)
   const ours = targets.find((t) => t.name === 'mtls-proxy')!
   const idleRss = new Map<string, number>()
-  for (const t of targets) if (t.pid) idleRss.set(t.name, (await usage(t.pid)).rssKb / 1024)
+  const idlePrivate = new Map<string, number>()
+  for (const t of targets) {
+    if (!t.pid) continue
+    const u = await usage(t.pid)
+    idleRss.set(t.name, u.rssKb / 1024)
+    idlePrivate.set(t.name, u.anonKb / 1024)
+  }
   const samples = await throughput(targets, ROUNDS, SECONDS)
 
   const pods = '/api/v1/namespaces/default/pods'
@@ -92,12 +98,15 @@ async function benchOn (node: string) {
     `1,000 open watches: RSS +${(watchRss.after - watchRss.before).toFixed(1)} MB`,
     `1 GB upload: RSS ${uploadRss.before.toFixed(1)} MB → max ${uploadRss.max.toFixed(1)} MB, ${(1024 / uploadRss.seconds).toFixed(0)} MB/s`,
     `start to first proxied 200: ${firstOkMs} ms; certificate change to new identity in use: ${Math.round(rotationMs)} ms`,
+    'idle private memory (RssAnon, RSS without the executable\'s and libraries\' pages): ' +
+      [...idlePrivate].map(([name, mb]) => `${name} ${mb.toFixed(1)} MB`).join(', '),
   ]
   return {
     text: `${table(targets, samples, idleRss)}\n\n${extra.map((e) => `- ${e}`).join('\n')}\n`,
     json: {
       samples: Object.fromEntries(samples),
       idleRssMb: Object.fromEntries(idleRss),
+      idlePrivateMb: Object.fromEntries(idlePrivate),
       p50AddedMs: p50Added,
       curl200: { directMs: curlDirectMs, proxyMs: curlProxyMs, nginxMs: curlNginxMs },
       watches1000RssMb: watchRss,
