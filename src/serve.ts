@@ -115,8 +115,11 @@ export async function serve (command: { config: Config; warnings: string[] }, wo
   if (worker) worker.onReload(reload)
   else process.on('SIGHUP', reload)
   // SIGHUP reloads certificates (close-with-grace would treat it as a stop). A worker leaves SIGINT
-  // (Ctrl-C reaches the whole process group) to the primary, which stops the workers itself.
-  const { close } = closeWithGrace({ delay: config.shutdownTimeoutMs + 5_000, logger, skip: worker ? ['SIGHUP', 'SIGINT'] : ['SIGHUP'] },
+  // (Ctrl-C reaches the whole process group) to the primary, which stops the workers itself, and
+  // takes SIGTERM as a stop like the primary's: systemd signals the whole group, so both come, in
+  // either order, and close-with-grace would take the second for "exit now".
+  const skip = worker ? ['SIGHUP' as const, 'SIGINT' as const, 'SIGTERM' as const] : ['SIGHUP' as const]
+  const { close } = closeWithGrace({ delay: config.shutdownTimeoutMs + 5_000, logger, skip },
     async ({ signal, err, manual }) => {
       if (err) logger.error({ err }, 'fatal error, shutting down')
       else {
@@ -128,8 +131,9 @@ export async function serve (command: { config: Config; warnings: string[] }, wo
       // Lines are written asynchronously; close-with-grace exits next, and none may be cut off.
       await new Promise<void>((resolve) => root.flush(() => resolve()))
     })
-  // Asked to stop by the primary after SIGTERM reached this worker too (systemd signals the whole group): once is enough.
-  worker?.onStop(() => { if (!(closeWithGrace as unknown as { closing: boolean }).closing) void close() })
+  const stop = () => { if (!(closeWithGrace as unknown as { closing: boolean }).closing) void close() }
+  worker?.onStop(stop)
+  if (worker) process.on('SIGTERM', stop)
   const port = portOf(app.server) ?? config.port
   const listen = unixSocket ? `unix:${unixSocket}` : `${config.https ? 'https' : 'http'}://${bracketed(config.address)}:${port}`
   const status = statusAddress ? `http://${bracketed(statusAddress.host)}:${portOf(app.statusApp.server) ?? statusAddress.port}` : undefined
