@@ -6,13 +6,12 @@
 // process of its own; the revisions take turns over rounds so machine drift hits all alike, and
 // the table gives medians: CPU-µs per request (the figure that noise moves least) and requests/s.
 // BENCH_ROUNDS (5), BENCH_SECONDS (3), BENCH_CONNECTIONS (50).
-import { execFileSync, spawn } from 'node:child_process'
-import { existsSync } from 'node:fs'
-import { mkdtemp, rm, symlink } from 'node:fs/promises'
+import { spawn } from 'node:child_process'
+import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import {
-  benchFiles, Children, freePort, log, median, nginxProxyConfig, podList, proxyArgs, ROOT, runLoad,
+  benchFiles, buildRevision, Children, freePort, log, median, nginxProxyConfig, podList, proxyArgs, ROOT, runLoad,
   sleep, startNginx, startNginxUpstream, usage, waitFor, which,
 } from './lib.js'
 
@@ -37,22 +36,12 @@ const children = new Children()
 process.on('exit', () => children.stopAll())
 process.on('SIGINT', () => process.exit(130))
 
-/** dist/cli.js of a revision, built from its own sources with this checkout's node_modules. */
+/** dist/cli.js of a revision; floor and nginx are not built. */
 async function build (spec: string, i: number): Promise<string> {
   const rev = spec.split('@')[0]!
   if (rev === 'floor') return join(ROOT, 'bench/floor.ts')
   if (rev === 'nginx') return 'nginx'
-  const dir = rev === 'work' ? ROOT : join(work, `rev-${i}`)
-  if (rev !== 'work') {
-    // Whichever way that revision builds: a bundle (config/bundle.mjs) or, before it, tsc.
-    const files = execFileSync('git', ['-C', ROOT, 'ls-tree', '--name-only', rev, 'config/bundle.mjs', 'tsconfig.build.json'], { encoding: 'utf8' })
-    execFileSync('bash', ['-c', `mkdir -p "${dir}" && git -C "${ROOT}" archive "${rev}" src package.json tsconfig.json ${files.split('\n').join(' ')} ` +
-      `| tar -x -C "${dir}"`])
-    await symlink(join(ROOT, 'node_modules'), join(dir, 'node_modules'))
-  }
-  if (existsSync(join(dir, 'config/bundle.mjs'))) execFileSync(process.execPath, [join(dir, 'config/bundle.mjs')], { stdio: 'inherit' })
-  else execFileSync(process.execPath, [join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', join(dir, 'tsconfig.build.json')], { stdio: 'inherit' })
-  return join(dir, 'dist/cli.js')
+  return buildRevision(rev, join(work, `rev-${i}`))
 }
 
 const { pki, files } = await benchFiles(work)

@@ -2,7 +2,7 @@
 // load run in a process of its own, the certificates, and nginx started in a folder of its own.
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
 import { existsSync } from 'node:fs'
-import { mkdir, readFile, writeFile } from 'node:fs/promises'
+import { mkdir, readFile, symlink, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { Agent, request } from 'undici'
@@ -189,4 +189,22 @@ export async function startNginxUpstream (nginx: string, work: string, pki: Demo
   const url = `https://127.0.0.1:${port}`
   await waitFor(`${url}/`, 15_000, new Agent({ connect: { ca: pki.ca.certPem, cert: pki.client.certPem, key: pki.client.keyPem } }))
   return { child, port, url }
+}
+
+/**
+ * dist/cli.js of a git revision (`work`: the working tree), built from its own sources with this
+ * checkout's node_modules into `dir`, whichever way that revision builds: a bundle
+ * (config/bundle.mjs) or, before it, tsc.
+ */
+export async function buildRevision (rev: string, dir: string): Promise<string> {
+  if (rev === 'work') dir = ROOT
+  else {
+    const files = execFileSync('git', ['-C', ROOT, 'ls-tree', '--name-only', rev, 'config/bundle.mjs', 'tsconfig.build.json'], { encoding: 'utf8' })
+    execFileSync('bash', ['-c', `mkdir -p "${dir}" && git -C "${ROOT}" archive "${rev}" src package.json tsconfig.json ${files.split('\n').join(' ')} ` +
+      `| tar -x -C "${dir}"`])
+    await symlink(join(ROOT, 'node_modules'), join(dir, 'node_modules'))
+  }
+  if (existsSync(join(dir, 'config/bundle.mjs'))) execFileSync(process.execPath, [join(dir, 'config/bundle.mjs')], { stdio: 'inherit' })
+  else execFileSync(process.execPath, [join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', join(dir, 'tsconfig.build.json')], { stdio: 'inherit' })
+  return join(dir, 'dist/cli.js')
 }

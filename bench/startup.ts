@@ -1,0 +1,52 @@
+// npm run bench:startup -- REV [REV …]: start-up and memory of each revision (a commit, `work`),
+// on this machine's Node.js and on the image's, the revisions taking turns. Each start is timed
+// from spawn to the first proxied 200 (polled every 5 ms) against the demo API server; the
+// process then idles 2 s, and its RSS and private memory (RssAnon) are read. Medians of
+// BENCH_ROUNDS (7) starts; bounded: about 3 s per start.
+import { spawn } from 'node:child_process'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { startDemoApiServer } from '../src/demo/api-server.js'
+import { benchFiles, benchNodes, buildRevision, freePort, log, median, proxyArgs, sleep, usage, waitFor } from './lib.js'
+
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 7)
+const revisions = process.argv.slice(2)
+if (revisions.length === 0) {
+  log('usage: npm run bench:startup -- REV [REV …]   (a commit, a branch, `work` for the working tree)')
+  process.exit(2)
+}
+const work = await mkdtemp(join(tmpdir(), 'mtls-proxy-startup-'))
+const { pki, files } = await benchFiles(work)
+const api = await startDemoApiServer(pki)
+const builds = []
+for (const [i, rev] of revisions.entries()) builds.push({ rev, cli: await buildRevision(rev, join(work, `rev-${i}`)) })
+
+process.stdout.write('| Node.js | revision | first proxied 200, ms (median, min) | idle RSS, MB | idle private (RssAnon), MB |\n|---|---|---|---|---|\n')
+for (const { label, bin } of await benchNodes()) {
+  const results = new Map(builds.map((b) => [b.rev, { first: [] as number[], rss: [] as number[], anon: [] as number[] }]))
+  for (let round = 0; round < ROUNDS; round++) {
+    for (const { rev, cli } of round % 2 ? builds : [...builds].reverse()) {
+      const port = await freePort()
+      const started = performance.now()
+      const child = spawn(bin, [cli, ...proxyArgs(api.url, files, port)], { stdio: ['ignore', 'ignore', 'inherit'] })
+      await waitFor(`http://127.0.0.1:${port}/api/v1/namespaces/default/pods`, 15_000, undefined, 5)
+      const r = results.get(rev)!
+      r.first.push(performance.now() - started)
+      await sleep(2_000)
+      const u = await usage(child.pid!)
+      r.rss.push(u.rssKb / 1024)
+      r.anon.push(u.anonKb / 1024)
+      child.kill('SIGKILL')
+      await new Promise((resolve) => child.once('exit', resolve))
+    }
+  }
+  for (const { rev } of builds) {
+    const r = results.get(rev)!
+    process.stdout.write(`| ${label} | ${rev} | ${Math.round(median(r.first))} (${Math.round(Math.min(...r.first))}) | ` +
+      `${median(r.rss).toFixed(1)} | ${median(r.anon).toFixed(1)} |\n`)
+  }
+}
+await api.close()
+await rm(work, { recursive: true, force: true })
+process.exit(0)
