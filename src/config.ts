@@ -337,9 +337,7 @@ function validate (raw: RawSettings, givenAt: GivenAt): Config {
 }
 
 // More processes than this only share out the same cores more thinly.
-const MAX_WORKERS = 64
-
-export { MAX_WORKERS }
+export const MAX_WORKERS = 64
 
 function workerCount (value: string): number | 'auto' {
   if (value === 'auto') return 'auto'

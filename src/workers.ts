@@ -268,9 +268,9 @@ export async function supervise (
     worker.on('error', (err) => log.debug({ err: err.message, pid: worker.process.pid }, 'channel to a worker failed'))
     if (asVoice) voice = worker
     const forkedAt = Date.now()
-    const early = (code: number | null, signal: string | null) => {
+    const early = (code: number | null) => {
       if (voice === worker) handOnVoice()
-      reject(new StartFailure(code || (signal ? 1 : 0) || 1))
+      reject(new StartFailure(code || 1))
     }
     worker.once('exit', early)
     worker.on('message', (m: unknown) => {
