@@ -3,7 +3,7 @@
 // what it bought). CommonJS because an ES module importing node:http makes Node.js 24 load its own
 // undici for http.WebSocket (+14 MB). pino stays a package: its transports run its files in a
 // worker thread. yaml and env-schema are loaded on first use (src/lazy.ts) from node_modules.
-// node config/bundle.mjs [--outdir DIR]
+// [MINIFY=0] node config/bundle.mjs [--outdir DIR]
 import { readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -35,8 +35,10 @@ await build({
     // at every start cost more than anything they do here
     '@fastify/ajv-compiler', '@fastify/fast-json-stringify-compiler', 'light-my-request',
   ],
-  minifyWhitespace: process.env.MINIFY === '1',
-  minifySyntax: process.env.MINIFY === '1',
+  // A third less to read and parse at every start (~14 ms and ~1 MB on Node.js 24). Names are
+  // kept, so stack traces still say which function; MINIFY=0 gives a file to read.
+  minifyWhitespace: process.env.MINIFY !== '0',
+  minifySyntax: process.env.MINIFY !== '0',
   plugins: [leanUndici],
   // import.meta.url, as our ES modules use it, for a CommonJS file
   define: { 'import.meta.url': '__import_meta_url' },

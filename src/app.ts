@@ -59,7 +59,7 @@ export async function buildApp (config: Config, deps: AppDeps): Promise<App> {
   const watches = new OpenWatches()
   const shutdown = new Shutdown()
   const expiry = new ExpiryMonitor(config.expiry, {
-    logger: events, now, bundle: () => credentials.current, serverCertificate: () => upstream.probeCertificate(),
+    logger: events, now, bundle: () => credentials.current, serverCertificate: () => upstream.serverCertificate(),
   })
   const guard = listenerGuard(config, () => credentials.current.callerTokenDigest, () => portOf(app.server))
   // Who may use the proxy: one decision for ordinary requests and upgrade tunnels alike.

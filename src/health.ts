@@ -33,6 +33,12 @@ export interface HealthParts {
   stopping: () => boolean
 }
 
+/** What one probe found: nothing wrong, or what, with the error when no answer came. */
+export interface ProbeOutcome {
+  failure?: string
+  error?: unknown
+}
+
 export interface ReadyState {
   ready: boolean
   reason: string
@@ -64,6 +70,8 @@ export class Health {
   #probing: Promise<void> | undefined
   /** a fault no probe can clear */
   #broken: string | undefined
+  /** probeFirst ran */
+  #probed = false
 
   constructor (settings: ProbeSettings, parts: HealthParts) {
     const { connectTimeoutMs, responseTimeoutMs } = settings
@@ -151,6 +159,22 @@ export class Health {
 
   /** One probe: any answer but 401 or a 5xx shows the TLS handshake and our identity work. */
   async probe (): Promise<void> {
+    this.#record(await this.#attempt(), true)
+  }
+
+  /**
+   * The first probe, made before the proxy serves: its connection stays pooled for the first
+   * request. When no answer came, the outcome goes back to the caller to judge (a misconfiguration
+   * stops the start) and to tell; it is recorded, untold.
+   */
+  async probeFirst (): Promise<ProbeOutcome> {
+    const outcome = await this.#attempt()
+    this.#record(outcome, outcome.error === undefined)
+    this.#probed = true
+    return outcome
+  }
+
+  async #attempt (): Promise<ProbeOutcome> {
     const { upstream, probePath, probeTimeoutMs } = this.#opts
     try {
       const res = await upstream.request({
@@ -163,17 +187,24 @@ export class Health {
       })
       await res.body.dump()
       if (res.statusCode === 401) {
-        this.recordFailure('upstream rejected our client certificate (401 Unauthorized): it may have expired or been revoked')
-      } else if (res.statusCode >= 500) {
-        this.recordFailure(`upstream answered ${res.statusCode} to GET ${probePath}`)
-      } else {
-        this.recordSuccess()
+        return { failure: 'upstream rejected our client certificate (401 Unauthorized): it may have expired or been revoked' }
       }
-    } catch (err) {
-      const failure = (err as Error).name === 'TimeoutError'
+      if (res.statusCode >= 500) return { failure: `upstream answered ${res.statusCode} to GET ${probePath}` }
+      return {}
+    } catch (error) {
+      const failure = (error as Error).name === 'TimeoutError'
         ? `upstream did not answer GET ${probePath} within ${probeTimeoutMs} ms`
-        : describeUpstreamError(err, upstream).message
-      this.recordFailure(failure)
+        : describeUpstreamError(error, upstream).message
+      return { failure, error }
+    }
+  }
+
+  #record (outcome: ProbeOutcome, tell: boolean): void {
+    if (outcome.failure === undefined) this.recordSuccess()
+    else if (tell) this.recordFailure(outcome.failure)
+    else {
+      this.#ready = false
+      this.#reason = outcome.failure
     }
   }
 
@@ -182,12 +213,17 @@ export class Health {
     const loop = async (): Promise<void> => {
       this.#probing = this.probe()
       await this.#probing
-      if (this.#stopped) return
-      const delay = this.#upstreamState().ready ? this.#opts.intervalMs : Math.min(RECOVERY_INTERVAL_MS, this.#opts.intervalMs)
-      this.#timer = setTimeout(() => void loop(), delay)
-      this.#timer.unref()
+      if (!this.#stopped) this.#next(loop)
     }
-    void loop()
+    // A probe just made before serving counts as the first.
+    if (this.#probed) this.#next(loop)
+    else void loop()
+  }
+
+  #next (loop: () => Promise<void>): void {
+    const delay = this.#upstreamState().ready ? this.#opts.intervalMs : Math.min(RECOVERY_INTERVAL_MS, this.#opts.intervalMs)
+    this.#timer = setTimeout(() => void loop(), delay)
+    this.#timer.unref()
   }
 
   async stop (): Promise<void> {

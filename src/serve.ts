@@ -34,22 +34,21 @@ async function listenOrExplain (app: App, where: string, listen: () => Promise<u
 }
 
 /**
- * One handshake before serving. A server that --cacert does not vouch for, or whose name does not
- * match, is a configuration mistake; one that is merely unreachable is not: a sidecar may start
- * before the network does, so the proxy serves, not ready, and keeps trying.
+ * The first readiness probe, before serving: a server that --cacert does not vouch for, or whose
+ * name does not match, is a configuration mistake; one that is merely unreachable is not: a sidecar
+ * may start before the network does, so the proxy serves, not ready, and keeps trying. The probe's
+ * connection stays pooled, so the first request makes no handshake of its own.
  */
 async function checkUpstream (app: App, logger: Logger): Promise<void> {
-  try {
-    await app.upstream.probeCertificate()
-  } catch (err) {
-    const failure = describeUpstreamError(err, app.upstream)
-    if (failure.misconfigured) {
-      await app.close()
-      throw new UsageError(failure.message)
-    }
-    logger.warn({ upstream: app.upstream.origin, reason: failure.message },
-      `upstream not reachable yet (${failure.message}); serving anyway, not ready until it is`)
+  const { error, failure } = await app.health.probeFirst()
+  if (error === undefined) return
+  const described = describeUpstreamError(error, app.upstream)
+  if (described.misconfigured) {
+    await app.close()
+    throw new UsageError(described.message)
   }
+  logger.warn({ upstream: app.upstream.origin, reason: failure },
+    `upstream not reachable yet (${failure}); serving anyway, not ready until it is`)
 }
 
 /** What the user should know before the first request: who else can act as them. */

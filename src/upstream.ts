@@ -5,8 +5,8 @@ import type { X509Certificate } from 'node:crypto'
 import type { ClientRequest, OutgoingHttpHeaders } from 'node:http'
 import { request as httpsRequest } from 'node:https'
 import { isIP } from 'node:net'
-import { connect } from 'node:tls'
-import { Agent, type Dispatcher } from 'undici'
+import { connect, type TLSSocket } from 'node:tls'
+import { Agent, buildConnector, type Dispatcher } from 'undici'
 import { unbracketed } from './addresses.js'
 import { sameClient, type CredentialBundle } from './credentials/bundle.js'
 import type { CredentialStore } from './credentials/store.js'
@@ -22,6 +22,10 @@ export interface UpstreamOptions {
 // session; short enough to stay under the usual server-side idle limits (kube-apiserver: 90 s).
 const KEEP_ALIVE_MS = 30_000
 
+// The server's certificate from a handshake this recent stands for the server's certificate now:
+// the expiry check takes it instead of making a handshake of its own.
+const SEEN_FRESH_MS = 60_000
+
 export class Upstream {
   /** fixed at start: the server the first credentials were for */
   readonly url: URL
@@ -35,6 +39,8 @@ export class Upstream {
   /** the URL's path without its trailing slash: every target goes after it */
   readonly #base: string
   #agent: Agent
+  /** the server's certificate from the latest handshake, pooled or probe */
+  #seen: { certificate: X509Certificate; at: number } | undefined
 
   constructor (options: UpstreamOptions, store: CredentialStore) {
     const { server } = store.current
@@ -88,8 +94,21 @@ export class Upstream {
       headersTimeout: responseTimeoutMs,
       // No body timeout: watches and `logs -f` stream for hours.
       bodyTimeout: 0,
-      connect: { ...this.tlsOptions(credentials), timeout: connectTimeoutMs },
+      connect: this.#connector(credentials, connectTimeoutMs),
     })
+  }
+
+  /** undici's own connector, noting the certificate each new connection's server presents. */
+  #connector (credentials: CredentialBundle, timeout: number): buildConnector.connector {
+    const connectTls = buildConnector({ ...this.tlsOptions(credentials), timeout })
+    return (options, callback) => connectTls(options, (...outcome) => {
+      if (outcome[1]) this.#saw((outcome[1] as TLSSocket).getPeerX509Certificate())
+      callback(...outcome)
+    })
+  }
+
+  #saw (certificate: X509Certificate | undefined): void {
+    if (certificate) this.#seen = { certificate, at: Date.now() }
   }
 
   /**
@@ -135,13 +154,20 @@ export class Upstream {
   }
 
   /**
-   * One TLS handshake, as the pool would make it: the server's certificate (for expiry) and, at
-   * start-up, whether the CA and the name fit at all.
+   * The server's certificate, for the expiry check: the one a connection of ours was shown within
+   * the last minute, else from a handshake made for it.
    */
+  async serverCertificate (): Promise<X509Certificate> {
+    if (this.#seen && Date.now() - this.#seen.at < SEEN_FRESH_MS) return this.#seen.certificate
+    return this.probeCertificate()
+  }
+
+  /** One TLS handshake, as the pool would make it, for the server's certificate. */
   probeCertificate (): Promise<X509Certificate> {
     return new Promise((resolve, reject) => {
       const socket = connect(this.tlsOptions(), () => {
         const cert = socket.getPeerX509Certificate()
+        this.#saw(cert)
         socket.end()
         if (cert) resolve(cert)
         else reject(new Error('the upstream presented no certificate'))

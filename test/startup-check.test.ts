@@ -32,6 +32,20 @@ t.test('an upstream certificate for another name stops the start and names the f
   t.match(result.stderr, /^mtls-proxy: upstream certificate is not valid for the name '127\.0\.0\.1'; set --tls-server-name to a name it holds \(DNS:api\.internal\)/, 'and lists the names it holds')
 })
 
+t.test('one handshake at start: the first probe\'s connection serves the first request and shows the server certificate', async (t) => {
+  const upstream = await startUpstream(t, pki, echoHandler)
+  const proxy = await startCli(t, [...flags(upstream.url), '--probe-interval', '60'])
+  t.equal(upstream.seen.filter((r) => r.headers['user-agent'] === 'mtls-proxy-readiness').length, 1, 'probed once, before serving')
+  t.equal((await get(`${proxy.url}/-/readyz`)).status, 200, 'ready as soon as it serves')
+  t.equal((await get(`${proxy.url}/version`)).status, 200)
+  t.equal(upstream.connections, 1, 'the first request went over the probe\'s connection: no handshake of its own, none for the expiry check')
+  const status = (await get(`${proxy.url}/-/status`)).json<{ certificates: Array<{ role: string }> }>()
+  t.ok(status.certificates.some((c) => c.role === 'server'), 'the server certificate, from that handshake')
+  t.ok(proxy.logs().some((l) => /^server certificate .* valid until/.test(String(l.msg))))
+  proxy.child.kill('SIGTERM')
+  t.equal((await proxy.exited).code, 0)
+})
+
 t.test('an unreachable upstream: serves, not ready, and says so', async (t) => {
   const port = await freePort()
   const proxy = await startCli(t, flags(`https://127.0.0.1:${port}`))
