@@ -2,10 +2,11 @@
 // Each revision (a commit, `work` for the working tree, `floor` for bench/floor.ts; `nginx` adds
 // nginx as a proxy) is built into a folder of its own and run as the CLI against one nginx mTLS
 // upstream serving a 2 KB PodList. `REV@ARGS` runs it with more arguments, comma-separated
-// (`work@--workers=2`), those written `node:FLAG` going to Node.js (`work@node:--liftoff-only`);
-// `nginx@N` runs nginx with N worker processes. Load comes from wrk (or autocannon when wrk is missing) in a
-// process of its own; the revisions take turns over rounds so machine drift hits all alike, and
-// the table gives medians: CPU-µs per request (the figure that noise moves least) and requests/s.
+// (`work@--workers=2`), those written `node:FLAG` going to Node.js (`work@node:--liftoff-only`)
+// and `env:NAME=VALUE` to its environment; `nginx@N` runs nginx with N worker processes. Load
+// comes from wrk (or autocannon when wrk is missing) in a process of its own; the revisions take
+// turns over rounds so machine drift hits all alike, and the table gives medians: CPU-µs per
+// request (the figure that noise moves least) and requests/s.
 // BENCH_ROUNDS (5), BENCH_SECONDS (3), BENCH_CONNECTIONS (50).
 import { spawn } from 'node:child_process'
 import { mkdtemp, rm } from 'node:fs/promises'
@@ -55,20 +56,21 @@ const builds = await Promise.all(revisions.map(async (rev, i) => {
   const base = rev.split('@')[0]!
   if (!built.has(base)) built.set(base, build(base, i))
   const all = rev.includes('@') ? rev.slice(rev.indexOf('@') + 1).split(',').filter(Boolean) : []
-  const nodeFlags = all.filter((a) => a.startsWith('node:')).map((a) => a.slice('node:'.length))
-  return { rev, cli: await built.get(base)!, args: all.filter((a) => !a.startsWith('node:')), nodeFlags }
+  const tagged = (tag: string) => all.filter((a) => a.startsWith(tag)).map((a) => a.slice(tag.length))
+  const env = Object.fromEntries(tagged('env:').map((a) => [a.slice(0, a.indexOf('=')), a.slice(a.indexOf('=') + 1)]))
+  return { rev, cli: await built.get(base)!, args: all.filter((a) => !/^(node|env):/.test(a)), nodeFlags: tagged('node:'), env }
 }))
 const extra = (process.env.BENCH_PROXY_ARGS ?? '').split(' ').filter(Boolean)
 const results = new Map<string, { cpuUs: number[]; rps: number[]; loadCpu: number[] }>(
   revisions.map((r) => [r, { cpuUs: [], rps: [], loadCpu: [] }]))
 log(`${revisions.length} revisions, ${ROUNDS} rounds of ${SECONDS} s at ${CONNECTIONS} connections`)
 for (let round = 1; round <= ROUNDS; round++) {
-  for (const { rev, cli, args, nodeFlags } of round % 2 ? builds : [...builds].reverse()) {
+  for (const { rev, cli, args, nodeFlags, env } of round % 2 ? builds : [...builds].reverse()) {
     const port = await freePort()
     const child = children.add(cli === 'nginx'
       ? await startNginx(nginx, join(work, `nginx-${round}`), nginxProxyConfig(port, upstream.port, files), Number(args[0] ?? 1))
       : spawn(process.execPath, [...nodeFlags, ...(cli.endsWith('.ts') ? ['--import', 'tsx'] : []), cli, ...proxyArgs(upstream.url, files, port), ...extra, ...args],
-        { stdio: ['ignore', 'ignore', 'inherit'], detached: true }))
+        { stdio: ['ignore', 'ignore', 'inherit'], detached: true, env: { ...process.env, ...env } }))
     const url = `http://127.0.0.1:${port}/api/v1/namespaces/default/pods`
     await waitFor(url)
     // --workers: every worker serving, not just the first

@@ -36,13 +36,14 @@ export async function startMtlsProxy (bench: Bench, upstream: string, extra: str
   return { port, pid: child.pid! }
 }
 
-export async function startContenders (bench: Bench): Promise<{ targets: Target[]; firstOkMs: number }> {
+export async function startContenders (bench: Bench): Promise<{ targets: Target[]; firstOkMs: number; firstOkAt: number }> {
   const { files, upstream } = bench
   const targets: Target[] = [{ name: 'direct mTLS', url: upstream.url, tls: [files.cacert, files.cert, files.key] }]
   const started = Date.now()
   const proxy = await startMtlsProxy(bench, upstream.url)
   await waitFor(`http://127.0.0.1:${proxy.port}/api/v1/namespaces/default/pods`, 15_000, undefined, 5)
-  const firstOkMs = Date.now() - started
+  const firstOkAt = Date.now()
+  const firstOkMs = firstOkAt - started
   targets.push({ name: 'mtls-proxy', url: `http://127.0.0.1:${proxy.port}`, pid: proxy.pid })
   if (bench.nginx) {
     const port = await freePort()
@@ -65,5 +66,5 @@ export async function startContenders (bench: Bench): Promise<{ targets: Target[
     await waitFor(`http://127.0.0.1:${port}/api/v1/pods`)
     targets.push({ name: 'kubectl proxy', url: `http://127.0.0.1:${port}`, pid: child.pid! })
   }
-  return { targets, firstOkMs }
+  return { targets, firstOkMs, firstOkAt }
 }

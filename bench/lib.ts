@@ -35,6 +35,13 @@ export async function benchNodes (): Promise<Array<{ label: string; bin: string 
   return [mine, { label: `Node.js ${version} (the image's)`, bin }]
 }
 
+/**
+ * Idle memory is read this long after the first proxied 200: past the first periodic readiness
+ * probe (every 5 s by default). Its exchange through undici makes Node.js 24 optimise undici's
+ * HTTP parser (WebAssembly), which keeps ~12 MB; read earlier, idle memory would leave that out.
+ */
+export const IDLE_AFTER_MS = 6_000
+
 export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 export const median = (xs: number[]) => (xs.length === 0 ? NaN : [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!)
 export const log = (s: string) => process.stderr.write(`${s}\n`)

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { startDemoApiServer, startMtlsServer } from '../src/demo/api-server.js'
 import { startContenders, startMtlsProxy, type Bench } from './contenders.js'
-import { benchFiles, benchNodes, Children, findKubectl, freePort, log, podList, ROOT, startNginxUpstream, usage, which } from './lib.js'
+import { benchFiles, benchNodes, Children, findKubectl, freePort, IDLE_AFTER_MS, log, podList, ROOT, sleep, startNginxUpstream, usage, which } from './lib.js'
 import { curls, rotation, throughput, uploadMemory, watchMemory } from './measure.js'
 import { medianOf, table } from './report.js'
 
@@ -54,10 +54,11 @@ if (nginx) {
 async function benchOn (node: string) {
   const own = new Children()
   const bench: Bench = { node, work, files, children: own, upstream, nginx, kubectl }
-  const { targets, firstOkMs } = await startContenders(bench)
+  const { targets, firstOkMs, firstOkAt } = await startContenders(bench)
   const ours = targets.find((t) => t.name === 'mtls-proxy')!
   const idleRss = new Map<string, number>()
   const idlePrivate = new Map<string, number>()
+  await sleep(firstOkAt + IDLE_AFTER_MS - Date.now())
   for (const t of targets) {
     if (!t.pid) continue
     const u = await usage(t.pid)

@@ -1,14 +1,14 @@
 // npm run bench:startup -- REV [REV …]: start-up and memory of each revision (a commit, `work`),
 // on this machine's Node.js and on the image's, the revisions taking turns. Each start is timed
 // from spawn to the first proxied 200 (polled every 5 ms) against the demo API server; the
-// process then idles 2 s, and its RSS and private memory (RssAnon) are read. Medians of
-// BENCH_ROUNDS (7) starts; bounded: about 3 s per start.
+// process then idles 6 s (IDLE_AFTER_MS, past the first periodic readiness probe), and its RSS and
+// private memory (RssAnon) are read. Medians of BENCH_ROUNDS (7) starts; about 7 s per start.
 import { spawn } from 'node:child_process'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { startDemoApiServer } from '../src/demo/api-server.js'
-import { benchFiles, benchNodes, buildRevision, freePort, log, median, proxyArgs, sleep, usage, waitFor } from './lib.js'
+import { benchFiles, benchNodes, buildRevision, freePort, IDLE_AFTER_MS, log, median, proxyArgs, sleep, usage, waitFor } from './lib.js'
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 7)
 const revisions = process.argv.slice(2)
@@ -33,7 +33,7 @@ for (const { label, bin } of await benchNodes()) {
       await waitFor(`http://127.0.0.1:${port}/api/v1/namespaces/default/pods`, 15_000, undefined, 5)
       const r = results.get(rev)!
       r.first.push(performance.now() - started)
-      await sleep(2_000)
+      await sleep(IDLE_AFTER_MS)
       const u = await usage(child.pid!)
       r.rss.push(u.rssKb / 1024)
       r.anon.push(u.anonKb / 1024)

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // The only place that reads the command line, exits and says why. Serving is loaded only when
 // asked for, so --help, --version and the --workers supervisor stay small.
-import { configFromSettings, helpText, loadConfig } from './config.js'
+import { configFromSettings, helpText, loadConfig, WORKER_ROLE_ENV } from './config.js'
 import { UsageError } from './errors.js'
 import { VERSION } from './version.js'
 
@@ -10,12 +10,10 @@ function fail (message: string): never {
   process.exit(2)
 }
 
-// node:cluster's own test (its documentation says so), without loading node:cluster at every start.
-const isClusterWorker = process.env.NODE_UNIQUE_ID !== undefined
-
 async function main (argv: string[]): Promise<void> {
-  // A worker of --workers serves what its primary read; it reads no settings of its own.
-  if (isClusterWorker) {
+  // A worker of --workers serves what its primary read; it reads no settings of its own. Only
+  // then, or with --workers, is node:cluster loaded: it costs every start ~7 ms.
+  if (process.env[WORKER_ROLE_ENV] !== undefined) {
     const link = (await import('./workers.js')).workerLink()
     if (link) {
       await (await import('./serve.js')).serve({ config: configFromSettings(link.settings), warnings: link.warnings }, link)
@@ -32,10 +30,10 @@ async function main (argv: string[]): Promise<void> {
     process.stdout.write(`${VERSION} (Node.js ${process.version}, ${process.platform}/${process.arch})\n`)
     return
   }
-  if (command.config.workers !== 1 && !isClusterWorker) {
-    const { cpuCount, supervise } = await import('./workers.js')
+  if (command.config.workers !== 1) {
+    const { cpuCount, supervise, underOtherCluster } = await import('./workers.js')
     const workers = command.config.workers === 'auto' ? cpuCount() : command.config.workers
-    if (workers > 1) {
+    if (workers > 1 && !underOtherCluster()) {
       process.exitCode = await supervise(command, workers)
       return
     }

@@ -338,6 +338,8 @@ function validate (raw: RawSettings, givenAt: GivenAt): Config {
 
 // More processes than this only share out the same cores more thinly.
 export const MAX_WORKERS = 64
+/** Set by the --workers primary on each worker it starts (workers.ts); deleted once read. */
+export const WORKER_ROLE_ENV = '_MTLS_PROXY_WORKER'
 
 function workerCount (value: string): number | 'auto' {
   if (value === 'auto') return 'auto'

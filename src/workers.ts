@@ -9,11 +9,10 @@ import { availableParallelism } from 'node:os'
 import closeWithGrace from 'close-with-grace'
 import type { Logger } from 'pino'
 import { AggregatorRegistry, type Registry } from 'prom-client'
-import { MAX_WORKERS, type Config, type Settings } from './config.js'
+import { MAX_WORKERS, WORKER_ROLE_ENV as ROLE_ENV, type Config, type Settings } from './config.js'
 import { createLogger } from './logger.js'
 
-// From the primary to a worker, deleted once read (nothing the worker starts inherits them).
-const ROLE_ENV = '_MTLS_PROXY_WORKER'
+// From the primary to a worker, deleted once read (nothing the worker starts inherits them), with ROLE_ENV.
 const SETTINGS_ENV = '_MTLS_PROXY_SETTINGS'
 
 type MetricsJson = Awaited<ReturnType<Registry['getMetricsAsJSON']>>
@@ -76,6 +75,9 @@ export interface WorkerLink {
 const METRICS_TIMEOUT_MS = 8_000
 
 /** The link to the primary, in a worker this proxy's primary started; undefined anywhere else. */
+/** Run as a worker of another cluster (pm2's, say): serve as one plain process. */
+export const underOtherCluster = (): boolean => cluster.isWorker
+
 export function workerLink (): WorkerLink | undefined {
   const self = cluster.worker
   const role = /^(voice|quiet),(\d+)$/.exec(process.env[ROLE_ENV] ?? '')
