@@ -13,7 +13,7 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import {
-  benchFiles, buildRevision, Children, freePort, log, median, nginxProxyConfig, podList, proxyArgs, ROOT, runLoad,
+  benchFiles, buildRevision, Children, freePort, log, median, nginxProxyConfig, podList, proxyArgs, revisionSpec, ROOT, runLoad,
   sleep, startNginx, startNginxUpstream, usage, waitFor, which,
 } from './lib.js'
 
@@ -53,12 +53,9 @@ children.add(upstream.child)
 // The same revision twice (`work`, `work@--workers=2`) is built once.
 const built = new Map<string, Promise<string>>()
 const builds = await Promise.all(revisions.map(async (rev, i) => {
-  const base = rev.split('@')[0]!
+  const { base, args, nodeFlags, env } = revisionSpec(rev)
   if (!built.has(base)) built.set(base, build(base, i))
-  const all = rev.includes('@') ? rev.slice(rev.indexOf('@') + 1).split(',').filter(Boolean) : []
-  const tagged = (tag: string) => all.filter((a) => a.startsWith(tag)).map((a) => a.slice(tag.length))
-  const env = Object.fromEntries(tagged('env:').map((a) => [a.slice(0, a.indexOf('=')), a.slice(a.indexOf('=') + 1)]))
-  return { rev, cli: await built.get(base)!, args: all.filter((a) => !/^(node|env):/.test(a)), nodeFlags: tagged('node:'), env }
+  return { rev, cli: await built.get(base)!, args, nodeFlags, env }
 }))
 const extra = (process.env.BENCH_PROXY_ARGS ?? '').split(' ').filter(Boolean)
 const results = new Map<string, { cpuUs: number[]; rps: number[]; loadCpu: number[] }>(

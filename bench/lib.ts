@@ -203,6 +203,22 @@ export async function startNginxUpstream (nginx: string, work: string, pki: Demo
  * checkout's node_modules into `dir`, whichever way that revision builds: a bundle
  * (config/bundle.mjs) or, before it, tsc.
  */
+/**
+ * `REV@ARGS`: a revision run with more arguments, comma-separated; those written `node:FLAG` go to
+ * Node.js and `env:NAME=VALUE` to the environment (`work@--workers=2,env:MALLOC_ARENA_MAX=2`).
+ */
+export function revisionSpec (spec: string): { base: string; args: string[]; nodeFlags: string[]; env: Record<string, string> } {
+  const at = spec.indexOf('@')
+  const all = at < 0 ? [] : spec.slice(at + 1).split(',').filter(Boolean)
+  const tagged = (tag: string) => all.filter((a) => a.startsWith(tag)).map((a) => a.slice(tag.length))
+  return {
+    base: at < 0 ? spec : spec.slice(0, at),
+    args: all.filter((a) => !/^(node|env):/.test(a)),
+    nodeFlags: tagged('node:'),
+    env: Object.fromEntries(tagged('env:').map((a) => [a.slice(0, a.indexOf('=')), a.slice(a.indexOf('=') + 1)])),
+  }
+}
+
 export async function buildRevision (rev: string, dir: string): Promise<string> {
   if (rev === 'work') dir = ROOT
   else {

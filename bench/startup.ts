@@ -1,5 +1,6 @@
-// npm run bench:startup -- REV [REV …]: start-up and memory of each revision (a commit, `work`),
-// on this machine's Node.js and on the image's, the revisions taking turns. Each start is timed
+// npm run bench:startup -- REV [REV …]: start-up and memory of each revision (a commit, `work`;
+// `REV@ARGS` as in bench:compare, `work@env:MALLOC_TRIM_THRESHOLD_=131072`), on this machine's
+// Node.js and on the image's, the revisions taking turns. Each start is timed
 // from spawn to the first proxied 200 (polled every 5 ms) against the demo API server; the
 // process then idles 6 s (IDLE_AFTER_MS, past the first periodic readiness probe), and its RSS and
 // private memory (RssAnon) are read. Medians of BENCH_ROUNDS (7) starts; about 7 s per start.
@@ -8,7 +9,9 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { startDemoApiServer } from '../src/demo/api-server.js'
-import { benchFiles, benchNodes, buildRevision, freePort, IDLE_AFTER_MS, log, median, proxyArgs, sleep, usage, waitFor } from './lib.js'
+import {
+  benchFiles, benchNodes, buildRevision, freePort, IDLE_AFTER_MS, log, median, proxyArgs, revisionSpec, sleep, usage, waitFor,
+} from './lib.js'
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 7)
 const revisions = process.argv.slice(2)
@@ -19,17 +22,24 @@ if (revisions.length === 0) {
 const work = await mkdtemp(join(tmpdir(), 'mtls-proxy-startup-'))
 const { pki, files } = await benchFiles(work)
 const api = await startDemoApiServer(pki)
+// The same revision twice (`work`, `work@env:…`) is built once.
+const built = new Map<string, string>()
 const builds = []
-for (const [i, rev] of revisions.entries()) builds.push({ rev, cli: await buildRevision(rev, join(work, `rev-${i}`)) })
+for (const [i, rev] of revisions.entries()) {
+  const { base, args, nodeFlags, env } = revisionSpec(rev)
+  if (!built.has(base)) built.set(base, await buildRevision(base, join(work, `rev-${i}`)))
+  builds.push({ rev, cli: built.get(base)!, args, nodeFlags, env })
+}
 
 process.stdout.write('| Node.js | revision | first proxied 200, ms (median, min) | idle RSS, MB | idle private (RssAnon), MB |\n|---|---|---|---|---|\n')
 for (const { label, bin } of await benchNodes()) {
   const results = new Map(builds.map((b) => [b.rev, { first: [] as number[], rss: [] as number[], anon: [] as number[] }]))
   for (let round = 0; round < ROUNDS; round++) {
-    for (const { rev, cli } of round % 2 ? builds : [...builds].reverse()) {
+    for (const { rev, cli, args, nodeFlags, env } of round % 2 ? builds : [...builds].reverse()) {
       const port = await freePort()
       const started = performance.now()
-      const child = spawn(bin, [cli, ...proxyArgs(api.url, files, port)], { stdio: ['ignore', 'ignore', 'inherit'] })
+      const child = spawn(bin, [...nodeFlags, cli, ...proxyArgs(api.url, files, port), ...args],
+        { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, ...env } })
       await waitFor(`http://127.0.0.1:${port}/api/v1/namespaces/default/pods`, 15_000, undefined, 5)
       const r = results.get(rev)!
       r.first.push(performance.now() - started)
