@@ -21,6 +21,30 @@ const leanUndici = {
   setup (b) { b.onResolve({ filter: /^undici$/ }, () => ({ path: join(root, 'src/undici-lean.cjs') })) },
 }
 
+// Packages a dependency requires at load but uses only for what mtls-proxy never asks of it: each
+// is bundled behind a stand-in that loads it on first use. prom-client: OpenTelemetry, for
+// exemplars (none here; ~5 ms of every start). @fastify/http-proxy: ws, for its WebSocket mode
+// (upgrades are ours: src/upgrade.ts).
+const LOADED_ON_USE = { '@opentelemetry/api': '/node_modules/prom-client/', ws: '/node_modules/@fastify/http-proxy/' }
+const onFirstUse = {
+  name: 'on-first-use',
+  setup (b) {
+    const names = new RegExp(`^(${Object.keys(LOADED_ON_USE).map((n) => n.replace(/[/.]/g, '\\$&')).join('|')})$`)
+    b.onResolve({ filter: names }, (args) =>
+      args.importer.includes(LOADED_ON_USE[args.path]) ? { path: args.path, namespace: 'on-first-use' } : undefined)
+    b.onLoad({ filter: /.*/, namespace: 'on-first-use' }, (args) => ({
+      resolveDir: root,
+      contents: `let loaded; const load = () => (loaded ??= require(${JSON.stringify(args.path)}));
+module.exports = new Proxy(function () {}, {
+  get: (_, key) => load()[key],
+  has: (_, key) => key in load(),
+  construct: (_, args) => new (load())(...args),
+  apply: (_, self, args) => load().apply(self, args),
+});`,
+    }))
+  },
+}
+
 await build({
   absWorkingDir: root,
   entryPoints: { cli: 'src/cli.ts', healthcheck: 'src/healthcheck.ts' },
@@ -39,7 +63,7 @@ await build({
   // kept, so stack traces still say which function; MINIFY=0 gives a file to read.
   minifyWhitespace: process.env.MINIFY !== '0',
   minifySyntax: process.env.MINIFY !== '0',
-  plugins: [leanUndici],
+  plugins: [leanUndici, onFirstUse],
   // import.meta.url, as our ES modules use it, for a CommonJS file
   define: { 'import.meta.url': '__import_meta_url' },
   banner: { js: "const __import_meta_url = require('node:url').pathToFileURL(__filename).href;" },
