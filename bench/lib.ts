@@ -199,11 +199,6 @@ export async function startNginxUpstream (nginx: string, work: string, pki: Demo
 }
 
 /**
- * dist/cli.js of a git revision (`work`: the working tree), built from its own sources with this
- * checkout's node_modules into `dir`, whichever way that revision builds: a bundle
- * (config/bundle.mjs) or, before it, tsc.
- */
-/**
  * `REV@ARGS`: a revision run with more arguments, comma-separated; those written `node:FLAG` go to
  * Node.js and `env:NAME=VALUE` to the environment (`work@--workers=2,env:MALLOC_ARENA_MAX=2`).
  */
@@ -215,10 +210,18 @@ export function revisionSpec (spec: string): { base: string; args: string[]; nod
     base: at < 0 ? spec : spec.slice(0, at),
     args: all.filter((a) => !/^(node|env):/.test(a)),
     nodeFlags: tagged('node:'),
-    env: Object.fromEntries(tagged('env:').map((a) => [a.slice(0, a.indexOf('=')), a.slice(a.indexOf('=') + 1)])),
+    env: Object.fromEntries(tagged('env:').map((a) => {
+      if (!a.includes('=')) throw new Error(`env:${a}: write env:NAME=VALUE`)
+      return [a.slice(0, a.indexOf('=')), a.slice(a.indexOf('=') + 1)]
+    })),
   }
 }
 
+/**
+ * dist/cli.js of a git revision (`work`: the working tree), built from its own sources with this
+ * checkout's node_modules into `dir`, whichever way that revision builds: a bundle
+ * (config/bundle.mjs) or, before it, tsc.
+ */
 export async function buildRevision (rev: string, dir: string): Promise<string> {
   if (rev === 'work') dir = ROOT
   else {

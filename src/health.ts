@@ -67,7 +67,7 @@ export class Health {
   #lastSuccess: number | undefined
   #timer: NodeJS.Timeout | undefined
   #stopped = true
-  #probing: Promise<void> | undefined
+  #probing: Promise<unknown> | undefined
   /** a fault no probe can clear */
   #broken: string | undefined
   /** probeFirst ran */
@@ -164,13 +164,17 @@ export class Health {
 
   /**
    * The first probe, made before the proxy serves: its connection stays pooled for the first
-   * request. When no answer came, the outcome goes back to the caller to judge (a misconfiguration
-   * stops the start) and to tell; it is recorded, untold.
+   * request. Resolves with its outcome, or with undefined once `patience` ends. A failure that
+   * comes in time goes back to the caller to judge (a misconfiguration stops the start) and to
+   * tell, recorded untold; a later outcome is recorded and told like any probe's.
    */
-  async probeFirst (): Promise<ProbeOutcome> {
-    const outcome = await this.#attempt()
-    this.#record(outcome, outcome.error === undefined)
+  async probeFirst (patience: Promise<void>): Promise<ProbeOutcome | undefined> {
+    let waiting = true
     this.#probed = true
+    const probing = this.#attempt().then((outcome) => this.#record(outcome, !waiting || outcome.error === undefined))
+    this.#probing = probing
+    const outcome = await Promise.race([probing, patience.then(() => undefined)])
+    waiting = false
     return outcome
   }
 
@@ -199,13 +203,14 @@ export class Health {
     }
   }
 
-  #record (outcome: ProbeOutcome, tell: boolean): void {
+  #record (outcome: ProbeOutcome, tell: boolean): ProbeOutcome {
     if (outcome.failure === undefined) this.recordSuccess()
     else if (tell) this.recordFailure(outcome.failure)
     else {
       this.#ready = false
       this.#reason = outcome.failure
     }
+    return outcome
   }
 
   start (): void {

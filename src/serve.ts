@@ -1,5 +1,6 @@
 // One serving process: reads the credentials, builds the app, listens, and stops gracefully on a
 // signal. The CLI runs it alone, or once in each worker under --workers (workers.ts).
+import { setTimeout as delay } from 'node:timers/promises'
 import closeWithGrace from 'close-with-grace'
 import type { Logger } from 'pino'
 import { bracketed, isLoopback } from './addresses.js'
@@ -33,22 +34,45 @@ async function listenOrExplain (app: App, where: string, listen: () => Promise<u
   }
 }
 
+// Listening waits for the first probe's handshake, then at most this long for its answer: an
+// upstream slow to answer is for readiness to report, not a reason to keep the port closed.
+const ANSWER_WAIT_MS = 1_000
+
 /**
  * The first readiness probe, before serving: a server that --cacert does not vouch for, or whose
  * name does not match, is a configuration mistake; one that is merely unreachable is not: a sidecar
  * may start before the network does, so the proxy serves, not ready, and keeps trying. The probe's
  * connection stays pooled, so the first request makes no handshake of its own.
  */
-async function checkUpstream (app: App, logger: Logger): Promise<void> {
-  const { error, failure } = await app.health.probeFirst()
+async function checkUpstream (app: App, connectTimeoutMs: number, logger: Logger): Promise<void> {
+  const timers = new AbortController()
+  let handshake = false
+  const patience = Promise.race([
+    app.upstream.nextHandshake().then(() => {
+      handshake = true
+      return delay(ANSWER_WAIT_MS, undefined, { signal: timers.signal })
+    }),
+    // (the pool's own connect timeout normally ends the probe first)
+    delay(connectTimeoutMs + ANSWER_WAIT_MS, undefined, { signal: timers.signal }),
+  ]).catch(() => {})
+  const outcome = await app.health.probeFirst(patience)
+  timers.abort()
+  if (!outcome) {
+    if (!handshake) warnNotReachable(app, logger, `no TLS handshake within ${connectTimeoutMs / 1000} s (--connect-timeout)`)
+    return
+  }
+  const { error, failure } = outcome
   if (error === undefined) return
   const described = describeUpstreamError(error, app.upstream)
   if (described.misconfigured) {
     await app.close()
     throw new UsageError(described.message)
   }
-  logger.warn({ upstream: app.upstream.origin, reason: failure },
-    `upstream not reachable yet (${failure}); serving anyway, not ready until it is`)
+  warnNotReachable(app, logger, failure!)
+}
+
+function warnNotReachable (app: App, logger: Logger, reason: string): void {
+  logger.warn({ upstream: app.upstream.origin, reason }, `upstream not reachable yet (${reason}); serving anyway, not ready until it is`)
 }
 
 /** What the user should know before the first request: who else can act as them. */
@@ -93,7 +117,7 @@ export async function serve (command: { config: Config; warnings: string[] }, wo
   warnAboutExposure(config, identity, upstream.host, events)
   const app = await buildApp(config, { logger, events, credentials, metrics: { exposition: worker?.metrics } })
   worker?.shareMetrics(app.metrics.registry)
-  await checkUpstream(app, events)
+  await checkUpstream(app, config.connectTimeoutMs, events)
   const { unixSocket, statusAddress } = config
   if (unixSocket) {
     await listenOrExplain(app, unixSocket, () => listenUnixSocket(app, unixSocket, (reason) => {

@@ -5,7 +5,7 @@ import type { X509Certificate } from 'node:crypto'
 import type { ClientRequest, OutgoingHttpHeaders } from 'node:http'
 import { request as httpsRequest } from 'node:https'
 import { isIP } from 'node:net'
-import { connect, type TLSSocket } from 'node:tls'
+import { connect, createSecureContext, type SecureContext, type TLSSocket } from 'node:tls'
 import { Agent, buildConnector, type Dispatcher } from 'undici'
 import { unbracketed } from './addresses.js'
 import { sameClient, type CredentialBundle } from './credentials/bundle.js'
@@ -41,6 +41,13 @@ export class Upstream {
   #agent: Agent
   /** the server's certificate from the latest handshake, pooled or probe */
   #seen: { certificate: X509Certificate; at: number } | undefined
+  /**
+   * One TLS context per set of credentials, shared by every connection made with it. Given the
+   * PEM instead, Node.js parses the CA, certificate and key and builds a context for each
+   * connection: CPU at every handshake, and memory held by every open watch.
+   */
+  readonly #contexts = new WeakMap<CredentialBundle, SecureContext>()
+  #handshakeWaiters: Array<() => void> = []
 
   constructor (options: UpstreamOptions, store: CredentialStore) {
     const { server } = store.current
@@ -72,15 +79,22 @@ export class Upstream {
     return {
       host,
       port: Number(this.url.port || 443),
-      ca: credentials.caPem,
-      cert: credentials.certPem,
-      key: credentials.keyPem,
+      secureContext: this.#context(credentials),
       // Verify unless the user said --insecure-skip-tls-verify: the server must present a certificate from --cacert for this name.
       rejectUnauthorized: !this.#insecure,
       // The name checked is --tls-server-name when set, else the host (SNI takes no IP; an IP is checked against IP SANs).
       ...(this.#tlsServerName ? { servername: this.#tlsServerName } : isIP(host) ? {} : { servername: host }),
       ALPNProtocols: ['http/1.1'],
     }
+  }
+
+  #context (credentials: CredentialBundle): SecureContext {
+    let context = this.#contexts.get(credentials)
+    if (!context) {
+      context = createSecureContext({ ca: credentials.caPem, cert: credentials.certPem, key: credentials.keyPem })
+      this.#contexts.set(credentials, context)
+    }
+    return context
   }
 
   #createAgent (credentials: CredentialBundle): Agent {
@@ -102,7 +116,10 @@ export class Upstream {
   #connector (credentials: CredentialBundle, timeout: number): buildConnector.connector {
     const connectTls = buildConnector({ ...this.tlsOptions(credentials), timeout })
     return (options, callback) => connectTls(options, (...outcome) => {
-      if (outcome[1]) this.#saw((outcome[1] as TLSSocket).getPeerX509Certificate())
+      if (outcome[1]) {
+        this.#saw((outcome[1] as TLSSocket).getPeerX509Certificate())
+        for (const resolve of this.#handshakeWaiters.splice(0)) resolve()
+      }
       callback(...outcome)
     })
   }
@@ -151,6 +168,11 @@ export class Upstream {
     outgoing.once('upgrade', stop)
     outgoing.once('response', stop)
     return outgoing
+  }
+
+  /** Resolves when the pool next completes a connection, its handshake done. */
+  nextHandshake (): Promise<void> {
+    return new Promise((resolve) => this.#handshakeWaiters.push(resolve))
   }
 
   /**

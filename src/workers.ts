@@ -74,10 +74,10 @@ export interface WorkerLink {
 // A scrape waits this long for the primary, which itself gives the workers 5 s.
 const METRICS_TIMEOUT_MS = 8_000
 
-/** The link to the primary, in a worker this proxy's primary started; undefined anywhere else. */
 /** Run as a worker of another cluster (pm2's, say): serve as one plain process. */
 export const underOtherCluster = (): boolean => cluster.isWorker
 
+/** The link to the primary, in a worker this proxy's primary started; undefined anywhere else. */
 export function workerLink (): WorkerLink | undefined {
   const self = cluster.worker
   const role = /^(voice|quiet),(\d+)$/.exec(process.env[ROLE_ENV] ?? '')

@@ -46,6 +46,28 @@ t.test('one handshake at start: the first probe\'s connection serves the first r
   t.equal((await proxy.exited).code, 0)
 })
 
+t.test('an upstream slow to answer does not keep the port closed: the proxy serves within a second of the handshake', async (t) => {
+  const held: Array<() => void> = []
+  const upstream = await startUpstream(t, pki, (req, res) => {
+    if (req.headers['user-agent'] === 'mtls-proxy-readiness') held.push(() => echoHandler(req, res))
+    else echoHandler(req, res)
+  })
+  // startCli resolves once the proxy says it serves: the probe is still held.
+  const proxy = await startCli(t, [...flags(upstream.url), '--probe-interval', '60'])
+  t.equal(held.length, 1, 'the first probe is waiting for its answer')
+  t.equal((await get(`${proxy.url}/-/readyz`)).status, 503, 'not ready before the answer')
+  t.notOk(proxy.logs().some((l) => /not reachable yet/.test(String(l.msg))), 'a slow answer is not an unreachable upstream')
+  t.equal((await get(`${proxy.url}/version`)).status, 200, 'requests are served meanwhile')
+  t.equal((await get(`${proxy.url}/-/readyz`)).status, 200, 'and proxied traffic counts for readiness')
+  for (const release of held.splice(0)) release()
+  const started = Date.now()
+  const said = () => proxy.logs().some((l) => /upstream reachable over mutual TLS: ready/.test(String(l.msg)))
+  while (!said() && Date.now() - started < 5_000) await new Promise((resolve) => setTimeout(resolve, 25))
+  t.ok(said(), 'ready, said once the log is written')
+  proxy.child.kill('SIGTERM')
+  t.equal((await proxy.exited).code, 0)
+})
+
 t.test('an unreachable upstream: serves, not ready, and says so', async (t) => {
   const port = await freePort()
   const proxy = await startCli(t, flags(`https://127.0.0.1:${port}`))
