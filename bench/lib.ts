@@ -217,6 +217,18 @@ export function revisionSpec (spec: string): { base: string; args: string[]; nod
   }
 }
 
+/** Each `REV@ARGS` given, built (a revision named twice is built once), with what it runs with. */
+export async function buildSpecs (specs: string[], work: string) {
+  const built = new Map<string, string>()
+  const builds = []
+  for (const [i, spec] of specs.entries()) {
+    const { base, args, nodeFlags, env } = revisionSpec(spec)
+    if (!built.has(base)) built.set(base, await buildRevision(base, join(work, `rev-${i}`)))
+    builds.push({ rev: spec, cli: built.get(base)!, args, nodeFlags, env })
+  }
+  return builds
+}
+
 /**
  * dist/cli.js of a git revision (`work`: the working tree), built from its own sources with this
  * checkout's node_modules into `dir`, whichever way that revision builds: a bundle

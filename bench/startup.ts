@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { startDemoApiServer } from '../src/demo/api-server.js'
 import {
-  benchFiles, benchNodes, buildRevision, freePort, IDLE_AFTER_MS, log, median, proxyArgs, revisionSpec, sleep, usage, waitFor,
+  benchFiles, benchNodes, buildSpecs, freePort, IDLE_AFTER_MS, log, median, proxyArgs, sleep, usage, waitFor,
 } from './lib.js'
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 7)
@@ -22,14 +22,7 @@ if (revisions.length === 0) {
 const work = await mkdtemp(join(tmpdir(), 'mtls-proxy-startup-'))
 const { pki, files } = await benchFiles(work)
 const api = await startDemoApiServer(pki)
-// The same revision twice (`work`, `work@env:…`) is built once.
-const built = new Map<string, string>()
-const builds = []
-for (const [i, rev] of revisions.entries()) {
-  const { base, args, nodeFlags, env } = revisionSpec(rev)
-  if (!built.has(base)) built.set(base, await buildRevision(base, join(work, `rev-${i}`)))
-  builds.push({ rev, cli: built.get(base)!, args, nodeFlags, env })
-}
+const builds = await buildSpecs(revisions, work)
 
 process.stdout.write('| Node.js | revision | first proxied 200, ms (median, min) | idle RSS, MB | idle private (RssAnon), MB |\n|---|---|---|---|---|\n')
 for (const { label, bin } of await benchNodes()) {

@@ -7,7 +7,7 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { startDemoApiServer } from '../src/demo/api-server.js'
-import { benchFiles, benchNodes, buildRevision, freePort, IDLE_AFTER_MS, log, median, proxyArgs, revisionSpec, sleep, waitFor } from './lib.js'
+import { benchFiles, benchNodes, buildSpecs, freePort, IDLE_AFTER_MS, log, median, proxyArgs, sleep, waitFor } from './lib.js'
 import { watchMemory } from './measure.js'
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3)
@@ -19,13 +19,7 @@ if (revisions.length === 0) {
 const work = await mkdtemp(join(tmpdir(), 'mtls-proxy-watches-'))
 const { pki, files } = await benchFiles(work)
 const demo = await startDemoApiServer(pki)
-const built = new Map<string, string>()
-const builds = []
-for (const [i, rev] of revisions.entries()) {
-  const { base, args, nodeFlags, env } = revisionSpec(rev)
-  if (!built.has(base)) built.set(base, await buildRevision(base, join(work, `rev-${i}`)))
-  builds.push({ rev, cli: built.get(base)!, args, nodeFlags, env })
-}
+const builds = await buildSpecs(revisions, work)
 
 process.stdout.write('| Node.js | revision | RSS added by 1,000 open watches, MB (median, each round) |\n|---|---|---|\n')
 for (const { label, bin } of await benchNodes()) {
