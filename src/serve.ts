@@ -112,6 +112,13 @@ export async function serve (command: { config: Config; warnings: string[] }, wo
   const credentials = await openCredentialStore(fileSetSource(config.credentials), { logger: events }).catch((err: unknown) => {
     throw alsoSaying(err, command.warnings)
   })
+  // From here on, not only once serving: a SIGHUP with no listener would end the process.
+  const reload = () => {
+    events.info('SIGHUP: reloading certificates')
+    void credentials.reload('SIGHUP')
+  }
+  if (worker) worker.onReload(reload)
+  else process.on('SIGHUP', reload)
   const identity = clientIdentity(credentials.current)
   const upstream = credentials.current.server.url
   warnAboutExposure(config, identity, upstream.host, events)
@@ -131,12 +138,6 @@ export async function serve (command: { config: Config; warnings: string[] }, wo
     await listenOrExplain(app, `--status-address ${bracketed(statusAddress.host)}:${statusAddress.port}`,
       () => app.statusApp.listen({ host: statusAddress.host, port: statusAddress.port }))
   }
-  const reload = () => {
-    events.info('SIGHUP: reloading certificates')
-    void app.credentials.reload('SIGHUP')
-  }
-  if (worker) worker.onReload(reload)
-  else process.on('SIGHUP', reload)
   // SIGHUP reloads certificates (close-with-grace would treat it as a stop). A worker leaves SIGINT
   // (Ctrl-C reaches the whole process group) to the primary, which stops the workers itself, and
   // takes SIGTERM as a stop like the primary's: systemd signals the whole group, so both come, in

@@ -1,6 +1,8 @@
 // The handshake before serving: a server --cacert does not vouch for is a configuration error;
 // an unreachable one is not (a sidecar may start before the network does).
+import type { ChildProcess } from 'node:child_process'
 import { writeFile } from 'node:fs/promises'
+import { createServer, type AddressInfo, type Socket } from 'node:net'
 import t from 'tap'
 import { clientFlags } from './helpers/proxy.js'
 import { freePort } from './helpers/net.js'
@@ -64,6 +66,32 @@ t.test('an upstream slow to answer does not keep the port closed: the proxy serv
   const said = () => proxy.logs().some((l) => /upstream reachable over mutual TLS: ready/.test(String(l.msg)))
   while (!said() && Date.now() - started < 5_000) await new Promise((resolve) => setTimeout(resolve, 25))
   t.ok(said(), 'ready, said once the log is written')
+  proxy.child.kill('SIGTERM')
+  t.equal((await proxy.exited).code, 0)
+})
+
+t.test('SIGHUP while the start-up probe waits: a reload, not the end of the proxy', async (t) => {
+  // Takes TCP connections and never answers them: the probe's handshake waits for --connect-timeout.
+  const sockets = new Set<Socket>()
+  const silent = createServer((socket) => {
+    sockets.add(socket)
+    socket.on('error', () => {})
+  })
+  await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => {
+    for (const socket of sockets) socket.destroy()
+    silent.close()
+  })
+  let child: ChildProcess | undefined
+  const starting = startCli(t, [...flags(`https://127.0.0.1:${(silent.address() as AddressInfo).port}`), '--connect-timeout', '3s'], {},
+    { onSpawn: (c) => { child = c } })
+  const started = Date.now()
+  while (sockets.size === 0 && Date.now() - started < 10_000) await new Promise((resolve) => setTimeout(resolve, 10))
+  t.equal(sockets.size, 1, 'the probe is waiting for its handshake')
+  child!.kill('SIGHUP')
+  const proxy = await starting
+  t.ok(proxy.logs().some((l) => l.msg === 'SIGHUP: reloading certificates'))
+  t.equal((await get(`${proxy.url}/-/healthz`)).status, 200, 'serving')
   proxy.child.kill('SIGTERM')
   t.equal((await proxy.exited).code, 0)
 })

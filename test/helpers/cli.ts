@@ -41,12 +41,15 @@ export interface RunningCli {
 /**
  * Starts the CLI (on --port 0 unless told the settings name a port) and resolves once it logs where it serves.
  * group: in a process group of its own, as a terminal or systemd runs it (signal it all with `process.kill(-pid)`).
+ * onSpawn: given the process at once, to signal it while it starts.
  */
 export async function startCli (
-  t: Teardown, args: string[], env: NodeJS.ProcessEnv = {}, { anyPort = true, group = false } = {}
+  t: Teardown, args: string[], env: NodeJS.ProcessEnv = {},
+  { anyPort = true, group = false, onSpawn }: { anyPort?: boolean; group?: boolean; onSpawn?: (child: ChildProcess) => void } = {}
 ): Promise<RunningCli> {
   const child = spawn(process.execPath, [...CLI, ...(anyPort ? ['--port', '0'] : []), ...args],
     { cwd: ROOT, env: { PATH: process.env.PATH, ...env }, stdio: ['ignore', 'pipe', 'pipe'], detached: group })
+  onSpawn?.(child)
   const { out, exited } = collect(child)
   t.teardown(() => {
     if (group) try { process.kill(-child.pid!, 'SIGKILL') } catch { /* all gone */ }
