@@ -181,11 +181,11 @@ export class Upstream {
    */
   async serverCertificate (): Promise<X509Certificate> {
     if (this.#seen && Date.now() - this.#seen.at < SEEN_FRESH_MS) return this.#seen.certificate
-    return this.probeCertificate()
+    return this.#probeCertificate()
   }
 
   /** One TLS handshake, as the pool would make it, for the server's certificate. */
-  probeCertificate (): Promise<X509Certificate> {
+  #probeCertificate (): Promise<X509Certificate> {
     return new Promise((resolve, reject) => {
       const socket = connect(this.tlsOptions(), () => {
         const cert = socket.getPeerX509Certificate()
