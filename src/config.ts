@@ -10,6 +10,8 @@ import * as lazy from './lazy.js'
 import { describeFsError } from './fs-errors.js'
 import { readRegularFileSync } from './files.js'
 import { isLoopback, unbracketed } from './addresses.js'
+import { defaultKubeconfigFiles } from './credentials/kubeconfig.js'
+import { proxyEnvironment, type ProxyEnvironment } from './credentials/proxy-url.js'
 import { checkComplete, upstreamUrl, type CredentialSpec, type PemSource } from './credentials/source.js'
 import { OPTIONS, envName, missingSetting, type OptionName, type OptionSpec } from './options.js'
 
@@ -71,11 +73,19 @@ type GivenAt = Partial<Record<OptionName, string>>
 export interface Settings {
   raw: RawSettings
   givenAt: GivenAt
+  /** what the environment said besides MTLS_PROXY_*, read once: every worker uses the same */
+  environment: Environment
+}
+
+/** What kubectl would take from the environment: the kubeconfig files, and the proxy to the API server. */
+export interface Environment {
+  kubeconfig: { files: string[]; from: string }
+  proxy: ProxyEnvironment
 }
 
 /** The Config of settings read earlier (by another process); throws UsageError as loadConfig does. */
 export function configFromSettings (settings: Settings): Config {
-  return validate(settings.raw, settings.givenAt)
+  return validate(settings.raw, settings.givenAt, settings.environment)
 }
 
 const SPECS: ReadonlyMap<string, OptionSpec> = new Map(OPTIONS.map((o) => [o.name, o]))
@@ -219,7 +229,7 @@ function milliseconds (raw: RawSettings, name: OptionName, { allowZero }: { allo
 }
 
 /** The settings that say where credentials come from; nothing is read here. */
-function credentialSpec (raw: RawSettings, given: (name: OptionName) => string): CredentialSpec {
+function credentialSpec (raw: RawSettings, given: (name: OptionName) => string, environment: Environment): CredentialSpec {
   const file = (name: OptionName): { path: string; label: string } | undefined => {
     const path = str(raw, name)
     return path === undefined ? undefined : { path, label: given(name) }
@@ -230,10 +240,20 @@ function credentialSpec (raw: RawSettings, given: (name: OptionName) => string):
     const data = str(raw, `${name}-data`)
     return data ? { kind: 'inline', pem: pemText(data), label: given(`${name}-data`) } : undefined
   }
-  const kubeconfig = str(raw, 'kubeconfig')
-  const context = str(raw, 'context')
-  if (context && !kubeconfig) throw new UsageError('--context needs --kubeconfig')
   const upstream = str(raw, 'upstream')
+  const kubeconfigFile = str(raw, 'kubeconfig')
+  const picked = { context: str(raw, 'context'), cluster: str(raw, 'cluster'), user: str(raw, 'user') }
+  // As kubectl: with neither a server nor a certificate nor a kubeconfig named, $KUBECONFIG or ~/.kube/config.
+  const useDefault = kubeconfigFile === undefined && upstream === undefined && str(raw, 'cert') === undefined &&
+    str(raw, 'cert-data') === undefined
+  const kubeconfig = kubeconfigFile !== undefined
+    ? { files: [kubeconfigFile], from: '--kubeconfig', ...picked }
+    : useDefault ? { ...environment.kubeconfig, ...picked } : undefined
+  const pickedName = (['context', 'cluster', 'user'] as const).find((n) => picked[n] !== undefined)
+  if (pickedName && !kubeconfig) {
+    throw new UsageError(`--${pickedName} picks from a kubeconfig, and none is read when --upstream or --cert is given; ` +
+      'add --kubeconfig FILE')
+  }
   if (upstream === undefined && kubeconfig === undefined) throw missingSetting('upstream')
   const listenCert = file('listen-cert')
   const listenKey = file('listen-key')
@@ -241,7 +261,7 @@ function credentialSpec (raw: RawSettings, given: (name: OptionName) => string):
     throw new UsageError('--listen-cert and --listen-key go together: the certificate the listener serves HTTPS with, and its key')
   }
   const spec: CredentialSpec = {
-    kubeconfig: kubeconfig === undefined ? undefined : { file: kubeconfig, context },
+    kubeconfig,
     server: upstream === undefined ? undefined : upstreamUrl(upstream, '--upstream'),
     tlsServerName: str(raw, 'tls-server-name'),
     insecureSkipTlsVerify: raw['insecure-skip-tls-verify'] === true,
@@ -251,15 +271,16 @@ function credentialSpec (raw: RawSettings, given: (name: OptionName) => string):
     passphraseFile: str(raw, 'key-passphrase-file'),
     listener: listenCert && listenKey ? { cert: { kind: 'file', ...listenCert }, key: { kind: 'file', ...listenKey } } : undefined,
     callerTokenFile: file('token-file'),
+    proxyEnv: environment.proxy,
   }
   // Without a kubeconfig, nothing can fill a gap later: say so now.
   checkComplete(spec)
   return spec
 }
 
-function validate (raw: RawSettings, givenAt: GivenAt): Config {
+function validate (raw: RawSettings, givenAt: GivenAt, environment: Environment): Config {
   const given = (name: OptionName) => givenAt[name] ?? `--${name}`
-  const credentials = credentialSpec(raw, given)
+  const credentials = credentialSpec(raw, given, environment)
   const address = unbracketed(text(raw, 'address'))
   if (address !== 'localhost' && isIP(address) === 0) {
     throw new UsageError(`--address must be an IP address or localhost, got '${text(raw, 'address')}'`)
@@ -438,7 +459,8 @@ function readSettings (flags: RawSettings, env: NodeJS.ProcessEnv, cwd: string):
   for (const name of Object.keys(fromFile) as OptionName[]) givenAt[name] = `'${name}' (config file ${resolve(cwd, configFile!)})`
   for (const name of Object.keys(fromEnv) as OptionName[]) givenAt[name] = envName(name)
   for (const name of Object.keys(flagged) as OptionName[]) givenAt[name] = `--${name}`
-  return { raw, givenAt }
+  const environment = { kubeconfig: defaultKubeconfigFiles(env, cwd), proxy: proxyEnvironment(env) }
+  return { raw, givenAt, environment }
 }
 
 export function helpText (version: string): string {

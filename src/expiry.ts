@@ -91,7 +91,7 @@ export class ExpiryMonitor {
     const b = bundle()
     const at = now()
     return [
-      reportCertificate('client', b.clientCertificate, at, thresholds),
+      ...(b.clientCertificate ? [reportCertificate('client', b.clientCertificate, at, thresholds)] : []),
       ...b.caCertificates.map((ca) => reportCertificate('ca', ca, at, thresholds)),
       ...(b.listener ? [reportCertificate('listener', b.listener.certificate, at, thresholds)] : []),
       ...(this.#server ? [reportCertificate('server', this.#server, at, thresholds)] : []),

@@ -43,9 +43,15 @@ export async function registerForwarding (app: FastifyInstance, parts: Forwardin
         health.recordSuccess()
         if (statusCode === 401) {
           const { current } = credentials
-          request.log.warn({ url: request.url, identity: clientIdentity(current), notAfter: current.notAfter.toISOString() },
-            'upstream answered 401 Unauthorized: the client certificate may have expired or been revoked ' +
-            '(consoles can revoke a credential); get a new one')
+          const fields = { url: request.url, identity: clientIdentity(current), expires: current.expiresAt?.toISOString() }
+          // The caller gets this 401 as it is; the next request goes out with what the plugin gives now.
+          if (credentials.renew('upstream 401')) {
+            request.log.warn(fields, 'upstream answered 401 Unauthorized: running the exec plugin again for a new credential')
+          } else {
+            const what = current.clientCertificate ? 'the client certificate' : 'the token'
+            request.log.warn(fields, `upstream answered 401 Unauthorized: ${what} ` +
+              'may have expired or been revoked (consoles can revoke a credential); get a new one')
+          }
         }
       },
       onFailure: (request, err) => {

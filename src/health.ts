@@ -83,10 +83,15 @@ export class Health {
     }
   }
 
-  /** Ready to serve: the client certificate is valid and the upstream answered recently. */
+  /** Ready to serve: the credentials are valid and the upstream answered recently. */
   get state (): ReadyState {
-    const { notAfter } = this.#opts.credentials.current
-    if (this.#opts.now() > notAfter) return { ready: false, reason: `the client certificate expired on ${notAfter.toISOString()}` }
+    const { credentials } = this.#opts
+    const { expiresAt, expiring } = credentials.current
+    if (expiresAt && this.#opts.now() > expiresAt) {
+      const last = credentials.lastReload
+      const why = last?.outcome === 'failed' ? `; renewing it failed: ${last.error}` : ''
+      return { ready: false, reason: `${expiring} expired on ${expiresAt.toISOString()}${why}` }
+    }
     return this.#upstreamState()
   }
 

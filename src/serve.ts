@@ -109,7 +109,7 @@ export async function serve (command: { config: Config; warnings: string[] }, wo
   worker?.onVoice(() => { events.level = config.logLevel })
   for (const warning of command.warnings) events.warn(warning)
   // The credentials are read now, the kubeconfig and token file included: their mistakes get the same hint.
-  const credentials = await openCredentialStore(fileSetSource(config.credentials), { logger: events }).catch((err: unknown) => {
+  const credentials = await openCredentialStore(fileSetSource(config.credentials, { logger: events }), { logger: events }).catch((err: unknown) => {
     throw alsoSaying(err, command.warnings)
   })
   // From here on, not only once serving: a SIGHUP with no listener would end the process.
@@ -166,7 +166,7 @@ export async function serve (command: { config: Config; warnings: string[] }, wo
     ...(status ? { status } : {}),
     upstream: upstream.href,
     identity,
-    certificateNotAfter: credentials.current.notAfter.toISOString(),
+    credentialsExpire: credentials.current.expiresAt?.toISOString(),
     ...(worker ? { workers: worker.of } : {}),
   }, `serving ${listen}, forwarding to ${upstream.origin} as ${identity}${worker ? ` (${worker.of} worker processes)` : ''}`)
   worker?.ready()

@@ -106,6 +106,9 @@ export function describeUpstreamError (err: unknown, upstream: UpstreamName): Up
         : `upstream ${where} did not answer in time (--response-timeout)`,
     }
   }
+  // The proxy on the way (proxy-url, HTTPS_PROXY) failed, not the API server: its message names it.
+  const viaProxy = proxyFailure(err)
+  if (viaProxy) return bad('refused', viaProxy)
   if (NOT_TRUSTED.has(code)) return misconfigured(`upstream certificate is not signed by the CA in --cacert (${code})`)
   if (code === 'ERR_TLS_CERT_ALTNAME_INVALID') {
     const name = upstream.serverName
@@ -130,4 +133,13 @@ export function describeUpstreamError (err: unknown, upstream: UpstreamName): Up
       'have rejected our client certificate')
   }
   return bad('other', `request to upstream ${where} failed: ${innermostMessage(err) || 'unknown error'}`)
+}
+
+function proxyFailure (err: unknown): string | undefined {
+  let e = err as { name?: string; message?: string; cause?: unknown } | undefined
+  for (let depth = 0; e && depth < 8; depth++) {
+    if (e.name === 'ProxyError') return e.message
+    e = e.cause as typeof e
+  }
+  return undefined
 }

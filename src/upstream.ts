@@ -9,6 +9,7 @@ import { connect, createSecureContext, type SecureContext, type TLSSocket } from
 import { Agent, buildConnector, type Dispatcher } from 'undici'
 import { unbracketed } from './addresses.js'
 import { sameClient, type CredentialBundle } from './credentials/bundle.js'
+import { openTunnel } from './credentials/proxy-url.js'
 import type { CredentialStore } from './credentials/store.js'
 import { UpstreamTimeout } from './upstream-error.js'
 
@@ -34,6 +35,9 @@ export class Upstream {
   readonly serverName: string
   readonly #tlsServerName: string | undefined
   readonly #insecure: boolean
+  /** an HTTP CONNECT proxy every connection goes through */
+  readonly #proxy: URL | undefined
+  readonly #disableCompression: boolean
   readonly #options: UpstreamOptions
   readonly #store: CredentialStore
   /** the URL's path without its trailing slash: every target goes after it */
@@ -57,6 +61,8 @@ export class Upstream {
     this.origin = server.url.origin
     this.#tlsServerName = server.tlsServerName
     this.#insecure = server.insecureSkipTlsVerify
+    this.#proxy = server.proxy
+    this.#disableCompression = server.disableCompression
     this.serverName = server.tlsServerName ?? unbracketed(server.url.hostname)
     this.#base = server.url.pathname.replace(/\/$/, '')
     this.#agent = this.#createAgent(store.current)
@@ -112,9 +118,11 @@ export class Upstream {
     })
   }
 
-  /** undici's own connector, noting the certificate each new connection's server presents. */
+  /** undici's own connector (ours through a proxy), noting the certificate each new connection's server presents. */
   #connector (credentials: CredentialBundle, timeout: number): buildConnector.connector {
-    const connectTls = buildConnector({ ...this.tlsOptions(credentials), timeout })
+    const connectTls: buildConnector.connector = this.#proxy
+      ? (_options, callback) => this.#openTls(credentials, timeout, (err, socket) => (err ? callback(err, null) : callback(null, socket!)))
+      : buildConnector({ ...this.tlsOptions(credentials), timeout })
     return (options, callback) => connectTls(options, (...outcome) => {
       if (outcome[1]) {
         this.#saw((outcome[1] as TLSSocket).getPeerX509Certificate())
@@ -140,13 +148,58 @@ export class Upstream {
     void old.close()
   }
 
-  /** The readiness probe's requests. */
-  request (options: Dispatcher.RequestOptions): Promise<Dispatcher.ResponseData> {
-    return this.#agent.request(options)
+  /**
+   * A TLS connection to the API server through the proxy: CONNECT, then the same TLS as a direct
+   * connection, the whole within `timeout`. Calls back once, after the handshake.
+   */
+  #openTls (credentials: CredentialBundle, timeout: number, callback: (err: Error | null, socket?: TLSSocket) => void): void {
+    const tls = this.tlsOptions(credentials)
+    let socket: TLSSocket | undefined
+    let done = false
+    const finish = (err: Error | null) => {
+      if (done) return
+      done = true
+      clearTimeout(timer)
+      if (err) {
+        tunnel.destroy()
+        socket?.destroy()
+      }
+      callback(err, err ? undefined : socket)
+    }
+    const timer = setTimeout(() => finish(new UpstreamTimeout('connect')), timeout)
+    const tunnel = openTunnel(this.#proxy!, tls.host, tls.port, (err, raw) => {
+      if (err || done) {
+        raw?.destroy()
+        finish(err)
+        return
+      }
+      socket = connect({ ...tls, socket: raw })
+      socket.once('secureConnect', () => finish(null))
+      socket.on('error', (e) => finish(e))
+    })
   }
 
-  /** The proxied requests' path: the handler gets each response as it is parsed, with no stream in between. */
-  dispatch (options: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): void {
+  /** The credentials go with each request: the token as a header (the certificate went with the connection). */
+  #withCredentials<T extends Record<string, unknown>> (headers: T): T {
+    const token = this.#store.current.bearerToken
+    if (token !== undefined) (headers as Record<string, unknown>).authorization = `Bearer ${token}`
+    if (this.#disableCompression) delete (headers as Record<string, unknown>)['accept-encoding']
+    return headers
+  }
+
+  /** The readiness probe's requests. */
+  request (options: Dispatcher.RequestOptions): Promise<Dispatcher.ResponseData> {
+    return this.#agent.request({ ...options, headers: this.#withCredentials({ ...(options.headers as Record<string, string>) }) })
+  }
+
+  /**
+   * The proxied requests' path: the handler gets each response as it is parsed, with no stream in
+   * between. `headers` is the flat list headers.ts made; the token is added to it here.
+   */
+  dispatch (options: Dispatcher.DispatchOptions & { headers: string[] }, handler: Dispatcher.DispatchHandler): void {
+    const { bearerToken } = this.#store.current
+    if (bearerToken !== undefined) options.headers.push('authorization', `Bearer ${bearerToken}`)
+    if (this.#disableCompression) options.headers = withoutHeader(options.headers, 'accept-encoding')
     this.#agent.dispatch(options, handler)
   }
 
@@ -155,14 +208,30 @@ export class Upstream {
    * then waiting for the answer, are each timed; what follows the answer never is.
    */
   upgradeRequest (method: string, target: string, headers: OutgoingHttpHeaders): ClientRequest {
-    const outgoing = httpsRequest({ ...this.tlsOptions(), method, path: this.path(target), headers, agent: false })
+    const credentials = this.#store.current
+    const outgoing = httpsRequest({
+      ...this.tlsOptions(credentials),
+      method,
+      path: this.path(target),
+      headers: this.#withCredentials({ ...headers }),
+      agent: false,
+      // Through a proxy, the socket comes connected, its handshake done.
+      ...(this.#proxy
+        ? {
+            createConnection: (_: unknown, created: (err: Error | null, socket: TLSSocket) => void): undefined => {
+              this.#openTls(credentials, this.#options.connectTimeoutMs, (err, socket) => created(err, socket!))
+            },
+          }
+        : {}),
+    })
     let timer = setTimeout(() => outgoing.destroy(new UpstreamTimeout('connect')), this.#options.connectTimeoutMs)
-    outgoing.once('socket', (socket) => socket.once('secureConnect', () => {
+    const connected = () => {
       clearTimeout(timer)
       if (this.#options.responseTimeoutMs > 0) {
         timer = setTimeout(() => outgoing.destroy(new UpstreamTimeout('response')), this.#options.responseTimeoutMs)
       }
-    }))
+    }
+    outgoing.once('socket', (socket) => (this.#proxy ? connected() : socket.once('secureConnect', connected)))
     const stop = () => clearTimeout(timer)
     outgoing.once('error', stop)
     outgoing.once('upgrade', stop)
@@ -187,13 +256,18 @@ export class Upstream {
   /** One TLS handshake, as the pool would make it, for the server's certificate. */
   #probeCertificate (): Promise<X509Certificate> {
     return new Promise((resolve, reject) => {
-      const socket = connect(this.tlsOptions(), () => {
+      const seen = (socket: TLSSocket) => {
         const cert = socket.getPeerX509Certificate()
         this.#saw(cert)
         socket.end()
         if (cert) resolve(cert)
         else reject(new Error('the upstream presented no certificate'))
-      })
+      }
+      if (this.#proxy) {
+        this.#openTls(this.#store.current, this.#options.connectTimeoutMs, (err, socket) => (err ? reject(err) : seen(socket!)))
+        return
+      }
+      const socket = connect(this.tlsOptions(), () => seen(socket))
       socket.setTimeout(this.#options.connectTimeoutMs, () => socket.destroy(new UpstreamTimeout('connect')))
       socket.on('error', reject)
     })
@@ -202,4 +276,11 @@ export class Upstream {
   async close (): Promise<void> {
     await this.#agent.destroy()
   }
+}
+
+/** A flat header list (name, value, …) without one header. */
+function withoutHeader (headers: string[], lower: string): string[] {
+  const out: string[] = []
+  for (let i = 0; i < headers.length; i += 2) if (headers[i] !== lower) out.push(headers[i]!, headers[i + 1]!)
+  return out
 }

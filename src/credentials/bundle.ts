@@ -5,7 +5,7 @@ import { createSecureContext } from 'node:tls'
 import { UsageError } from '../errors.js'
 import { readRegularFile } from '../files.js'
 import { describeFsError } from '../fs-errors.js'
-import type { PemSource, ResolvedSources, ServerEndpoint } from './source.js'
+import type { PemSource, ResolvedSources, ServerEndpoint, TokenSource } from './source.js'
 
 export interface CredentialBundle {
   readonly sources: ResolvedSources
@@ -13,14 +13,23 @@ export interface CredentialBundle {
   readonly server: ServerEndpoint
   /** undefined only with --insecure-skip-tls-verify and no CA anywhere */
   readonly caPem: string | undefined
-  readonly certPem: string
+  /** undefined: no client certificate, a bearer token alone */
+  readonly certPem: string | undefined
   /** unencrypted PKCS#8, whatever format and encryption the file had */
-  readonly keyPem: string
+  readonly keyPem: string | undefined
   readonly caCertificates: readonly X509Certificate[]
   /** the leaf: the first certificate of the client certificate file */
-  readonly clientCertificate: X509Certificate
-  readonly notBefore: Date
-  readonly notAfter: Date
+  readonly clientCertificate: X509Certificate | undefined
+  /** sent upstream as `Authorization: Bearer`; never logged, never shown */
+  readonly bearerToken: string | undefined
+  /** who the API server sees, for logs: the certificate's subject, or where the token came from */
+  readonly identity: string
+  /** when these credentials stop working: the client certificate's end, or an exec plugin's expirationTimestamp */
+  readonly expiresAt: Date | undefined
+  /** what expires then, for messages */
+  readonly expiring: string
+  /** when the exec plugin is run again; undefined: no plugin, or nothing to renew */
+  readonly refreshAt: Date | undefined
   readonly loadedAt: Date
   /** things worth a warning that do not stop the proxy */
   readonly warnings: readonly string[]
@@ -178,51 +187,87 @@ async function readCallerToken ({ path, label }: { path: string; label: string }
   return tokenDigest(token)
 }
 
+// A token is one header value: visible ASCII, no spaces (anything else could split the header).
+const TOKEN_CHARS = /^[\x21-\x7e]+$/
+
+async function readBearerToken (source: TokenSource): Promise<string> {
+  let token: string
+  if (source.kind === 'inline') token = source.token.trim()
+  else {
+    try {
+      token = (await readRegularFile(source.path, MAX_SECRET_FILE_BYTES)).text.trim()
+    } catch (err) {
+      throw new UsageError(`${source.label} ${source.path}: cannot read: ${describeFsError(err)}`)
+    }
+  }
+  const named = source.kind === 'file' ? `${source.label} ${source.path}` : source.label
+  // The message never quotes the token.
+  if (token === '') throw new UsageError(`${named} is empty`)
+  if (!TOKEN_CHARS.test(token)) throw new UsageError(`${named} is not one token: it holds spaces or characters a header cannot carry`)
+  return token
+}
+
 /** Loads and validates everything; any problem is a UsageError naming the source. */
 export async function loadBundle (sources: ResolvedSources, now: Date): Promise<CredentialBundle> {
-  const [ca, client, listener, callerTokenDigest] = await Promise.all([
+  const [ca, client, listener, callerTokenDigest, bearerToken] = await Promise.all([
     sources.ca ? readPem(sources.ca) : undefined,
-    loadKeyPair(sources.cert, sources.key, 'the client certificate', sources.passphraseFile),
+    sources.cert && sources.key ? loadKeyPair(sources.cert, sources.key, 'the client certificate', sources.passphraseFile) : undefined,
     sources.listener && loadKeyPair(sources.listener.cert, sources.listener.key, 'the certificate to serve HTTPS with', undefined),
     sources.callerTokenFile ? readCallerToken(sources.callerTokenFile) : undefined,
+    sources.token ? readBearerToken(sources.token) : undefined,
   ])
   const caPem = ca?.text
-  const { certPem, certificate: clientCertificate, privateKey } = client
   const caCertificates = sources.ca && caPem !== undefined ? parseCertificates(sources.ca, caPem, 'the CA certificate(s)') : []
-  const notBefore = new Date(clientCertificate.validFrom)
-  const notAfter = new Date(clientCertificate.validTo)
-  if (now < notBefore) {
-    throw new UsageError(`${where(sources.cert)}: the client certificate is not valid until ${notBefore.toISOString()} (check this ` +
-      'machine\'s clock)')
-  }
-  if (now > notAfter) {
-    throw new UsageError(`${where(sources.cert)}: the client certificate expired on ${notAfter.toISOString()}; get a new one from your ` +
-      'cluster\'s console')
+  const clientCertificate = client?.certificate
+  let expiresAt = sources.expiresAt
+  let expiring = 'the exec plugin\'s credential'
+  if (clientCertificate) {
+    const notBefore = new Date(clientCertificate.validFrom)
+    const notAfter = new Date(clientCertificate.validTo)
+    if (now < notBefore) {
+      throw new UsageError(`${where(sources.cert!)}: the client certificate is not valid until ${notBefore.toISOString()} (check this ` +
+        'machine\'s clock)')
+    }
+    if (now > notAfter) {
+      throw new UsageError(`${where(sources.cert!)}: the client certificate expired on ${notAfter.toISOString()}; get a new one ` +
+        'from your cluster\'s console')
+    }
+    if (expiresAt === undefined || notAfter < expiresAt) {
+      expiresAt = notAfter
+      expiring = 'the client certificate'
+    }
   }
   const warnings: string[] = []
   const keyWarnings = [
-    permissionWarning(sources.key, client.keyMode),
+    client && permissionWarning(sources.key!, client.keyMode),
     listener && permissionWarning(sources.listener!.key, listener.keyMode),
   ]
   for (const warning of keyWarnings) {
     if (warning) warnings.push(warning)
   }
   // A cluster may sign client certificates with a CA other than the server's, so this only warns.
-  const signedByCa = caCertificates.some((ca) => clientCertificate.checkIssued(ca) && clientCertificate.verify(ca.publicKey))
-  if (caCertificates.length > 0 && !signedByCa) {
+  const signedByCa = clientCertificate &&
+    caCertificates.some((ca) => clientCertificate.checkIssued(ca) && clientCertificate.verify(ca.publicKey))
+  if (clientCertificate && caCertificates.length > 0 && !signedByCa) {
     warnings.push(`the client certificate (issuer ${oneLine(clientCertificate.issuer)}) is not signed by a CA in ${where(sources.ca!)}; ` +
       'fine if the cluster signs client certificates with a separate CA')
   }
+  const tokenFrom = sources.token && (sources.token.kind === 'file' ? `${sources.token.label} ${sources.token.path}` : sources.token.label)
   return Object.freeze({
     sources,
     server: sources.server,
     caPem,
-    certPem,
-    keyPem: privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(),
+    certPem: client?.certPem,
+    keyPem: client?.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(),
     caCertificates,
     clientCertificate,
-    notBefore,
-    notAfter,
+    bearerToken,
+    identity: clientCertificate
+      ? subjectOf(clientCertificate) + (tokenFrom ? ` with ${tokenFrom}` : '')
+      : tokenFrom ?? 'nobody',
+    expiresAt,
+    expiring,
+    refreshAt: sources.refreshAt,
     loadedAt: now,
     warnings,
     listener: listener && servable(sources.listener!.cert, {
@@ -252,12 +297,14 @@ export function sameClient (a: CredentialBundle, b: CredentialBundle): boolean {
 /** The same server, named and checked the same way. */
 export function sameServer (a: CredentialBundle, b: CredentialBundle): boolean {
   return a.server.url.href === b.server.url.href && a.server.tlsServerName === b.server.tlsServerName &&
-    a.server.insecureSkipTlsVerify === b.server.insecureSkipTlsVerify
+    a.server.insecureSkipTlsVerify === b.server.insecureSkipTlsVerify && a.server.proxy?.href === b.server.proxy?.href &&
+    a.server.disableCompression === b.server.disableCompression
 }
 
-/** Nothing a reader would notice changed: the server, the client's identity, the listener's pair, the callers' token. */
+/** Nothing a reader would notice changed: the server, the client's identity and token, the listener's pair, the callers' token. */
 export function sameBundle (a: CredentialBundle, b: CredentialBundle): boolean {
-  return sameServer(a, b) && sameClient(a, b) && sameListener(a.listener, b.listener) &&
+  return sameServer(a, b) && sameClient(a, b) && a.bearerToken === b.bearerToken && sameListener(a.listener, b.listener) &&
+    a.expiresAt?.getTime() === b.expiresAt?.getTime() &&
     (a.callerTokenDigest?.toString('hex') === b.callerTokenDigest?.toString('hex'))
 }
 
@@ -267,5 +314,5 @@ export function sameListener (a: ListenerKeyPair | undefined, b: ListenerKeyPair
 }
 
 export function clientIdentity (bundle: CredentialBundle): string {
-  return subjectOf(bundle.clientCertificate)
+  return bundle.identity
 }

@@ -1,6 +1,9 @@
-// Reads the cluster, user and context a kubeconfig names, the way kubectl does: the current
-// context unless one is named, `-data` fields as base64 PEM, file paths relative to the kubeconfig.
-import { dirname, resolve } from 'node:path'
+// Reads the cluster, user and context the settings pick from one kubeconfig or several merged, the
+// way kubectl does: $KUBECONFIG's files merged with the first to set a key winning (whole entries,
+// never field by field), the current context unless one is named, --cluster and --user replacing the
+// context's, `-data` fields as base64 PEM, and paths relative to the file that holds the entry.
+import { homedir } from 'node:os'
+import { delimiter, dirname, join, resolve } from 'node:path'
 import { firstLine, UsageError } from '../errors.js'
 import { readRegularFile } from '../files.js'
 import * as lazy from '../lazy.js'
@@ -10,80 +13,260 @@ import type { PemSource } from './source.js'
 // Room for about a thousand clusters with their certificates inline.
 const MAX_KUBECONFIG_BYTES = 4 * 1024 * 1024
 
+/** Which kubeconfig, and what to pick from it. */
+export interface KubeconfigChoice {
+  /** merged in this order; the first to set a key wins */
+  files: string[]
+  /** how the files were given, for messages: `--kubeconfig`, `$KUBECONFIG`, `~/.kube/config` */
+  from: string
+  context: string | undefined
+  cluster: string | undefined
+  user: string | undefined
+}
+
+/** An exec credential plugin, as the kubeconfig configures it (client.authentication.k8s.io). */
+export interface ExecConfig {
+  apiVersion: string
+  /** a path (resolved against the kubeconfig's folder) or a name looked up in PATH */
+  command: string
+  args: string[]
+  env: Array<{ name: string; value: string }>
+  installHint: string | undefined
+  provideClusterInfo: boolean
+  interactiveMode: string | undefined
+  /** the cluster as KUBERNETES_EXEC_INFO shows it to the plugin, when provideClusterInfo */
+  cluster: Record<string, unknown>
+  /** names the plugin in messages: `exec plugin of user 'eks' (kubeconfig F)` */
+  label: string
+}
+
 export interface KubeconfigCredentials {
   server: string
   context: string
+  user: string
   ca?: PemSource
   cert?: PemSource
   key?: PemSource
+  token?: { kind: 'inline'; token: string; label: string } | { kind: 'file'; path: string; label: string }
+  exec?: ExecConfig
   tlsServerName?: string
   insecureSkipTlsVerify: boolean
+  proxyUrl?: string
+  disableCompression: boolean
+  /** every file read, to watch */
+  files: string[]
+  /** the file the user entry came from, for messages */
+  userFile: string
 }
 
-type Named<T> = Array<{ name?: string } & Record<string, T | undefined>>
+export const EXEC_API_VERSIONS = ['client.authentication.k8s.io/v1', 'client.authentication.k8s.io/v1beta1']
 
-function byName<T> (list: unknown, kind: string, name: string, file: string): T {
-  const entry = Array.isArray(list) ? (list as Named<T>).find((e) => e?.name === name) : undefined
-  const value = entry?.[kind]
-  if (!value) throw new UsageError(`kubeconfig ${file}: no ${kind} named '${name}'`)
-  return value
+/**
+ * The kubeconfig files kubectl would read: $KUBECONFIG's list (empty entries skipped), else
+ * ~/.kube/config. Decided once at start, from the environment the proxy was started with.
+ */
+export function defaultKubeconfigFiles (env: NodeJS.ProcessEnv, cwd: string): { files: string[]; from: string } {
+  const list = (env.KUBECONFIG ?? '').split(delimiter).filter((f) => f !== '')
+  if (list.length > 0) return { files: [...new Set(list.map((f) => resolve(cwd, f)))], from: '$KUBECONFIG' }
+  const home = env.HOME || homedir()
+  return { files: [join(home, '.kube', 'config')], from: '~/.kube/config' }
 }
 
-function pem (file: string, base: string, data: unknown, path: unknown, what: string): PemSource | undefined {
-  if (typeof data === 'string' && data !== '') {
-    return { kind: 'inline', pem: Buffer.from(data, 'base64').toString('utf8'), label: `kubeconfig ${file} ${what}-data` }
-  }
-  if (typeof path === 'string' && path !== '') return { kind: 'file', path: resolve(base, path), label: `kubeconfig ${file} ${what}` }
-  return undefined
+interface Entry {
+  value: Record<string, unknown>
+  file: string
 }
 
-/** Read anew on every load, without holding up the event loop. */
-export async function readKubeconfig (file: string, contextName?: string): Promise<KubeconfigCredentials> {
+interface Merged {
+  currentContext: string | undefined
+  clusters: Map<string, Entry>
+  users: Map<string, Entry>
+  contexts: Map<string, Entry>
+  files: string[]
+}
+
+async function readOne (file: string, optional: boolean): Promise<Record<string, unknown> | undefined> {
   let text: string
   try {
     text = (await readRegularFile(file, MAX_KUBECONFIG_BYTES)).text
   } catch (err) {
+    // kubectl skips a file of $KUBECONFIG's list that does not exist; any other failure is an error.
+    if (optional && (err as NodeJS.ErrnoException).code === 'ENOENT') return undefined
     throw new UsageError(`cannot read kubeconfig ${file}: ${describeFsError(err)}`)
   }
-  return parseKubeconfig(text, file, contextName)
-}
-
-function parseKubeconfig (text: string, file: string, contextName: string | undefined): KubeconfigCredentials {
-  let doc: Record<string, unknown>
+  let doc: unknown
   try {
-    doc = lazy.yaml().parse(text) as Record<string, unknown>
+    doc = lazy.yaml().parse(text)
   } catch (err) {
     throw new UsageError(`cannot read kubeconfig ${file}: ${firstLine(err)}`)
   }
-  if (!doc || typeof doc !== 'object') throw new UsageError(`kubeconfig ${file} is empty or not a mapping`)
-  const context = contextName ?? (doc['current-context'] as string | undefined)
-  if (!context) throw new UsageError(`kubeconfig ${file} has no current-context; name one with --context`)
-  const ctx = byName<{ cluster?: string; user?: string }>(doc.contexts, 'context', context, file)
-  if (!ctx.cluster || !ctx.user) throw new UsageError(`kubeconfig ${file}: context '${context}' must name a cluster and a user`)
-  const cluster = byName<Record<string, unknown>>(doc.clusters, 'cluster', ctx.cluster, file)
-  const user = byName<Record<string, unknown>>(doc.users, 'user', ctx.user, file)
-  const base = dirname(file)
+  if (doc === null || doc === undefined) return {}
+  if (typeof doc !== 'object' || Array.isArray(doc)) throw new UsageError(`kubeconfig ${file} is not a mapping`)
+  return doc as Record<string, unknown>
+}
 
-  const cert = pem(file, base, user['client-certificate-data'], user['client-certificate'], 'client-certificate')
-  const key = pem(file, base, user['client-key-data'], user['client-key'], 'client-key')
-  if (!cert || !key) {
-    const other = user.token || user.tokenFile
-      ? 'a bearer token'
-      : user.exec
-        ? 'an exec plugin'
-        : user['auth-provider'] ? 'an auth provider' : user.username ? 'a user name and password' : 'no credentials'
-    throw new UsageError(`kubeconfig ${file}: user '${ctx.user}' of context '${context}' uses ${other}, not a client certificate; ` +
-      'mtls-proxy needs client-certificate and client-key')
+function addEntries (into: Map<string, Entry>, list: unknown, kind: string, file: string): void {
+  if (list === undefined || list === null) return
+  if (!Array.isArray(list)) throw new UsageError(`kubeconfig ${file}: '${kind}s' must be a list`)
+  for (const item of list as Array<Record<string, unknown> | null>) {
+    const name = item?.name
+    const value = item?.[kind]
+    if (typeof name !== 'string' || name === '') throw new UsageError(`kubeconfig ${file}: every entry of '${kind}s' needs a name`)
+    if (into.has(name)) continue
+    into.set(name, { value: value && typeof value === 'object' ? value as Record<string, unknown> : {}, file })
   }
-  const server = cluster.server
-  if (typeof server !== 'string' || server === '') throw new UsageError(`kubeconfig ${file}: cluster '${ctx.cluster}' has no server`)
+}
+
+async function merge (choice: KubeconfigChoice): Promise<Merged> {
+  // --kubeconfig names one file that must exist; of a list, missing files are skipped.
+  const optional = choice.from !== '--kubeconfig'
+  const docs = await Promise.all(choice.files.map((f) => readOne(f, optional)))
+  const merged: Merged = { currentContext: undefined, clusters: new Map(), users: new Map(), contexts: new Map(), files: choice.files }
+  docs.forEach((doc, i) => {
+    if (!doc) return
+    const file = choice.files[i]!
+    const current = doc['current-context']
+    if (merged.currentContext === undefined && typeof current === 'string' && current !== '') merged.currentContext = current
+    addEntries(merged.clusters, doc.clusters, 'cluster', file)
+    addEntries(merged.users, doc.users, 'user', file)
+    addEntries(merged.contexts, doc.contexts, 'context', file)
+  })
+  if (docs.every((d) => d === undefined)) {
+    throw new UsageError(`no kubeconfig found: looked for ${choice.from} (${choice.files.join(', ')}); give --kubeconfig FILE, set ` +
+      'KUBECONFIG, or give --upstream, --cacert, --cert and --key')
+  }
+  return merged
+}
+
+function where (choice: KubeconfigChoice): string {
+  return choice.files.length === 1 ? `kubeconfig ${choice.files[0]}` : `kubeconfig ${choice.from} (${choice.files.join(', ')})`
+}
+
+/** At most this many names in a message; a kubeconfig may hold hundreds. */
+const NAMES_SHOWN = 20
+
+function listNames (names: Iterable<string>): string {
+  const all = [...names]
+  if (all.length === 0) return 'there are none'
+  const shown = all.slice(0, NAMES_SHOWN).map((n) => `'${n}'`).join(', ')
+  return `it has ${shown}${all.length > NAMES_SHOWN ? ` and ${all.length - NAMES_SHOWN} more` : ''}`
+}
+
+function pick (map: Map<string, Entry>, name: string, kind: string, choice: KubeconfigChoice, flag: string): Entry {
+  const entry = map.get(name)
+  if (!entry) throw new UsageError(`${where(choice)}: no ${kind} named '${name}'${flag}; ${listNames(map.keys())}`)
+  return entry
+}
+
+function pem (entry: Entry, data: unknown, path: unknown, what: string): PemSource | undefined {
+  if (typeof data === 'string' && data !== '') {
+    return { kind: 'inline', pem: Buffer.from(data, 'base64').toString('utf8'), label: `kubeconfig ${entry.file} ${what}-data` }
+  }
+  if (typeof path === 'string' && path !== '') {
+    return { kind: 'file', path: resolve(dirname(entry.file), path), label: `kubeconfig ${entry.file} ${what}` }
+  }
+  return undefined
+}
+
+const text = (v: unknown): string | undefined => (typeof v === 'string' && v !== '' ? v : undefined)
+
+/** Read anew on every load, without holding up the event loop. */
+export async function readKubeconfig (choice: KubeconfigChoice): Promise<KubeconfigCredentials> {
+  const merged = await merge(choice)
+  const context = choice.context ?? merged.currentContext
+  let clusterName = choice.cluster
+  let userName = choice.user
+  if (context !== undefined) {
+    const ctx = pick(merged.contexts, context, 'context', choice, choice.context ? ' (--context)' : ' (its current-context)').value
+    clusterName ??= text(ctx.cluster)
+    userName ??= text(ctx.user)
+  } else if (clusterName === undefined || userName === undefined) {
+    throw new UsageError(`${where(choice)} has no current-context; name one with --context (${listNames(merged.contexts.keys())})`)
+  }
+  const contextLabel = context ?? '(none)'
+  if (!clusterName || !userName) throw new UsageError(`${where(choice)}: context '${contextLabel}' must name a cluster and a user`)
+  const clusterEntry = pick(merged.clusters, clusterName, 'cluster', choice, choice.cluster ? ' (--cluster)' : '')
+  const userEntry = pick(merged.users, userName, 'user', choice, choice.user ? ' (--user)' : '')
+  const cluster = clusterEntry.value
+  const user = userEntry.value
+  const server = text(cluster.server)
+  if (!server) throw new UsageError(`kubeconfig ${clusterEntry.file}: cluster '${clusterName}' has no server`)
+  const ca = pem(clusterEntry, cluster['certificate-authority-data'], cluster['certificate-authority'], 'certificate-authority')
+  const cert = pem(userEntry, user['client-certificate-data'], user['client-certificate'], 'client-certificate')
+  const key = pem(userEntry, user['client-key-data'], user['client-key'], 'client-key')
+  const who = `user '${userName}' of context '${contextLabel}' (kubeconfig ${userEntry.file})`
+  if ((cert === undefined) !== (key === undefined)) {
+    throw new UsageError(`${who} has a client ${cert ? 'certificate but no key' : 'key but no certificate'}; it needs both`)
+  }
+  const token = text(user.token)
+    ? { kind: 'inline' as const, token: user.token as string, label: `the token of ${who}` }
+    : text(user.tokenFile)
+      ? { kind: 'file' as const, path: resolve(dirname(userEntry.file), user.tokenFile as string), label: `tokenFile of ${who}` }
+      : undefined
+  const exec = user.exec ? execConfig(user.exec, userEntry, who, cluster, server) : undefined
+  if (!cert && !token && !exec) {
+    const other = user['auth-provider']
+      ? `an auth-provider ('${String((user['auth-provider'] as Record<string, unknown>)?.name ?? '')}'), which kubectl no longer ` +
+        'supports either; use its exec plugin (e.g. kubelogin)'
+      : user.username || user.password ? 'a user name and password, which mtls-proxy does not send' : 'no credentials'
+    throw new UsageError(`${who} has ${other}; mtls-proxy needs a client certificate, a token, a tokenFile or an exec plugin`)
+  }
+  const proxyUrl = text(cluster['proxy-url'])
   return {
     server,
-    context,
-    ca: pem(file, base, cluster['certificate-authority-data'], cluster['certificate-authority'], 'certificate-authority'),
+    context: contextLabel,
+    user: userName,
+    ca,
     cert,
     key,
-    tlsServerName: typeof cluster['tls-server-name'] === 'string' ? cluster['tls-server-name'] : undefined,
+    token,
+    exec,
+    tlsServerName: text(cluster['tls-server-name']),
     insecureSkipTlsVerify: cluster['insecure-skip-tls-verify'] === true,
+    ...(proxyUrl ? { proxyUrl } : {}),
+    disableCompression: cluster['disable-compression'] === true,
+    files: merged.files,
+    userFile: userEntry.file,
+  }
+}
+
+function execConfig (raw: unknown, entry: Entry, who: string, cluster: Record<string, unknown>, server: string): ExecConfig {
+  const exec = raw as Record<string, unknown>
+  const label = `the exec plugin of ${who}`
+  const command = text(exec.command)
+  if (!command) throw new UsageError(`${label} has no command`)
+  const apiVersion = text(exec.apiVersion)
+  if (!apiVersion || !EXEC_API_VERSIONS.includes(apiVersion)) {
+    throw new UsageError(`${label}: apiVersion must be one of ${EXEC_API_VERSIONS.join(', ')}, got '${apiVersion ?? ''}'` +
+      (apiVersion === 'client.authentication.k8s.io/v1alpha1' ? ' (v1alpha1 is gone from kubectl too)' : ''))
+  }
+  const args = Array.isArray(exec.args) ? exec.args.map(String) : []
+  const env = Array.isArray(exec.env)
+    ? (exec.env as Array<Record<string, unknown>>).map((e) => ({ name: String(e?.name ?? ''), value: String(e?.value ?? '') }))
+    : []
+  // As client-go: a command with a slash is a path, relative to the kubeconfig; a bare name is looked up in PATH.
+  const path = command.includes('/') ? resolve(dirname(entry.file), command) : command
+  const extensions = Array.isArray(cluster.extensions) ? cluster.extensions as Array<Record<string, unknown>> : []
+  const config = extensions.find((e) => e?.name === 'client.authentication.k8s.io/exec')?.extension
+  const shown: Record<string, unknown> = {
+    server,
+    'tls-server-name': cluster['tls-server-name'],
+    'insecure-skip-tls-verify': cluster['insecure-skip-tls-verify'],
+    'certificate-authority-data': cluster['certificate-authority-data'],
+    'proxy-url': cluster['proxy-url'],
+    'disable-compression': cluster['disable-compression'],
+    config,
+  }
+  for (const k of Object.keys(shown)) if (shown[k] === undefined) delete shown[k]
+  return {
+    apiVersion,
+    command: path,
+    args,
+    env,
+    installHint: text(exec.installHint),
+    provideClusterInfo: exec.provideClusterInfo === true,
+    interactiveMode: text(exec.interactiveMode),
+    cluster: shown,
+    label,
   }
 }

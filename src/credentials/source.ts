@@ -1,15 +1,24 @@
 // Where the credentials come from, as the settings describe them (plain data, nothing read yet),
 // and the one function that reads them: flags, environment and config file first, a kubeconfig's
-// context filling the gaps. Start-up and every reload run the same `load`.
+// context filling the gaps, its exec plugin run when its credential is due. Start-up and every
+// reload run the same `load`.
+import type { Logger } from 'pino'
 import { UsageError } from '../errors.js'
 import { missingSetting } from '../options.js'
 import { loadBundle, type CredentialBundle } from './bundle.js'
-import { readKubeconfig, type KubeconfigCredentials } from './kubeconfig.js'
+import { ExecCredentials } from './exec.js'
+import { readKubeconfig, type ExecConfig, type KubeconfigChoice, type KubeconfigCredentials } from './kubeconfig.js'
+import { proxyFor, type ProxyEnvironment } from './proxy-url.js'
 
 /** Where one PEM comes from: a file (watched for rotation) or inline text. */
 export type PemSource =
   | { kind: 'file'; path: string; label: string }
   | { kind: 'inline'; pem: string; label: string }
+
+/** A bearer token for the API server: inline, or a file read again when it changes. */
+export type TokenSource =
+  | { kind: 'inline'; token: string; label: string }
+  | { kind: 'file'; path: string; label: string }
 
 /** The API server and how its certificate is checked. */
 export interface ServerEndpoint {
@@ -17,11 +26,15 @@ export interface ServerEndpoint {
   /** the name checked in its certificate, when not the URL's host */
   tlsServerName: string | undefined
   insecureSkipTlsVerify: boolean
+  /** an HTTP CONNECT proxy on the way (kubeconfig proxy-url, else HTTPS_PROXY unless NO_PROXY) */
+  proxy: URL | undefined
+  /** kubeconfig disable-compression: ask the server for no gzip */
+  disableCompression: boolean
 }
 
 /** What the settings say; a kubeconfig named here is read on every load, the rest is given. */
 export interface CredentialSpec {
-  kubeconfig: { file: string; context: string | undefined } | undefined
+  kubeconfig: KubeconfigChoice | undefined
   /** --upstream; undefined: the kubeconfig's server */
   server: URL | undefined
   tlsServerName: string | undefined
@@ -35,6 +48,8 @@ export interface CredentialSpec {
   listener: { cert: PemSource; key: PemSource } | undefined
   /** the token callers must present (--token-file) */
   callerTokenFile: { path: string; label: string } | undefined
+  /** HTTPS_PROXY and NO_PROXY as the proxy was started with */
+  proxyEnv: ProxyEnvironment
 }
 
 /** The files and texts one bundle was read from. */
@@ -42,59 +57,120 @@ export interface ResolvedSources {
   server: ServerEndpoint
   /** undefined only with --insecure-skip-tls-verify */
   ca: PemSource | undefined
-  cert: PemSource
-  key: PemSource
+  /** undefined: no client certificate (a token alone) */
+  cert: PemSource | undefined
+  key: PemSource | undefined
+  token: TokenSource | undefined
+  /** when an exec plugin's credential stops being valid, as it said */
+  expiresAt: Date | undefined
+  /** when to run the exec plugin again */
+  refreshAt: Date | undefined
   passphraseFile: string | undefined
   listener: { cert: PemSource; key: PemSource } | undefined
   callerTokenFile: { path: string; label: string } | undefined
   /** files whose change means: load again */
   watch: string[]
+  /** token files, polled as well: a change is in use within seconds even where folder events never come */
+  poll: string[]
+  /** the kubeconfig user the credentials belong to, for messages */
+  user: string | undefined
+}
+
+export interface LoadOptions {
+  /** run an exec plugin again even if its credential is not due (after the upstream answered 401) */
+  renew?: boolean
 }
 
 /**
- * A source of credentials: a set of files (with or without a kubeconfig) today; a command (exec
- * plugin) or a token file can be another, as long as each load returns a whole, validated bundle.
+ * A source of credentials: each load returns a whole, validated bundle. `renewable`: a load with
+ * `renew` can bring a new credential when the upstream refuses the one in use.
  */
 export interface CredentialSource {
-  load: (now: Date) => Promise<CredentialBundle>
+  load: (now: Date, options?: LoadOptions) => Promise<CredentialBundle>
+  readonly renewable: () => boolean
 }
 
-export function fileSetSource (spec: CredentialSpec): CredentialSource {
+export interface SourceDeps {
+  /** where an exec plugin's stderr goes */
+  logger?: Logger
+}
+
+export function fileSetSource (spec: CredentialSpec, deps: SourceDeps = {}): CredentialSource {
+  const exec = new ExecCredentials(deps.logger)
+  let usesExec = false
   return {
-    load: async (now) => {
-      const kube = spec.kubeconfig ? await readKubeconfig(spec.kubeconfig.file, spec.kubeconfig.context) : undefined
-      return await loadBundle(resolveSources(spec, kube), now)
+    load: async (now, options = {}) => {
+      const kube = spec.kubeconfig ? await readKubeconfig(spec.kubeconfig) : undefined
+      const execConfig = spec.cert ? undefined : kube?.exec
+      usesExec = execConfig !== undefined
+      const fromPlugin = execConfig ? await exec.get(execConfig, now, options.renew === true) : undefined
+      return await loadBundle(resolveSources(spec, kube, fromPlugin && { config: execConfig!, ...fromPlugin }), now)
     },
+    renewable: () => usesExec,
   }
 }
 
 /** What the settings lack, before anything is read, where no kubeconfig can fill it. */
 export function checkComplete (spec: CredentialSpec): void {
-  if (!spec.kubeconfig) resolveSources(spec, undefined)
+  if (!spec.kubeconfig) resolveSources(spec, undefined, undefined)
 }
 
-function resolveSources (spec: CredentialSpec, kube: KubeconfigCredentials | undefined): ResolvedSources {
+interface FromPlugin {
+  config: ExecConfig
+  certPem?: string
+  keyPem?: string
+  token?: string
+  expiresAt?: Date
+  refreshAt?: Date
+}
+
+function resolveSources (spec: CredentialSpec, kube: KubeconfigCredentials | undefined, plugin: FromPlugin | undefined): ResolvedSources {
   const ca = spec.ca ?? kube?.ca
-  const cert = spec.cert ?? kube?.cert
-  const key = spec.key ?? kube?.key
+  const pluginPem = (pem: string | undefined, what: string): PemSource | undefined =>
+    pem === undefined ? undefined : { kind: 'inline', pem, label: `${what} from ${plugin!.config.label}` }
+  // A client certificate given as flags replaces the kubeconfig user's, exec plugin included, as kubectl's flags do.
+  const cert = spec.cert ?? pluginPem(plugin?.certPem, 'the client certificate') ?? kube?.cert
+  const key = spec.key ?? pluginPem(plugin?.keyPem, 'the client key') ?? kube?.key
+  const token: TokenSource | undefined = plugin?.token !== undefined
+    ? { kind: 'inline', token: plugin.token, label: `the token from ${plugin.config.label}` }
+    : kube?.token
   if (kube?.insecureSkipTlsVerify && !spec.insecureSkipTlsVerify) {
-    throw new UsageError(`kubeconfig ${spec.kubeconfig!.file} sets insecure-skip-tls-verify for context '${kube.context}'; ` +
+    throw new UsageError(`kubeconfig ${kube.files.join(', ')} sets insecure-skip-tls-verify for context '${kube.context}'; ` +
       'mtls-proxy verifies the API server unless you also pass --insecure-skip-tls-verify')
   }
   if (!ca && !spec.insecureSkipTlsVerify) throw missingSetting('cacert')
-  if (!cert) throw missingSetting('cert')
-  if (!key) throw missingSetting('key')
+  if (!cert && !token) throw missingSetting('cert')
+  if (cert && !key) throw missingSetting('key')
+  if (key && !cert) throw missingSetting('cert')
+  const url = spec.server ?? upstreamUrl(kube!.server, `kubeconfig ${kube!.files.join(', ')} server`)
   const server: ServerEndpoint = {
-    url: spec.server ?? upstreamUrl(kube!.server, `kubeconfig ${spec.kubeconfig!.file} server`),
+    url,
     tlsServerName: spec.tlsServerName ?? kube?.tlsServerName,
     insecureSkipTlsVerify: spec.insecureSkipTlsVerify,
+    proxy: proxyFor(url, kube?.proxyUrl, spec.proxyEnv),
+    disableCompression: kube?.disableCompression === true,
   }
-  const watch = [ca, cert, key, spec.listener?.cert, spec.listener?.key].flatMap((s) => (s?.kind === 'file' ? [s.path] : []))
-  if (spec.kubeconfig) watch.push(spec.kubeconfig.file)
+  const fileOf = (s: PemSource | TokenSource | undefined) => (s?.kind === 'file' ? [s.path] : [])
+  const watch = [ca, cert, key, token, spec.listener?.cert, spec.listener?.key].flatMap(fileOf)
+  if (kube) watch.push(...kube.files)
   if (spec.passphraseFile) watch.push(spec.passphraseFile)
   if (spec.callerTokenFile) watch.push(spec.callerTokenFile.path)
   const { passphraseFile, listener, callerTokenFile } = spec
-  return { server, ca, cert, key, passphraseFile, listener, callerTokenFile, watch }
+  return {
+    server,
+    ca,
+    cert,
+    key,
+    token,
+    expiresAt: plugin?.expiresAt,
+    refreshAt: plugin?.refreshAt,
+    passphraseFile,
+    listener,
+    callerTokenFile,
+    watch,
+    poll: fileOf(token),
+    user: kube?.user,
+  }
 }
 
 /** The API server's URL, checked: https, no credentials, no query. `label` says where it was given. */

@@ -4,10 +4,11 @@
 // is swapped in, with one assignment, and a bad one leaves the old one serving. File changes are
 // seen by watching the folders, which also catches renames and the `..data` symlink swap
 // Kubernetes uses to update Secret volumes.
-import { watch, type FSWatcher } from 'node:fs'
+import { unwatchFile, watch, watchFile, type FSWatcher } from 'node:fs'
 import { dirname } from 'node:path'
 import type { Logger } from 'pino'
 import { clientIdentity, sameBundle, sameClient, sameServer, subjectOf, type CredentialBundle } from './bundle.js'
+import { PluginError } from './exec.js'
 import type { CredentialSource } from './source.js'
 
 export interface ReloadOutcome {
@@ -27,6 +28,15 @@ export interface StoreOptions {
 const DEBOUNCE_MS = 100
 const MISMATCH_RETRIES = 5
 const RETRY_DELAY_MS = 200
+
+// Token files are also polled this often (stat only): a rotated token is in use within 10 s even
+// where no folder event comes (network file systems, some container runtimes).
+const POLL_MS = 5_000
+// After the upstream refuses a plugin's credential, the plugin runs again at most this often; a
+// failed renewal is tried again this often.
+const RENEW_MIN_INTERVAL_MS = 10_000
+// Node's timers hold at most 2^31-1 ms.
+const MAX_TIMER_MS = 2 ** 31 - 1
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 
@@ -52,7 +62,10 @@ export class CredentialStore {
   readonly #onChange: Listener[] = []
   readonly #onOutcome: Array<(outcome: ReloadOutcome) => void> = []
   #watchers: FSWatcher[] = []
+  #polled: string[] = []
   #timer: NodeJS.Timeout | undefined
+  #refreshTimer: NodeJS.Timeout | undefined
+  #lastRenew = -Infinity
   #running: Promise<ReloadOutcome> | undefined
   #again = false
   #closed = false
@@ -82,13 +95,25 @@ export class CredentialStore {
     this.#onOutcome.push(listener)
   }
 
+  /**
+   * The upstream refused the credential in use (401): an exec plugin runs again, at most once per
+   * 10 s. Other sources have nothing new to offer until their files change.
+   */
+  renew (trigger: string): Promise<ReloadOutcome> | undefined {
+    if (!this.#source.renewable() || this.#closed) return undefined
+    const now = Date.now()
+    if (now - this.#lastRenew < RENEW_MIN_INTERVAL_MS) return undefined
+    this.#lastRenew = now
+    return this.reload(trigger, true)
+  }
+
   /** Loads again now; concurrent calls share one run (and one more run follows if asked meanwhile). */
-  reload (trigger: string): Promise<ReloadOutcome> {
+  reload (trigger: string, renew = false): Promise<ReloadOutcome> {
     if (this.#running) {
       this.#again = true
       return this.#running
     }
-    this.#running = this.#reload(trigger).finally(() => {
+    this.#running = this.#reload(trigger, renew).finally(() => {
       this.#running = undefined
       if (this.#again && !this.#closed) {
         this.#again = false
@@ -98,15 +123,17 @@ export class CredentialStore {
     return this.#running
   }
 
-  async #reload (trigger: string): Promise<ReloadOutcome> {
+  async #reload (trigger: string, renew: boolean): Promise<ReloadOutcome> {
     let bundle: CredentialBundle | undefined
     let error = ''
     for (let attempt = 0; attempt <= MISMATCH_RETRIES && !bundle && !this.#closed; attempt++) {
       if (attempt > 0) await sleep(RETRY_DELAY_MS)
       try {
-        bundle = await this.#source.load(this.#now())
+        bundle = await this.#source.load(this.#now(), { renew })
       } catch (err) {
         error = (err as Error).message
+        // A plugin that failed would fail again; files are retried, being often half-written.
+        if (err instanceof PluginError) break
       }
     }
     const at = this.#now().toISOString()
@@ -131,15 +158,31 @@ export class CredentialStore {
     // 'unchanged' after a real reload should not hide the last one that mattered.
     if (outcome.outcome !== 'unchanged' || !this.#last) this.#last = outcome
     for (const listener of this.#onOutcome) listener(outcome)
+    this.#scheduleRefresh()
     return outcome
+  }
+
+  /**
+   * An exec plugin's credential is renewed when due; a failed renewal is tried again every 10 s,
+   * the last good credential serving meanwhile.
+   */
+  #scheduleRefresh (): void {
+    clearTimeout(this.#refreshTimer)
+    const { refreshAt } = this.#current
+    if (refreshAt === undefined || this.#closed) return
+    const wait = Math.max(refreshAt.getTime() - this.#now().getTime(), 0)
+    const delay = wait > 0 ? wait : RENEW_MIN_INTERVAL_MS
+    this.#refreshTimer = setTimeout(() => { void this.reload('credential renewal') }, Math.min(delay, MAX_TIMER_MS))
+    this.#refreshTimer.unref()
   }
 
   #logChange (trigger: string, bundle: CredentialBundle, previous: CredentialBundle): void {
     const logger = this.#logger
-    if (!sameClient(bundle, previous)) {
+    if (!sameClient(bundle, previous) || bundle.bearerToken !== previous.bearerToken) {
       const identity = clientIdentity(bundle)
-      logger.info({ trigger, identity, previous: clientIdentity(previous), notAfter: bundle.notAfter.toISOString() },
-        `certificates reloaded: new requests go out as ${identity} (serial ${bundle.clientCertificate.serialNumber})`)
+      const serial = bundle.clientCertificate ? ` (serial ${bundle.clientCertificate.serialNumber})` : ''
+      logger.info({ trigger, identity, previous: clientIdentity(previous), expires: bundle.expiresAt?.toISOString() },
+        `credentials reloaded: new requests go out as ${identity}${serial}`)
     }
     if (bundle.listener && bundle.listener.certPem !== previous.listener?.certPem) {
       const { certificate } = bundle.listener
@@ -156,8 +199,15 @@ export class CredentialStore {
     for (const warning of bundle.warnings) logger.warn(warning)
   }
 
-  /** Watches the folders of every file the current bundle was read from. */
+  /** Watches the folders of every file the current bundle was read from, and starts renewing an exec plugin's credential. */
   watch (): void {
+    this.#scheduleRefresh()
+    for (const file of this.#current.sources.poll) {
+      watchFile(file, { persistent: false, interval: POLL_MS }, (now, before) => {
+        if (now.mtimeMs !== before.mtimeMs || now.ino !== before.ino || now.size !== before.size) this.#schedule()
+      })
+      this.#polled.push(file)
+    }
     const folders = new Set(this.#current.sources.watch.map((f) => dirname(f)))
     for (const folder of folders) {
       try {
@@ -180,7 +230,10 @@ export class CredentialStore {
   close (): void {
     this.#closed = true
     clearTimeout(this.#timer)
+    clearTimeout(this.#refreshTimer)
     for (const w of this.#watchers) w.close()
     this.#watchers = []
+    for (const file of this.#polled) unwatchFile(file)
+    this.#polled = []
   }
 }

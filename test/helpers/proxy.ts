@@ -53,7 +53,7 @@ export async function startProxy (
   if (command.action !== 'run') throw new Error('expected a run command')
   const { config } = command
   const { logger, lines } = capturedLogger()
-  const credentials = await openCredentialStore(fileSetSource(config.credentials), { logger, now: options.now })
+  const credentials = await openCredentialStore(fileSetSource(config.credentials, { logger }), { logger, now: options.now })
   const app = await buildApp(config, { logger, credentials, now: options.now })
   await app.listen({ host: config.address, port: 0 })
   t.teardown(() => app.close())
