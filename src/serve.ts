@@ -109,7 +109,8 @@ export async function serve (command: { config: Config; warnings: string[] }, wo
   worker?.onVoice(() => { events.level = config.logLevel })
   for (const warning of command.warnings) events.warn(warning)
   // The credentials are read now, the kubeconfig and token file included: their mistakes get the same hint.
-  const credentials = await openCredentialStore(fileSetSource(config.credentials, { logger: events }), { logger: events }).catch((err: unknown) => {
+  const source = fileSetSource(config.credentials, { logger: events })
+  const credentials = await openCredentialStore(source, { logger: events }).catch((err: unknown) => {
     throw alsoSaying(err, command.warnings)
   })
   // From here on, not only once serving: a SIGHUP with no listener would end the process.

@@ -214,15 +214,15 @@ export class Upstream {
       method,
       path: this.path(target),
       headers: this.#withCredentials({ ...headers }),
-      agent: false,
-      // Through a proxy, the socket comes connected, its handshake done.
+      // Through a proxy, the socket comes connected, its handshake done. (Node uses createConnection
+      // only when no agent is given: `agent: false` would make a fresh one that connects directly.)
       ...(this.#proxy
         ? {
             createConnection: (_: unknown, created: (err: Error | null, socket: TLSSocket) => void): undefined => {
               this.#openTls(credentials, this.#options.connectTimeoutMs, (err, socket) => created(err, socket!))
             },
           }
-        : {}),
+        : { agent: false }),
     })
     let timer = setTimeout(() => outgoing.destroy(new UpstreamTimeout('connect')), this.#options.connectTimeoutMs)
     const connected = () => {

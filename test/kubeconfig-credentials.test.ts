@@ -3,15 +3,14 @@
 // out certificates or tokens, renewed before they expire without dropping an open watch; and
 // proxy-url through a CONNECT proxy. Real sockets and TLS throughout; the plugins are small scripts.
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https'
-import type { IncomingMessage, ServerResponse } from 'node:http'
-import { createServer as createNetServer, connect as netConnect, type AddressInfo, type Socket } from 'node:net'
-import { chmod, readFile, writeFile, mkdir } from 'node:fs/promises'
+import { get as httpGet, type IncomingMessage, type ServerResponse } from 'node:http'
+import { connect as netConnect, type AddressInfo, type Socket } from 'node:net'
+import { readFile, writeFile, mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { TLSSocket } from 'node:tls'
 import t from 'tap'
 import { stringify } from 'yaml'
-import { request as undiciRequest } from 'undici'
-import { pkiWithFiles } from './helpers/pki.js'
+import { pkiWithFiles, type Teardown } from './helpers/pki.js'
 import { startProxy } from './helpers/proxy.js'
 import { get } from './helpers/http.js'
 import { runCli } from './helpers/cli.js'
@@ -49,24 +48,25 @@ interface Seen { cn: string | undefined; authorization: string | undefined; url:
  * may do), and tells who called: the certificate's CN and the Authorization header. `/watch`
  * streams a line every 100 ms until the client goes; `accept` decides 401s.
  */
-async function startApiServer (tt: typeof t, accept: (seen: Seen) => boolean = () => true) {
+async function startApiServer (tt: Teardown, accept: (seen: Seen) => boolean = () => true) {
   const seen: Seen[] = []
+  let closedWatches = 0
   const server: HttpsServer = createHttpsServer({
     ca: pki.ca.certPem, cert: pki.server.certPem, key: pki.server.keyPem, requestCert: true, rejectUnauthorized: false,
   }, (req: IncomingMessage, res: ServerResponse) => {
     const socket = req.socket as TLSSocket
     const cert = socket.authorized ? socket.getPeerCertificate() : undefined
-    const who: Seen = { cn: cert?.subject?.CN, authorization: req.headers.authorization, url: req.url ?? '' }
+    const who: Seen = { cn: cert?.subject?.CN as string | undefined, authorization: req.headers.authorization, url: req.url ?? '' }
     if (req.url !== '/version') seen.push(who)
     if (req.url !== '/version' && !accept(who)) {
       res.writeHead(401, { 'content-type': 'application/json' })
       res.end('{"kind":"Status","code":401}')
       return
     }
-    if (req.url === '/watch') {
+    if (req.url?.startsWith('/watch')) {
       res.writeHead(200, { 'content-type': 'application/json' })
       const timer = setInterval(() => res.write(`${JSON.stringify(who)}\n`), 100)
-      res.on('close', () => clearInterval(timer))
+      res.on('close', () => { clearInterval(timer); closedWatches++ })
       return
     }
     res.writeHead(200, { 'content-type': 'application/json' })
@@ -77,7 +77,7 @@ async function startApiServer (tt: typeof t, accept: (seen: Seen) => boolean = (
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
   const { port } = server.address() as AddressInfo
   tt.teardown(() => { for (const s of sockets) s.destroy(); server.close() })
-  return { url: `https://127.0.0.1:${port}`, port, seen }
+  return { url: `https://127.0.0.1:${port}`, port, seen, closedWatches: () => closedWatches }
 }
 
 function kubeDoc (server: string, users: Record<string, Record<string, unknown>>, current = Object.keys(users)[0]) {
@@ -92,7 +92,7 @@ function kubeDoc (server: string, users: Record<string, Record<string, unknown>>
 }
 
 /** startProxy with the server, CA and credentials taken from this kubeconfig alone. */
-function proxyWith (tt: typeof t, upstreamUrl: string, kubeconfig: string, extra: string[] = []) {
+function proxyWith (tt: Teardown, upstreamUrl: string, kubeconfig: string, extra: string[] = []) {
   return startProxy(tt, upstreamUrl, files, ['--kubeconfig', kubeconfig, '--cacert', '', '--cert', '', '--key', '', ...extra])
 }
 
@@ -165,4 +165,231 @@ t.test('a tokenFile that rotates: the new token is in use within seconds', async
   const took = await until(async () => (await get(`${proxy.url}/x`)).json().authorization === 'Bearer second-token', 10_000)
   t.ok(took < 10_000, `the rotated token in use after ${took} ms`)
   t.notMatch(proxy.logText(), /first-token|second-token/, 'no log line holds either token')
+})
+
+// An exec plugin: each run hands out `N.json` of its folder (the Nth run), else `last.json`, with
+// `expiresIn` seconds turned into an expirationTimestamp; from the run a `fail-from` file names on, it
+// fails. Every run's
+// KUBERNETES_EXEC_INFO is appended to `runs`.
+const PLUGIN = `
+import { appendFileSync, existsSync, readFileSync } from 'node:fs'
+import { join } from 'node:path'
+const dir = process.env.PLUGIN_DIR
+const runs = join(dir, 'runs')
+const n = (existsSync(runs) ? readFileSync(runs, 'utf8').split('\\n').filter(Boolean).length : 0) + 1
+appendFileSync(runs, process.env.KUBERNETES_EXEC_INFO + '\\n')
+process.stderr.write('plugin run ' + n + '\\n')
+if (existsSync(join(dir, 'fail-from')) && n >= Number(readFileSync(join(dir, 'fail-from'), 'utf8'))) {
+  process.stderr.write('the identity provider is down\\n')
+  process.exit(1)
+}
+const file = existsSync(join(dir, n + '.json')) ? join(dir, n + '.json') : join(dir, 'last.json')
+const { expiresIn, ...status } = JSON.parse(readFileSync(file, 'utf8'))
+if (expiresIn) status.expirationTimestamp = new Date(Date.now() + expiresIn * 1000).toISOString()
+process.stdout.write(JSON.stringify({ apiVersion: 'client.authentication.k8s.io/v1', kind: 'ExecCredential', status }))
+`
+
+async function plugin (name: string, credentials: Record<string, Record<string, unknown> | number>) {
+  const folder = join(dir, name)
+  await mkdir(folder, { recursive: true })
+  await writeFile(join(folder, 'plugin.mjs'), PLUGIN)
+  for (const [file, status] of Object.entries(credentials)) await writeFile(join(folder, file), JSON.stringify(status))
+  const runs = async () => (await readFile(join(folder, 'runs'), 'utf8').catch(() => '')).split('\n').filter(Boolean)
+    .map((l) => JSON.parse(l) as { spec: Record<string, unknown> })
+  const exec = {
+    apiVersion: 'client.authentication.k8s.io/v1',
+    command: process.execPath,
+    args: [join(folder, 'plugin.mjs')],
+    env: [{ name: 'PLUGIN_DIR', value: folder }],
+    provideClusterInfo: true,
+    interactiveMode: 'IfAvailable',
+  }
+  return { folder, exec, runs }
+}
+
+t.test('an exec plugin\'s certificate that expires in seconds is renewed before, and an open watch is not dropped', async (t) => {
+  const api = await startApiServer(t)
+  const one = await pki.ca.issue({ commonName: 'exec-one', usage: 'client' })
+  const two = await pki.ca.issue({ commonName: 'exec-two', usage: 'client' })
+  const { exec, runs } = await plugin('cert-plugin', {
+    '1.json': { clientCertificateData: one.certPem, clientKeyData: one.keyPem, expiresIn: 3 },
+    'last.json': { clientCertificateData: two.certPem, clientKeyData: two.keyPem, expiresIn: 3600 },
+  })
+  const kubeconfig = await write('exec-cert.yaml', kubeDoc(api.url, { ex: { exec } }))
+  const proxy = await proxyWith(t, api.url, kubeconfig)
+  t.equal((await get(`${proxy.url}/whoami`)).json().cn, 'exec-one', 'the plugin\'s first certificate')
+  // A watch, read line by line, on a connection of its own.
+  const lines: Seen[] = []
+  const watch = httpGet(`${proxy.url}/watch?watch=true`, { agent: false }, (res) => {
+    let buffered = ''
+    res.on('data', (chunk: Buffer) => {
+      buffered += chunk.toString()
+      const parts = buffered.split('\n')
+      buffered = parts.pop()!
+      lines.push(...parts.map((l) => JSON.parse(l) as Seen))
+    })
+  })
+  watch.on('error', () => {})
+  await until(() => lines.length > 0)
+  const took = await until(async () => (await get(`${proxy.url}/whoami`)).json().cn === 'exec-two', 5_000)
+  t.pass(`renewed: new requests go out as exec-two ${took} ms later, before the first expired`)
+  const before = lines.length
+  await until(() => lines.length > before + 3, 2_000)
+  t.ok(lines.every((l) => l.cn === 'exec-one'), 'the open watch goes on, on its connection made with the first certificate')
+  watch.destroy()
+  await until(() => api.closedWatches() === 1, 2_000)
+  t.pass('the caller\'s going ends the watch upstream')
+  const info = await runs()
+  t.ok(info.length >= 2, `the plugin ran ${info.length} times`)
+  t.match(info[0]!, { apiVersion: 'client.authentication.k8s.io/v1', kind: 'ExecCredential', spec: { interactive: false, cluster: { server: api.url } } },
+    'KUBERNETES_EXEC_INFO: not interactive, and the cluster, as provideClusterInfo asks')
+  t.ok(proxy.logs.some((l) => l.level === 40 && l.msg === 'exec plugin: plugin run 1'), 'the plugin\'s stderr is logged at warn')
+  t.notMatch(proxy.logText(), /PRIVATE KEY/, 'the key it handed out is never logged')
+})
+
+t.test('a token plugin: a 401 is the caller\'s, and the plugin runs again, at most once per 10 s', async (t) => {
+  let rejectAll = false
+  const api = await startApiServer(t, (s) => !rejectAll && s.authorization === 'Bearer tok-2')
+  const { exec, runs } = await plugin('token-plugin', { '1.json': { token: 'tok-1' }, 'last.json': { token: 'tok-2' } })
+  const kubeconfig = await write('exec-token.yaml', kubeDoc(api.url, { ex: { exec } }))
+  const proxy = await proxyWith(t, api.url, kubeconfig)
+  const refused = await get(`${proxy.url}/first`)
+  t.equal(refused.status, 401, 'the caller gets the 401 as it came')
+  t.equal(api.seen.filter((s) => s.url === '/first').length, 1, 'and the request is not retried')
+  await until(async () => (await get(`${proxy.url}/second`)).status === 200, 3_000)
+  t.equal((await runs()).length, 2, 'the plugin ran again after the 401')
+  rejectAll = true
+  t.equal((await get(`${proxy.url}/third`)).status, 401)
+  t.equal((await get(`${proxy.url}/fourth`)).status, 401)
+  await new Promise((resolve) => setTimeout(resolve, 300))
+  t.equal((await runs()).length, 2, 'not again within 10 s of the last run')
+  t.notMatch(proxy.logText(), /tok-1|tok-2/, 'no log line holds a token')
+})
+
+t.test('an exec plugin that is missing: its installHint in the one-line error, exit 2', async (t) => {
+  const kubeconfig = await write('exec-missing.yaml', kubeDoc('https://127.0.0.1:9', {
+    ex: { exec: { apiVersion: 'client.authentication.k8s.io/v1beta1', command: 'mtls-proxy-no-such-plugin', installHint: 'Install it with:\n  brew install no-such-plugin\n' } },
+  }))
+  const exit = await runCli(['--kubeconfig', kubeconfig])
+  t.equal(exit.code, 2)
+  t.match(exit.stderr, /^mtls-proxy: the exec plugin of user 'ex' of context 'ex' \(kubeconfig .*\): command 'mtls-proxy-no-such-plugin' not found; Install it with: brew install no-such-plugin\n$/)
+})
+
+t.test('an exec plugin that fails later: the last good credential stays in use, and /-/readyz says why once it expired', async (t) => {
+  const api = await startApiServer(t)
+  const { exec, runs } = await plugin('failing-plugin', { 'last.json': { token: 'tok-good', expiresIn: 2 }, 'fail-from': 2 })
+  const kubeconfig = await write('exec-failing.yaml', kubeDoc(api.url, { ex: { exec } }))
+  const proxy = await proxyWith(t, api.url, kubeconfig)
+  await until(async () => (await runs()).length >= 2, 5_000)
+  const readyz = await until(async () => (await get(`${proxy.url}/-/readyz`)).status === 503, 5_000).then(() => get(`${proxy.url}/-/readyz`))
+  t.match(readyz.json().message, /^not ready: the exec plugin's credential expired on .*; renewing it failed: the exec plugin of user 'ex' .* exited with status 1/)
+  t.equal((await get(`${proxy.url}/still`)).json().authorization, 'Bearer tok-good', 'requests still carry the last good token')
+  t.ok(proxy.logs.some((l) => l.level === 40 && l.msg === 'exec plugin: the identity provider is down'), 'the plugin\'s stderr is logged')
+  t.ok(proxy.logs.some((l) => l.level === 50 && /certificate reload failed|credentials? .*failed/.test(String(l.msg))), 'the failure is logged as an error')
+})
+
+t.test('renewal comes at 80 % of a credential\'s life, and no later than 5 s before its end', async (t) => {
+  const at = (obtained: number, life: number) => (renewalTime(new Date(obtained), new Date(obtained + life)).getTime() - obtained)
+  t.equal(at(0, 3_600_000), 2_880_000, 'an hour: after 48 minutes')
+  t.equal(at(0, 20_000), 15_000, '20 s: 5 s before the end')
+  t.equal(at(0, 4_000), 2_000, '4 s: half way')
+})
+
+/** A CONNECT proxy: records each CONNECT and its Proxy-Authorization; `refuse` answers 407. */
+async function startConnectProxy (tt: Teardown, refuse = false) {
+  const seen: Array<{ target: string; auth: string | undefined }> = []
+  const { createServer } = await import('node:http')
+  const server = createServer((_req, res) => { res.writeHead(405); res.end() })
+  const sockets = new Set<Socket>()
+  server.on('connect', (req: IncomingMessage, client: Socket, head: Buffer) => {
+    seen.push({ target: req.url ?? '', auth: req.headers['proxy-authorization'] })
+    sockets.add(client)
+    client.on('error', () => {})
+    if (refuse) {
+      client.end('HTTP/1.1 407 Proxy Authentication Required\r\n\r\n')
+      return
+    }
+    const [host, port] = (req.url ?? '').split(':') as [string, string]
+    const up = netConnect(Number(port), host, () => {
+      client.write('HTTP/1.1 200 Connection Established\r\n\r\n')
+      up.write(head)
+      up.pipe(client)
+      client.pipe(up)
+    })
+    sockets.add(up)
+    up.on('error', () => client.destroy())
+    client.on('close', () => up.destroy())
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  tt.teardown(() => { for (const s of sockets) s.destroy(); server.close() })
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, seen }
+}
+
+t.test('proxy-url: every connection goes through the CONNECT proxy, with Proxy-Authorization from its URL', async (t) => {
+  const { startTunnelUpstream } = await import('./helpers/tunnel-upstream.js')
+  const { upstream: api, upgrades } = await startTunnelUpstream(t, pki, (req, res) => {
+    res.writeHead(200, { 'content-type': 'application/json' })
+    res.end(JSON.stringify({ cn: (req.socket as TLSSocket).getPeerCertificate().subject?.CN }))
+  })
+  const via = await startConnectProxy(t)
+  const user = { 'client-certificate': files.cert, 'client-key': files.key }
+  const doc = kubeDoc(api.url, { u: user })
+  const withProxy = (proxyUrl: string) => ({ ...doc, clusters: [{ name: 'c', cluster: { ...doc.clusters[0]!.cluster, 'proxy-url': proxyUrl } }] })
+  const kubeconfig = await write('proxied.yaml', withProxy(via.url.replace('http://', 'http://jane:p%40ss@')))
+  const proxy = await proxyWith(t, api.url, kubeconfig)
+  t.equal((await get(`${proxy.url}/whoami`)).json().cn, 'demo-admin', 'mutual TLS inside the tunnel')
+  t.ok(via.seen.length >= 1)
+  t.ok(via.seen.every((s) => s.target === `127.0.0.1:${api.port}`), 'CONNECT to the API server')
+  t.equal(via.seen[0]!.auth, `Basic ${b64('jane:p@ss')}`, 'the URL\'s user and password as Basic, decoded')
+  const connects = via.seen.length
+  t.match(await rawUpgrade(proxy.port), /^HTTP\/1\.1 101 /, 'an exec tunnel goes through the proxy too')
+  t.ok(via.seen.length > connects, 'its own CONNECT')
+  t.equal(upgrades[0]?.cn, 'demo-admin', 'with the client certificate')
+  t.notMatch(proxy.logText(), /p@ss|p%40ss/, 'the proxy\'s password is never logged')
+
+  const refusing = await startConnectProxy(t, true)
+  const refusedConfig = await write('proxy-refuses.yaml', withProxy(refusing.url))
+  const refused = await proxyWith(t, api.url, refusedConfig)
+  const res = await get(`${refused.url}/whoami`)
+  t.equal(res.status, 502)
+  t.match(res.json(), { kind: 'Status', code: 502, message: new RegExp(`proxy ${refusing.url} refused CONNECT to 127\\.0\\.0\\.1:${api.port}: 407`) })
+})
+
+async function rawUpgrade (port: number): Promise<string> {
+  return await new Promise((resolve, reject) => {
+    const socket = netConnect(port, '127.0.0.1', () => socket.write([
+      'GET /api/v1/namespaces/default/pods/web/exec?command=sh HTTP/1.1', 'Host: 127.0.0.1', 'Connection: Upgrade', 'Upgrade: websocket',
+      'Sec-WebSocket-Version: 13', 'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==', 'Sec-WebSocket-Protocol: v5.channel.k8s.io', '', ''].join('\r\n')))
+    let answer = ''
+    socket.on('data', (d: Buffer) => {
+      answer += d.toString('latin1')
+      if (answer.includes('\r\n\r\n')) {
+        socket.destroy()
+        resolve(answer)
+      }
+    })
+    socket.on('error', reject)
+    setTimeout(() => { socket.destroy(); reject(new Error(`no answer: ${answer}`)) }, 5_000)
+  })
+}
+
+t.test('HTTPS_PROXY and NO_PROXY, as kubectl honours them; socks5 said in one line', async (t) => {
+  const env = { httpsProxy: 'proxy.corp:3128', noProxy: '.internal,10.0.0.0/8,api.example.com,*.svc,[::2]:6443' }
+  const via = (url: string) => proxyFor(new URL(url), undefined, env)?.href
+  t.equal(via('https://k8s.example.org:6443'), 'http://proxy.corp:3128/', 'a bare host:port is an http:// proxy')
+  t.equal(via('https://127.0.0.1:6443'), undefined, 'loopback is never proxied')
+  t.equal(via('https://localhost:6443'), undefined)
+  t.equal(via('https://a.internal:6443'), undefined, 'a leading dot: subdomains')
+  t.equal(via('https://10.1.2.3:6443'), undefined, 'a CIDR')
+  t.equal(via('https://11.1.2.3:6443'), 'http://proxy.corp:3128/')
+  t.equal(via('https://api.example.com'), undefined, 'a name and')
+  t.equal(via('https://eu.api.example.com'), undefined, 'its subdomains')
+  t.equal(via('https://x.svc'), undefined, '*. as a leading dot')
+  t.equal(via('https://[::2]:6443'), undefined, 'an IPv6 address with its port')
+  t.equal(via('https://[::2]:443'), 'http://proxy.corp:3128/', 'not on another port')
+  t.equal(proxyFor(new URL('https://k8s.example.org'), 'https://kube-proxy.corp', env)?.href, 'https://kube-proxy.corp/', 'proxy-url beats HTTPS_PROXY')
+  t.ok(exempt('anything', '443', '*'), '* exempts all')
+  t.throws(() => proxyFor(new URL('https://k8s.example.org'), 'socks5://127.0.0.1:1080', env), { message: /^kubeconfig proxy-url: socks5 proxies are not supported by mtls-proxy; use an http:\/\/ or https:\/\/ \(CONNECT\) proxy$/ })
+  const c = config(['--upstream', 'https://k8s.example.org', '--cacert', files.cacert, '--cert', files.cert, '--key', files.key], { HTTPS_PROXY: 'http://p:1', NO_PROXY: 'example.org' })
+  t.equal((await fileSetSource(c.credentials).load(new Date())).server.proxy, undefined, 'the environment is read at start, NO_PROXY included')
 })
