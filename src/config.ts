@@ -479,6 +479,8 @@ export function helpText (version: string): string {
     `mtls-proxy ${version}: plain HTTP on localhost, forwarded to an API server over mutual TLS`,
     '',
     'Usage: mtls-proxy --upstream https://HOST:PORT --cacert ca.crt --cert client.crt --key client.key [options]',
+    '       mtls-proxy [--kubeconfig FILE] [--context NAME] [options]   (default: $KUBECONFIG or ~/.kube/config, as kubectl;',
+    '                  its user may hold a client certificate, a token, a tokenFile or an exec plugin)',
     '',
     'Options (flags beat environment variables, which beat the --config file):',
     ...rows,
