@@ -71,6 +71,7 @@ export async function buildApp (config: Config, deps: AppDeps): Promise<App> {
     keepAliveMs: config.keepAliveMs,
     record: (r) => accounting.record(r),
     onUpstreamError: (cause) => metrics.upstreamError(cause),
+    onUnauthorized: () => { void credentials.renew('upstream 401') },
   })
   const metrics = new Metrics({ openWatches: () => watches.size, openTunnels: () => tunnels.size, certificates: () => expiry.reports },
     deps.metrics)

@@ -184,7 +184,8 @@ function readConfigFile (file: string): RawSettings {
   }
   let doc: unknown
   try {
-    doc = lazy.yaml().parse(text) ?? {}
+    // Warnings off: yaml prints them to stderr, past the log and its redaction, quoting the line.
+    doc = lazy.yaml().parse(text, { logLevel: 'error' }) ?? {}
   } catch (err) {
     throw new UsageError(`config file ${file} is not valid YAML or JSON: ${firstLine(err)}`)
   }

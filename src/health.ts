@@ -196,7 +196,10 @@ export class Health {
       })
       await res.body.dump()
       if (res.statusCode === 401) {
-        return { failure: 'upstream rejected our client certificate (401 Unauthorized): it may have expired or been revoked' }
+        // An exec plugin's credential may have been revoked before its time: ask for a new one.
+        void this.#opts.credentials.renew('readiness probe 401')
+        const what = this.#opts.credentials.current.clientCertificate ? 'client certificate' : 'token'
+        return { failure: `upstream rejected our ${what} (401 Unauthorized): it may have expired or been revoked` }
       }
       if (res.statusCode >= 500) return { failure: `upstream answered ${res.statusCode} to GET ${probePath}` }
       return {}

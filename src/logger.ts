@@ -7,6 +7,7 @@ const REDACTED_PATHS = [
   'headers.authorization', 'headers["proxy-authorization"]', 'headers.cookie',
   'req.headers.authorization', 'req.headers["proxy-authorization"]', 'req.headers.cookie',
   'keyPem', 'certPem', 'caPem', '*.keyPem', '*.certPem', '*.caPem', 'token', '*.token',
+  'bearerToken', '*.bearerToken', 'pem', '*.pem', '*.*.pem', '*.*.token', 'password', '*.password',
 ]
 
 // Log lines are written behind the requests, not during them: a write per access line cost more

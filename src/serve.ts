@@ -160,6 +160,7 @@ export async function serve (command: { config: Config; warnings: string[] }, wo
   worker?.onStop(stop)
   if (worker) process.on('SIGTERM', stop)
   const port = portOf(app.server) ?? config.port
+  const client = credentials.current.clientCertificate
   const listen = unixSocket ? `unix:${unixSocket}` : `${config.https ? 'https' : 'http'}://${bracketed(config.address)}:${port}`
   const status = statusAddress ? `http://${bracketed(statusAddress.host)}:${portOf(app.statusApp.server) ?? statusAddress.port}` : undefined
   events.info({
@@ -167,6 +168,7 @@ export async function serve (command: { config: Config; warnings: string[] }, wo
     ...(status ? { status } : {}),
     upstream: upstream.href,
     identity,
+    ...(client ? { certificateNotAfter: new Date(client.validTo).toISOString() } : {}),
     credentialsExpire: credentials.current.expiresAt?.toISOString(),
     ...(worker ? { workers: worker.of } : {}),
   }, `serving ${listen}, forwarding to ${upstream.origin} as ${identity}${worker ? ` (${worker.of} worker processes)` : ''}`)

@@ -21,6 +21,8 @@ export interface TunnelOptions {
   /** each tunnel, or refused upgrade, once it has closed: for the access log and metrics */
   record: (r: RequestRecord) => void
   onUpstreamError: (cause: string) => void
+  /** the upstream answered 401 instead of opening the tunnel */
+  onUnauthorized: () => void
 }
 
 /**
@@ -169,6 +171,7 @@ export class Tunnels {
     })
     outgoing.on('response', (res) => {
       outcome.status = res.statusCode ?? 502
+      if (res.statusCode === 401) this.#opts.onUnauthorized()
       answering = true
       relayAnswer(res, client, req.method === 'HEAD')
     })

@@ -161,22 +161,27 @@ export class Upstream {
       done = true
       clearTimeout(timer)
       if (err) {
-        tunnel.destroy()
+        tunnel?.destroy()
         socket?.destroy()
       }
       callback(err, err ? undefined : socket)
     }
+    let tunnel: { destroy: () => void } | undefined
     const timer = setTimeout(() => finish(new UpstreamTimeout('connect')), timeout)
-    const tunnel = openTunnel(this.#proxy!, tls.host, tls.port, (err, raw) => {
-      if (err || done) {
-        raw?.destroy()
-        finish(err)
-        return
-      }
-      socket = connect({ ...tls, socket: raw })
-      socket.once('secureConnect', () => finish(null))
-      socket.on('error', (e) => finish(e))
-    })
+    try {
+      tunnel = openTunnel(this.#proxy!, tls.host, tls.port, (err, raw) => {
+        if (err || done) {
+          raw?.destroy()
+          finish(err)
+          return
+        }
+        socket = connect({ ...tls, socket: raw })
+        socket.once('secureConnect', () => finish(null))
+        socket.on('error', (e) => finish(e))
+      })
+    } catch (err) {
+      finish(err as Error)
+    }
   }
 
   /** The credentials go with each request: the token as a header (the certificate went with the connection). */

@@ -111,7 +111,7 @@ t.test('$KUBECONFIG merges as kubectl does; --context, --cluster, --user pick; t
       { name: 'k1', cluster: { server: 'https://10.0.0.99:6443' } },
       { name: 'k2', cluster: { server: 'https://10.0.0.2:6443', 'certificate-authority': '../ca.crt' } },
     ],
-    users: [{ name: 'u1', user: { token: 'shadowed' } }, { name: 'u2', user: { tokenFile: 'u2.token' } }],
+    users: [{ name: 'u1', user: { token: 'shadowed' } }, { name: 'u2', user: { token: 'not-the-file', tokenFile: 'u2.token' } }],
     contexts: [{ name: 'one', context: { cluster: 'k2', user: 'u2' } }, { name: 'two', context: { cluster: 'k2', user: 'u2' } }],
   })
   const env = { KUBECONFIG: [join(dir, 'absent.yaml'), first, second].join(':') }
@@ -121,7 +121,7 @@ t.test('$KUBECONFIG merges as kubectl does; --context, --cluster, --user pick; t
   t.ok(merged.sources.watch.includes(second), 'every file of the list is watched')
   const two = await load(['--context', 'two'], env)
   t.equal(two.server.url.origin, 'https://10.0.0.2:6443')
-  t.equal(two.bearerToken, 'token-of-u2', 'tokenFile relative to the file that holds the user, trimmed')
+  t.equal(two.bearerToken, 'token-of-u2', 'tokenFile relative to the file that holds the user, trimmed; with token, the file wins')
   t.equal(two.caCertificates.length, 1, 'certificate-authority relative to the file that holds the cluster')
   const picked = await load(['--context', 'one', '--cluster', 'k2', '--user', 'u2'], env)
   t.equal(picked.server.url.origin, 'https://10.0.0.2:6443', '--cluster replaces the context\'s cluster')
@@ -392,4 +392,62 @@ t.test('HTTPS_PROXY and NO_PROXY, as kubectl honours them; socks5 said in one li
   t.throws(() => proxyFor(new URL('https://k8s.example.org'), 'socks5://127.0.0.1:1080', env), { message: /^kubeconfig proxy-url: socks5 proxies are not supported by mtls-proxy; use an http:\/\/ or https:\/\/ \(CONNECT\) proxy$/ })
   const c = config(['--upstream', 'https://k8s.example.org', '--cacert', files.cacert, '--cert', files.cert, '--key', files.key], { HTTPS_PROXY: 'http://p:1', NO_PROXY: 'example.org' })
   t.equal((await fileSetSource(c.credentials).load(new Date())).server.proxy, undefined, 'the environment is read at start, NO_PROXY included')
+})
+
+t.test('a plugin is asked again after it handed back the same credential no sooner than 10 s, and a failure is not re-run at once', async (t) => {
+  const { ExecCredentials } = await import('../src/credentials/exec.js')
+  const t0 = Date.now()
+  const expires = new Date(t0 + 30_000).toISOString()
+  const { exec, runs } = await plugin('same-token-plugin', { 'last.json': { token: 'same', expirationTimestamp: expires }, 'fail-from': 3 })
+  const config = { ...exec, cluster: {}, label: 'the test plugin', installHint: undefined, interactiveMode: undefined }
+  const credentials = new ExecCredentials(undefined)
+  const first = await credentials.get(config, new Date(t0), false)
+  t.equal(first.refreshAt!.getTime(), t0 + 24_000, 'renewal at 80 % of its life')
+  t.equal((await credentials.get(config, new Date(t0 + 20_000), false)).token, 'same')
+  t.equal((await runs()).length, 1, 'not due: not run')
+  const again = await credentials.get(config, new Date(t0 + 25_000), false)
+  t.equal(again.refreshAt!.getTime(), t0 + 30_000, 'the same credential back: asked again no sooner than 10 s later (here: at its end)')
+  t.equal((await runs()).length, 2)
+  await t.rejects(credentials.get(config, new Date(t0 + 30_000), false), { name: 'PluginError', message: /exited with status 1/ })
+  await t.rejects(credentials.get(config, new Date(t0 + 31_000), false), { name: 'PluginError' }, 'a second reload soon after')
+  t.equal((await runs()).length, 3, 'gets the same failure without a run')
+  await t.rejects(credentials.get(config, new Date(t0 + 36_000), false), { name: 'PluginError' })
+  t.equal((await runs()).length, 4, 'and 5 s on, the plugin is tried again')
+})
+
+t.test('a plugin that leaves a process behind holding its output does not hold up the load', async (t) => {
+  const folder = join(dir, 'lingering-plugin')
+  await mkdir(folder, { recursive: true })
+  const script = join(folder, 'plugin.mjs')
+  await writeFile(script, `
+import { spawn } from 'node:child_process'
+import { writeFileSync } from 'node:fs'
+const child = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 30000)'], { stdio: 'inherit' })
+writeFileSync(process.env.PID_FILE, String(child.pid))
+child.unref()
+process.stdout.write(JSON.stringify({ apiVersion: 'client.authentication.k8s.io/v1', kind: 'ExecCredential', status: { token: 'lingering' } }))
+`)
+  const pidFile = join(folder, 'pid')
+  t.teardown(async () => { try { process.kill(Number(await readFile(pidFile, 'utf8')), 'SIGKILL') } catch { /* gone */ } })
+  const kubeconfig = await write('exec-lingering.yaml', kubeDoc('https://127.0.0.1:9', {
+    ex: { exec: { apiVersion: 'client.authentication.k8s.io/v1', command: process.execPath, args: [script], env: [{ name: 'PID_FILE', value: pidFile }] } },
+  }))
+  const started = Date.now()
+  const bundle = await load(['--kubeconfig', kubeconfig])
+  t.equal(bundle.bearerToken, 'lingering')
+  t.ok(Date.now() - started < 5_000, `loaded in ${Date.now() - started} ms, though its child holds stdout for 30 s`)
+})
+
+t.test('secrets stay out of messages: a proxy password, a server URL with one', async (t) => {
+  const noEnv = { httpsProxy: undefined, noProxy: undefined }
+  const target = new URL('https://k8s.example.org')
+  t.throws(() => proxyFor(target, 'http://jane:50%off@proxy:3128', noEnv), { message: /^kubeconfig proxy-url: the user name or password is not valid percent-encoding \(write % as %25\)$/ })
+  const bad = (() => { try { proxyFor(target, 'http://jane:s3cret@proxy:99999', noEnv) } catch (err) { return (err as Error).message } return '' })()
+  t.match(bad, /is not a URL/)
+  t.notMatch(bad, /s3cret/, 'an unparsable proxy URL is shown without its password')
+  const kubeconfig = await write('http-server.yaml', kubeDoc('http://admin:s3cret@10.0.0.1:6443', { u: { token: 'x' } }))
+  const err = await load(['--kubeconfig', kubeconfig]).then(() => '', (e: Error) => e.message)
+  t.match(err, /must be an https:\/\/ URL/)
+  t.notMatch(err, /s3cret/)
+  t.ok(exempt('fd00::1', '443', 'FD00:0:0::1'), 'NO_PROXY compares addresses, not their spelling')
 })

@@ -17,6 +17,13 @@ const PLUGIN_TIMEOUT_MS = 60_000
 // Renewal comes once 80 % of a credential's life has passed, and never later than this before it ends.
 const RENEW_SHARE = 0.8
 const RENEW_MARGIN_MS = 5_000
+// A plugin that handed back the credential it gave before is asked again no sooner than this.
+const UNCHANGED_RETRY_MS = 10_000
+// A failed run is reported again, without running, for this long (the store retries every 10 s).
+const FAILURE_HOLD_MS = 5_000
+// After the plugin exits, its output is read for at most this long: a process it left in the
+// background may hold the pipes open for ever.
+const DRAIN_AFTER_EXIT_MS = 500
 
 /** A plugin's failure: one line naming the plugin. Not worth retrying at once, unlike a half-written file. */
 export class PluginError extends UsageError {
@@ -45,21 +52,44 @@ export class ExecCredentials {
   readonly #logger: Logger | undefined
   #key: string | undefined
   #result: ExecResult | undefined
+  #failure: { key: string; at: number; error: unknown } | undefined
 
   constructor (logger: Logger | undefined) {
     this.#logger = logger
   }
 
-  /** The credential in hand if still good and not due; else the plugin's new one. A failure throws PluginError. */
+  /**
+   * The credential in hand if still good and not due; else the plugin's new one. A failure throws
+   * PluginError, and is thrown again without a run for a few seconds: reloads for other files'
+   * sake must not run a failing plugin in a loop.
+   */
   async get (config: ExecConfig, now: Date, renew: boolean): Promise<ExecResult> {
     const key = JSON.stringify(config)
-    const held = this.#result
-    if (!renew && held && key === this.#key && (held.refreshAt === undefined || now < held.refreshAt)) return held
-    const result = await runPlugin(config, this.#logger, now)
+    const held = key === this.#key ? this.#result : undefined
+    if (!renew && held && (held.refreshAt === undefined || now < held.refreshAt)) return held
+    const failed = this.#failure
+    if (!renew && failed?.key === key && now.getTime() - failed.at < FAILURE_HOLD_MS) throw failed.error
+    let result: ExecResult
+    try {
+      result = await runPlugin(config, this.#logger, now)
+    } catch (error) {
+      this.#failure = { key, at: now.getTime(), error }
+      throw error
+    }
+    this.#failure = undefined
+    // Many plugins hand out the credential they hold until it expires: ask again later, not in a loop.
+    if (held && sameCredential(held, result) && result.refreshAt && result.expiresAt) {
+      const later = Math.max(result.refreshAt.getTime(), now.getTime() + UNCHANGED_RETRY_MS)
+      result.refreshAt = new Date(Math.min(later, result.expiresAt.getTime()))
+    }
     this.#key = key
     this.#result = result
     return result
   }
+}
+
+function sameCredential (a: ExecResult, b: ExecResult): boolean {
+  return a.token === b.token && a.certPem === b.certPem && a.keyPem === b.keyPem && a.expiresAt?.getTime() === b.expiresAt?.getTime()
 }
 
 function execInfo (config: ExecConfig): string {
@@ -81,16 +111,23 @@ async function runPlugin (config: ExecConfig, logger: Logger | undefined, now: D
   }
   const { stdout, code, signal } = await new Promise<{ stdout: Buffer; code: number | null; signal: NodeJS.Signals | null }>(
     (resolve, reject) => {
+      // A process group of its own, so that a plugin that hangs is killed with whatever it started.
       const child = spawn(config.command, config.args, {
         env: { ...process.env, ...Object.fromEntries(config.env.map((e) => [e.name, e.value])), KUBERNETES_EXEC_INFO: execInfo(config) },
         stdio: ['ignore', 'pipe', 'pipe'],
-        timeout: PLUGIN_TIMEOUT_MS,
+        detached: true,
       })
+      const killGroup = () => {
+        try {
+          process.kill(-child.pid!, 'SIGKILL')
+        } catch { /* gone already */ }
+      }
+      const timer = setTimeout(killGroup, PLUGIN_TIMEOUT_MS)
       const chunks: Buffer[] = []
       let size = 0
       child.stdout.on('data', (chunk: Buffer) => {
         size += chunk.length
-        if (size > MAX_STDOUT_BYTES) child.kill('SIGKILL')
+        if (size > MAX_STDOUT_BYTES) killGroup()
         else chunks.push(chunk)
       })
       let lines = 0
@@ -105,7 +142,10 @@ async function runPlugin (config: ExecConfig, logger: Logger | undefined, now: D
         partial = parts.pop()!.slice(-MAX_STDERR_LINE)
         parts.forEach(say)
       })
+      child.stdout.on('error', () => {})
+      child.stderr.on('error', () => {})
       child.once('error', (err: NodeJS.ErrnoException) => {
+        clearTimeout(timer)
         if (err.code === 'ENOENT') {
           reject(new PluginError(`${config.label}: command '${config.command}' not found` +
             (config.installHint ? `; ${oneLine(config.installHint)}` : '')))
@@ -113,15 +153,23 @@ async function runPlugin (config: ExecConfig, logger: Logger | undefined, now: D
           reject(new PluginError(`${config.label}: command '${config.command}' cannot be run (permission denied)`))
         } else reject(new PluginError(`${config.label}: cannot run '${config.command}': ${err.message}`))
       })
-      child.once('close', (code, signal) => {
+      let settled = false
+      const settle = (code: number | null, signal: NodeJS.Signals | null) => {
+        if (settled) return
+        settled = true
+        clearTimeout(timer)
+        child.stdout.destroy()
+        child.stderr.destroy()
         say(partial)
         if (size > MAX_STDOUT_BYTES) reject(new PluginError(`${config.label} wrote more than 1 MiB: not an ExecCredential`))
         else resolve({ stdout: Buffer.concat(chunks), code, signal })
-      })
+      }
+      child.once('close', settle)
+      child.once('exit', (code, signal) => setTimeout(() => settle(code, signal), DRAIN_AFTER_EXIT_MS).unref())
     })
   if (signal) {
     throw new PluginError(`${config.label}: '${config.command}' was ended by ${signal}` +
-      (signal === 'SIGTERM' ? ` (it ran longer than ${PLUGIN_TIMEOUT_MS / 1000} s)` : ''))
+      (signal === 'SIGKILL' ? ` (after ${PLUGIN_TIMEOUT_MS / 1000} s, or it wrote too much)` : ''))
   }
   if (code !== 0) throw new PluginError(`${config.label}: '${config.command}' exited with status ${code} (its stderr is in the log)`)
   return parseCredential(stdout.toString('utf8'), config, now)

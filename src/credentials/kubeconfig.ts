@@ -12,6 +12,8 @@ import type { PemSource } from './source.js'
 
 // Room for about a thousand clusters with their certificates inline.
 const MAX_KUBECONFIG_BYTES = 4 * 1024 * 1024
+// As bundle.ts bounds PEM files.
+const MAX_CA_BYTES = 1024 * 1024
 
 /** Which kubeconfig, and what to pick from it. */
 export interface KubeconfigChoice {
@@ -96,7 +98,8 @@ async function readOne (file: string, optional: boolean): Promise<Record<string,
   }
   let doc: unknown
   try {
-    doc = lazy.yaml().parse(text)
+    // Warnings off: yaml prints them to stderr, past the log and its redaction, quoting the line.
+    doc = lazy.yaml().parse(text, { logLevel: 'error' })
   } catch (err) {
     throw new UsageError(`cannot read kubeconfig ${file}: ${firstLine(err)}`)
   }
@@ -198,12 +201,21 @@ export async function readKubeconfig (choice: KubeconfigChoice): Promise<Kubecon
   if ((cert === undefined) !== (key === undefined)) {
     throw new UsageError(`${who} has a client ${cert ? 'certificate but no key' : 'key but no certificate'}; it needs both`)
   }
-  const token = text(user.token)
-    ? { kind: 'inline' as const, token: user.token as string, label: `the token of ${who}` }
-    : text(user.tokenFile)
-      ? { kind: 'file' as const, path: resolve(dirname(userEntry.file), user.tokenFile as string), label: `tokenFile of ${who}` }
+  // As client-go: with both, the file wins (it is how a rotating token is given).
+  const token = text(user.tokenFile)
+    ? { kind: 'file' as const, path: resolve(dirname(userEntry.file), user.tokenFile as string), label: `tokenFile of ${who}` }
+    : text(user.token)
+      ? { kind: 'inline' as const, token: user.token as string, label: `the token of ${who}` }
       : undefined
   const exec = user.exec ? execConfig(user.exec, userEntry, who, cluster, server) : undefined
+  // client-go shows the plugin the CA's bytes even when the kubeconfig names a file.
+  if (exec?.provideClusterInfo && ca?.kind === 'file') {
+    try {
+      exec.cluster['certificate-authority-data'] = Buffer.from((await readRegularFile(ca.path, MAX_CA_BYTES)).text).toString('base64')
+    } catch (err) {
+      throw new UsageError(`${ca.label} ${ca.path}: cannot read: ${describeFsError(err)}`)
+    }
+  }
   if (!cert && !token && !exec) {
     const other = user['auth-provider']
       ? `an auth-provider ('${String((user['auth-provider'] as Record<string, unknown>)?.name ?? '')}'), which kubectl no longer ` +

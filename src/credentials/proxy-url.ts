@@ -21,13 +21,24 @@ export function proxyEnvironment (env: NodeJS.ProcessEnv): ProxyEnvironment {
   }
 }
 
+/** A URL as messages may show it: any user name and password replaced. */
+export function withoutUserinfo (text: string): string {
+  return text.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^/?#]*@/i, '$1…@')
+}
+
 function proxyUrl (text: string, label: string): URL {
   let url: URL
   try {
     // Go takes a bare host:port as http://host:port.
     url = new URL(/^[a-z][a-z0-9+.-]*:\/\//i.test(text) ? text : `http://${text}`)
   } catch {
-    throw new UsageError(`${label} '${text}' is not a URL; expected e.g. http://proxy.example.com:3128`)
+    throw new UsageError(`${label} '${withoutUserinfo(text)}' is not a URL; expected e.g. http://proxy.example.com:3128`)
+  }
+  try {
+    decodeURIComponent(url.username)
+    decodeURIComponent(url.password)
+  } catch {
+    throw new UsageError(`${label}: the user name or password is not valid percent-encoding (write % as %25)`)
   }
   if (url.protocol === 'socks5:' || url.protocol === 'socks5h:') {
     throw new UsageError(`${label}: socks5 proxies are not supported by mtls-proxy; use an http:// or https:// (CONNECT) proxy`)
@@ -72,7 +83,7 @@ export function exempt (host: string, port: string, noProxy: string): boolean {
     entry = unbracketed(entry)
     if (entryPort !== undefined && entryPort !== port) continue
     if (isIP(entry)) {
-      if (entry === host) return true
+      if (sameAddress(entry, host)) return true
       continue
     }
     if (entry.startsWith('*.')) entry = entry.slice(1)
@@ -81,6 +92,15 @@ export function exempt (host: string, port: string, noProxy: string): boolean {
     } else if (host === entry || host.endsWith(`.${entry}`)) return true
   }
   return false
+}
+
+/** The same IP address however it is written (`fd00::1`, `FD00:0:0::1`). */
+function sameAddress (a: string, b: string): boolean {
+  const family = isIP(a)
+  if (family === 0 || isIP(b) !== family) return false
+  const list = new BlockList()
+  list.addAddress(a, family === 4 ? 'ipv4' : 'ipv6')
+  return list.check(b, family === 4 ? 'ipv4' : 'ipv6')
 }
 
 function inCidr (host: string, cidr: string): boolean {

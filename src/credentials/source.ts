@@ -8,7 +8,7 @@ import { missingSetting } from '../options.js'
 import { loadBundle, type CredentialBundle } from './bundle.js'
 import { ExecCredentials } from './exec.js'
 import { readKubeconfig, type ExecConfig, type KubeconfigChoice, type KubeconfigCredentials } from './kubeconfig.js'
-import { proxyFor, type ProxyEnvironment } from './proxy-url.js'
+import { proxyFor, withoutUserinfo, type ProxyEnvironment } from './proxy-url.js'
 
 /** Where one PEM comes from: a file (watched for rotation) or inline text. */
 export type PemSource =
@@ -179,13 +179,13 @@ export function upstreamUrl (text: string, label: string): URL {
   try {
     url = new URL(text)
   } catch {
-    throw new UsageError(`${label} '${text}' is not a URL; expected e.g. https://192.168.0.18:5443`)
+    throw new UsageError(`${label} '${withoutUserinfo(text)}' is not a URL; expected e.g. https://192.168.0.18:5443`)
   }
-  if (url.protocol !== 'https:') throw new UsageError(`${label} must be an https:// URL (mutual TLS), got '${text}'`)
+  if (url.protocol !== 'https:') throw new UsageError(`${label} must be an https:// URL (mutual TLS), got '${withoutUserinfo(text)}'`)
   if (url.username || url.password) {
     throw new UsageError(`${label} must not hold a user name or password: the client certificate is the ` +
     'identity')
   }
-  if (url.search || url.hash) throw new UsageError(`${label} must not have a query or fragment, got '${text}'`)
+  if (url.search || url.hash) throw new UsageError(`${label} must not have a query or fragment, got '${withoutUserinfo(text)}'`)
   return url
 }

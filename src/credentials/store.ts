@@ -68,6 +68,7 @@ export class CredentialStore {
   #lastRenew = -Infinity
   #running: Promise<ReloadOutcome> | undefined
   #again = false
+  #againRenew = false
   #closed = false
 
   constructor (source: CredentialSource, first: CredentialBundle, logger: Logger, now: () => Date) {
@@ -111,13 +112,17 @@ export class CredentialStore {
   reload (trigger: string, renew = false): Promise<ReloadOutcome> {
     if (this.#running) {
       this.#again = true
+      // A renewal asked for meanwhile (a 401) must not become a plain reload.
+      this.#againRenew ||= renew
       return this.#running
     }
     this.#running = this.#reload(trigger, renew).finally(() => {
       this.#running = undefined
       if (this.#again && !this.#closed) {
+        const again = this.#againRenew
         this.#again = false
-        void this.reload(trigger)
+        this.#againRenew = false
+        void this.reload(trigger, again)
       }
     })
     return this.#running
@@ -145,6 +150,8 @@ export class CredentialStore {
       this.#logger.error({ trigger, error }, `certificate reload failed, still serving as ${clientIdentity(this.#current)}: ${error}`)
     } else if (sameBundle(bundle, this.#current)) {
       outcome = { at, trigger, outcome: 'unchanged' }
+      // A plugin may hand out the credential it holds until that expires: the same, with a new time to ask again.
+      if (bundle.refreshAt?.getTime() !== this.#current.refreshAt?.getTime()) this.#current = bundle
       // Asked for (SIGHUP): an answer is owed. Seen in a folder: usually another file's change.
       const level = trigger === 'file change' ? 'debug' : 'info'
       this.#logger[level]({ trigger }, `certificate files unchanged: still serving as ${clientIdentity(this.#current)}`)
@@ -180,9 +187,10 @@ export class CredentialStore {
     const logger = this.#logger
     if (!sameClient(bundle, previous) || bundle.bearerToken !== previous.bearerToken) {
       const identity = clientIdentity(bundle)
+      const what = sameClient(bundle, previous) ? 'token renewed' : 'certificates reloaded'
       const serial = bundle.clientCertificate ? ` (serial ${bundle.clientCertificate.serialNumber})` : ''
       logger.info({ trigger, identity, previous: clientIdentity(previous), expires: bundle.expiresAt?.toISOString() },
-        `credentials reloaded: new requests go out as ${identity}${serial}`)
+        `${what}: new requests go out as ${identity}${serial}`)
     }
     if (bundle.listener && bundle.listener.certPem !== previous.listener?.certPem) {
       const { certificate } = bundle.listener
