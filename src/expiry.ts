@@ -24,6 +24,7 @@ export interface CertificateReport {
 }
 
 const DAY_MS = 86_400_000
+const RENEWED: Thresholds = { warningDays: 0, criticalDays: 0 }
 
 const ADVICE: Record<Role, string> = {
   client: 'download a new client certificate from your cluster\'s console (or renew it) before then',
@@ -91,7 +92,10 @@ export class ExpiryMonitor {
     const b = bundle()
     const at = now()
     return [
-      ...(b.clientCertificate ? [reportCertificate('client', b.clientCertificate, at, thresholds)] : []),
+      // An exec plugin's certificate lives hours, not months, and is renewed before its end: only its expiry is news.
+      ...(b.clientCertificate
+        ? [reportCertificate('client', b.clientCertificate, at, b.sources.certificateFrom ? RENEWED : thresholds)]
+        : []),
       ...b.caCertificates.map((ca) => reportCertificate('ca', ca, at, thresholds)),
       ...(b.listener ? [reportCertificate('listener', b.listener.certificate, at, thresholds)] : []),
       ...(this.#server ? [reportCertificate('server', this.#server, at, thresholds)] : []),

@@ -151,6 +151,12 @@ t.test('a token: sent as Bearer by the proxy, the caller\'s own never forwarded,
   t.notMatch(status.body, /s3cret/, '/-/status never shows the token')
   t.match(status.json().identity, /the token of user 'tok'/)
   t.notMatch(proxy.logText(), /s3cret/, 'no log line holds the token')
+
+  const doc = kubeDoc(api.url, { tok: { token: 's3cret-token-value' } })
+  const plain = await write('no-gzip.yaml', { ...doc, clusters: [{ name: 'c', cluster: { ...doc.clusters[0]!.cluster, 'disable-compression': true } }] })
+  const uncompressed = await proxyWith(t, api.url, plain)
+  t.equal((await get(`${uncompressed.url}/x`, { headers: { 'accept-encoding': 'gzip' } })).json().encoding, null, 'disable-compression: no gzip asked of the server')
+  t.equal((await get(`${proxy.url}/x`, { headers: { 'accept-encoding': 'gzip' } })).json().encoding, 'gzip', 'otherwise the caller\'s Accept-Encoding passes')
 })
 
 t.test('a tokenFile that rotates: the new token is in use within seconds', async (t) => {
@@ -209,8 +215,10 @@ async function plugin (name: string, credentials: Record<string, Record<string, 
 
 t.test('an exec plugin\'s certificate that expires in seconds is renewed before, and an open watch is not dropped', async (t) => {
   const api = await startApiServer(t)
-  const one = await pki.ca.issue({ commonName: 'exec-one', usage: 'client' })
-  const two = await pki.ca.issue({ commonName: 'exec-two', usage: 'client' })
+  // Certificates of an hour, as plugins hand out: days-left warnings would be noise.
+  const hour = { notBefore: new Date(Date.now() - 60_000), notAfter: new Date(Date.now() + 3_600_000) }
+  const one = await pki.ca.issue({ commonName: 'exec-one', usage: 'client', ...hour })
+  const two = await pki.ca.issue({ commonName: 'exec-two', usage: 'client', ...hour })
   const { exec, runs } = await plugin('cert-plugin', {
     '1.json': { clientCertificateData: one.certPem, clientKeyData: one.keyPem, expiresIn: 3 },
     'last.json': { clientCertificateData: two.certPem, clientKeyData: two.keyPem, expiresIn: 3600 },
@@ -245,6 +253,7 @@ t.test('an exec plugin\'s certificate that expires in seconds is renewed before,
     'KUBERNETES_EXEC_INFO: not interactive, and the cluster, as provideClusterInfo asks')
   t.ok(proxy.logs.some((l) => l.level === 40 && l.msg === 'exec plugin: plugin run 1'), 'the plugin\'s stderr is logged at warn')
   t.notMatch(proxy.logText(), /PRIVATE KEY/, 'the key it handed out is never logged')
+  t.notOk(proxy.logs.some((l) => (l.level as number) >= 40 && /days left/.test(String(l.msg))), 'a plugin\'s certificate is renewed by it: no days-left warnings')
 })
 
 t.test('a token plugin: a 401 is the caller\'s, and the plugin runs again, at most once per 10 s', async (t) => {

@@ -5,6 +5,7 @@
 import { request as httpRequest, type ClientRequest } from 'node:http'
 import { request as httpsRequest } from 'node:https'
 import { BlockList, isIP, type Socket } from 'node:net'
+import * as tls from 'node:tls'
 import { UsageError } from '../errors.js'
 import { unbracketed } from '../addresses.js'
 
@@ -134,6 +135,7 @@ export function openTunnel (proxy: URL, host: string, port: number, callback: (e
   }
   const request = proxy.protocol === 'https:' ? httpsRequest : httpRequest
   const req = request({
+    ...(proxy.protocol === 'https:' ? { ca: proxyCas() } : {}),
     host: unbracketed(proxy.hostname),
     port: Number(proxy.port || (proxy.protocol === 'https:' ? 443 : 80)),
     method: 'CONNECT',
@@ -173,6 +175,20 @@ export function openTunnel (proxy: URL, host: string, port: number, callback: (e
   req.once('error', (err) => finish(new ProxyError(`cannot reach proxy ${displayProxy(proxy)}: ${err.message}`, err)))
   req.end()
   return req
+}
+
+/**
+ * The CAs an https:// proxy is checked against: Node.js's own (with NODE_EXTRA_CA_CERTS) and, where
+ * Node.js can read it (22.15 and later), the operating system's store, where corporate CAs live.
+ */
+function proxyCas (): string[] | undefined {
+  const read = (tls as { getCACertificates?: (which: string) => string[] }).getCACertificates
+  if (!read) return undefined
+  try {
+    return [...read('default'), ...read('system')]
+  } catch {
+    return undefined
+  }
 }
 
 /** A failure of the proxy on the way, not of the API server. */

@@ -65,6 +65,8 @@ export interface ResolvedSources {
   expiresAt: Date | undefined
   /** when to run the exec plugin again */
   refreshAt: Date | undefined
+  /** the exec plugin the client certificate came from, which renews it: names it in messages */
+  certificateFrom: string | undefined
   passphraseFile: string | undefined
   listener: { cert: PemSource; key: PemSource } | undefined
   callerTokenFile: { path: string; label: string } | undefined
@@ -164,6 +166,7 @@ function resolveSources (spec: CredentialSpec, kube: KubeconfigCredentials | und
     token,
     expiresAt: plugin?.expiresAt,
     refreshAt: plugin?.refreshAt,
+    certificateFrom: !spec.cert && plugin?.certPem !== undefined ? plugin.config.label : undefined,
     passphraseFile,
     listener,
     callerTokenFile,

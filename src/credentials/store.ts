@@ -177,8 +177,9 @@ export class CredentialStore {
     clearTimeout(this.#refreshTimer)
     const { refreshAt } = this.#current
     if (refreshAt === undefined || this.#closed) return
-    const wait = Math.max(refreshAt.getTime() - this.#now().getTime(), 0)
-    const delay = wait > 0 ? wait : RENEW_MIN_INTERVAL_MS
+    const wait = refreshAt.getTime() - this.#now().getTime()
+    // Overdue: now (a slow start may pass the time), or in 10 s after a failed renewal.
+    const delay = wait > 0 ? wait : this.#last?.outcome === 'failed' ? RENEW_MIN_INTERVAL_MS : 0
     this.#refreshTimer = setTimeout(() => { void this.reload('credential renewal') }, Math.min(delay, MAX_TIMER_MS))
     this.#refreshTimer.unref()
   }
