@@ -11,12 +11,11 @@ import type { TLSSocket } from 'node:tls'
 import t from 'tap'
 import { stringify } from 'yaml'
 import { pkiWithFiles, type Teardown } from './helpers/pki.js'
+import { settingsIn } from './helpers/settings.js'
 import { startProxy } from './helpers/proxy.js'
 import { get } from './helpers/http.js'
 import { runCli } from './helpers/cli.js'
 import { until } from './helpers/until.js'
-import { loadConfig, type Config } from '../src/config.js'
-import type { CredentialBundle } from '../src/credentials/bundle.js'
 import { fileSetSource } from '../src/credentials/source.js'
 import { exempt, proxyFor } from '../src/credentials/proxy-url.js'
 import { renewalTime } from '../src/credentials/exec.js'
@@ -25,15 +24,7 @@ const { pki, files } = await pkiWithFiles(t)
 const dir = files.dir
 const b64 = (s: string) => Buffer.from(s).toString('base64')
 
-function config (argv: string[], env: NodeJS.ProcessEnv = {}): Config {
-  const c = loadConfig(argv, env, dir)
-  if (c.action !== 'run') throw new Error('run expected')
-  return c.config
-}
-
-function load (argv: string[], env: NodeJS.ProcessEnv = {}): Promise<CredentialBundle> {
-  return fileSetSource(config(argv, env).credentials).load(new Date())
-}
+const { config, load } = settingsIn(dir)
 
 async function write (name: string, doc: unknown): Promise<string> {
   const file = join(dir, name)

@@ -8,11 +8,11 @@ import t from 'tap'
 import { until } from './helpers/until.js'
 import { stringify } from 'yaml'
 import { createCA, pkiWithFiles } from './helpers/pki.js'
+import { settingsIn } from './helpers/settings.js'
 import { startUpstream } from './helpers/upstream.js'
 import { capturedLogger, startProxy } from './helpers/proxy.js'
 import { get } from './helpers/http.js'
-import { loadConfig, type Config } from '../src/config.js'
-import type { CredentialBundle } from '../src/credentials/bundle.js'
+import { loadConfig } from '../src/config.js'
 import { fileSetSource } from '../src/credentials/source.js'
 import { openCredentialStore } from '../src/credentials/store.js'
 
@@ -20,16 +20,7 @@ const { pki, files } = await pkiWithFiles(t)
 const dir = files.dir
 const b64 = (s: string) => Buffer.from(s).toString('base64')
 
-function config (argv: string[], env: NodeJS.ProcessEnv = {}): Config {
-  const c = loadConfig(argv, env, dir)
-  if (c.action !== 'run') throw new Error('run expected')
-  return c.config
-}
-
-/** What the proxy would load at start from these settings: the same load as every reload. */
-function load (argv: string[], env: NodeJS.ProcessEnv = {}): Promise<CredentialBundle> {
-  return fileSetSource(config(argv, env).credentials).load(new Date())
-}
+const { config, load } = settingsIn(dir)
 
 const whoamiUpstream = (tt: Parameters<typeof startUpstream>[0]) => startUpstream(tt, pki, (req, res) => {
   res.writeHead(200, { 'content-type': 'application/json' })
