@@ -76,7 +76,7 @@ function warnNotReachable (app: App, logger: Logger, reason: string): void {
 }
 
 /** What the user should know before the first request: who else can act as them. */
-function warnAboutExposure (config: Config, identity: string, upstreamHost: string, logger: Logger): void {
+function warnAboutExposure (config: Config, identity: string, upstreamHost: string, insecure: boolean, logger: Logger): void {
   if (!config.unixSocket && !isLoopback(config.address)) {
     logger.warn({ address: config.address }, `listening on non-loopback address ${config.address}: anyone who can reach it acts as ` +
       `${identity}`)
@@ -85,8 +85,9 @@ function warnAboutExposure (config: Config, identity: string, upstreamHost: stri
         'add --listen-cert and --listen-key to serve HTTPS')
     }
   }
-  if (config.credentials.insecureSkipTlsVerify) {
-    logger.warn(`--insecure-skip-tls-verify: the API server's certificate is NOT verified; anyone between here and ${upstreamHost} ` +
+  if (insecure) {
+    const by = config.credentials.insecureSkipTlsVerify ? '--insecure-skip-tls-verify' : 'the kubeconfig sets insecure-skip-tls-verify'
+    logger.warn(`${by}: the API server's certificate is NOT verified; anyone between here and ${upstreamHost} ` +
       `can read and answer every request made as ${identity}`)
   }
 }
@@ -122,7 +123,7 @@ export async function serve (command: { config: Config; warnings: string[] }, wo
   else process.on('SIGHUP', reload)
   const identity = clientIdentity(credentials.current)
   const upstream = credentials.current.server.url
-  warnAboutExposure(config, identity, upstream.host, events)
+  warnAboutExposure(config, identity, upstream.host, credentials.current.server.insecureSkipTlsVerify, events)
   const app = await buildApp(config, { logger, events, credentials, metrics: { exposition: worker?.metrics } })
   worker?.shareMetrics(app.metrics.registry)
   await checkUpstream(app, config.connectTimeoutMs, events)

@@ -150,6 +150,16 @@ t.test('a token: sent as Bearer by the proxy, the caller\'s own never forwarded,
   t.equal((await get(`${proxy.url}/x`, { headers: { 'accept-encoding': 'gzip' } })).json().encoding, 'gzip', 'otherwise the caller\'s Accept-Encoding passes')
 })
 
+t.test('a kubeconfig\'s insecure-skip-tls-verify is honoured, as kubectl does, and said at start', async (t) => {
+  const { startCli } = await import('./helpers/cli.js')
+  const api = await startApiServer(t)
+  const doc = kubeDoc(api.url, { tok: { token: 'some-token-value' } })
+  const file = await write('insecure.yaml', { ...doc, clusters: [{ name: 'c', cluster: { server: api.url, 'insecure-skip-tls-verify': true } }] })
+  const proxy = await startCli(t, ['--kubeconfig', file])
+  t.equal((await get(`${proxy.url}/x`)).json().authorization, 'Bearer some-token-value', 'served without a CA')
+  t.ok(proxy.logs().some((l) => l.level === 40 && /^the kubeconfig sets insecure-skip-tls-verify: the API server's certificate is NOT verified/.test(String(l.msg))))
+})
+
 t.test('a tokenFile that rotates: the new token is in use within seconds', async (t) => {
   const api = await startApiServer(t)
   await mkdir(join(dir, 'projected'), { recursive: true })

@@ -136,11 +136,9 @@ function resolveSources (spec: CredentialSpec, kube: KubeconfigCredentials | und
   const token: TokenSource | undefined = plugin?.token !== undefined
     ? { kind: 'inline', token: plugin.token, label: `the token from ${plugin.config.label}` }
     : kube?.token
-  if (kube?.insecureSkipTlsVerify && !spec.insecureSkipTlsVerify) {
-    throw new UsageError(`kubeconfig ${kube.files.join(', ')} sets insecure-skip-tls-verify for context '${kube.context}'; ` +
-      'mtls-proxy verifies the API server unless you also pass --insecure-skip-tls-verify')
-  }
-  if (!ca && !spec.insecureSkipTlsVerify) throw missingSetting('cacert')
+  // As kubectl: the kubeconfig's insecure-skip-tls-verify is honoured (and warned about at every start, serve.ts).
+  const insecureSkipTlsVerify = spec.insecureSkipTlsVerify || kube?.insecureSkipTlsVerify === true
+  if (!ca && !insecureSkipTlsVerify) throw missingSetting('cacert')
   if (!cert && !token) throw missingSetting('cert')
   if (cert && !key) throw missingSetting('key')
   if (key && !cert) throw missingSetting('cert')
@@ -148,7 +146,7 @@ function resolveSources (spec: CredentialSpec, kube: KubeconfigCredentials | und
   const server: ServerEndpoint = {
     url,
     tlsServerName: spec.tlsServerName ?? kube?.tlsServerName,
-    insecureSkipTlsVerify: spec.insecureSkipTlsVerify,
+    insecureSkipTlsVerify,
     proxy: proxyFor(url, kube?.proxyUrl, spec.proxyEnv),
     disableCompression: kube?.disableCompression === true,
   }
