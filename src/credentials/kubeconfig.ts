@@ -44,8 +44,6 @@ export interface ExecConfig {
 
 export interface KubeconfigCredentials {
   server: string
-  context: string
-  user: string
   ca?: PemSource
   cert?: PemSource
   key?: PemSource
@@ -57,8 +55,6 @@ export interface KubeconfigCredentials {
   disableCompression: boolean
   /** every file read, to watch */
   files: string[]
-  /** the file the user entry came from, for messages */
-  userFile: string
 }
 
 export const EXEC_API_VERSIONS = ['client.authentication.k8s.io/v1', 'client.authentication.k8s.io/v1beta1']
@@ -226,8 +222,6 @@ export async function readKubeconfig (choice: KubeconfigChoice): Promise<Kubecon
   const proxyUrl = text(cluster['proxy-url'])
   return {
     server,
-    context: contextLabel,
-    user: userName,
     ca,
     cert,
     key,
@@ -238,7 +232,6 @@ export async function readKubeconfig (choice: KubeconfigChoice): Promise<Kubecon
     ...(proxyUrl ? { proxyUrl } : {}),
     disableCompression: cluster['disable-compression'] === true,
     files: merged.files,
-    userFile: userEntry.file,
   }
 }
 

@@ -74,8 +74,6 @@ export interface ResolvedSources {
   watch: string[]
   /** token files, polled as well: a change is in use within seconds even where folder events never come */
   poll: string[]
-  /** the kubeconfig user the credentials belong to, for messages */
-  user: string | undefined
 }
 
 export interface LoadOptions {
@@ -170,7 +168,6 @@ function resolveSources (spec: CredentialSpec, kube: KubeconfigCredentials | und
     callerTokenFile,
     watch,
     poll: fileOf(token),
-    user: kube?.user,
   }
 }
 
