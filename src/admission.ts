@@ -4,16 +4,31 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import type { Cors } from './cors.js'
 import { bodyPending, dropUnreadBody } from './linger.js'
 import { endSocketWithError, sendError, type ErrorAnswer } from './status-errors.js'
 
 /** Who may use the listener: an error to answer, or undefined to admit. */
 export type Admit = (target: string, req: IncomingMessage) => ErrorAnswer | undefined
 
+/** CORS for the listed origins: their preflights judged by `preflight` and answered here, their answers marked. */
+export interface CorsAdmission {
+  cors: Cors
+  preflight: Admit
+}
+
 /** closing: shutting down, so every refused connection ends with its answer. */
-export function installAdmission (app: FastifyInstance, admit: Admit, closing: () => boolean = () => false): void {
+export function installAdmission (
+  app: FastifyInstance, admit: Admit, closing: () => boolean = () => false, cors?: CorsAdmission
+): void {
   expectContinueAfterTheGuard(app)
   app.addHook('onRequest', (request, reply, done) => {
+    if (cors?.cors.isPreflight(request.raw)) {
+      answerPreflight(request, reply, cors, closing())
+      return
+    }
+    // A listed origin's page may read the answer, a refusal (a missing token, a rejected path) included.
+    cors?.cors.mark(request.raw, reply.raw)
     // originalUrl: the target before rewriteUrl turned an absolute-form target into a path.
     const refusal = admit(request.originalUrl, request.raw)
     if (!refusal) {
@@ -25,10 +40,24 @@ export function installAdmission (app: FastifyInstance, admit: Admit, closing: (
     refuse(request, reply, refusal, closing())
   })
   // Every answer of the server's own (forwarded ones are hijacked and never pass here): a body still arriving is bounded.
-  app.addHook('onSend', (request, _reply, payload, done) => {
+  app.addHook('onSend', (request, reply, payload, done) => {
     dropUnreadBody(request.raw)
+    const lines = cors?.cors.headers(reply.raw)
+    if (lines) for (let i = 0; i < lines.length; i += 2) reply.header(lines[i]!, lines[i + 1])
     done(null, payload)
   })
+}
+
+/** A preflight is never forwarded: 204 with the CORS headers, or the usual refusal. */
+function answerPreflight (request: FastifyRequest, reply: FastifyReply, { cors, preflight }: CorsAdmission, closing: boolean): void {
+  const refusal = preflight(request.originalUrl, request.raw)
+  if (refusal) {
+    refuse(request, reply, refusal, closing)
+    return
+  }
+  const headers = cors.preflight(request.raw, request.headers.origin!)
+  for (let i = 0; i < headers.length; i += 2) reply.header(headers[i]!, headers[i + 1])
+  reply.code(204).send()
 }
 
 /** CONNECT would make the proxy a tunnel to anywhere. Node hands it to this event, outside Fastify. */

@@ -10,7 +10,8 @@ import type { Config } from './config.js'
 import type { CredentialStore } from './credentials/store.js'
 import { ExpiryMonitor } from './expiry.js'
 import { registerForwarding } from './forwarding.js'
-import { checkRequest, listenerGuard, type Door } from './guard.js'
+import { Cors } from './cors.js'
+import { checkPreflight, checkRequest, FORWARDED_METHODS, listenerGuard, type Door } from './guard.js'
 import { Health } from './health.js'
 import { Metrics, type MetricsOptions } from './metrics.js'
 import { createMainServer, portOf } from './server.js'
@@ -91,7 +92,9 @@ export async function buildApp (config: Config, deps: AppDeps): Promise<App> {
   app.decorate('metrics', metrics)
   app.decorate('statusApp', statusApp)
   accounting.install(app)
-  installAdmission(app, (target, req) => admit(target, req, 'request'), () => shutdown.closing)
+  const cors = config.allowOrigins.length > 0 ? new Cors(config.allowOrigins, FORWARDED_METHODS) : undefined
+  installAdmission(app, (target, req) => admit(target, req, 'request'), () => shutdown.closing,
+    cors && { cors, preflight: (target, req) => checkPreflight(target, req, guard) })
   refuseConnect(app)
   // exec, attach, cp and port-forward: Node hands `Connection: Upgrade` requests to this event, past Fastify.
   app.server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => tunnels.handle(req, socket, head))
@@ -99,7 +102,7 @@ export async function buildApp (config: Config, deps: AppDeps): Promise<App> {
   installErrorHandlers(app, (url) => `no such mtls-proxy endpoint: ${url}`)
   health.registerRoutes(app)
   await registerForwarding(app, {
-    upstream, credentials, health, metrics, watches, closing: () => shutdown.closing, clientBodyTimeoutMs: config.clientBodyTimeoutMs,
+    upstream, credentials, health, metrics, watches, closing: () => shutdown.closing, clientBodyTimeoutMs: config.clientBodyTimeoutMs, cors,
   })
   app.addHook('onReady', async () => {
     health.start()

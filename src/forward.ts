@@ -7,6 +7,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 import { Stream } from 'node:stream'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { Dispatcher } from 'undici'
+import type { Cors } from './cors.js'
 import { clientResponseHeaders, upstreamRequestHeaders } from './headers.js'
 import { isLongRunning, type OpenWatches } from './watches.js'
 import { bodyPending } from './linger.js'
@@ -24,6 +25,8 @@ export interface ForwardOptions {
   onAnswer: (request: FastifyRequest, statusCode: number) => void
   /** the upstream could not be asked, or did not answer: what to tell the client */
   onFailure: (request: FastifyRequest, err: Error) => ErrorAnswer
+  /** CORS for the listed origins' pages, when any are listed */
+  cors?: Cors
 }
 
 export type ForwardHandler = (request: FastifyRequest, reply: FastifyReply, dest: string) => void
@@ -96,7 +99,7 @@ class Relay implements Dispatcher.DispatchHandler {
       // Answered before the upstream is let go (letting it go ends the body); Connection: close, so
       // Node closes once it is written. Mid-answer, the cut must show.
       if (this.#res.headersSent) this.#res.destroy()
-      else writeError(this.#res, { httpStatus: 408, reason: 'Timeout', message }, true, this.#request.url)
+      else this.#writeError({ httpStatus: 408, reason: 'Timeout', message }, true)
       this.#abort?.(new Error(message))
     }
     const stop = () => {
@@ -132,7 +135,8 @@ class Relay implements Dispatcher.DispatchHandler {
       return true
     }
     this.#options.onAnswer(this.#request, statusCode)
-    const headers = clientResponseHeaders(rawHeaders)
+    const { cors } = this.#options
+    const headers = cors ? cors.forwarded(res, clientResponseHeaders(rawHeaders)) : clientResponseHeaders(rawHeaders)
     // The connection cannot be reused until the request body was read; the upstream answered early.
     if (this.#options.closing() || !this.#request.raw.complete) headers.push('connection', 'close')
     try {
@@ -179,6 +183,13 @@ class Relay implements Dispatcher.DispatchHandler {
     // A body still arriving cannot be read any more (undici let go of it with the upstream): the
     // connection ends with this answer, as it does after an early one.
     const closeAfter = this.#options.closing() || !this.#request.raw.complete
-    writeError(res, this.#options.onFailure(this.#request, err), closeAfter, this.#request.url)
+    this.#writeError(this.#options.onFailure(this.#request, err), closeAfter)
+  }
+
+  /** The proxy's own answer in place of the upstream's, readable by a listed origin's page like any. */
+  #writeError (answer: ErrorAnswer, connectionClose: boolean): void {
+    const lines = this.#options.cors?.headers(this.#res)
+    if (lines) for (let i = 0; i < lines.length; i += 2) this.#res.setHeader(lines[i]!, lines[i + 1]!)
+    writeError(this.#res, answer, connectionClose, this.#request.url)
   }
 }

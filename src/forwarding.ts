@@ -3,6 +3,7 @@
 // the proxy is decided here: readiness, metrics, the access line and the hint after a 401.
 import proxy from '@fastify/http-proxy'
 import type { FastifyInstance } from 'fastify'
+import type { Cors } from './cors.js'
 import { clientIdentity } from './credentials/bundle.js'
 import type { CredentialStore } from './credentials/store.js'
 import { createForwarder } from './forward.js'
@@ -21,6 +22,7 @@ export interface ForwardingParts {
   watches: OpenWatches
   closing: () => boolean
   clientBodyTimeoutMs: number
+  cors: Cors | undefined
 }
 
 export async function registerForwarding (app: FastifyInstance, parts: ForwardingParts): Promise<void> {
@@ -39,6 +41,7 @@ export async function registerForwarding (app: FastifyInstance, parts: Forwardin
       watches: parts.watches,
       closing: parts.closing,
       clientBodyTimeoutMs: parts.clientBodyTimeoutMs,
+      ...(parts.cors ? { cors: parts.cors } : {}),
       onAnswer: (request, statusCode) => {
         health.recordSuccess()
         if (statusCode === 401) {

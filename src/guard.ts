@@ -123,15 +123,17 @@ function checkBrowser (headers: IncomingHttpHeaders, options: GuardOptions): Err
   const origin = headers.origin
   const admitted = origin === undefined || options.allowOrigins.includes(origin) ||
     (options.admitOwnOrigin && ownOriginFromNoBrowser(origin, headers, options.scheme))
-  if (!admitted) {
-    return forbidden(`requests from web pages are refused (Origin: ${origin.slice(0, 100)}); if that page should use the proxy, start ` +
-      `it with --allow-origin ${origin.slice(0, 100)}`)
-  }
+  if (!admitted) return refusedOrigin(origin)
   const site = headers['sec-fetch-site']
   if ((site === 'cross-site' || site === 'same-site') && origin === undefined) {
     return forbidden(`requests from web pages are refused (Sec-Fetch-Site: ${site}); open the API through curl or kubectl instead`)
   }
   return undefined
+}
+
+function refusedOrigin (origin: string): ErrorAnswer {
+  return forbidden(`requests from web pages are refused (Origin: ${origin.slice(0, 100)}); if that page should use the proxy, start ` +
+    `it with --allow-origin ${origin.slice(0, 100)}`)
 }
 
 // WebSocket libraries send the URL they dial as Origin (Python's websocket-client does), which names
@@ -219,15 +221,10 @@ function countHeader (rawHeaders: string[], name: string): number {
   return n
 }
 
-/**
- * The whole admission decision, the same for every door. target: the request target exactly as the
- * client sent it.
- */
-export function checkRequest (
-  target: string, req: Pick<IncomingMessage, 'method' | 'headers' | 'rawHeaders'>, options: GuardOptions, door: Door
-): ErrorAnswer | undefined {
-  const { headers } = req
-  const method = req.method ?? 'GET'
+type Judged = Pick<IncomingMessage, 'method' | 'headers' | 'rawHeaders'>
+
+/** What every request must be, whatever it asks: bounded header lines, one Host, no fragment. */
+function checkShape (target: string, req: Judged): ErrorAnswer | undefined {
   // Lines, not names: 150 repeated X-Dup lines are 150 fields (Node joins them into one value).
   if (req.rawHeaders.length / 2 > MAX_HEADER_FIELDS) {
     return { httpStatus: 431, reason: 'RequestHeaderFieldsTooLarge', message: `more than ${MAX_HEADER_FIELDS} header fields` }
@@ -239,7 +236,39 @@ export function checkRequest (
   // Not valid in a request line (RFC 9112 §3.2). Judged with it, `…/exec#` dodges `exec$`; an
   // upstream that drops fragments would then act on `…/exec`.
   if (target.includes('#')) return { httpStatus: 400, reason: 'BadRequest', message: 'a fragment (#) is not allowed in a request target' }
-  const refusal = checkHost(target, headers.host, options) ??
+  return undefined
+}
+
+/**
+ * A CORS preflight (OPTIONS with Origin and Access-Control-Request-Method), judged as the request it
+ * announces would be, but for the token: browsers never send credentials on a preflight, and its
+ * answer reveals nothing. Only a listed origin passes; the proxy answers it itself.
+ */
+export function checkPreflight (target: string, req: Judged, options: GuardOptions): ErrorAnswer | undefined {
+  const { headers } = req
+  const refusal = checkShape(target, req) ?? checkHost(target, headers.host, options)
+  if (refusal) return refusal
+  const origin = headers.origin ?? ''
+  if (!options.allowOrigins.includes(origin)) return refusedOrigin(origin)
+  const method = String(headers['access-control-request-method'])
+  if (!FORWARDED.has(method)) {
+    return { httpStatus: 405, reason: 'MethodNotAllowed', message: `method ${method.slice(0, 20)} is not forwarded` }
+  }
+  const normal = normalizeTarget(originForm(target))
+  if (!normal.ok) return { httpStatus: 400, reason: 'BadRequest', message: normal.message }
+  if (normal.path.startsWith(OWN_PREFIX)) return checkOwn(method, headers, 'request')
+  return checkRules(normal.path, method, options)
+}
+
+/**
+ * The whole admission decision, the same for every door. target: the request target exactly as the
+ * client sent it.
+ */
+export function checkRequest (target: string, req: Judged, options: GuardOptions, door: Door): ErrorAnswer | undefined {
+  const { headers } = req
+  const method = req.method ?? 'GET'
+  const refusal = checkShape(target, req) ??
+    checkHost(target, headers.host, options) ??
     checkBrowser(headers, options) ??
     checkToken(originForm(target).split('?')[0]!, headers.authorization, options)
   if (refusal) return refusal
