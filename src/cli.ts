@@ -30,6 +30,17 @@ async function main (argv: string[]): Promise<void> {
     process.stdout.write(`${VERSION} (Node.js ${process.version}, ${process.platform}/${process.arch})\n`)
     return
   }
+  if (command.action === 'kubeconfig') {
+    const { proxyKubeconfig, proxyUrl } = await import('./proxy-kubeconfig.js')
+    process.stdout.write(proxyKubeconfig(proxyUrl(command.address, command.port)))
+    return
+  }
+  if (command.exec) {
+    const { runWithProxy } = await import('./run.js')
+    // The command has ended and the proxy stopped, its log flushed: nothing left is worth waiting for
+    // (an expiry check's handshake to an unreachable upstream would hold the process for seconds).
+    process.exit(await runWithProxy({ ...command, exec: command.exec }))
+  }
   if (command.config.workers !== 1) {
     const { cpuCount, supervise, underOtherCluster } = await import('./workers.js')
     const workers = command.config.workers === 'auto' ? cpuCount() : command.config.workers

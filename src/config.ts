@@ -43,6 +43,8 @@ export interface Config {
   rejectPaths: RegExp[]
   rejectMethods: RegExp[]
   logLevel: LogLevel
+  /** where log lines go: stdout, or stderr when a command runs with the proxy and stdout is its */
+  logTo: 'stdout' | 'stderr'
   accessLog: boolean
   connectTimeoutMs: number
   /** 0: no limit */
@@ -59,7 +61,10 @@ export interface Config {
 export type CommandLine =
   | { action: 'help' }
   | { action: 'version' }
-  | { action: 'run'; config: Config; warnings: string[]; settings: Settings }
+  /** exec: `-- COMMAND ARGS…`, run with the proxy, which stops after it */
+  | { action: 'run'; config: Config; warnings: string[]; settings: Settings; exec?: string[] }
+  /** `mtls-proxy kubeconfig`: print a kubeconfig for a proxy at this address */
+  | { action: 'kubeconfig'; address: string; port: number }
 
 type RawSettings = Partial<Record<OptionName, string | number | boolean>>
 /** Where each setting was given, for messages: `--cacert`, `MTLS_PROXY_CACERT`, or `'cacert' in config file F`. */
@@ -347,6 +352,7 @@ function validate (raw: RawSettings, givenAt: GivenAt, environment: Environment)
     rejectPaths: regexps(raw, 'reject-paths'),
     rejectMethods: regexps(raw, 'reject-methods'),
     logLevel,
+    logTo: 'stdout',
     accessLog: raw['access-log'] !== false,
     connectTimeoutMs: ms('connect-timeout', false),
     responseTimeoutMs: ms('response-timeout', true),
@@ -423,17 +429,62 @@ function defaults (): RawSettings {
 
 /** Reads flags, environment and config file into one validated Config; a user mistake throws UsageError. */
 export function loadConfig (argv: string[], env: NodeJS.ProcessEnv = process.env, cwd = process.cwd()): CommandLine {
-  const flags = readFlags(argv)
+  if (argv[0] === 'kubeconfig') return kubeconfigCommand(argv.slice(1))
+  // `-- COMMAND ARGS…`: everything after the first `--` is the command's, untouched.
+  const dash = argv.indexOf('--')
+  const exec = dash < 0 ? undefined : argv.slice(dash + 1)
+  const flags = readFlags(dash < 0 ? argv : argv.slice(0, dash))
   if (flags.help) return { action: 'help' }
   if (flags.version) return { action: 'version' }
+  if (exec?.length === 0) throw new UsageError('nothing to run after --; e.g. mtls-proxy --kubeconfig cce.yaml -- kubectl get pods')
   // Said with the error too: a misspelt variable is often why a setting is missing.
   const warnings = unknownVariables(env)
   try {
     const settings = readSettings(flags.raw, env, cwd)
-    return { action: 'run', config: configFromSettings(settings), warnings, settings }
+    if (!exec) return { action: 'run', config: configFromSettings(settings), warnings, settings }
+    return { action: 'run', config: runModeConfig(settings), warnings, settings, exec }
   } catch (err) {
     throw alsoSaying(err, warnings)
   }
+}
+
+/**
+ * With a command to run, the proxy is its private helper: TCP on loopback (a free port unless
+ * --port says), one process, its log on stderr at warn unless --log-level says, so the command's
+ * output stays its own.
+ */
+function runModeConfig (settings: Settings): Config {
+  const given = (name: OptionName) => settings.givenAt[name] !== undefined
+  const raw: RawSettings = {
+    ...settings.raw,
+    ...(given('port') ? {} : { port: 0 }),
+    ...(given('log-level') ? {} : { 'log-level': 'warn' }),
+  }
+  const config = validate(raw, settings.givenAt, settings.environment)
+  const refused = (what: string) =>
+    new UsageError(`${what} cannot be used with -- COMMAND: the command gets the proxy on a loopback TCP port`)
+  if (config.unixSocket) throw refused('--unix-socket')
+  if (config.credentials.callerTokenFile) throw refused('--token-file (the generated kubeconfig holds no credentials)')
+  if (!isLoopback(config.address)) throw refused(`--address ${config.address}`)
+  if (config.workers !== 1) throw refused('--workers')
+  return { ...config, logTo: 'stderr' }
+}
+
+/** `mtls-proxy kubeconfig [--address A] [--port P]` */
+function kubeconfigCommand (argv: string[]): CommandLine {
+  let values
+  try {
+    values = parseArgs({ args: argv, options: { address: { type: 'string' }, port: { type: 'string' } }, strict: true }).values
+  } catch (err) {
+    throw new UsageError(`${(err as Error).message.split('\n')[0]!} (usage: mtls-proxy kubeconfig [--address IP] [--port PORT])`)
+  }
+  const address = unbracketed(values.address ?? String(SPECS.get('address')!.default))
+  if (address !== 'localhost' && isIP(address) === 0) throw new UsageError(`--address must be an IP address or localhost, got '${address}'`)
+  const port = Number(values.port ?? SPECS.get('port')!.default)
+  if (!Number.isInteger(port) || port < 1 || port > 65535) {
+    throw new UsageError(`--port must be a whole number from 1 to 65535, got '${values.port}'`)
+  }
+  return { action: 'kubeconfig', address, port }
 }
 
 /** A user mistake, with the warnings that may explain it (a misspelt variable is often why a setting is missing). */

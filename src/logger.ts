@@ -29,6 +29,8 @@ export interface LoggerOptions {
   destination?: DestinationStream
   /** other processes write to the same stdout (--workers): every write holds whole lines and fits a pipe's atomic write */
   atomicWrites?: boolean
+  /** 1: stdout (the default); 2: stderr, when stdout belongs to a command run with the proxy */
+  fd?: 1 | 2
 }
 
 /**
@@ -41,14 +43,14 @@ export function quieter (logger: Logger): FastifyBaseLogger {
   return child
 }
 
-export function createLogger ({ level, pretty, destination, atomicWrites = false }: LoggerOptions): Logger {
+export function createLogger ({ level, pretty, destination, atomicWrites = false, fd = 1 }: LoggerOptions): Logger {
   const options = { level, base: { name: 'mtls-proxy' }, redact: { paths: REDACTED_PATHS, censor: '[redacted]' } }
   if (pretty && !destination) {
-    const pretty = { translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname,name,reqId', singleLine: true }
+    const pretty = { translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname,name,reqId', singleLine: true, destination: fd }
     return pino({ ...options, transport: { target: 'pino-pretty', options: pretty } })
   }
   return pino(options, destination ?? pino.destination({
-    dest: 1,
+    dest: fd,
     sync: false,
     periodicFlush: LOG_FLUSH_MS,
     maxLength: MAX_BUFFERED_LOG_BYTES,

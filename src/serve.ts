@@ -96,11 +96,27 @@ function warnAboutExposure (config: Config, identity: string, upstreamHost: stri
  * Serves until stopped. Alone, it is the proxy; as a worker (`worker` given), it logs its requests,
  * leaves what concerns the whole proxy to the voice worker, and stops when the primary says so.
  */
-export async function serve (command: { config: Config; warnings: string[] }, worker?: WorkerLink): Promise<void> {
+export interface Serving {
+  /** where it listens, as a client would dial it */
+  url: string
+  /** drains and stops (as SIGTERM would), the log flushed */
+  stop: () => Promise<void>
+}
+
+export interface ServeOptions {
+  /** a command runs with the proxy (`-- COMMAND`): the caller owns SIGINT and SIGTERM and stops the proxy itself */
+  forCommand?: boolean
+}
+
+export async function serve (
+  command: { config: Config; warnings: string[] }, worker?: WorkerLink, options: ServeOptions = {}
+): Promise<Serving> {
   const { config } = command
+  const out = config.logTo === 'stderr' ? process.stderr : process.stdout
   const root = createLogger({
     level: config.logLevel,
-    pretty: process.stdout.isTTY === true,
+    fd: config.logTo === 'stderr' ? 2 : 1,
+    pretty: out.isTTY === true,
     // Workers share one stdout: lines must reach it whole.
     ...(worker ? { atomicWrites: true } : {}),
   })
@@ -140,26 +156,33 @@ export async function serve (command: { config: Config; warnings: string[] }, wo
     await listenOrExplain(app, `--status-address ${bracketed(statusAddress.host)}:${statusAddress.port}`,
       () => app.statusApp.listen({ host: statusAddress.host, port: statusAddress.port }))
   }
-  // SIGHUP reloads certificates (close-with-grace would treat it as a stop). A worker leaves SIGINT
-  // (Ctrl-C reaches the whole process group) to the primary, which stops the workers itself, and
-  // takes SIGTERM as a stop like the primary's: systemd signals the whole group, so both come, in
-  // either order, and close-with-grace would take the second for "exit now".
-  const skip = worker ? ['SIGHUP' as const, 'SIGINT' as const, 'SIGTERM' as const] : ['SIGHUP' as const]
-  const { close } = closeWithGrace({ delay: config.shutdownTimeoutMs + 5_000, logger, skip },
-    async ({ signal, err, manual }) => {
-      if (err) logger.error({ err }, 'fatal error, shutting down')
-      else {
-        events.info({ signal: signal ?? (manual ? 'stop' : undefined) }, `${signal ?? 'asked to stop'}: shutting down (waiting up to ` +
-          `${config.shutdownTimeoutMs / 1000} s for requests in flight)`)
-      }
-      await app.close()
-      events.info('stopped')
-      // Lines are written asynchronously; close-with-grace exits next, and none may be cut off.
-      await new Promise<void>((resolve) => root.flush(() => resolve()))
-    })
-  const stop = () => { if (!(closeWithGrace as unknown as { closing: boolean }).closing) void close() }
-  worker?.onStop(stop)
-  if (worker) process.on('SIGTERM', stop)
+  const shutDown = async () => {
+    await app.close()
+    events.info('stopped')
+    // Lines are written asynchronously; the process exits next, and none may be cut off.
+    await new Promise<void>((resolve) => root.flush(() => resolve()))
+  }
+  let stop = shutDown
+  if (!options.forCommand) {
+    // SIGHUP reloads certificates (close-with-grace would treat it as a stop). A worker leaves SIGINT
+    // (Ctrl-C reaches the whole process group) to the primary, which stops the workers itself, and
+    // takes SIGTERM as a stop like the primary's: systemd signals the whole group, so both come, in
+    // either order, and close-with-grace would take the second for "exit now".
+    const skip = worker ? ['SIGHUP' as const, 'SIGINT' as const, 'SIGTERM' as const] : ['SIGHUP' as const]
+    const { close } = closeWithGrace({ delay: config.shutdownTimeoutMs + 5_000, logger, skip },
+      async ({ signal, err, manual }) => {
+        if (err) logger.error({ err }, 'fatal error, shutting down')
+        else {
+          events.info({ signal: signal ?? (manual ? 'stop' : undefined) }, `${signal ?? 'asked to stop'}: shutting down (waiting up to ` +
+            `${config.shutdownTimeoutMs / 1000} s for requests in flight)`)
+        }
+        await shutDown()
+      })
+    const stopOnce = () => { if (!(closeWithGrace as unknown as { closing: boolean }).closing) void close() }
+    worker?.onStop(stopOnce)
+    if (worker) process.on('SIGTERM', stopOnce)
+    stop = async () => { stopOnce() }
+  }
   const port = portOf(app.server) ?? config.port
   const client = credentials.current.clientCertificate
   const listen = unixSocket ? `unix:${unixSocket}` : `${config.https ? 'https' : 'http'}://${bracketed(config.address)}:${port}`
@@ -174,4 +197,5 @@ export async function serve (command: { config: Config; warnings: string[] }, wo
     ...(worker ? { workers: worker.of } : {}),
   }, `serving ${listen}, forwarding to ${upstream.origin} as ${identity}${worker ? ` (${worker.of} worker processes)` : ''}`)
   worker?.ready()
+  return { url: listen, stop }
 }
