@@ -454,7 +454,8 @@ export function loadConfig (argv: string[], env: NodeJS.ProcessEnv = process.env
  * output stays its own.
  */
 function runModeConfig (settings: Settings): Config {
-  const given = (name: OptionName) => settings.givenAt[name] !== undefined
+  // Only a flag says otherwise: a port or level in the environment or a config file is the resident proxy's.
+  const given = (name: OptionName) => settings.givenAt[name] === `--${name}`
   const raw: RawSettings = {
     ...settings.raw,
     ...(given('port') ? {} : { port: 0 }),
@@ -464,6 +465,7 @@ function runModeConfig (settings: Settings): Config {
   const refused = (what: string) =>
     new UsageError(`${what} cannot be used with -- COMMAND: the command gets the proxy on a loopback TCP port`)
   if (config.unixSocket) throw refused('--unix-socket')
+  if (config.https) throw refused('--listen-cert (the command gets plain HTTP on loopback)')
   if (config.credentials.callerTokenFile) throw refused('--token-file (the generated kubeconfig holds no credentials)')
   if (!isLoopback(config.address)) throw refused(`--address ${config.address}`)
   if (config.workers !== 1) throw refused('--workers')

@@ -75,17 +75,12 @@ export class Cors {
   }
 
   /**
-   * A forwarded answer's header lines: for a marked one, the API server's own Access-Control-* lines
-   * go and ours are added; its Vary stays, with Origin on a line of its own.
+   * A forwarded answer's header lines (the API server's own CORS lines already gone, headers.ts):
+   * ours added to a marked one; its Vary stays, with Origin on a line of its own.
    */
   forwarded (res: ServerResponse, headers: string[]): string[] {
     const ours = this.headers(res)
-    if (ours === undefined) return headers
-    const out: string[] = []
-    for (let i = 0; i < headers.length; i += 2) {
-      if (!headers[i]!.startsWith('access-control-')) out.push(headers[i]!, headers[i + 1]!)
-    }
-    out.push(...ours)
-    return out
+    if (ours !== undefined) headers.push(...ours)
+    return headers
   }
 }

@@ -81,7 +81,9 @@ export function upstreamRequestHeaders (raw: readonly string[], connection: stri
 
 /**
  * Headers for the response to the caller, from the upstream's raw header list (name, value, …),
- * as the flat list `writeHead` takes: repeated headers such as Set-Cookie stay separate lines.
+ * as the flat list `writeHead` takes: repeated headers such as Set-Cookie stay separate lines. The
+ * API server's own CORS lines never pass: which pages may read an answer is the proxy's decision
+ * (--allow-origin, cors.ts).
  */
 export function clientResponseHeaders (raw: ReadonlyArray<Buffer | string>): string[] {
   let named: string[] = []
@@ -91,7 +93,7 @@ export function clientResponseHeaders (raw: ReadonlyArray<Buffer | string>): str
   const out: string[] = []
   for (let i = 0; i < raw.length; i += 2) {
     const lower = latin1(raw[i]!).toLowerCase()
-    if (!dropped(lower, named)) out.push(lower, latin1(raw[i + 1]!))
+    if (!dropped(lower, named) && !lower.startsWith('access-control-')) out.push(lower, latin1(raw[i + 1]!))
   }
   return out
 }

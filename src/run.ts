@@ -1,48 +1,83 @@
 // `mtls-proxy [settings] -- COMMAND [ARGS…]`: the proxy on a loopback port for the life of one
 // command. The command gets MTLS_PROXY_URL and a KUBECONFIG naming the proxy (no credentials in it,
 // mode 0600, in a folder only this user can enter, removed afterwards), so that curl and plain
-// kubectl work inside it; stdio is inherited, SIGINT, SIGTERM and SIGHUP are passed on, and the
-// command's exit status is ours (128+N when signal N ended it, 127 not found, 126 not runnable).
-import { spawn } from 'node:child_process'
-import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+// kubectl work inside it; stdio is inherited, signals are passed on, and the command's exit status
+// is ours (128+N when signal N ended it, 127 not found, 126 not runnable).
+import { spawn, type ChildProcess } from 'node:child_process'
+import { existsSync, rmSync } from 'node:fs'
+import { mkdtemp, writeFile } from 'node:fs/promises'
 import { constants, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { Config } from './config.js'
 import { proxyKubeconfig } from './proxy-kubeconfig.js'
 import { serve } from './serve.js'
 
-const FORWARDED_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const
+const SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const
+
+const statusOf = (signal: NodeJS.Signals): number => 128 + (constants.signals[signal] ?? 0)
 
 /** Runs the proxy and the command; resolves with the exit status mtls-proxy should end with. */
 export async function runWithProxy (command: { config: Config; warnings: string[]; exec: string[] }): Promise<number> {
-  // A start-up mistake is the usual one line and exit 2, and the command is not run.
-  const serving = await serve(command, undefined, { forCommand: true })
-  const folder = await mkdtemp(join(tmpdir(), 'mtls-proxy-'))
+  let child: ChildProcess | undefined
+  let folder: string | undefined
+  let early: NodeJS.Signals | undefined
+  // From a terminal, Ctrl-C and a hang-up reach the whole process group, the command too: passed on
+  // again, a second Ctrl-C would make many tools skip their cleanup. SIGTERM (kill, systemd) reaches
+  // only us. Before the command starts, a signal means: do not start it. After it ended, while the
+  // proxy drains, signals change nothing: the status is the command's.
+  const fromTerminal = process.stdin.isTTY === true
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (!child) early ??= signal
+    else if (signal === 'SIGTERM' || !fromTerminal) child.kill(signal)
+  }
+  const removeFolder = () => {
+    if (folder) rmSync(folder, { recursive: true, force: true })
+    folder = undefined
+  }
+  // A crash of the proxy ends the command too (it would have no proxy), and leaves no kubeconfig behind.
+  const fatal = (err: unknown) => {
+    process.stderr.write(`mtls-proxy: unexpected error: ${(err as Error)?.stack ?? String(err)}\n`)
+    child?.kill('SIGTERM')
+    removeFolder()
+    process.exit(1)
+  }
+  for (const signal of SIGNALS) process.on(signal, onSignal)
+  process.on('uncaughtException', fatal)
+  process.on('unhandledRejection', fatal)
   try {
-    const kubeconfig = join(folder, 'kubeconfig')
-    await writeFile(kubeconfig, proxyKubeconfig(serving.url), { mode: 0o600 })
-    return await runCommand(command.exec, { ...process.env, MTLS_PROXY_URL: serving.url, KUBECONFIG: kubeconfig })
+    // A start-up mistake is the usual one line and exit 2, and the command is not run.
+    const serving = await serve(command, undefined, { forCommand: true })
+    try {
+      if (early) return statusOf(early)
+      folder = await mkdtemp(join(tmpdir(), 'mtls-proxy-'))
+      const kubeconfig = join(folder, 'kubeconfig')
+      await writeFile(kubeconfig, proxyKubeconfig(serving.url), { mode: 0o600 })
+      if (early) return statusOf(early)
+      const env = { ...process.env, MTLS_PROXY_URL: serving.url, KUBECONFIG: kubeconfig }
+      return await runCommand(command.exec, env, (started) => { child = started })
+    } finally {
+      removeFolder()
+      await serving.stop()
+    }
   } finally {
-    await rm(folder, { recursive: true, force: true })
-    await serving.stop()
+    for (const signal of SIGNALS) process.off(signal, onSignal)
+    process.off('uncaughtException', fatal)
+    process.off('unhandledRejection', fatal)
   }
 }
 
-function runCommand ([file, ...args]: string[], env: NodeJS.ProcessEnv): Promise<number> {
+function runCommand ([file, ...args]: string[], env: NodeJS.ProcessEnv, started: (child: ChildProcess) => void): Promise<number> {
   return new Promise((resolve) => {
     const child = spawn(file!, args, { stdio: 'inherit', env })
-    // Ctrl-C reaches the command from the terminal too; systemd's and kill's signals reach only us.
-    const forward = (signal: NodeJS.Signals) => { child.kill(signal) }
-    for (const signal of FORWARDED_SIGNALS) process.on(signal, forward)
-    const done = (status: number) => {
-      for (const signal of FORWARDED_SIGNALS) process.off(signal, forward)
-      resolve(status)
-    }
+    started(child)
     child.once('error', (err: NodeJS.ErrnoException) => {
-      process.stderr.write(`mtls-proxy: cannot run ${file}: ${err.code === 'ENOENT' ? 'command not found' : err.message}\n`)
-      // As a shell says it: 127 for a command not found, 126 for one found but not runnable.
-      done(err.code === 'ENOENT' ? 127 : 126)
+      // As a shell says it: 127 for a command not found, 126 for one found but not runnable (a
+      // script whose interpreter is missing fails with ENOENT too, but the file is there).
+      const found = err.code !== 'ENOENT' || (file!.includes('/') && existsSync(file!))
+      const why = err.code === 'ENOENT' ? (found ? 'its interpreter (#!) was not found' : 'command not found') : err.message
+      process.stderr.write(`mtls-proxy: cannot run ${file}: ${why}\n`)
+      resolve(found ? 126 : 127)
     })
-    child.once('exit', (code, signal) => done(signal ? 128 + (constants.signals[signal] ?? 0) : code ?? 1))
+    child.once('exit', (code, signal) => resolve(signal ? statusOf(signal) : code ?? 1))
   })
 }

@@ -65,6 +65,11 @@ t.test('exit statuses: the command\'s, 128+N for a signal, 127 not found, 126 no
   await writeFile(script, '#!/bin/sh\necho hi\n')
   await chmod(script, 0o644)
   t.equal((await runCli([...settings, '--', script])).code, 126)
+  const noInterpreter = join(files.dir, 'no-interpreter.sh')
+  await writeFile(noInterpreter, '#!/nonexistent/sh\necho hi\n', { mode: 0o755 })
+  const bad = await runCli([...settings, '--', noInterpreter])
+  t.equal(bad.code, 126, 'a script whose interpreter is missing: found, not runnable')
+  t.match(bad.stderr, /its interpreter \(#!\) was not found/)
 })
 
 t.test('SIGTERM, SIGINT and SIGHUP sent to mtls-proxy reach the command', async (t) => {
@@ -95,12 +100,18 @@ t.test('a start-up mistake is one line and exit 2, and the command is not run', 
   t.equal(bad.code, 2)
   t.match(bad.stderr, /^mtls-proxy: --cacert .*nope\.crt: cannot read: no such file\n$/)
   t.notOk(existsSync(marker), 'the command never ran')
-  for (const [flag, extra] of [['--unix-socket', [join(files.dir, 'p.sock')]], ['--token-file', [files.cert]], ['--workers', ['2']]] as const) {
+  const refusals = [['--unix-socket', [join(files.dir, 'p.sock')]], ['--token-file', [files.cert]], ['--workers', ['2']],
+    ['--listen-cert', [files.cert, '--listen-key', files.key]]] as const
+  for (const [flag, extra] of refusals) {
     const refused = await runCli([...settings, flag, ...extra, '--', node, '-e', '0'])
     t.equal(refused.code, 2, `${flag} with --`)
     t.match(refused.stderr, new RegExp(`^mtls-proxy: ${flag}.* cannot be used with -- COMMAND`))
   }
   t.match((await runCli([...settings, '--'])).stderr, /nothing to run after --/)
+  // A port in the environment is the resident proxy's: the command's proxy still takes a free one.
+  const fromEnv = await runCli([...settings, '--', node, '-e', 'console.log(process.env.MTLS_PROXY_URL)'], { MTLS_PROXY_PORT: '1' })
+  t.equal(fromEnv.code, 0, fromEnv.stderr)
+  t.notMatch(fromEnv.stdout, /:1$/m)
 })
 
 t.test('mtls-proxy kubeconfig prints a kubeconfig for a proxy at an address and port', async (t) => {
