@@ -8,7 +8,7 @@ import { buildApp, type App } from './app.js'
 import { alsoSaying, type Config } from './config.js'
 import { clientIdentity } from './credentials/bundle.js'
 import { fileSetSource } from './credentials/source.js'
-import { openCredentialStore } from './credentials/store.js'
+import { openCredentialStore, type CredentialStore } from './credentials/store.js'
 import { UsageError } from './errors.js'
 import { portOf } from './server.js'
 import { describeUpstreamError } from './upstream-error.js'
@@ -125,18 +125,24 @@ export async function serve (
   const events = !worker ? logger : logger.child({}, { level: worker.voice ? config.logLevel : 'silent' })
   worker?.onVoice(() => { events.level = config.logLevel })
   for (const warning of command.warnings) events.warn(warning)
+  // SIGHUP is taken from the first moment, not once serving: with no listener it would end the
+  // process, and reading the credentials may take a while (an exec plugin may run for a minute).
+  const starting: { store?: CredentialStore; reloadAsked: boolean } = { reloadAsked: false }
+  const reload = () => {
+    events.info('SIGHUP: reloading certificates')
+    // Still reading them: once read, they are read again.
+    if (starting.store) void starting.store.reload('SIGHUP')
+    else starting.reloadAsked = true
+  }
+  if (worker) worker.onReload(reload)
+  else process.on('SIGHUP', reload)
   // The credentials are read now, the kubeconfig and token file included: their mistakes get the same hint.
   const source = fileSetSource(config.credentials, { logger: events })
   const credentials = await openCredentialStore(source, { logger: events }).catch((err: unknown) => {
     throw alsoSaying(err, command.warnings)
   })
-  // From here on, not only once serving: a SIGHUP with no listener would end the process.
-  const reload = () => {
-    events.info('SIGHUP: reloading certificates')
-    void credentials.reload('SIGHUP')
-  }
-  if (worker) worker.onReload(reload)
-  else process.on('SIGHUP', reload)
+  starting.store = credentials
+  if (starting.reloadAsked) void credentials.reload('SIGHUP')
   const identity = clientIdentity(credentials.current)
   const upstream = credentials.current.server.url
   warnAboutExposure(config, identity, upstream.host, credentials.current.server.insecureSkipTlsVerify, events)

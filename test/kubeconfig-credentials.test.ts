@@ -5,6 +5,7 @@
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https'
 import { get as httpGet, type IncomingMessage, type ServerResponse } from 'node:http'
 import { connect as netConnect, type AddressInfo, type Socket } from 'node:net'
+import { existsSync } from 'node:fs'
 import { readFile, writeFile, mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { TLSSocket } from 'node:tls'
@@ -283,6 +284,31 @@ t.test('an exec plugin that is missing: its installHint in the one-line error, e
   const exit = await runCli(['--kubeconfig', kubeconfig])
   t.equal(exit.code, 2)
   t.match(exit.stderr, /^mtls-proxy: the exec plugin of user 'ex' of context 'ex' \(kubeconfig .*\): command 'mtls-proxy-no-such-plugin' not found; Install it with: brew install no-such-plugin\n$/)
+})
+
+t.test('a SIGHUP while a slow plugin runs at start does not end the proxy; the reload follows', async (t) => {
+  const { startCli } = await import('./helpers/cli.js')
+  const api = await startApiServer(t)
+  const folder = join(dir, 'slow-plugin')
+  await mkdir(folder, { recursive: true })
+  const started = join(folder, 'started')
+  const script = join(folder, 'plugin.mjs')
+  await writeFile(script, `
+import { writeFileSync } from 'node:fs'
+writeFileSync(${JSON.stringify(started)}, '')
+setTimeout(() => process.stdout.write(JSON.stringify({ apiVersion: 'client.authentication.k8s.io/v1', kind: 'ExecCredential', status: { token: 'slow-token' } })), 1500)
+`)
+  const kubeconfig = await write('exec-slow.yaml', kubeDoc(api.url, {
+    ex: { exec: { apiVersion: 'client.authentication.k8s.io/v1', command: process.execPath, args: [script] } },
+  }))
+  let child: import('node:child_process').ChildProcess | undefined
+  const starting = startCli(t, ['--kubeconfig', kubeconfig], {}, { onSpawn: (c) => { child = c } })
+  await until(() => existsSync(started), 10_000)
+  child!.kill('SIGHUP')
+  const proxy = await starting
+  t.equal((await get(`${proxy.url}/x`)).json().authorization, 'Bearer slow-token', 'serving')
+  await until(() => proxy.logs().some((l) => /certificate files unchanged/.test(String(l.msg))), 3_000)
+  t.pass('the reload asked for during start-up ran once the credentials were read')
 })
 
 t.test('an exec plugin that fails later: the last good credential stays in use, and /-/readyz says why once it expired', async (t) => {
