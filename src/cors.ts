@@ -16,12 +16,6 @@ const MAX_AGE_SECONDS = 600
 const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,100}$/
 const MAX_REQUESTED_HEADERS = 50
 
-export interface PreflightAnswer {
-  /** the method the page asked for */
-  method: string
-  headers: string[]
-}
-
 export class Cors {
   readonly #origins: ReadonlySet<string>
   readonly #methods: string
@@ -75,12 +69,11 @@ export class Cors {
   }
 
   /**
-   * A forwarded answer's header lines (the API server's own CORS lines already gone, headers.ts):
-   * ours added to a marked one; its Vary stays, with Origin on a line of its own.
+   * Adds ours to a marked answer's forwarded header lines (the API server's own CORS lines are
+   * already gone, headers.ts); its Vary stays, with Origin on a line of its own.
    */
-  forwarded (res: ServerResponse, headers: string[]): string[] {
+  addTo (res: ServerResponse, headers: string[]): void {
     const ours = this.headers(res)
     if (ours !== undefined) headers.push(...ours)
-    return headers
   }
 }

@@ -135,8 +135,8 @@ class Relay implements Dispatcher.DispatchHandler {
       return true
     }
     this.#options.onAnswer(this.#request, statusCode)
-    const { cors } = this.#options
-    const headers = cors ? cors.forwarded(res, clientResponseHeaders(rawHeaders)) : clientResponseHeaders(rawHeaders)
+    const headers = clientResponseHeaders(rawHeaders)
+    this.#options.cors?.addTo(res, headers)
     // The connection cannot be reused until the request body was read; the upstream answered early.
     if (this.#options.closing() || !this.#request.raw.complete) headers.push('connection', 'close')
     try {

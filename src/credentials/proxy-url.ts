@@ -194,7 +194,7 @@ function proxyCas (): string[] | undefined {
 /** A failure of the proxy on the way, not of the API server. */
 export class ProxyError extends Error {
   override name = 'ProxyError'
-  constructor (message: string, readonly original?: Error) {
+  constructor (message: string, original?: Error) {
     super(message)
     if (original && 'code' in original) (this as { code?: unknown }).code = (original as NodeJS.ErrnoException).code
   }
