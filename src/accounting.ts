@@ -1,6 +1,7 @@
 // Every request and tunnel ends here: counted in the metrics and, unless --no-access-log, written
 // as one access line. Ordinary requests are recorded when their response closes; tunnels call
 // `record` themselves.
+import type { IncomingMessage } from 'node:http'
 import type { Socket } from 'node:net'
 import type { FastifyInstance } from 'fastify'
 import type { Logger } from 'pino'
@@ -27,9 +28,14 @@ export class Accounting {
   readonly #metrics: Metrics
   /** undefined: --no-access-log */
   readonly #accessLog: Logger | undefined
+  readonly #clusterOf: (req: IncomingMessage) => string
+  /** several clusters: each access line names its own */
+  readonly #showCluster: boolean
 
-  constructor (metrics: Metrics, logger: Logger, accessLog: boolean) {
+  constructor (metrics: Metrics, logger: Logger, accessLog: boolean, clusters: { of: (req: IncomingMessage) => string; show: boolean }) {
     this.#metrics = metrics
+    this.#clusterOf = clusters.of
+    this.#showCluster = clusters.show
     // The access line holds only the fields of a RequestRecord, never a header, so it skips the
     // redaction pass, which tripled the cost of each line.
     this.#accessLog = accessLog ? logger.child({}, { redact: [] }) : undefined
@@ -38,7 +44,8 @@ export class Accounting {
   record (r: RequestRecord, reqId?: string): void {
     this.#metrics.request(r)
     if (!this.#accessLog) return
-    const { duration, ...fields } = r
+    const { duration, cluster, ...fields } = r
+    if (this.#showCluster) (fields as RequestRecord).cluster = cluster
     this.#accessLog.info({ reqId, ...fields, ms: Math.round(duration * 10_000) / 10 }, 'request')
   }
 
@@ -61,6 +68,7 @@ export class Accounting {
           ...wireBytes(socket),
           ...(reply.raw.writableFinished ? {} : { aborted: true }),
           ...(request.failure ? { error: request.failure } : {}),
+          cluster: this.#clusterOf(request.raw),
         }, request.id)
       })
       done()

@@ -6,13 +6,14 @@ import type { FastifyInstance } from 'fastify'
 import type { Logger } from 'pino'
 import { Accounting } from './accounting.js'
 import { installAdmission, refuseConnect } from './admission.js'
+import { Cluster, Clusters, startParts, type BuildParts, type ClusterDefinition } from './clusters.js'
 import type { Config } from './config.js'
 import type { CredentialStore } from './credentials/store.js'
 import { ExpiryMonitor } from './expiry.js'
 import { registerForwarding } from './forwarding.js'
 import { Cors } from './cors.js'
 import { checkPreflight, checkRequest, FORWARDED_METHODS, listenerGuard, type Door } from './guard.js'
-import { Health } from './health.js'
+import { Health, registerOwnRoutes } from './health.js'
 import { Metrics, type MetricsOptions } from './metrics.js'
 import { createMainServer, portOf } from './server.js'
 import { Shutdown } from './shutdown.js'
@@ -29,8 +30,12 @@ export interface AppDeps {
    * Default: logger. Under --workers, one worker says these and the others are given a silent logger.
    */
   events?: Logger
-  /** the credentials in use, opened by the caller; the app reads it, watches it and closes it */
+  /** the default cluster's credentials, opened by the caller; the app reads it, watches it and closes it */
   credentials: CredentialStore
+  /** the default cluster's name: its kubeconfig context, else 'default' */
+  clusterName?: string
+  /** the clusters served besides the default, each under /clusters/NAME/; opened when the app is ready */
+  clusters?: ClusterDefinition[]
   /** the clock for expiry checks; tests move it instead of waiting for days */
   now?: () => Date
   metrics?: MetricsOptions
@@ -38,11 +43,13 @@ export interface AppDeps {
 
 declare module 'fastify' {
   interface FastifyInstance {
+    /** the default cluster's parts */
     health: Health
     upstream: Upstream
-    tunnels: Tunnels
     credentials: CredentialStore
     expiry: ExpiryMonitor
+    clusters: Clusters
+    tunnels: Tunnels
     metrics: Metrics
     /** serves only the /-/ endpoints; the CLI listens on it when --status-address is set */
     statusApp: FastifyInstance
@@ -55,65 +62,93 @@ export async function buildApp (config: Config, deps: AppDeps): Promise<App> {
   const { logger, credentials } = deps
   const events = deps.events ?? logger
   const now = deps.now ?? (() => new Date())
-  const app = createMainServer(logger, credentials, config.maxConnections, events)
-  const upstream = new Upstream(config, credentials)
   const watches = new OpenWatches()
   const shutdown = new Shutdown()
-  const expiry = new ExpiryMonitor(config.expiry, {
-    logger: events, now, bundle: () => credentials.current, serverCertificate: () => upstream.serverCertificate(),
-  })
-  const guard = listenerGuard(config, () => credentials.current.callerTokenDigest, () => portOf(app.server))
+  const open = () => ({ watches: watches.size, tunnels: tunnels.size })
+  const metrics = new Metrics({
+    openWatches: () => watches.size,
+    openTunnels: () => tunnels.size,
+    certificates: () => clusters.open.flatMap(({ name, expiry }) => expiry.reports.map((r) => ({ ...r, cluster: name }))),
+  }, deps.metrics)
+  // One cluster: its own pool, probe and expiry checks, around its own credentials.
+  const build: BuildParts = (name, store, log) => {
+    const upstream = new Upstream(config, store)
+    const expiry = new ExpiryMonitor(config.expiry, {
+      logger: log, now, bundle: () => store.current, serverCertificate: () => upstream.serverCertificate(),
+    })
+    const health = new Health(config, { upstream, credentials: store, expiry, logger: log, now, open, stopping: () => shutdown.closing })
+    metrics.addCluster(name)
+    store.onOutcome((outcome) => metrics.reload(name, outcome.outcome, new Date(outcome.at)))
+    store.onChange(() => { void expiry.check() })
+    return { name, credentials: store, upstream, health, expiry }
+  }
+  const main = build(deps.clusterName ?? 'default', credentials, events)
+  const { upstream, health, expiry } = main
+  const clusters = new Clusters(new Cluster({ parts: main }),
+    (deps.clusters ?? []).map((definition) => new Cluster({ definition, build, logger: events.child({ cluster: definition.name }) })))
+  const app = createMainServer(logger, credentials, config.maxConnections, events, (req) => clusters.route(req).target)
+  const guard = listenerGuard(config, clusters.multi, () => credentials.current.callerTokenDigest, () => portOf(app.server))
   // Who may use the proxy: one decision for ordinary requests and upgrade tunnels alike.
   const admit = (target: string, req: IncomingMessage, door: Door) => checkRequest(target, req, guard, door) ??
+    clusters.check(clusters.route(req)) ??
     (shutdown.closing ? { httpStatus: 503, reason: 'ServiceUnavailable', message: 'mtls-proxy is shutting down' } : undefined)
+  // The cluster an admitted request names (check() made sure there is one).
+  const clusterOf = (req: IncomingMessage) => {
+    const cluster = clusters.route(req).cluster!
+    return cluster.parts ?? cluster.open()
+  }
+  const clusterName = (req: IncomingMessage) => clusters.route(req).cluster?.name ?? ''
   const tunnels = new Tunnels({
-    upstream,
     admit: (target, req) => admit(target, req, 'upgrade'),
+    route: (req) => ({ cluster: clusterOf(req), target: clusters.route(req).target }),
+    clusterName,
     keepAliveMs: config.keepAliveMs,
     record: (r) => accounting.record(r),
-    onUpstreamError: (cause) => metrics.upstreamError(cause),
-    onUnauthorized: () => { void credentials.renew('upstream 401') },
+    onUpstreamError: (cause, cluster) => metrics.upstreamError(cause, cluster.name),
+    onUnauthorized: (cluster) => { void cluster.credentials.renew('upstream 401') },
   })
-  const metrics = new Metrics({ openWatches: () => watches.size, openTunnels: () => tunnels.size, certificates: () => expiry.reports },
-    deps.metrics)
-  const accounting = new Accounting(metrics, logger, config.accessLog)
-  const open = () => ({ watches: watches.size, tunnels: tunnels.size })
-  const health = new Health(config, { upstream, credentials, expiry, metrics, logger: events, now, open, stopping: () => shutdown.closing })
+  const accounting = new Accounting(metrics, logger, config.accessLog, { of: clusterName, show: clusters.multi })
   const statusHost = config.statusAddress?.host ?? config.address
-  const statusApp = buildStatusListener(logger, health, { host: statusHost, acceptHosts: config.acceptHosts }, guard)
-  credentials.onOutcome((outcome) => metrics.reload(outcome.outcome, new Date(outcome.at)))
-  credentials.onChange(() => { void expiry.check() })
+  const statusApp = buildStatusListener(logger, { clusters, metrics }, { host: statusHost, acceptHosts: config.acceptHosts }, guard)
 
   app.decorate('health', health)
   app.decorate('upstream', upstream)
   app.decorate('tunnels', tunnels)
   app.decorate('credentials', credentials)
   app.decorate('expiry', expiry)
+  app.decorate('clusters', clusters)
   app.decorate('metrics', metrics)
   app.decorate('statusApp', statusApp)
   accounting.install(app)
   const cors = config.allowOrigins.length > 0 ? new Cors(config.allowOrigins, FORWARDED_METHODS) : undefined
   installAdmission(app, (target, req) => admit(target, req, 'request'), () => shutdown.closing,
-    cors && { cors, preflight: (target, req) => checkPreflight(target, req, guard) })
+    cors && { cors, preflight: (target, req) => checkPreflight(target, req, guard) ?? clusters.check(clusters.route(req)) })
   refuseConnect(app)
   // exec, attach, cp and port-forward: Node hands `Connection: Upgrade` requests to this event, past Fastify.
   app.server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => tunnels.handle(req, socket, head))
   // The guard refused every method that is not forwarded, so what is left is a path with no route.
   installErrorHandlers(app, (url) => `no such mtls-proxy endpoint: ${url}`)
-  health.registerRoutes(app)
+  registerOwnRoutes(app, { clusters, metrics })
   await registerForwarding(app, {
-    upstream, credentials, health, metrics, watches, closing: () => shutdown.closing, clientBodyTimeoutMs: config.clientBodyTimeoutMs, cors,
+    upstream,
+    cluster: (request) => clusterOf(request.raw),
+    metrics,
+    watches,
+    closing: () => shutdown.closing,
+    clientBodyTimeoutMs: config.clientBodyTimeoutMs,
+    cors,
   })
   app.addHook('onReady', async () => {
-    health.start()
-    credentials.watch()
-    expiry.start()
+    startParts(main)
+    // The others: opened now, or (an exec plugin) on first use; a broken one is logged and answers 503.
+    await clusters.start()
   })
   shutdown.install(app, {
     graceMs: config.shutdownTimeoutMs,
     watches,
     tunnels,
-    stop: [() => statusApp.close(), () => expiry.stop(), () => credentials.close(), () => health.stop(), () => upstream.close()],
+    stop: [() => statusApp.close(), () => expiry.stop(), () => credentials.close(), () => health.stop(), () => upstream.close(),
+      () => clusters.close()],
   })
   return app
 }

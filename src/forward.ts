@@ -7,24 +7,25 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 import { Stream } from 'node:stream'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { Dispatcher } from 'undici'
+import type { ClusterParts } from './clusters.js'
 import type { Cors } from './cors.js'
 import { clientResponseHeaders, upstreamRequestHeaders } from './headers.js'
 import { isLongRunning, type OpenWatches } from './watches.js'
 import { bodyPending } from './linger.js'
 import { writeError, type ErrorAnswer } from './status-errors.js'
-import type { Upstream } from './upstream.js'
 
 export interface ForwardOptions {
-  upstream: Upstream
+  /** the cluster a request is for: its parts, or (once opened, if need be) why it cannot serve */
+  cluster: (request: FastifyRequest) => ClusterParts | Promise<ClusterParts | ErrorAnswer>
   watches: OpenWatches
   /** shutting down: each response tells its client not to reuse the connection */
   closing: () => boolean
   /** longest pause between reads of a request body before it is cut (0: none) */
   clientBodyTimeoutMs: number
   /** the upstream answered (its status code, before the body) */
-  onAnswer: (request: FastifyRequest, statusCode: number) => void
+  onAnswer: (request: FastifyRequest, statusCode: number, cluster: ClusterParts) => void
   /** the upstream could not be asked, or did not answer: what to tell the client */
-  onFailure: (request: FastifyRequest, err: Error) => ErrorAnswer
+  onFailure: (request: FastifyRequest, err: Error, cluster: ClusterParts) => ErrorAnswer
   /** CORS for the listed origins' pages, when any are listed */
   cors?: Cors
 }
@@ -32,22 +33,39 @@ export interface ForwardOptions {
 export type ForwardHandler = (request: FastifyRequest, reply: FastifyReply, dest: string) => void
 
 export function createForwarder (options: ForwardOptions): ForwardHandler {
-  const { upstream } = options
   return (request, reply, dest) => {
     reply.hijack()
-    const req = request.raw
-    const headers = upstreamRequestHeaders(req.rawHeaders, req.headers.connection, {
-      host: upstream.url.host, clientAddress: req.socket.remoteAddress, upgrade: false,
+    const cluster = options.cluster(request)
+    if (!(cluster instanceof Promise)) {
+      send(request, reply, dest, cluster, options)
+      return
+    }
+    // A cluster whose exec plugin runs on first use: the request waits for it, its body unread meanwhile.
+    void cluster.then((found) => {
+      if ('httpStatus' in found) {
+        request.failure = found.message
+        if (!reply.raw.destroyed) writeProxyError(reply.raw, found, !request.raw.complete, request.url, options.cors)
+      } else {
+        send(request, reply, dest, found, options)
+      }
     })
-    // The query string exactly as the caller sent it; dest is the path the guard judged.
-    const q = request.url.indexOf('?')
-    const path = q < 0 ? dest : dest + request.url.slice(q)
-    // With no content-type parsers, Fastify hands any body over as the request stream itself.
-    const body = request.body instanceof Stream ? (request.body as IncomingMessage) : null
-    const relay = new Relay(request, reply.raw, options)
-    if (body && bodyPending(req) && options.clientBodyTimeoutMs > 0) relay.limitBodyPauses(options.clientBodyTimeoutMs)
-    upstream.dispatch({ origin: upstream.origin, path, method: request.method, headers, body }, relay)
   }
+}
+
+function send (request: FastifyRequest, reply: FastifyReply, dest: string, cluster: ClusterParts, options: ForwardOptions): void {
+  const { upstream } = cluster
+  const req = request.raw
+  const headers = upstreamRequestHeaders(req.rawHeaders, req.headers.connection, {
+    host: upstream.url.host, clientAddress: req.socket.remoteAddress, upgrade: false,
+  })
+  // The query string exactly as the caller sent it; dest is the path the guard judged, prefix removed.
+  const q = request.url.indexOf('?')
+  const path = upstream.path(q < 0 ? dest : dest + request.url.slice(q))
+  // With no content-type parsers, Fastify hands any body over as the request stream itself.
+  const body = request.body instanceof Stream ? (request.body as IncomingMessage) : null
+  const relay = new Relay(request, reply.raw, options, cluster)
+  if (body && bodyPending(req) && options.clientBodyTimeoutMs > 0) relay.limitBodyPauses(options.clientBodyTimeoutMs)
+  upstream.dispatch({ origin: upstream.origin, path, method: request.method, headers, body }, relay)
 }
 
 function earlyHints (res: ServerResponse, flat: string[]): void {
@@ -70,11 +88,13 @@ class Relay implements Dispatcher.DispatchHandler {
   readonly #request: FastifyRequest
   readonly #res: ServerResponse
   readonly #options: ForwardOptions
+  readonly #cluster: ClusterParts
 
-  constructor (request: FastifyRequest, res: ServerResponse, options: ForwardOptions) {
+  constructor (request: FastifyRequest, res: ServerResponse, options: ForwardOptions, cluster: ClusterParts) {
     this.#request = request
     this.#res = res
     this.#options = options
+    this.#cluster = cluster
     // The client went away: stop the upstream request too, whether or not its answer has begun.
     res.once('close', () => {
       if (!this.#finished) this.#abort?.(new Error('the client closed the connection'))
@@ -134,7 +154,7 @@ class Relay implements Dispatcher.DispatchHandler {
       if (statusCode === 103 && this.#request.raw.httpVersionMinor >= 1) earlyHints(res, clientResponseHeaders(rawHeaders))
       return true
     }
-    this.#options.onAnswer(this.#request, statusCode)
+    this.#options.onAnswer(this.#request, statusCode, this.#cluster)
     const headers = clientResponseHeaders(rawHeaders)
     this.#options.cors?.addTo(res, headers)
     // The connection cannot be reused until the request body was read; the upstream answered early.
@@ -183,13 +203,17 @@ class Relay implements Dispatcher.DispatchHandler {
     // A body still arriving cannot be read any more (undici let go of it with the upstream): the
     // connection ends with this answer, as it does after an early one.
     const closeAfter = this.#options.closing() || !this.#request.raw.complete
-    this.#writeError(this.#options.onFailure(this.#request, err), closeAfter)
+    this.#writeError(this.#options.onFailure(this.#request, err, this.#cluster), closeAfter)
   }
 
-  /** The proxy's own answer in place of the upstream's, readable by a listed origin's page like any. */
   #writeError (answer: ErrorAnswer, connectionClose: boolean): void {
-    const lines = this.#options.cors?.headers(this.#res)
-    if (lines) for (let i = 0; i < lines.length; i += 2) this.#res.setHeader(lines[i]!, lines[i + 1]!)
-    writeError(this.#res, answer, connectionClose, this.#request.url)
+    writeProxyError(this.#res, answer, connectionClose, this.#request.url, this.#options.cors)
   }
+}
+
+/** The proxy's own answer in place of the upstream's, readable by a listed origin's page like any. */
+function writeProxyError (res: ServerResponse, answer: ErrorAnswer, connectionClose: boolean, url: string, cors: Cors | undefined): void {
+  const lines = cors?.headers(res)
+  if (lines) for (let i = 0; i < lines.length; i += 2) res.setHeader(lines[i]!, lines[i + 1]!)
+  writeError(res, answer, connectionClose, url)
 }

@@ -2,22 +2,23 @@
 // forwarder (forward.ts) carries each request. What an answer or a failure means for the rest of
 // the proxy is decided here: readiness, metrics, the access line and the hint after a 401.
 import proxy from '@fastify/http-proxy'
-import type { FastifyInstance } from 'fastify'
+import type { FastifyInstance, FastifyRequest } from 'fastify'
+import type { ClusterParts } from './clusters.js'
 import type { Cors } from './cors.js'
 import { clientIdentity } from './credentials/bundle.js'
-import type { CredentialStore } from './credentials/store.js'
 import { createForwarder } from './forward.js'
 import { FORWARDED_METHODS } from './guard.js'
-import type { Health } from './health.js'
 import type { Metrics } from './metrics.js'
+import type { ErrorAnswer } from './status-errors.js'
 import type { Upstream } from './upstream.js'
 import { describeUpstreamError } from './upstream-error.js'
 import type { OpenWatches } from './watches.js'
 
 export interface ForwardingParts {
+  /** the default cluster's upstream: what reply-from is given, never used */
   upstream: Upstream
-  credentials: CredentialStore
-  health: Health
+  /** the cluster a request is for */
+  cluster: (request: FastifyRequest) => ClusterParts | Promise<ClusterParts | ErrorAnswer>
   metrics: Metrics
   watches: OpenWatches
   closing: () => boolean
@@ -26,23 +27,24 @@ export interface ForwardingParts {
 }
 
 export async function registerForwarding (app: FastifyInstance, parts: ForwardingParts): Promise<void> {
-  const { upstream, credentials, health, metrics } = parts
+  const { upstream, metrics } = parts
   // Fastify would parse JSON and text bodies (and drop a charset); a proxy passes every body on as a stream.
   app.removeAllContentTypeParsers()
   await app.register(proxy, {
-    upstream: upstream.url.href,
+    // The origin alone: each cluster's own path goes in front of the target (Upstream.path), not http-proxy's.
+    upstream: upstream.origin,
     httpMethods: FORWARDED_METHODS,
     // http-proxy registers reply-from, which makes a pool of its own unless given one. It carries no
     // traffic (the handler below does), so it gets ours, never used; its type wants undici's Pool.
     undici: upstream as never,
     disableRequestLogging: true,
     handler: createForwarder({
-      upstream,
+      cluster: parts.cluster,
       watches: parts.watches,
       closing: parts.closing,
       clientBodyTimeoutMs: parts.clientBodyTimeoutMs,
       ...(parts.cors ? { cors: parts.cors } : {}),
-      onAnswer: (request, statusCode) => {
+      onAnswer: (request, statusCode, { credentials, health }) => {
         health.recordSuccess()
         if (statusCode === 401) {
           const { current } = credentials
@@ -57,11 +59,11 @@ export async function registerForwarding (app: FastifyInstance, parts: Forwardin
           }
         }
       },
-      onFailure: (request, err) => {
-        const failure = describeUpstreamError(err, upstream)
+      onFailure: (request, err, cluster) => {
+        const failure = describeUpstreamError(err, cluster.upstream)
         request.failure = failure.message
-        metrics.upstreamError(failure.cause)
-        if (failure.cause !== 'timeout') health.recordFailure(failure.message)
+        metrics.upstreamError(failure.cause, cluster.name)
+        if (failure.cause !== 'timeout') cluster.health.recordFailure(failure.message)
         return failure
       },
     }),

@@ -6,7 +6,7 @@ import { networkInterfaces } from 'node:os'
 import { declaresBody } from './headers.js'
 import { bracketed } from './addresses.js'
 import { tokenDigest } from './credentials/bundle.js'
-import { normalizeTarget, originForm } from './paths.js'
+import { normalizeTarget, originForm, withoutClusterPrefix } from './paths.js'
 import type { ErrorAnswer } from './status-errors.js'
 
 export interface GuardOptions {
@@ -25,12 +25,15 @@ export interface GuardOptions {
   scheme: 'http' | 'https'
   /** admit an Origin naming this listener from a client that is no browser (see sameOrigin) */
   admitOwnOrigin: boolean
+  /** several clusters are served: the path rules judge what follows `/clusters/<name>` */
+  clusters?: boolean
 }
 
 /** The main listener's guard: the settings, plus what only the running proxy knows. */
 export function listenerGuard (
   config: Pick<GuardOptions, 'allowOrigins' | 'acceptPaths' | 'rejectPaths' | 'rejectMethods'> &
     { acceptHosts: RegExp[]; address: string; https: boolean },
+  clusters: boolean,
   tokenDigest: () => Buffer | undefined,
   listenPort: () => number | undefined
 ): GuardOptions {
@@ -44,6 +47,7 @@ export function listenerGuard (
     listenPort,
     scheme: config.https ? 'https' : 'http',
     admitOwnOrigin: true,
+    clusters,
   }
 }
 
@@ -254,7 +258,7 @@ export function checkPreflight (target: string, req: Judged, options: GuardOptio
   if (!FORWARDED.has(method)) {
     return { httpStatus: 405, reason: 'MethodNotAllowed', message: `method ${method.slice(0, 20)} is not forwarded` }
   }
-  const normal = normalizeTarget(originForm(target))
+  const normal = normalizeTarget(withoutClusterPrefix(originForm(target), options.clusters === true))
   if (!normal.ok) return { httpStatus: 400, reason: 'BadRequest', message: normal.message }
   if (normal.path.startsWith(OWN_PREFIX)) return checkOwn(method, headers, 'request')
   return checkRules(normal.path, method, options)
@@ -280,7 +284,7 @@ export function checkRequest (target: string, req: Judged, options: GuardOptions
     'forwarded'
     }
   }
-  const normal = normalizeTarget(originForm(target))
+  const normal = normalizeTarget(withoutClusterPrefix(originForm(target), options.clusters === true))
   if (!normal.ok) return { httpStatus: 400, reason: 'BadRequest', message: normal.message }
   // The forwarding rules do not apply to what is never forwarded.
   if (normal.path.startsWith(OWN_PREFIX)) return checkOwn(method, headers, door)

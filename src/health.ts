@@ -4,6 +4,7 @@
 // active probe keeps that fresh when nobody is using the proxy; proxied traffic counts as well.
 import type { FastifyInstance } from 'fastify'
 import type { Logger } from 'pino'
+import type { Clusters } from './clusters.js'
 import { clientIdentity } from './credentials/bundle.js'
 import type { CredentialStore } from './credentials/store.js'
 import type { ExpiryMonitor } from './expiry.js'
@@ -25,7 +26,6 @@ export interface HealthParts {
   upstream: Upstream
   credentials: CredentialStore
   expiry: ExpiryMonitor
-  metrics: Metrics
   logger: Logger
   now: () => Date
   /** open watches and tunnels, for the report */
@@ -111,22 +111,6 @@ export class Health {
       openWatches: open.watches,
       openTunnels: open.tunnels,
     }
-  }
-
-  /** /-/healthz, /-/readyz, /-/status and /-/metrics, on the main listener and on the status listener alike. */
-  registerRoutes (app: FastifyInstance): void {
-    app.get('/-/healthz', async (_request, reply) => reply.type('text/plain').send('ok'))
-    app.get('/-/readyz', async (_request, reply) => {
-      const state = this.state
-      if (state.ready) return reply.type('text/plain').send('ok')
-      return sendError(reply, { httpStatus: 503, reason: 'ServiceUnavailable', message: `not ready: ${state.reason}` })
-    })
-    app.get('/-/status', async (_request, reply) => reply.send(this.report()))
-    const { metrics } = this.#opts
-    app.get('/-/metrics', async (_request, reply) => reply.type(metrics.registry.contentType).send(await metrics.exposition()))
-    app.all('/-/*', async (request, reply) => sendError(reply, {
-      httpStatus: 404, reason: 'NotFound', message: `no such mtls-proxy endpoint: ${request.url} (there are ${OWN_PATHS.join(', ')})`,
-    }))
   }
 
   #upstreamState (): ReadyState {
@@ -244,4 +228,33 @@ export class Health {
     clearTimeout(this.#timer)
     await this.#probing
   }
+}
+
+/**
+ * /-/healthz, /-/readyz, /-/status and /-/metrics, on the main listener and on the status listener
+ * alike. Ready: the default cluster is; `/-/readyz?cluster=NAME` for one. /-/status reports the
+ * default cluster, and each cluster when there are several.
+ */
+export function registerOwnRoutes (app: FastifyInstance, { clusters, metrics }: { clusters: Clusters; metrics: Metrics }): void {
+  app.get('/-/healthz', async (_request, reply) => reply.type('text/plain').send('ok'))
+  app.get('/-/readyz', async (request, reply) => {
+    const name = (request.query as Record<string, unknown>).cluster
+    if (name !== undefined && typeof name !== 'string') {
+      return sendError(reply, { httpStatus: 400, reason: 'BadRequest', message: 'give ?cluster=NAME once' })
+    }
+    const cluster = name === undefined ? clusters.default : clusters.get(name)
+    if (!cluster) return sendError(reply, clusters.unknown(name!))
+    const state = cluster.state
+    if (state.ready) return reply.type('text/plain').send('ok')
+    const which = name === undefined ? '' : ` cluster '${cluster.name}'`
+    return sendError(reply, { httpStatus: 503, reason: 'ServiceUnavailable', message: `not ready:${which} ${state.reason}` })
+  })
+  app.get('/-/status', async (_request, reply) => {
+    const report = clusters.default.parts!.health.report()
+    return reply.send(clusters.multi ? { ...report, clusters: clusters.all.map((c) => c.report()) } : report)
+  })
+  app.get('/-/metrics', async (_request, reply) => reply.type(metrics.registry.contentType).send(await metrics.exposition()))
+  app.all('/-/*', async (request, reply) => sendError(reply, {
+    httpStatus: 404, reason: 'NotFound', message: `no such mtls-proxy endpoint: ${request.url} (there are ${OWN_PATHS.join(', ')})`,
+  }))
 }

@@ -14,12 +14,17 @@ export interface RequestRecord {
   upgrade?: string
   aborted?: boolean
   error?: string
+  /** the cluster it was for ('' when it named none that is served) */
+  cluster?: string
 }
+
+/** A certificate of one cluster's. */
+export type ClusterCertificate = CertificateReport & { cluster: string }
 
 export interface MetricsSources {
   openWatches: () => number
   openTunnels: () => number
-  certificates: () => CertificateReport[]
+  certificates: () => ClusterCertificate[]
 }
 
 export interface MetricsOptions {
@@ -32,13 +37,13 @@ export interface MetricsOptions {
 export class Metrics {
   readonly registry = new Registry()
   readonly #exposition: () => Promise<string>
-  readonly #requests: Counter<'method' | 'code'>
+  readonly #requests: Counter<'method' | 'code' | 'cluster'>
   readonly #duration: Histogram<'method'>
   readonly #bytesIn: Counter
   readonly #bytesOut: Counter
-  readonly #upstreamErrors: Counter<'cause'>
-  readonly #reloads: Counter<'outcome'>
-  readonly #lastReload: Gauge
+  readonly #upstreamErrors: Counter<'cause' | 'cluster'>
+  readonly #reloads: Counter<'outcome' | 'cluster'>
+  readonly #lastReload: Gauge<'cluster'>
   readonly inFlight: Gauge
 
   constructor (sources: MetricsSources, { processMetrics = true, exposition }: MetricsOptions = {}) {
@@ -46,9 +51,8 @@ export class Metrics {
     this.#exposition = exposition ?? (() => this.registry.metrics())
     this.#requests = new Counter({
       name: 'mtls_proxy_requests_total',
-      help: 'Requests answered, by method and status code (101 for a ' +
-      'tunnel)',
-      labelNames: ['method', 'code'],
+      help: 'Requests answered, by method, status code (101 for a tunnel) and cluster',
+      labelNames: ['method', 'code', 'cluster'],
       registers
     })
     this.#duration = new Histogram({
@@ -70,21 +74,22 @@ export class Metrics {
     this.#bytesOut = new Counter({ name: 'mtls_proxy_sent_bytes_total', help: 'Bytes sent to clients, headers included', registers })
     this.#upstreamErrors = new Counter({
       name: 'mtls_proxy_upstream_errors_total',
-      help: 'Requests that failed on the way to the API server, by cause',
-      labelNames: ['cause'],
+      help: 'Requests that failed on the way to the API server, by cause and cluster',
+      labelNames: ['cause', 'cluster'],
       registers,
     })
     this.#reloads = new Counter({
       name: 'mtls_proxy_certificate_reloads_total',
-      help: 'Certificate reloads, by outcome (reloaded, unchanged, failed)',
-      labelNames: ['outcome'],
+      help: 'Certificate reloads, by outcome (reloaded, unchanged, failed) and cluster',
+      labelNames: ['outcome', 'cluster'],
       registers,
       // every worker reloads the same files: one worker's count, not their sum
       aggregator: 'max',
     })
     this.#lastReload = new Gauge({
       name: 'mtls_proxy_certificate_last_reload_success_timestamp_seconds',
-      help: 'When new certificates were last put in use (Unix time); 0 before any reload',
+      help: 'When new certificates were last put in use (Unix time), by cluster; 0 before any reload',
+      labelNames: ['cluster'],
       registers,
       aggregator: 'max',
     })
@@ -93,9 +98,9 @@ export class Metrics {
       new Gauge({ name, help, registers, collect () { this.set(value()) } })
     gauge('mtls_proxy_open_watches', 'Watches and followed logs streaming now', sources.openWatches)
     gauge('mtls_proxy_open_tunnels', 'exec/attach/port-forward tunnels open now', sources.openTunnels)
-    const labelNames = ['role', 'subject', 'issuer', 'serial_number'] as const
-    const labels = (r: CertificateReport) => ({ role: r.role, subject: r.subject, issuer: r.issuer, serial_number: r.serial })
-    const perCertificate = (name: string, help: string, value: (r: CertificateReport) => number) => new Gauge({
+    const labelNames = ['role', 'subject', 'issuer', 'serial_number', 'cluster'] as const
+    const labels = (r: ClusterCertificate) => ({ role: r.role, subject: r.subject, issuer: r.issuer, serial_number: r.serial, cluster: r.cluster })
+    const perCertificate = (name: string, help: string, value: (r: ClusterCertificate) => number) => new Gauge({
       name,
       help,
       labelNames,
@@ -120,18 +125,23 @@ export class Metrics {
   }
 
   request (r: RequestRecord): void {
-    this.#requests.inc({ method: r.method, code: String(r.status) })
+    this.#requests.inc({ method: r.method, code: String(r.status), cluster: r.cluster ?? '' })
     this.#duration.observe({ method: r.method }, r.duration)
     this.#bytesIn.inc(r.bytesIn)
     this.#bytesOut.inc(r.bytesOut)
   }
 
-  upstreamError (cause: string): void {
-    this.#upstreamErrors.inc({ cause })
+  upstreamError (cause: string, cluster: string): void {
+    this.#upstreamErrors.inc({ cause, cluster })
   }
 
-  reload (outcome: string, at: Date): void {
-    this.#reloads.inc({ outcome })
-    if (outcome === 'reloaded') this.#lastReload.set(at.getTime() / 1000)
+  /** A cluster's series that exist before anything happens to it. */
+  addCluster (cluster: string): void {
+    this.#lastReload.set({ cluster }, 0)
+  }
+
+  reload (cluster: string, outcome: string, at: Date): void {
+    this.#reloads.inc({ outcome, cluster })
+    if (outcome === 'reloaded') this.#lastReload.set({ cluster }, at.getTime() / 1000)
   }
 }

@@ -65,3 +65,34 @@ export function forwardTarget (target: string): string {
   const normal = normalizeTarget(originForm(target))
   return normal.ok ? normal.forward : originForm(target)
 }
+
+// Several clusters behind one port: `/clusters/<encodeURIComponent(name)>/…` names one.
+const CLUSTER_PREFIX = '/clusters'
+
+/**
+ * A target in origin form split at the cluster it names: the name decoded (undefined when its
+ * percent-encoding is malformed; '' when none is given), and the rest of the target, path and
+ * query, as the client sent it. Undefined when the target names no cluster. Read from the raw
+ * target: a name may hold `/` (EKS contexts do), encoded, which normalising would turn into a path.
+ */
+export function splitClusterPrefix (target: string): { name: string | undefined; rest: string } | undefined {
+  if (!target.startsWith(CLUSTER_PREFIX)) return undefined
+  const after = target.slice(CLUSTER_PREFIX.length)
+  if (after !== '' && after[0] !== '/' && after[0] !== '?') return undefined
+  const start = after[0] === '/' ? 1 : 0
+  let end = start
+  while (end < after.length && after[end] !== '/' && after[end] !== '?') end++
+  let name: string | undefined
+  try {
+    name = decodeURIComponent(after.slice(start, end))
+  } catch {
+    name = undefined
+  }
+  const rest = after.slice(end)
+  return { name, rest: rest.startsWith('/') ? rest : `/${rest}` }
+}
+
+/** The path filters judge: with several clusters, what follows the cluster prefix. */
+export function withoutClusterPrefix (target: string, clusters: boolean): string {
+  return clusters ? (splitClusterPrefix(target)?.rest ?? target) : target
+}

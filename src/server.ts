@@ -1,5 +1,6 @@
 // The Fastify servers of the proxy: what they share, how the main one is made (plain HTTP, or
 // HTTPS with --listen-cert), and how its certificate follows a rotation.
+import type { IncomingMessage } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import type { Server as TlsServer } from 'node:tls'
 import Fastify, { LogController, type FastifyInstance } from 'fastify'
@@ -22,8 +23,14 @@ export const serverOptions = (logger: Logger) => ({
   },
 })
 
-/** The main listener's server, serving HTTPS when the store holds a listener key pair; `events` hears of its rotation. */
-export function createMainServer (logger: Logger, credentials: CredentialStore, maxConnections: number, events = logger): FastifyInstance {
+/**
+ * The main listener's server, serving HTTPS when the store holds a listener key pair; `events` hears
+ * of its rotation. `target`: what a request's target is routed and forwarded as, before normalising
+ * (with several clusters, the target after the cluster prefix).
+ */
+export function createMainServer (
+  logger: Logger, credentials: CredentialStore, maxConnections: number, events: Logger, target: (req: IncomingMessage) => string
+): FastifyInstance {
   const listener = credentials.current.listener
   const app = Fastify({
     ...serverOptions(logger),
@@ -32,7 +39,7 @@ export function createMainServer (logger: Logger, credentials: CredentialStore, 
     // Watches and uploads may take as long as they take; slow-header protection stays on (Node's 60 s).
     requestTimeout: 0,
     // Routed and forwarded: the normalised target the guard judged (absolute-form reduced to its path).
-    rewriteUrl: (req) => forwardTarget(req.url ?? '/'),
+    rewriteUrl: (req) => forwardTarget(target(req)),
     // HTTPS on the listener (--listen-cert): what clients like kubectl need before they send a token.
     ...(listener ? { https: { cert: listener.certPem, key: listener.keyPem } } : {}),
   })

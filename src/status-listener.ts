@@ -6,7 +6,9 @@ import type { Logger } from 'pino'
 import { isLoopback } from './addresses.js'
 import { installAdmission } from './admission.js'
 import { checkRequest, hostPatterns, type GuardOptions } from './guard.js'
-import { OWN_PATHS, type Health } from './health.js'
+import type { Clusters } from './clusters.js'
+import { OWN_PATHS, registerOwnRoutes } from './health.js'
+import type { Metrics } from './metrics.js'
 import { portOf, serverOptions } from './server.js'
 import { installErrorHandlers } from './status-errors.js'
 
@@ -18,7 +20,7 @@ const ANY = [/^/]
  * which add that listener's own address).
  */
 export function buildStatusListener (
-  logger: Logger, health: Health, where: { host: string; acceptHosts: RegExp[] }, guard: GuardOptions
+  logger: Logger, own: { clusters: Clusters; metrics: Metrics }, where: { host: string; acceptHosts: RegExp[] }, guard: GuardOptions
 ): FastifyInstance {
   const app = Fastify(serverOptions(logger))
   const { host, acceptHosts } = where
@@ -34,7 +36,7 @@ export function buildStatusListener (
     admitOwnOrigin: false,
   }
   installAdmission(app, (target, req) => checkRequest(target, req, options, 'request'))
-  health.registerRoutes(app)
+  registerOwnRoutes(app, own)
   installErrorHandlers(app, () => `the status listener serves only ${OWN_PATHS.join(', ')}; it forwards nothing`)
   return app
 }

@@ -4,25 +4,36 @@
 import type { IncomingMessage } from 'node:http'
 import type { Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
+import type { ClusterParts } from './clusters.js'
 import type { RequestRecord } from './metrics.js'
 import { forwardTarget } from './paths.js'
 import { clientResponseHeaders, upstreamRequestHeaders } from './headers.js'
 import { endThenLinger } from './linger.js'
 import { endSocketWithError, type ErrorAnswer } from './status-errors.js'
-import type { Upstream } from './upstream.js'
 import { describeUpstreamError } from './upstream-error.js'
 
+/** Where an admitted tunnel goes. */
+export interface TunnelRoute {
+  /** the cluster's parts, or (once opened, if need be) why it cannot serve */
+  cluster: ClusterParts | Promise<ClusterParts | ErrorAnswer>
+  /** the target forwarded: the request's, any cluster prefix removed */
+  target: string
+}
+
 export interface TunnelOptions {
-  upstream: Upstream
   /** the same admission decision as ordinary requests; a ErrorAnswer is answered and the socket closed */
   admit: (target: string, req: IncomingMessage) => ErrorAnswer | undefined
+  /** the cluster an admitted request names */
+  route: (req: IncomingMessage) => TunnelRoute
+  /** the cluster's name for the metrics, decided before admission ('' for none served) */
+  clusterName: (req: IncomingMessage) => string
   /** TCP keep-alive probes on both sides of an open tunnel; 0 turns them off */
   keepAliveMs: number
   /** each tunnel, or refused upgrade, once it has closed: for the access log and metrics */
   record: (r: RequestRecord) => void
-  onUpstreamError: (cause: string) => void
+  onUpstreamError: (cause: string, cluster: ClusterParts) => void
   /** the upstream answered 401 instead of opening the tunnel */
-  onUnauthorized: () => void
+  onUnauthorized: (cluster: ClusterParts) => void
 }
 
 /**
@@ -122,6 +133,7 @@ export class Tunnels {
         bytesIn: socket.bytesRead,
         bytesOut: socket.bytesWritten,
         ...(outcome.error ? { error: outcome.error } : {}),
+        cluster: this.#opts.clusterName(req),
       })
     })
     const refusal = this.#opts.admit(target, req)
@@ -132,11 +144,26 @@ export class Tunnels {
     }
     // Counted as a tunnel from here: a refused one only lingers.
     this.#open.add(client)
-    this.#forward(req, target, client, head, outcome)
+    const route = this.#opts.route(req)
+    if (!(route.cluster instanceof Promise)) {
+      this.#forward(req, route.target, route.cluster, client, head, outcome)
+      return
+    }
+    // A cluster whose exec plugin runs on first use: the client's bytes wait in the socket meanwhile.
+    void route.cluster.then((found) => {
+      if (client.destroyed) return
+      if ('httpStatus' in found) {
+        outcome.status = found.httpStatus
+        outcome.error = found.message
+        endSocketWithError(client, found)
+      } else {
+        this.#forward(req, route.target, found, client, head, outcome)
+      }
+    })
   }
 
-  #forward (req: IncomingMessage, target: string, client: Duplex, head: Buffer, outcome: Outcome): void {
-    const { upstream } = this.#opts
+  #forward (req: IncomingMessage, target: string, cluster: ClusterParts, client: Duplex, head: Buffer, outcome: Outcome): void {
+    const { upstream } = cluster
     const headers = upstreamRequestHeaders(req.rawHeaders, req.headers.connection, {
       host: upstream.url.host, clientAddress: req.socket.remoteAddress, upgrade: true,
     })
@@ -154,7 +181,7 @@ export class Tunnels {
       if (abandoned) return
       const failure = describeUpstreamError(err, upstream)
       outcome.error = failure.message
-      this.#opts.onUpstreamError(failure.cause)
+      this.#opts.onUpstreamError(failure.cause, cluster)
       if (answering) {
         client.destroy()
         return
@@ -171,7 +198,7 @@ export class Tunnels {
     })
     outgoing.on('response', (res) => {
       outcome.status = res.statusCode ?? 502
-      if (res.statusCode === 401) this.#opts.onUnauthorized()
+      if (res.statusCode === 401) this.#opts.onUnauthorized(cluster)
       answering = true
       relayAnswer(res, client, req.method === 'HEAD')
     })

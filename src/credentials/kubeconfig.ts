@@ -144,7 +144,7 @@ function where (choice: KubeconfigChoice): string {
 /** At most this many names in a message; a kubeconfig may hold hundreds. */
 const NAMES_SHOWN = 20
 
-function listNames (names: Iterable<string>): string {
+export function listNames (names: Iterable<string>): string {
   const all = [...names]
   if (all.length === 0) return 'there are none'
   const shown = all.slice(0, NAMES_SHOWN).map((n) => `'${n}'`).join(', ')
@@ -168,6 +168,12 @@ function pem (entry: Entry, data: unknown, path: unknown, what: string): PemSour
 }
 
 const text = (v: unknown): string | undefined => (typeof v === 'string' && v !== '' ? v : undefined)
+
+/** The contexts of the kubeconfig, in the order its files list them, and the one it uses by default. */
+export async function kubeconfigContexts (choice: KubeconfigChoice): Promise<{ names: string[]; current: string | undefined }> {
+  const merged = await merge(choice)
+  return { names: [...merged.contexts.keys()], current: choice.context ?? merged.currentContext }
+}
 
 /** Read anew on every load, without holding up the event loop. */
 export async function readKubeconfig (choice: KubeconfigChoice): Promise<KubeconfigCredentials> {
