@@ -22,6 +22,10 @@ export type LogLevel = (typeof LOG_LEVELS)[number]
 export interface Config {
   /** where the API server and the credentials come from; the credential store reads them */
   credentials: CredentialSpec
+  /** --all-contexts: every other context of the kubeconfig is served too, under /clusters/NAME/ */
+  allContexts: boolean
+  /** a config file's `clusters:`, each served under /clusters/NAME/ */
+  clusters: Array<{ name: string; credentials: CredentialSpec }>
   expiry: { warningDays: number; criticalDays: number; checkIntervalMs: number }
   /** bare, without IPv6 brackets */
   address: string
@@ -78,6 +82,8 @@ type GivenAt = Partial<Record<OptionName, string>>
 export interface Settings {
   raw: RawSettings
   givenAt: GivenAt
+  /** a config file's `clusters:`, each entry's settings as read (paths resolved), with where it was given */
+  clusters: Array<{ raw: RawSettings; where: string }>
   /** what the environment said besides MTLS_PROXY_*, read once: every worker uses the same */
   environment: Environment
 }
@@ -90,7 +96,7 @@ export interface Environment {
 
 /** The Config of settings read earlier (by another process); throws UsageError as loadConfig does. */
 export function configFromSettings (settings: Settings): Config {
-  return validate(settings.raw, settings.givenAt, settings.environment)
+  return validate(settings.raw, settings.givenAt, settings.environment, settings.clusters)
 }
 
 const SPECS: ReadonlyMap<string, OptionSpec> = new Map(OPTIONS.map((o) => [o.name, o]))
@@ -180,7 +186,36 @@ function unknownVariables (env: NodeJS.ProcessEnv): string[] {
 // Settings, not data: far more than any config file needs.
 const MAX_CONFIG_FILE_BYTES = 1024 * 1024
 
-function readConfigFile (file: string): RawSettings {
+// What a config file's `clusters:` entry may say: where one cluster is and how to reach it.
+const CLUSTER_KEYS = new Set(['upstream', 'cacert', 'cert', 'key', 'cacert-data', 'cert-data', 'key-data', 'key-passphrase-file',
+  'insecure-skip-tls-verify', 'tls-server-name', 'kubeconfig', 'context', 'cluster', 'user'])
+
+/** One setting from a config file, coerced, a path made relative to the file. */
+function fileValue (file: string, name: string, value: unknown, label: string): string | number | boolean {
+  const v = coerce(name, value, label)
+  return SPECS.get(name)?.path && typeof v === 'string' ? resolve(dirname(file), v) : v
+}
+
+function readClusters (file: string, list: unknown): Settings['clusters'] {
+  if (!Array.isArray(list)) throw new UsageError(`config file ${file}: 'clusters' must be a list of mappings, each with a name`)
+  return list.map((entry: unknown, i) => {
+    const where = `clusters[${i}] (config file ${file})`
+    if (typeof entry !== 'object' || entry === null || Array.isArray(entry)) throw new UsageError(`${where} must be a mapping`)
+    const raw: RawSettings = {}
+    for (const [name, value] of Object.entries(entry)) {
+      if (name === 'name') continue
+      if (!CLUSTER_KEYS.has(name)) {
+        throw new UsageError(`${where}: '${name}' cannot be set for one cluster (it may say name, ${[...CLUSTER_KEYS].join(', ')})`)
+      }
+      if (value !== null && value !== undefined) raw[name as OptionName] = fileValue(file, name, value, `${where}: '${name}'`)
+    }
+    const name = (entry as Record<string, unknown>).name
+    if (typeof name !== 'string' || name === '') throw new UsageError(`${where} needs a name: it is served under /clusters/NAME/`)
+    return { raw: { ...raw, name } as RawSettings, where }
+  })
+}
+
+function readConfigFile (file: string): { raw: RawSettings; clusters: Settings['clusters'] } {
   let text: string
   try {
     text = readRegularFileSync(file, MAX_CONFIG_FILE_BYTES).text
@@ -198,16 +233,19 @@ function readConfigFile (file: string): RawSettings {
     throw new UsageError(`config file ${file} must hold a mapping of settings, like 'upstream: https://…'`)
   }
   const raw: RawSettings = {}
+  let clusters: Settings['clusters'] = []
   for (const [name, value] of Object.entries(doc)) {
     if (name === 'config') throw new UsageError(`config file ${file}: 'config' cannot be set inside a config file`)
+    if (name === 'clusters') {
+      if (value !== null && value !== undefined) clusters = readClusters(file, value)
+      continue
+    }
     if (!SPECS.has(name)) throw new UsageError(`config file ${file}: unknown setting '${name}' (the keys are the flag names, see --help)`)
     if (value === null || value === undefined) continue
-    let v = coerce(name, value, `config file ${file}: '${name}'`)
     // A path in the file means a path next to the file, wherever the proxy was started from.
-    if (SPECS.get(name)?.path && typeof v === 'string') v = resolve(dirname(file), v)
-    raw[name as OptionName] = v
+    raw[name as OptionName] = fileValue(file, name, value, `config file ${file}: '${name}'`)
   }
-  return raw
+  return { raw, clusters }
 }
 
 function str (raw: RawSettings, name: OptionName): string | undefined {
@@ -284,9 +322,24 @@ function credentialSpec (raw: RawSettings, given: (name: OptionName) => string, 
   return spec
 }
 
-function validate (raw: RawSettings, givenAt: GivenAt, environment: Environment): Config {
+function validate (raw: RawSettings, givenAt: GivenAt, environment: Environment, clusterEntries: Settings['clusters']): Config {
   const given = (name: OptionName) => givenAt[name] ?? `--${name}`
   const credentials = credentialSpec(raw, given, environment)
+  const allContexts = raw['all-contexts'] === true
+  if (allContexts && !credentials.kubeconfig) {
+    throw new UsageError(`${given('all-contexts')} serves every context of a kubeconfig, and none is read when --upstream or --cert is ` +
+      'given; add --kubeconfig FILE, or list the clusters in a config file\'s clusters:')
+  }
+  const clusters = clusterEntries.map(({ raw: entry, where }) => {
+    const { name, ...settings } = entry as RawSettings & { name: string }
+    const spec = credentialSpec({ ...settings }, (n) => `${where} '${n}'`, environment)
+    return { name, credentials: { ...spec, proxyEnv: credentials.proxyEnv } }
+  })
+  const names = new Set<string>()
+  for (const { name } of clusters) {
+    if (names.has(name)) throw new UsageError(`two clusters are named '${name}' in the config file's clusters:; each needs its own name`)
+    names.add(name)
+  }
   const address = unbracketed(text(raw, 'address'))
   if (address !== 'localhost' && isIP(address) === 0) {
     throw new UsageError(`--address must be an IP address or localhost, got '${text(raw, 'address')}'`)
@@ -337,6 +390,8 @@ function validate (raw: RawSettings, givenAt: GivenAt, environment: Environment)
   const ms = (name: OptionName, allowZero: boolean) => milliseconds(raw, name, { allowZero }, given(name))
   return {
     credentials,
+    allContexts,
+    clusters,
     expiry: { warningDays, criticalDays, checkIntervalMs: ms('expiry-check-interval', false) },
     address,
     port,
@@ -461,7 +516,7 @@ function runModeConfig (settings: Settings): Config {
     ...(given('port') ? {} : { port: 0 }),
     ...(given('log-level') ? {} : { 'log-level': 'warn' }),
   }
-  const config = validate(raw, settings.givenAt, settings.environment)
+  const config = validate(raw, settings.givenAt, settings.environment, settings.clusters)
   const refused = (what: string) =>
     new UsageError(`${what} cannot be used with -- COMMAND: the command gets the proxy on a loopback TCP port`)
   if (config.unixSocket) throw refused('--unix-socket')
@@ -507,14 +562,15 @@ function readSettings (flags: RawSettings, env: NodeJS.ProcessEnv, cwd: string):
   const flagged = resolvePaths(flags, cwd)
   const fromEnv = resolvePaths(readEnv(env), cwd)
   const configFile = str(flagged, 'config') ?? str(fromEnv, 'config')
-  const fromFile = configFile ? readConfigFile(resolve(cwd, configFile)) : {}
+  const read = configFile ? readConfigFile(resolve(cwd, configFile)) : { raw: {}, clusters: [] }
+  const fromFile = read.raw
   const raw = { ...defaults(), ...fromFile, ...fromEnv, ...flagged }
   const givenAt: GivenAt = {}
   for (const name of Object.keys(fromFile) as OptionName[]) givenAt[name] = `'${name}' (config file ${resolve(cwd, configFile!)})`
   for (const name of Object.keys(fromEnv) as OptionName[]) givenAt[name] = envName(name)
   for (const name of Object.keys(flagged) as OptionName[]) givenAt[name] = `--${name}`
   const environment = { kubeconfig: defaultKubeconfigFiles(env, cwd), proxy: proxyEnvironment(env) }
-  return { raw, givenAt, environment }
+  return { raw, givenAt, environment, clusters: read.clusters }
 }
 
 export function helpText (version: string): string {

@@ -33,6 +33,7 @@ export const OPTIONS = [
   { name: 'context', type: 'string', value: 'NAME', help: 'kubeconfig context to use (default: its current-context)' },
   { name: 'cluster', type: 'string', value: 'NAME', help: 'kubeconfig cluster to use instead of the context\'s' },
   { name: 'user', type: 'string', value: 'NAME', help: 'kubeconfig user to use instead of the context\'s' },
+  { name: 'all-contexts', type: 'boolean', default: false, help: 'serve every context of the kubeconfig, each under /clusters/CONTEXT/ (the name URI-encoded); the default context is also served at /' },
   { name: 'cacert-data', type: 'string', noFlag: true, help: 'CA certificate(s) as PEM text or base64 of it, instead of --cacert' },
   { name: 'cert-data', type: 'string', noFlag: true, help: 'client certificate as PEM text or base64 of it, instead of --cert' },
   { name: 'key-data', type: 'string', noFlag: true, help: 'client private key as PEM text or base64 of it, instead of --key' },

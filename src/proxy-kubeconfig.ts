@@ -2,14 +2,18 @@
 // holds them), one cluster, user and context named `mtls-proxy`. JSON, which is YAML too.
 import { bracketed } from './addresses.js'
 
-export function proxyKubeconfig (server: string): string {
+/** clusters: served under /clusters/NAME/ too, each a context of that name (kubectl --context NAME) */
+export function proxyKubeconfig (server: string, clusters: readonly string[] = []): string {
   const name = 'mtls-proxy'
+  const entries = [{ name, server }, ...clusters.filter((c) => c !== name).map((c) => ({
+    name: c, server: `${server}/clusters/${encodeURIComponent(c)}`,
+  }))]
   return `${JSON.stringify({
     apiVersion: 'v1',
     kind: 'Config',
-    clusters: [{ name, cluster: { server } }],
+    clusters: entries.map((e) => ({ name: e.name, cluster: { server: e.server } })),
     users: [{ name, user: {} }],
-    contexts: [{ name, context: { cluster: name, user: name } }],
+    contexts: entries.map((e) => ({ name: e.name, context: { cluster: e.name, user: name } })),
     'current-context': name,
   }, null, 2)}\n`
 }

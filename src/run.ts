@@ -51,7 +51,7 @@ export async function runWithProxy (command: { config: Config; warnings: string[
       if (early) return statusOf(early)
       folder = await mkdtemp(join(tmpdir(), 'mtls-proxy-'))
       const kubeconfig = join(folder, 'kubeconfig')
-      await writeFile(kubeconfig, proxyKubeconfig(serving.url), { mode: 0o600 })
+      await writeFile(kubeconfig, proxyKubeconfig(serving.url, serving.clusters), { mode: 0o600 })
       if (early) return statusOf(early)
       const env = { ...process.env, MTLS_PROXY_URL: serving.url, KUBECONFIG: kubeconfig }
       return await runCommand(command.exec, env, (started) => { child = started })

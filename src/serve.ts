@@ -7,6 +7,7 @@ import { bracketed, isLoopback } from './addresses.js'
 import { buildApp, type App } from './app.js'
 import { alsoSaying, type Config } from './config.js'
 import { clientIdentity } from './credentials/bundle.js'
+import { clusterDefinitions } from './credentials/clusters.js'
 import { fileSetSource } from './credentials/source.js'
 import { openCredentialStore, type CredentialStore } from './credentials/store.js'
 import { UsageError } from './errors.js'
@@ -101,6 +102,8 @@ export interface Serving {
   url: string
   /** drains and stops (as SIGTERM would), the log flushed */
   stop: () => Promise<void>
+  /** with several clusters, every cluster's name (each served under /clusters/NAME/); else none */
+  clusters: string[]
 }
 
 export interface ServeOptions {
@@ -146,7 +149,13 @@ export async function serve (
   const identity = clientIdentity(credentials.current)
   const upstream = credentials.current.server.url
   warnAboutExposure(config, identity, upstream.host, credentials.current.server.insecureSkipTlsVerify, events)
-  const app = await buildApp(config, { logger, events, credentials, metrics: { exposition: worker?.metrics } })
+  const clusters = await clusterDefinitions(config, events).catch((err: unknown) => {
+    credentials.close()
+    throw err
+  })
+  const app = await buildApp(config, {
+    logger, events, credentials, clusterName: clusters.name, clusters: clusters.others, metrics: { exposition: worker?.metrics },
+  })
   worker?.shareMetrics(app.metrics.registry)
   await checkUpstream(app, config.connectTimeoutMs, events)
   const { unixSocket, statusAddress } = config
@@ -190,6 +199,7 @@ export async function serve (
     stop = async () => { stopOnce() }
   }
   const port = portOf(app.server) ?? config.port
+  const names = app.clusters.multi ? app.clusters.all.map((c) => c.name) : []
   const client = credentials.current.clientCertificate
   const listen = unixSocket ? `unix:${unixSocket}` : `${config.https ? 'https' : 'http'}://${bracketed(config.address)}:${port}`
   const status = statusAddress ? `http://${bracketed(statusAddress.host)}:${portOf(app.statusApp.server) ?? statusAddress.port}` : undefined
@@ -201,7 +211,9 @@ export async function serve (
     ...(client ? { certificateNotAfter: new Date(client.validTo).toISOString() } : {}),
     credentialsExpire: credentials.current.expiresAt?.toISOString(),
     ...(worker ? { workers: worker.of } : {}),
-  }, `serving ${listen}, forwarding to ${upstream.origin} as ${identity}${worker ? ` (${worker.of} worker processes)` : ''}`)
+    ...(app.clusters.multi ? { clusters: names, cluster: app.clusters.default.name } : {}),
+  }, `serving ${listen}, forwarding to ${upstream.origin} as ${identity}${worker ? ` (${worker.of} worker processes)` : ''}` +
+    (app.clusters.multi ? `; ${names.length} clusters under ${listen}/clusters/NAME/ (this one, '${app.clusters.default.name}', also at /)` : ''))
   worker?.ready()
-  return { url: listen, stop }
+  return { url: listen, stop, clusters: names }
 }
