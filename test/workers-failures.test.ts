@@ -107,7 +107,7 @@ t.test('the primary killed outright: the workers finish what is in flight, then 
 t.test('metrics: a dead worker\'s requests stay counted, a reload is counted once', async (t) => {
   const proxy = await startWorkers(t, [...credentials(), '--workers', '2'])
   for (let i = 0; i < 6; i++) await fresh(`${proxy.url}/api/v1/pods`, 'PUT')
-  const posts = /^mtls_proxy_requests_total\{method="PUT",code="200"\} (\d+)$/m
+  const posts = /^mtls_proxy_requests_total\{method="PUT",code="200",cluster="default"\} (\d+)$/m
   t.equal(count((await fresh(`${proxy.url}/-/metrics`)).body, posts), 6)
   process.kill(pidsOf(proxy)[1]!, 'SIGKILL')
   await until(() => said(proxy, 'starting another worker').length === 1, 5_000)
@@ -115,7 +115,7 @@ t.test('metrics: a dead worker\'s requests stay counted, a reload is counted onc
   proxy.child.kill('SIGHUP')
   await until(() => said(proxy, 'certificate files unchanged').length === 1, 5_000)
   await sleep(300)
-  t.equal(count((await fresh(`${proxy.url}/-/metrics`)).body, /^mtls_proxy_certificate_reloads_total\{outcome="unchanged"\} (\d+)$/m), 1)
+  t.equal(count((await fresh(`${proxy.url}/-/metrics`)).body, /^mtls_proxy_certificate_reloads_total\{outcome="unchanged",cluster="default"\} (\d+)$/m), 1)
 })
 
 t.test('under another program\'s cluster (pm2 and the like), --workers 1 serves as one plain process', async (t) => {

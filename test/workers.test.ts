@@ -27,7 +27,7 @@ t.test('two workers share the port, answer in turn, and say each proxy-wide thin
   for (let i = 0; i < 4; i++) {
     const metrics = await fresh(`${proxy.url}/-/metrics`)
     t.equal(metrics.status, 200)
-    t.match(metrics.body, /^mtls_proxy_requests_total\{method="POST",code="200"\} 8$/m, `scrape ${i + 1}: 8 POSTs in all`)
+    t.match(metrics.body, /^mtls_proxy_requests_total\{method="POST",code="200",cluster="default"\} 8$/m, `scrape ${i + 1}: 8 POSTs in all`)
     t.match(metrics.body, /^x509_cert_not_after\{role="client",[^}]*\} \d{10}$/m, 'certificate figures not summed')
   }
   t.equal((await fresh(`${proxy.url}/-/status`)).status, 200)

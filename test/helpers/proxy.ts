@@ -3,6 +3,7 @@ import { Writable } from 'node:stream'
 import type { Logger } from 'pino'
 import { buildApp, type App } from '../../src/app.js'
 import { loadConfig, type Config } from '../../src/config.js'
+import { clusterDefinitions } from '../../src/credentials/clusters.js'
 import { fileSetSource } from '../../src/credentials/source.js'
 import { openCredentialStore } from '../../src/credentials/store.js'
 import type { ClientFiles } from '../../src/demo/pki.js'
@@ -49,12 +50,18 @@ export interface ProxyOptions {
 export async function startProxy (
   t: Teardown, upstreamUrl: string, files: ClientFiles, extra: string[] = [], options: ProxyOptions = {}
 ): Promise<RunningProxy> {
-  const command = loadConfig(proxyFlags(upstreamUrl, files, extra), {})
+  return startProxyWith(t, proxyFlags(upstreamUrl, files, extra), options)
+}
+
+/** The proxy these command-line arguments describe, built as the CLI builds it (with the clusters they name), on port 0. */
+export async function startProxyWith (t: Teardown, args: string[], options: ProxyOptions & { env?: NodeJS.ProcessEnv } = {}): Promise<RunningProxy> {
+  const command = loadConfig(args, options.env ?? {})
   if (command.action !== 'run') throw new Error('expected a run command')
   const { config } = command
   const { logger, lines } = capturedLogger()
   const credentials = await openCredentialStore(fileSetSource(config.credentials, { logger }), { logger, now: options.now })
-  const app = await buildApp(config, { logger, credentials, now: options.now })
+  const clusters = await clusterDefinitions(config, logger)
+  const app = await buildApp(config, { logger, credentials, now: options.now, clusterName: clusters.name, clusters: clusters.others })
   await app.listen({ host: config.address, port: 0 })
   t.teardown(() => app.close())
   const address = app.server.address()

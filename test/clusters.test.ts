@@ -1,0 +1,266 @@
+// Several clusters behind one port: --all-contexts serves every context of a kubeconfig under
+// /clusters/NAME/, and a config file's clusters: does the same for certificate files. Two API
+// servers with different CAs and client identities, real TLS, kubectl through the prefix.
+import { execFile, spawn } from 'node:child_process'
+import { existsSync } from 'node:fs'
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import type { TLSSocket } from 'node:tls'
+import { promisify } from 'node:util'
+import t from 'tap'
+import { stringify } from 'yaml'
+import type { Handler } from '../src/demo/api-server.js'
+import { createCA, createDemoPki, type DemoPki } from './helpers/pki.js'
+import { writeClientFiles } from '../src/demo/pki.js'
+import { get, rawRequest, statusLine } from './helpers/http.js'
+import { findKubectl, NO_KUBECTL } from './helpers/kubectl.js'
+import { startProxyWith } from './helpers/proxy.js'
+import { runCli } from './helpers/cli.js'
+import { startDemoUpstream, startUpstream } from './helpers/upstream.js'
+import { startTunnelUpstream } from './helpers/tunnel-upstream.js'
+import { until } from './helpers/until.js'
+
+const run = promisify(execFile)
+const kubectl = findKubectl()
+
+const dir = await mkdtemp(join(tmpdir(), 'mtls-proxy-clusters-'))
+t.teardown(() => rm(dir, { recursive: true, force: true }))
+
+// Two clusters that share nothing: each CA signs only its own server and client.
+const devPki = await createDemoPki()
+const prodCa = await createCA('prod CA')
+const prodPki: DemoPki = {
+  ca: prodCa,
+  server: await prodCa.issue({ commonName: 'kube-apiserver', usage: 'server' }),
+  client: await prodCa.issue({ commonName: 'prod-admin', usage: 'client' }),
+}
+await mkdir(join(dir, 'dev'))
+await mkdir(join(dir, 'prod'))
+const devFiles = await writeClientFiles(devPki, join(dir, 'dev'))
+const prodFiles = await writeClientFiles(prodPki, join(dir, 'prod'))
+
+/** Tells who called: the client certificate's CN, and the path the API server was asked for. */
+const whoAmI: Handler = (req, res) => {
+  const cn = (req.socket as TLSSocket).getPeerCertificate().subject?.CN
+  res.writeHead(200, { 'content-type': 'application/json' })
+  res.end(JSON.stringify({ cn, url: req.url }))
+}
+
+// An exec plugin that hands out prod's certificate, and notes each time it runs.
+const runs = join(dir, 'plugin-runs')
+await writeFile(join(dir, 'credential.json'), JSON.stringify({
+  apiVersion: 'client.authentication.k8s.io/v1',
+  kind: 'ExecCredential',
+  status: { clientCertificateData: prodPki.client.certPem, clientKeyData: prodPki.client.keyPem },
+}))
+await writeFile(join(dir, 'plugin.sh'), `#!/bin/sh\necho run >> '${runs}'\ncat '${join(dir, 'credential.json')}'\n`, { mode: 0o755 })
+
+async function kubeconfig (name: string, servers: { dev: string; prod: string }): Promise<string> {
+  const file = join(dir, name)
+  await writeFile(file, stringify({
+    apiVersion: 'v1',
+    kind: 'Config',
+    'current-context': 'dev',
+    clusters: [
+      { name: 'dev', cluster: { server: servers.dev, 'certificate-authority': 'dev/ca.crt' } },
+      { name: 'prod', cluster: { server: servers.prod, 'certificate-authority': 'prod/ca.crt' } },
+      { name: 'gone', cluster: { server: servers.prod, 'certificate-authority': 'nowhere/ca.crt' } },
+    ],
+    users: [
+      { name: 'dev-admin', user: { 'client-certificate': 'dev/client.crt', 'client-key': 'dev/client.key' } },
+      { name: 'prod-admin', user: { 'client-certificate': 'prod/client.crt', 'client-key': 'prod/client.key' } },
+      { name: 'plugin', user: { exec: { apiVersion: 'client.authentication.k8s.io/v1', command: './plugin.sh', interactiveMode: 'Never' } } },
+    ],
+    contexts: [
+      { name: 'dev', context: { cluster: 'dev', user: 'dev-admin' } },
+      { name: 'prod', context: { cluster: 'prod', user: 'prod-admin' } },
+      // EKS names its contexts after ARNs, slashes included.
+      { name: 'arn:aws:eks:eu-west-1:1:cluster/team', context: { cluster: 'prod', user: 'prod-admin' } },
+      { name: 'broken', context: { cluster: 'gone', user: 'prod-admin' } },
+      { name: 'lazy', context: { cluster: 'prod', user: 'plugin' } },
+    ],
+  }), { mode: 0o600 })
+  return file
+}
+
+const json = (body: string) => JSON.parse(body) as Record<string, unknown>
+
+t.test('--all-contexts: every context under /clusters/NAME/ with its own server, CA and identity; the default at / too', async (t) => {
+  const dev = await startUpstream(t, devPki, whoAmI)
+  const prod = await startUpstream(t, prodPki, whoAmI)
+  const file = await kubeconfig('all.yaml', { dev: dev.url, prod: prod.url })
+  const proxy = await startProxyWith(t, ['--kubeconfig', file, '--all-contexts', '--port', '0', '--probe-interval', '0.2',
+    '--reject-paths', '^/api/v1/secrets'])
+  const at = (path: string) => get(`${proxy.url}${path}`)
+
+  t.same(json((await at('/clusters/dev/api/v1/pods?limit=1')).body), { cn: 'demo-admin', url: '/api/v1/pods?limit=1' }, 'dev, prefix removed')
+  t.same(json((await at('/api/v1/pods')).body), { cn: 'demo-admin', url: '/api/v1/pods' }, 'the current context at / as well')
+  t.same(json((await at('/clusters/prod/api/v1/pods')).body), { cn: 'prod-admin', url: '/api/v1/pods' }, 'prod, with its CA and identity')
+  const arn = `/clusters/${encodeURIComponent('arn:aws:eks:eu-west-1:1:cluster/team')}/version`
+  t.same(json((await at(arn)).body), { cn: 'prod-admin', url: '/version' }, 'a name with a slash, URI-encoded')
+  t.same(json((await at('/clusters/prod')).body), { cn: 'prod-admin', url: '/' }, 'the prefix alone is the root')
+
+  const unknown = await at('/clusters/staging/api/v1/pods')
+  t.equal(unknown.status, 404)
+  t.match(json(unknown.body), { kind: 'Status', code: 404, message: /no cluster named 'staging'.*'dev', 'prod'/ }, 'an unknown name lists the known ones')
+  t.equal((await at('/clusters/prod/api/v1/secrets')).status, 403, '--reject-paths is matched after the prefix')
+  t.equal((await at('/api/v1/secrets')).status, 403, 'and without one')
+  for (const sneaky of ['/clusters/prod/../dev/api', '/clusters/prod/%2e%2e/dev/api', '/clusters/prod/..%2fdev/api']) {
+    const answer = await rawRequest(proxy.port, `GET ${sneaky} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n`)
+    t.equal(statusLine(answer), 400, `${sneaky}: no climbing out of a cluster into another`)
+  }
+  t.equal((await at('/clusters/prod/-/status')).status, 404, 'the proxy\'s own endpoints are not under a prefix')
+  t.equal(prod.calls().length + dev.calls().length, 5, 'nothing refused reached an API server')
+
+  await until(async () => (await at('/-/readyz?cluster=prod')).status === 200)
+  t.equal((await at('/-/readyz')).status, 200, 'ready: the default cluster is')
+  t.equal((await at('/-/readyz?cluster=nope')).status, 404)
+
+  // A broken context serves 503 with its reason; the others serve.
+  const broken = await at('/clusters/broken/api/v1/pods')
+  t.equal(broken.status, 503)
+  t.match(json(broken.body), { kind: 'Status', code: 503, message: /cluster 'broken' cannot be served: .*nowhere\/ca\.crt/ })
+  t.match(json((await at('/-/readyz?cluster=broken')).body), { code: 503, message: /nowhere\/ca\.crt/ })
+  t.ok(proxy.logs.some((l) => l.level === 50 && l.cluster === 'broken' && /cannot be served/.test(String(l.msg))), 'logged as an error at start')
+
+  // An exec plugin of a context other than the default runs on first use, not at start.
+  t.notOk(existsSync(runs), 'the plugin has not run')
+  t.match(json((await at('/-/readyz?cluster=lazy')).body), { code: 503, message: /not used yet/ })
+  t.same(json((await at('/clusters/lazy/api')).body), { cn: 'prod-admin', url: '/api' }, 'first use runs it')
+  t.same(json((await at('/clusters/lazy/api')).body), { cn: 'prod-admin', url: '/api' })
+  t.equal((await readFile(runs, 'utf8')).trim().split('\n').length, 1, 'once')
+
+  const status = json((await at('/-/status')).body)
+  const byName = Object.fromEntries((status.clusters as Array<Record<string, unknown>>).map((c) => [c.name, c]))
+  t.same(Object.keys(byName).sort(), ['arn:aws:eks:eu-west-1:1:cluster/team', 'broken', 'dev', 'lazy', 'prod'])
+  t.match(byName.dev, { default: true, state: 'ready', identity: /demo-admin/ })
+  t.match(byName.prod, { default: false, identity: /prod-admin/, prefix: '/clusters/prod/' })
+  t.match(byName.broken, { state: 'broken', reason: /nowhere/ })
+  t.equal(status.upstream, dev.url, 'the top level is the default cluster, as with one')
+
+  const metrics = (await at('/-/metrics')).body
+  t.match(metrics, /^mtls_proxy_requests_total\{method="GET",code="200",cluster="prod"\} \d+$/m, 'requests by cluster')
+  t.match(metrics, /^mtls_proxy_requests_total\{method="GET",code="503",cluster="broken"\} 1$/m)
+  t.match(metrics, /^x509_cert_not_after\{role="client",subject="CN=prod-admin",[^}]*cluster="prod"\} \d+$/m, 'certificates by cluster')
+  t.notMatch(metrics, /cluster="staging"/, 'a name nobody serves makes no series')
+  t.ok(proxy.logs.some((l) => l.msg === 'request' && l.cluster === 'prod'), 'access lines name the cluster')
+
+  // One cluster down: it answers 502; the other serves, and the proxy stays ready.
+  await prod.close()
+  t.equal((await at('/clusters/prod/api')).status, 502)
+  t.same(json((await at('/clusters/dev/api')).body), { cn: 'demo-admin', url: '/api' })
+  await until(async () => (await at('/-/readyz?cluster=prod')).status === 503)
+  t.equal((await at('/-/readyz')).status, 200, 'the default cluster is still ready')
+})
+
+t.test('a config file\'s clusters: certificate files, each under /clusters/NAME/', async (t) => {
+  const dev = await startUpstream(t, devPki, whoAmI)
+  const prod = await startUpstream(t, prodPki, whoAmI)
+  const file = join(dir, 'clusters.yaml')
+  await writeFile(file, stringify({
+    upstream: dev.url,
+    cacert: 'dev/ca.crt',
+    cert: 'dev/client.crt',
+    key: 'dev/client.key',
+    clusters: [{ name: 'prod', upstream: prod.url, cacert: 'prod/ca.crt', cert: 'prod/client.crt', key: 'prod/client.key' }],
+  }))
+  const proxy = await startProxyWith(t, ['--config', file, '--port', '0'])
+  t.same(json((await get(`${proxy.url}/clusters/prod/api`)).body), { cn: 'prod-admin', url: '/api' })
+  t.same(json((await get(`${proxy.url}/clusters/default/api`)).body), { cn: 'demo-admin', url: '/api' }, 'the top level is named default')
+  t.same(json((await get(`${proxy.url}/api`)).body), { cn: 'demo-admin', url: '/api' })
+})
+
+t.test('mistakes in the clusters are one line and exit 2', async (t) => {
+  const dev = 'https://127.0.0.1:1'
+  const file = await kubeconfig('mistakes.yaml', { dev, prod: dev })
+  const both = await runCli(['--all-contexts', '--upstream', dev, '--cacert', devFiles.cacert, '--cert', devFiles.cert, '--key', devFiles.key])
+  t.equal(both.code, 2)
+  t.match(both.stderr, /--all-contexts serves every context of a kubeconfig/)
+  const config = join(dir, 'bad-clusters.yaml')
+  const attempt = async (clusters: unknown) => {
+    await writeFile(config, stringify({ kubeconfig: file, clusters }))
+    return runCli(['--config', config, '--port', '0'])
+  }
+  t.match(await attempt([{ upstream: dev }]), { code: 2, stderr: /clusters\[0\] .* needs a name/ })
+  t.match(await attempt([{ name: 'x', upstream: dev, 'listen-cert': 'a' }]), { code: 2, stderr: /'listen-cert' cannot be set for one cluster/ })
+  t.match(await attempt([{ name: 'x', upstream: dev, cacert: prodFiles.cacert }]), { code: 2, stderr: /missing --cert/ })
+  const twice = { name: 'x', upstream: dev, cacert: prodFiles.cacert, cert: prodFiles.cert, key: prodFiles.key }
+  t.match(await attempt([twice, twice]), { code: 2, stderr: /two clusters are named 'x'/ })
+  t.match(await attempt([{ ...twice, name: 'dev' }]), { code: 2, stderr: /names 'dev', which is already the default cluster's name/ })
+  for (const r of [both]) t.notMatch(r.stderr, /\n.+\n/, 'one line')
+})
+
+t.test('kubectl through /clusters/NAME: get, watch and exec reach each cluster', { skip: kubectl ? false : NO_KUBECTL }, async (t) => {
+  const dev = await startDemoUpstream(t, devPki)
+  const prod = await startDemoUpstream(t, prodPki)
+  const file = await kubeconfig('kubectl.yaml', { dev: dev.url, prod: prod.url })
+  const proxy = await startProxyWith(t, ['--kubeconfig', file, '--all-contexts', '--port', '0'])
+  const home = await mkdtemp(join(tmpdir(), 'mtls-proxy-kubectl-'))
+  t.teardown(() => rm(home, { recursive: true, force: true }))
+  const env = { PATH: process.env.PATH, HOME: home, KUBECONFIG: join(home, 'none') }
+  const server = `${proxy.url}/clusters/prod`
+  const k = (...args: string[]) => run(kubectl!, ['--server', server, '--cache-dir', join(home, 'cache'), ...args], { env, timeout: 30_000 })
+
+  t.match((await k('get', 'pods')).stdout, /web-7d4b9c6f5-abcde\s+1\/1\s+Running/)
+  await k('run', 'only-in-prod', '--image', 'nginx', '--restart', 'Never')
+  t.match((await k('get', 'pods')).stdout, /only-in-prod/, 'created in prod')
+  const devPods = await run(kubectl!, ['--server', `${proxy.url}/clusters/dev`, '--cache-dir', join(home, 'cache'), 'get', 'pods'],
+    { env, timeout: 30_000 })
+  t.notMatch(devPods.stdout, /only-in-prod/, 'and not in dev')
+
+  // A watch through the prefix sees a pod created after it began.
+  const watch = spawn(kubectl!, ['--server', server, '--cache-dir', join(home, 'cache'), 'get', 'pods', '--watch'], { env })
+  t.teardown(() => { watch.kill() })
+  let seen = ''
+  watch.stdout.on('data', (chunk: Buffer) => { seen += chunk.toString() })
+  await until(() => seen.includes('only-in-prod'), 10_000)
+  await k('run', 'watched', '--image', 'nginx', '--restart', 'Never')
+  await until(() => seen.includes('watched'), 10_000)
+  t.match(seen, /watched/, 'the watch saw the new pod')
+  watch.kill()
+
+  const hello = await k('exec', 'web-7d4b9c6f5-abcde', '--', 'echo', 'hello', 'prod')
+  t.equal(hello.stdout, 'hello prod\n', 'exec through the prefix')
+  const tunnels = () => proxy.logs.filter((l) => l.msg === 'request' && l.upgrade === 'websocket' && l.cluster === 'prod')
+  await until(() => tunnels().length >= 1)
+  t.equal(tunnels()[0]!.status, 101)
+})
+
+t.test('kubectl port-forward through /clusters/NAME reaches that cluster\'s API server', { skip: kubectl ? false : NO_KUBECTL }, async (t) => {
+  // Just enough API for kubectl to find the pod and see it running.
+  const pod = (req: IncomingMessage, res: ServerResponse) => {
+    const answers: Record<string, unknown> = {
+      '/api': { kind: 'APIVersions', versions: ['v1'] },
+      '/apis': { kind: 'APIGroupList', apiVersion: 'v1', groups: [] },
+      '/api/v1': {
+        kind: 'APIResourceList',
+        groupVersion: 'v1',
+        resources: [{ name: 'pods', singularName: 'pod', namespaced: true, kind: 'Pod', verbs: ['get', 'list'] },
+          { name: 'pods/portforward', singularName: '', namespaced: true, kind: 'PodPortForwardOptions', verbs: ['create', 'get'] }],
+      },
+    }
+    res.writeHead(200, { 'content-type': 'application/json' })
+    res.end(JSON.stringify(answers[(req.url ?? '').split('?')[0]!] ??
+      { kind: 'Pod', apiVersion: 'v1', metadata: { name: 'web', namespace: 'default' }, status: { phase: 'Running' } }))
+  }
+  const { upstream, upgrades } = await startTunnelUpstream(t, prodPki, pod)
+  const dev = await startUpstream(t, devPki, whoAmI)
+  const file = await kubeconfig('port-forward.yaml', { dev: dev.url, prod: upstream.url })
+  const proxy = await startProxyWith(t, ['--kubeconfig', file, '--all-contexts', '--port', '0'])
+  const home = await mkdtemp(join(tmpdir(), 'mtls-proxy-kubectl-'))
+  t.teardown(() => rm(home, { recursive: true, force: true }))
+  const env = { PATH: process.env.PATH, HOME: home, KUBECONFIG: join(home, 'none') }
+  const forward = spawn(kubectl!, ['--server', `${proxy.url}/clusters/prod`, '--cache-dir', join(home, 'cache'), 'port-forward', 'pod/web', ':8080'], { env })
+  t.teardown(() => { forward.kill() })
+  let out = ''
+  forward.stdout.on('data', (chunk: Buffer) => { out += chunk.toString() })
+  forward.stderr.on('data', (chunk: Buffer) => { out += chunk.toString() })
+  await until(() => upgrades.length > 0, 10_000)
+  t.match(upgrades[0], { url: '/api/v1/namespaces/default/pods/web/portforward', cn: 'prod-admin' }, 'the prod API server, as prod-admin')
+  t.match(upgrades[0]!.headers['sec-websocket-protocol'], /portforward\.k8s\.io/)
+  await until(() => /Forwarding from 127\.0\.0\.1:\d+ -> 8080/.test(out), 10_000)
+  t.match(out, /Forwarding from 127\.0\.0\.1:\d+ -> 8080/, 'kubectl holds the tunnel open (its bytes are relayed as in upgrade.test.ts)')
+  forward.kill()
+})
