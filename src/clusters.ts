@@ -224,7 +224,8 @@ export class Clusters {
   #route (target: string): Route {
     const split = this.multi ? splitClusterPrefix(originForm(target)) : undefined
     if (!split) return { cluster: this.default, prefixed: false, name: this.default.name, target }
-    return { cluster: split.name === undefined ? undefined : this.#byName.get(split.name), prefixed: true, name: split.name, target: split.rest }
+    const cluster = split.name === undefined ? undefined : this.#byName.get(split.name)
+    return { cluster, prefixed: true, name: split.name, target: split.rest }
   }
 
   /** After the guard: the cluster named must be served, and the proxy's own endpoints are not under a prefix. */

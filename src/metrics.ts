@@ -99,7 +99,8 @@ export class Metrics {
     gauge('mtls_proxy_open_watches', 'Watches and followed logs streaming now', sources.openWatches)
     gauge('mtls_proxy_open_tunnels', 'exec/attach/port-forward tunnels open now', sources.openTunnels)
     const labelNames = ['role', 'subject', 'issuer', 'serial_number', 'cluster'] as const
-    const labels = (r: ClusterCertificate) => ({ role: r.role, subject: r.subject, issuer: r.issuer, serial_number: r.serial, cluster: r.cluster })
+    const labels = (r: ClusterCertificate) =>
+      ({ role: r.role, subject: r.subject, issuer: r.issuer, serial_number: r.serial, cluster: r.cluster })
     const perCertificate = (name: string, help: string, value: (r: ClusterCertificate) => number) => new Gauge({
       name,
       help,

@@ -213,7 +213,9 @@ export async function serve (
     ...(worker ? { workers: worker.of } : {}),
     ...(app.clusters.multi ? { clusters: names, cluster: app.clusters.default.name } : {}),
   }, `serving ${listen}, forwarding to ${upstream.origin} as ${identity}${worker ? ` (${worker.of} worker processes)` : ''}` +
-    (app.clusters.multi ? `; ${names.length} clusters under ${listen}/clusters/NAME/ (this one, '${app.clusters.default.name}', also at /)` : ''))
+    (app.clusters.multi
+      ? `; ${names.length} clusters under ${listen}/clusters/NAME/ (this one, '${app.clusters.default.name}', also at /)`
+      : ''))
   worker?.ready()
   return { url: listen, stop, clusters: names }
 }

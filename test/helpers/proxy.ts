@@ -54,7 +54,9 @@ export async function startProxy (
 }
 
 /** The proxy these command-line arguments describe, built as the CLI builds it (with the clusters they name), on port 0. */
-export async function startProxyWith (t: Teardown, args: string[], options: ProxyOptions & { env?: NodeJS.ProcessEnv } = {}): Promise<RunningProxy> {
+export async function startProxyWith (
+  t: Teardown, args: string[], options: ProxyOptions & { env?: NodeJS.ProcessEnv } = {}
+): Promise<RunningProxy> {
   const command = loadConfig(args, options.env ?? {})
   if (command.action !== 'run') throw new Error('expected a run command')
   const { config } = command
