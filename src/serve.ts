@@ -130,11 +130,12 @@ export async function serve (
   for (const warning of command.warnings) events.warn(warning)
   // SIGHUP is taken from the first moment, not once serving: with no listener it would end the
   // process, and reading the credentials may take a while (an exec plugin may run for a minute).
-  const starting: { store?: CredentialStore; reloadAsked: boolean } = { reloadAsked: false }
+  const starting: { store?: CredentialStore; app?: App; reloadAsked: boolean } = { reloadAsked: false }
   const reload = () => {
     events.info('SIGHUP: reloading certificates')
-    // Still reading them: once read, they are read again.
-    if (starting.store) void starting.store.reload('SIGHUP')
+    // Every open cluster's; still reading the default's: once read, they are read again.
+    if (starting.app) for (const { credentials: store } of starting.app.clusters.open) void store.reload('SIGHUP')
+    else if (starting.store) void starting.store.reload('SIGHUP')
     else starting.reloadAsked = true
   }
   if (worker) worker.onReload(reload)
@@ -156,6 +157,7 @@ export async function serve (
   const app = await buildApp(config, {
     logger, events, credentials, clusterName: clusters.name, clusters: clusters.others, metrics: { exposition: worker?.metrics },
   })
+  starting.app = app
   worker?.shareMetrics(app.metrics.registry)
   await checkUpstream(app, config.connectTimeoutMs, events)
   const { unixSocket, statusAddress } = config

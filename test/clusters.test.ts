@@ -17,7 +17,7 @@ import { writeClientFiles } from '../src/demo/pki.js'
 import { get, rawRequest, statusLine } from './helpers/http.js'
 import { findKubectl, NO_KUBECTL } from './helpers/kubectl.js'
 import { startProxyWith } from './helpers/proxy.js'
-import { runCli } from './helpers/cli.js'
+import { runCli, startCli } from './helpers/cli.js'
 import { startDemoUpstream, startUpstream } from './helpers/upstream.js'
 import { startTunnelUpstream } from './helpers/tunnel-upstream.js'
 import { until } from './helpers/until.js'
@@ -170,6 +170,64 @@ t.test('a config file\'s clusters: certificate files, each under /clusters/NAME/
   t.same(json((await get(`${proxy.url}/clusters/prod/api`)).body), { cn: 'prod-admin', url: '/api' })
   t.same(json((await get(`${proxy.url}/clusters/default/api`)).body), { cn: 'demo-admin', url: '/api' }, 'the top level is named default')
   t.same(json((await get(`${proxy.url}/api`)).body), { cn: 'demo-admin', url: '/api' })
+})
+
+t.test('each cluster reloads its own certificates: a rotated prod certificate, dev untouched', async (t) => {
+  const dev = await startUpstream(t, devPki, whoAmI)
+  const prod = await startUpstream(t, prodPki, whoAmI)
+  const rot = join(dir, 'rotating')
+  await mkdir(rot, { recursive: true })
+  await writeClientFiles(prodPki, rot)
+  const file = join(dir, 'rotating.yaml')
+  await writeFile(file, stringify({
+    upstream: dev.url,
+    cacert: 'dev/ca.crt',
+    cert: 'dev/client.crt',
+    key: 'dev/client.key',
+    clusters: [{ name: 'prod', upstream: prod.url, cacert: 'rotating/ca.crt', cert: 'rotating/client.crt', key: 'rotating/client.key' }],
+  }))
+  const proxy = await startProxyWith(t, ['--config', file, '--port', '0'])
+  const cn = async (path: string) => json((await get(`${proxy.url}${path}`)).body).cn
+  t.equal(await cn('/clusters/prod/api'), 'prod-admin')
+  const renewed = await prodPki.ca.issue({ commonName: 'prod-admin-renewed', usage: 'client' })
+  await writeFile(join(rot, 'client.key'), renewed.keyPem)
+  await writeFile(join(rot, 'client.crt'), renewed.certPem)
+  await until(async () => (await cn('/clusters/prod/api')) === 'prod-admin-renewed', 10_000)
+  t.equal(await cn('/clusters/prod/api'), 'prod-admin-renewed', 'prod follows its rotated files')
+  t.equal(await cn('/api'), 'demo-admin', 'dev is untouched')
+  const metrics = (await get(`${proxy.url}/-/metrics`)).body
+  t.match(metrics, /^mtls_proxy_certificate_reloads_total\{outcome="reloaded",cluster="prod"\} [1-9]/m)
+  t.notMatch(metrics, /^mtls_proxy_certificate_reloads_total\{outcome="reloaded",cluster="default"\}/m)
+  t.ok(proxy.logs.some((l) => l.cluster === 'prod' && /certificates reloaded/.test(String(l.msg))), 'the reload is logged for prod')
+})
+
+t.test('the CLI: SIGHUP reloads every cluster; -- COMMAND gets a kubeconfig with a context per cluster', async (t) => {
+  const dev = await startDemoUpstream(t, devPki)
+  const prod = await startDemoUpstream(t, prodPki)
+  const file = await kubeconfig('cli.yaml', { dev: dev.url, prod: prod.url })
+  const proxy = await startCli(t, ['--kubeconfig', file, '--all-contexts'])
+  t.match(proxy.logs().find((l) => String(l.msg).startsWith('serving')), { cluster: 'dev', clusters: ['dev', 'prod', 'arn:aws:eks:eu-west-1:1:cluster/team', 'broken', 'lazy'] })
+  proxy.child.kill('SIGHUP')
+  const reloaded = (name: string) => proxy.logs().some((l) => l.trigger === 'SIGHUP' && (l.cluster ?? 'dev') === name)
+  await until(() => reloaded('dev') && reloaded('prod'), 5_000)
+  t.ok(reloaded('prod'), 'prod read its files again on SIGHUP')
+  proxy.child.kill('SIGTERM')
+  t.equal((await proxy.exited).code, 0)
+
+  const shown = await runCli(['--kubeconfig', file, '--all-contexts', '--', 'sh', '-c', 'cat "$KUBECONFIG"'])
+  const generated = JSON.parse(shown.stdout) as
+    { contexts: Array<{ name: string }>; clusters: Array<{ name: string; cluster: { server: string } }> }
+  t.same(generated.contexts.map((c) => c.name), ['mtls-proxy', 'dev', 'prod', 'arn:aws:eks:eu-west-1:1:cluster/team', 'broken', 'lazy'])
+  t.match(generated.clusters.find((c) => c.name === 'arn:aws:eks:eu-west-1:1:cluster/team')!.cluster.server,
+    /^http:\/\/127\.0\.0\.1:\d+\/clusters\/arn%3Aaws%3Aeks%3Aeu-west-1%3A1%3Acluster%2Fteam$/)
+  if (!kubectl) return
+  // -v=6 shows each URL kubectl asks for. (`kubectl get --raw PATH` takes PATH as absolute, past the server's own path.)
+  const inside = await runCli(['--kubeconfig', file, '--all-contexts', '--', kubectl, '--context', 'prod', 'get', 'pods', '-v=6'],
+    { HOME: dir }, 30_000)
+  t.equal(inside.code, 0, inside.stderr)
+  t.match(inside.stdout, /web-7d4b9c6f5-abcde/)
+  t.match(inside.stderr, /GET http:\/\/127\.0\.0\.1:\d+\/clusters\/prod\/api\/v1\/namespaces\/default\/pods\?limit=500 200 OK/,
+    'kubectl --context prod inside asks /clusters/prod/')
 })
 
 t.test('mistakes in the clusters are one line and exit 2', async (t) => {
