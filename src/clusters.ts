@@ -230,7 +230,13 @@ export class Clusters {
 
   /** After the guard: the cluster named must be served, and the proxy's own endpoints are not under a prefix. */
   check (route: Route): ErrorAnswer | undefined {
-    if (!route.prefixed) return undefined
+    if (!route.prefixed) {
+      // `//clusters/prod/…` or `/./clusters/…` would reach the default cluster as a path of its own, judged as one.
+      if (this.multi && /^\/clusters(?:[/?]|$)/.test(forwardTarget(route.target))) {
+        return { httpStatus: 400, reason: 'BadRequest', message: 'write the cluster prefix plainly, as /clusters/NAME/…' }
+      }
+      return undefined
+    }
     if (route.name === undefined) {
       return { httpStatus: 400, reason: 'BadRequest', message: 'malformed percent-encoding in the cluster name after /clusters/' }
     }

@@ -107,7 +107,9 @@ t.test('--all-contexts: every context under /clusters/NAME/ with its own server,
   t.match(json(unknown.body), { kind: 'Status', code: 404, message: /no cluster named 'staging'.*'dev', 'prod'/ }, 'an unknown name lists the known ones')
   t.equal((await at('/clusters/prod/api/v1/secrets')).status, 403, '--reject-paths is matched after the prefix')
   t.equal((await at('/api/v1/secrets')).status, 403, 'and without one')
-  for (const sneaky of ['/clusters/prod/../dev/api', '/clusters/prod/%2e%2e/dev/api', '/clusters/prod/..%2fdev/api']) {
+  const sneakies = ['/clusters/prod/../dev/api', '/clusters/prod/%2e%2e/dev/api', '/clusters/prod/..%2fdev/api', '//clusters/prod/api',
+    '/./clusters/prod/api', '/%63lusters/prod/api']
+  for (const sneaky of sneakies) {
     const answer = await rawRequest(proxy.port, `GET ${sneaky} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n`)
     t.equal(statusLine(answer), 400, `${sneaky}: no climbing out of a cluster into another`)
   }
