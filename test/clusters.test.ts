@@ -85,6 +85,21 @@ async function kubeconfig (name: string, servers: { dev: string; prod: string })
   return file
 }
 
+/** A config file: dev's files at the top level (the default cluster), prod's from `prodFolder` under clusters:. */
+async function clustersConfig (name: string, servers: { dev: string; prod: string }, prodFolder: string): Promise<string> {
+  const file = join(dir, name)
+  await writeFile(file, stringify({
+    upstream: servers.dev,
+    cacert: 'dev/ca.crt',
+    cert: 'dev/client.crt',
+    key: 'dev/client.key',
+    clusters: [{
+      name: 'prod', upstream: servers.prod, cacert: `${prodFolder}/ca.crt`, cert: `${prodFolder}/client.crt`, key: `${prodFolder}/client.key`,
+    }],
+  }))
+  return file
+}
+
 const json = (body: string) => JSON.parse(body) as Record<string, unknown>
 
 t.test('--all-contexts: every context under /clusters/NAME/ with its own server, CA and identity; the default at / too', async (t) => {
@@ -160,14 +175,7 @@ t.test('--all-contexts: every context under /clusters/NAME/ with its own server,
 t.test('a config file\'s clusters: certificate files, each under /clusters/NAME/', async (t) => {
   const dev = await startUpstream(t, devPki, whoAmI)
   const prod = await startUpstream(t, prodPki, whoAmI)
-  const file = join(dir, 'clusters.yaml')
-  await writeFile(file, stringify({
-    upstream: dev.url,
-    cacert: 'dev/ca.crt',
-    cert: 'dev/client.crt',
-    key: 'dev/client.key',
-    clusters: [{ name: 'prod', upstream: prod.url, cacert: 'prod/ca.crt', cert: 'prod/client.crt', key: 'prod/client.key' }],
-  }))
+  const file = await clustersConfig('clusters.yaml', { dev: dev.url, prod: prod.url }, 'prod')
   const proxy = await startProxyWith(t, ['--config', file, '--port', '0'])
   t.same(json((await get(`${proxy.url}/clusters/prod/api`)).body), { cn: 'prod-admin', url: '/api' })
   t.same(json((await get(`${proxy.url}/clusters/default/api`)).body), { cn: 'demo-admin', url: '/api' }, 'the top level is named default')
@@ -180,14 +188,7 @@ t.test('each cluster reloads its own certificates: a rotated prod certificate, d
   const rot = join(dir, 'rotating')
   await mkdir(rot, { recursive: true })
   await writeClientFiles(prodPki, rot)
-  const file = join(dir, 'rotating.yaml')
-  await writeFile(file, stringify({
-    upstream: dev.url,
-    cacert: 'dev/ca.crt',
-    cert: 'dev/client.crt',
-    key: 'dev/client.key',
-    clusters: [{ name: 'prod', upstream: prod.url, cacert: 'rotating/ca.crt', cert: 'rotating/client.crt', key: 'rotating/client.key' }],
-  }))
+  const file = await clustersConfig('rotating.yaml', { dev: dev.url, prod: prod.url }, 'rotating')
   const proxy = await startProxyWith(t, ['--config', file, '--port', '0'])
   const cn = async (path: string) => json((await get(`${proxy.url}${path}`)).body).cn
   t.equal(await cn('/clusters/prod/api'), 'prod-admin')
