@@ -122,7 +122,14 @@ export class Cluster {
       store.close()
       return unavailable(this.name, 'mtls-proxy is shutting down')
     }
-    const parts = this.#build!(this.name, store, logger)
+    let parts: ClusterParts
+    try {
+      parts = this.#build!(this.name, store, logger)
+    } catch (err) {
+      // Never a rejection: requests and tunnels wait on this promise, and one cluster's fault must stay its own.
+      store.close()
+      return this.#fail(err)
+    }
     this.#parts = parts
     this.#failure = undefined
     const { server } = store.current
@@ -140,8 +147,13 @@ export class Cluster {
     const reason = firstLine(err)
     this.#failure = { reason, at: Date.now() }
     this.#logger!.error({ reason }, `cluster '${this.name}' cannot be served: ${reason}; /clusters/${encodeURIComponent(this.name)}/ ` +
-      'answers 503 until it can (tried again on a request, at most every 10 s); the other clusters serve')
+      'answers 503 until it can (tried again on a request, /-/readyz?cluster= or SIGHUP, at most every 10 s); the other clusters serve')
     return unavailable(this.name, reason)
+  }
+
+  /** A cluster that could not be opened tries again (SIGHUP, a readiness check); one never used stays unopened. */
+  retry (): Promise<unknown> {
+    return this.#failure ? this.open() : Promise.resolve()
   }
 
   /** Ready when open and its own probe says so. */
@@ -264,6 +276,14 @@ export class Clusters {
   /** Opens the other clusters that can be opened now, in parallel; a broken one is logged and left broken. */
   async start (): Promise<void> {
     await Promise.all(this.all.map((c) => c.start()))
+  }
+
+  /** SIGHUP: every open cluster reads its credentials again; a broken one tries to open again. */
+  reload (trigger: string): void {
+    for (const cluster of this.all) {
+      if (cluster.parts) void cluster.parts.credentials.reload(trigger)
+      else void cluster.retry()
+    }
   }
 
   async close (): Promise<void> {

@@ -196,6 +196,11 @@ function fileValue (file: string, name: string, value: unknown, label: string): 
   return SPECS.get(name)?.path && typeof v === 'string' ? resolve(dirname(file), v) : v
 }
 
+/** A name that can be a path segment: `.` and `..` would be resolved away by any client. */
+export function clusterName (name: string): boolean {
+  return name !== '' && name !== '.' && name !== '..'
+}
+
 function readClusters (file: string, list: unknown): Settings['clusters'] {
   if (!Array.isArray(list)) throw new UsageError(`config file ${file}: 'clusters' must be a list of mappings, each with a name`)
   return list.map((entry: unknown, i) => {
@@ -332,8 +337,20 @@ function validate (raw: RawSettings, givenAt: GivenAt, environment: Environment,
   }
   const clusters = clusterEntries.map(({ raw: entry, where }) => {
     const { name, ...settings } = entry as RawSettings & { name: string }
-    const spec = credentialSpec({ ...settings }, (n) => `${where} '${n}'`, environment)
-    return { name, credentials: { ...spec, proxyEnv: credentials.proxyEnv } }
+    if (!clusterName(name)) throw new UsageError(`${where}: '${name}' cannot be a cluster's name: it would be a dot segment of the path`)
+    if (settings.upstream === undefined && settings.kubeconfig === undefined && settings.context === undefined) {
+      throw new UsageError(`${where} ('${name}') says nowhere to forward: give upstream (with cacert, cert and key), or a context ` +
+        '(of its own kubeconfig, or of the top-level one)')
+    }
+    // A context without a kubeconfig of its own is one of the top-level kubeconfig's.
+    if (settings.upstream === undefined && settings.kubeconfig === undefined && raw.kubeconfig !== undefined) {
+      settings.kubeconfig = raw.kubeconfig
+    }
+    try {
+      return { name, credentials: credentialSpec(settings, (n) => `${where} '${n}'`, environment) }
+    } catch (err) {
+      throw err instanceof UsageError ? new UsageError(`${where} ('${name}'): ${err.message}`) : err
+    }
   })
   const names = new Set<string>()
   for (const { name } of clusters) {

@@ -64,7 +64,8 @@ const OWN_PREFIX = '/-/'
 // Far beyond any real client (kubectl sends about ten); past it, a request is an attack or a bug.
 const MAX_HEADER_FIELDS = 100
 
-// Probes (kubelet, Docker HEALTHCHECK) carry no token and learn nothing from these two.
+// Probes (kubelet, Docker HEALTHCHECK) carry no token and learn nothing from these two. Asked with a
+// query (`/-/readyz?cluster=NAME` names clusters and their faults), they need it like /-/status.
 const OPEN_ENDPOINTS = new Set(['/-/healthz', '/-/readyz'])
 
 const WILDCARD_ADDRESSES = new Set(['0.0.0.0', '::'])
@@ -160,9 +161,9 @@ const TOKEN_HINT = {
 
 // Other local users (a loopback port is open to every account) or the network: a shared secret.
 // Compared as digests in constant time, so neither length nor prefix leaks through timing.
-function checkToken (path: string, authorization: string | undefined, options: GuardOptions): ErrorAnswer | undefined {
+function checkToken (target: string, authorization: string | undefined, options: GuardOptions): ErrorAnswer | undefined {
   const digest = options.tokenDigest()
-  if (!digest || OPEN_ENDPOINTS.has(path)) return undefined
+  if (!digest || OPEN_ENDPOINTS.has(target)) return undefined
   const presented = /^Bearer\s+(\S+)\s*$/i.exec(authorization ?? '')?.[1]
   if (presented !== undefined && timingSafeEqual(tokenDigest(presented), digest)) return undefined
   return {
@@ -274,7 +275,7 @@ export function checkRequest (target: string, req: Judged, options: GuardOptions
   const refusal = checkShape(target, req) ??
     checkHost(target, headers.host, options) ??
     checkBrowser(headers, options) ??
-    checkToken(originForm(target).split('?')[0]!, headers.authorization, options)
+    checkToken(originForm(target), headers.authorization, options)
   if (refusal) return refusal
   if (!FORWARDED.has(method)) {
     return {

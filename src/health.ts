@@ -244,6 +244,8 @@ export function registerOwnRoutes (app: FastifyInstance, { clusters, metrics }: 
     }
     const cluster = name === undefined ? clusters.default : clusters.get(name)
     if (!cluster) return sendError(reply, clusters.unknown(name!))
+    // Files fixed since it broke: asking is reason enough to try them (a plugin never used stays so).
+    await cluster.retry()
     const state = cluster.state
     if (state.ready) return reply.type('text/plain').send('ok')
     const which = name === undefined ? '' : ` cluster '${cluster.name}'`

@@ -134,7 +134,7 @@ export async function serve (
   const reload = () => {
     events.info('SIGHUP: reloading certificates')
     // Every open cluster's; still reading the default's: once read, they are read again.
-    if (starting.app) for (const { credentials: store } of starting.app.clusters.open) void store.reload('SIGHUP')
+    if (starting.app) starting.app.clusters.reload('SIGHUP')
     else if (starting.store) void starting.store.reload('SIGHUP')
     else starting.reloadAsked = true
   }

@@ -17,6 +17,7 @@ import { writeClientFiles } from '../src/demo/pki.js'
 import { get, rawRequest, statusLine } from './helpers/http.js'
 import { findKubectl, NO_KUBECTL } from './helpers/kubectl.js'
 import { startProxyWith } from './helpers/proxy.js'
+import { loadConfig } from '../src/config.js'
 import { runCli, startCli } from './helpers/cli.js'
 import { startDemoUpstream, startUpstream } from './helpers/upstream.js'
 import { startTunnelUpstream } from './helpers/tunnel-upstream.js'
@@ -245,12 +246,35 @@ t.test('mistakes in the clusters are one line and exit 2', async (t) => {
     return runCli(['--config', config, '--port', '0'])
   }
   t.match(await attempt([{ upstream: dev }]), { code: 2, stderr: /clusters\[0\] .* needs a name/ })
+  t.match(await attempt([{ name: '..', upstream: dev }]), { code: 2, stderr: /'\.\.' cannot be a cluster's name/ })
+  t.match(await attempt([{ name: 'x' }]), { code: 2, stderr: /clusters\[0\] .*\('x'\) says nowhere to forward/ })
+  t.match(await attempt([{ name: 'x', upstream: 'http://plain' }]), { code: 2, stderr: /clusters\[0\] .*\('x'\): .*must be an https:\/\/ URL/ })
   t.match(await attempt([{ name: 'x', upstream: dev, 'listen-cert': 'a' }]), { code: 2, stderr: /'listen-cert' cannot be set for one cluster/ })
   t.match(await attempt([{ name: 'x', upstream: dev, cacert: prodFiles.cacert }]), { code: 2, stderr: /missing --cert/ })
   const twice = { name: 'x', upstream: dev, cacert: prodFiles.cacert, cert: prodFiles.cert, key: prodFiles.key }
   t.match(await attempt([twice, twice]), { code: 2, stderr: /two clusters are named 'x'/ })
   t.match(await attempt([{ ...twice, name: 'dev' }]), { code: 2, stderr: /names 'dev', which is already the default cluster's name/ })
   for (const r of [both]) t.notMatch(r.stderr, /\n.+\n/, 'one line')
+
+  // A context alone is one of the top-level kubeconfig's.
+  await writeFile(config, stringify({ kubeconfig: file, clusters: [{ name: 'p', context: 'prod' }] }))
+  const command = loadConfig(['--config', config], {})
+  t.match(command.action === 'run' && command.config.clusters[0], { name: 'p', credentials: { kubeconfig: { files: [file], context: 'prod' } } })
+})
+
+t.test('a broken cluster serves once its files are fixed: asked again after 10 s, by a request or /-/readyz?cluster=', async (t) => {
+  const dev = await startUpstream(t, devPki, whoAmI)
+  const prod = await startUpstream(t, prodPki, whoAmI)
+  const file = await kubeconfig('fixable.yaml', { dev: dev.url, prod: prod.url })
+  await rm(join(dir, 'nowhere'), { recursive: true, force: true })
+  const proxy = await startProxyWith(t, ['--kubeconfig', file, '--all-contexts', '--port', '0', '--probe-interval', '0.2'])
+  t.equal((await get(`${proxy.url}/clusters/broken/api`)).status, 503)
+  await mkdir(join(dir, 'nowhere'), { recursive: true })
+  await writeFile(join(dir, 'nowhere', 'ca.crt'), prodPki.ca.certPem)
+  t.teardown(() => rm(join(dir, 'nowhere'), { recursive: true, force: true }))
+  t.equal((await get(`${proxy.url}/clusters/broken/api`)).status, 503, 'not tried again within 10 s')
+  await until(async () => (await get(`${proxy.url}/-/readyz?cluster=broken`)).status === 200, 15_000)
+  t.same(json((await get(`${proxy.url}/clusters/broken/api`)).body), { cn: 'prod-admin', url: '/api' }, 'fixed, it serves')
 })
 
 t.test('kubectl through /clusters/NAME: get, watch and exec reach each cluster', { skip: kubectl ? false : NO_KUBECTL }, async (t) => {

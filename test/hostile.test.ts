@@ -56,7 +56,9 @@ const hostile: Array<[string, string, number, number?]> = [
   ['attach without token', req('GET /api/v1/namespaces/default/pods/web/attach HTTP/1.1', [H]), 401],
   ['a token only in the WebSocket subprotocol', req('GET /api/v1/namespaces/default/pods/web/attach HTTP/1.1', [H, `Sec-WebSocket-Protocol: base64url.bearer.authorization.k8s.io.${Buffer.from(TOKEN).toString('base64url')}`]), 401],
   // the proxy's own endpoints are answered here, never forwarded, whatever the method
-  ['POST to /-/readyz with a query and Impersonate-User', req('POST /-/readyz?verbose=1 HTTP/1.1', [H, 'Impersonate-User: system:admin', 'Content-Length: 2'], '{}'), 405],
+  ['POST to /-/readyz and Impersonate-User', req('POST /-/readyz HTTP/1.1', [H, 'Impersonate-User: system:admin', 'Content-Length: 2'], '{}'), 405],
+  // with a query (?cluster=NAME names clusters), the token is needed as for /-/status
+  ['/-/readyz with a query, no token', req('GET /-/readyz?cluster=x HTTP/1.1', [H]), 401],
   ['PATCH /-/healthz', req('PATCH /-/healthz HTTP/1.1', [H, 'Content-Length: 0']), 405],
   ['DELETE /-/status with the token', req('DELETE /-/status HTTP/1.1', [H, auth]), 405],
   ['/-/status without the token', req('GET /-/status HTTP/1.1', [H]), 401],

@@ -3,7 +3,7 @@
 // is read here but the kubeconfig's list of contexts.
 import type { Logger } from 'pino'
 import type { ClusterDefinition } from '../clusters.js'
-import type { Config } from '../config.js'
+import { clusterName, type Config } from '../config.js'
 import { UsageError } from '../errors.js'
 import { kubeconfigContexts, readKubeconfig } from './kubeconfig.js'
 import { fileSetSource, type CredentialSpec } from './source.js'
@@ -53,7 +53,12 @@ export async function clusterDefinitions (config: Config, logger: Logger): Promi
   const others = new Map<string, ClusterDefinition>()
   if (config.allContexts) {
     for (const context of contexts!.names) {
-      if (context !== name) others.set(context, definition(context, contextSpec(spec, context), logger))
+      if (context === name) continue
+      if (!clusterName(context)) {
+        logger.warn(`context '${context}' is not served: as /clusters/${context}/ any client would resolve it away; rename it`)
+        continue
+      }
+      others.set(context, definition(context, contextSpec(spec, context), logger))
     }
   }
   for (const cluster of config.clusters) {
