@@ -143,6 +143,7 @@ export async function buildApp (config: Config, deps: AppDeps): Promise<App> {
     // The others: opened now, or (an exec plugin) on first use; a broken one is logged and answers 503.
     await clusters.start()
   })
+  app.addHook('preClose', async () => clusters.stopOpening())
   shutdown.install(app, {
     graceMs: config.shutdownTimeoutMs,
     watches,

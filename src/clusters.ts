@@ -65,6 +65,9 @@ export class Cluster {
   /** its exec plugin runs on first use */
   #lazy = false
   #closed = false
+  /** answers whoever waits on an open still under way once the proxy stops: a plugin may take a minute */
+  #stop: ((answer: ErrorAnswer) => void) | undefined
+  readonly #stopped = new Promise<ErrorAnswer>((resolve) => { this.#stop = resolve })
 
   /** The default cluster, opened by the caller; or another, from its definition. */
   constructor (from: { parts: ClusterParts } | { definition: ClusterDefinition; build: BuildParts; logger: Logger }) {
@@ -107,7 +110,7 @@ export class Cluster {
     if (this.#closed) return Promise.resolve(unavailable(this.name, 'mtls-proxy is shutting down'))
     if (this.#failure && Date.now() - this.#failure.at < RETRY_OPEN_MS) return Promise.resolve(unavailable(this.name, this.#failure.reason))
     this.#opening ??= this.#open().finally(() => { this.#opening = undefined })
-    return this.#opening
+    return Promise.race([this.#opening, this.#stopped])
   }
 
   async #open (): Promise<ClusterParts | ErrorAnswer> {
@@ -175,8 +178,14 @@ export class Cluster {
   }
 
   /** Closes what it opened; an open still under way closes its store when it ends. */
-  async close (): Promise<void> {
+  /** Stopping: whoever waits on an open still under way is answered 503 now, and nothing opens any more. */
+  stopOpening (): void {
     this.#closed = true
+    this.#stop!(unavailable(this.name, 'mtls-proxy is shutting down'))
+  }
+
+  async close (): Promise<void> {
+    this.stopOpening()
     // The default cluster's parts are closed by the app itself, in its own order.
     if (this.#parts && !this.isDefault) await closeParts(this.#parts)
   }
@@ -284,6 +293,11 @@ export class Clusters {
       if (cluster.parts) void cluster.parts.credentials.reload(trigger)
       else void cluster.retry()
     }
+  }
+
+  /** From the first moment of a stop: requests waiting on a cluster's exec plugin get their 503 at once. */
+  stopOpening (): void {
+    for (const cluster of this.all) cluster.stopOpening()
   }
 
   async close (): Promise<void> {

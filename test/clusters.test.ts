@@ -277,6 +277,31 @@ t.test('a broken cluster serves once its files are fixed: asked again after 10 s
   t.same(json((await get(`${proxy.url}/clusters/broken/api`)).body), { cn: 'prod-admin', url: '/api' }, 'fixed, it serves')
 })
 
+t.test('a stop answers 503 at once to a request waiting on an exec plugin still running', async (t) => {
+  const dev = await startUpstream(t, devPki, whoAmI)
+  const started = join(dir, 'slow-started')
+  await writeFile(join(dir, 'slow.sh'), `#!/bin/sh\ntouch '${started}'\nsleep 3\ncat '${join(dir, 'credential.json')}'\n`, { mode: 0o755 })
+  const file = join(dir, 'slow.yaml')
+  await writeFile(file, stringify({
+    'current-context': 'dev',
+    clusters: [{ name: 'dev', cluster: { server: dev.url, 'certificate-authority': 'dev/ca.crt' } }],
+    users: [
+      { name: 'dev-admin', user: { 'client-certificate': 'dev/client.crt', 'client-key': 'dev/client.key' } },
+      { name: 'slow', user: { exec: { apiVersion: 'client.authentication.k8s.io/v1', command: './slow.sh', interactiveMode: 'Never' } } },
+    ],
+    contexts: [{ name: 'dev', context: { cluster: 'dev', user: 'dev-admin' } }, { name: 'slow', context: { cluster: 'dev', user: 'slow' } }],
+  }))
+  const proxy = await startProxyWith(t, ['--kubeconfig', file, '--all-contexts', '--port', '0'])
+  const waiting = get(`${proxy.url}/clusters/slow/api/v1/pods`)
+  await until(() => existsSync(started), 5_000)
+  const stopping = Date.now()
+  await proxy.app.close()
+  const answer = await waiting
+  t.equal(answer.status, 503)
+  t.match(json(answer.body), { message: /cluster 'slow' cannot be served: mtls-proxy is shutting down/ })
+  t.ok(Date.now() - stopping < 2_000, 'without waiting for the plugin')
+})
+
 t.test('kubectl through /clusters/NAME: get, watch and exec reach each cluster', { skip: kubectl ? false : NO_KUBECTL }, async (t) => {
   const dev = await startDemoUpstream(t, devPki)
   const prod = await startDemoUpstream(t, prodPki)
