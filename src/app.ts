@@ -86,21 +86,21 @@ export async function buildApp (config: Config, deps: AppDeps): Promise<App> {
   const { upstream, health, expiry } = main
   const clusters = new Clusters(new Cluster({ parts: main }),
     (deps.clusters ?? []).map((definition) => new Cluster({ definition, build, logger: events.child({ cluster: definition.name }) })))
-  const app = createMainServer(logger, credentials, config.maxConnections, events, (req) => clusters.route(req).target)
+  const app = createMainServer(logger, credentials, config.maxConnections, events, (req) => clusters.target(req))
   const guard = listenerGuard(config, clusters.multi, () => credentials.current.callerTokenDigest, () => portOf(app.server))
   // Who may use the proxy: one decision for ordinary requests and upgrade tunnels alike.
   const admit = (target: string, req: IncomingMessage, door: Door) => checkRequest(target, req, guard, door) ??
-    clusters.check(clusters.route(req)) ??
+    clusters.check(req) ??
     (shutdown.closing ? { httpStatus: 503, reason: 'ServiceUnavailable', message: 'mtls-proxy is shutting down' } : undefined)
   // The cluster an admitted request names (check() made sure there is one).
   const clusterOf = (req: IncomingMessage) => {
-    const cluster = clusters.route(req).cluster!
+    const cluster = clusters.of(req)!
     return cluster.parts ?? cluster.open()
   }
-  const clusterName = (req: IncomingMessage) => clusters.route(req).cluster?.name ?? ''
+  const clusterName = (req: IncomingMessage) => clusters.of(req)?.name ?? ''
   const tunnels = new Tunnels({
     admit: (target, req) => admit(target, req, 'upgrade'),
-    route: (req) => ({ cluster: clusterOf(req), target: clusters.route(req).target }),
+    route: (req) => ({ cluster: clusterOf(req), target: clusters.target(req) }),
     clusterName,
     keepAliveMs: config.keepAliveMs,
     record: (r) => accounting.record(r),
@@ -122,7 +122,7 @@ export async function buildApp (config: Config, deps: AppDeps): Promise<App> {
   accounting.install(app)
   const cors = config.allowOrigins.length > 0 ? new Cors(config.allowOrigins, FORWARDED_METHODS) : undefined
   installAdmission(app, (target, req) => admit(target, req, 'request'), () => shutdown.closing,
-    cors && { cors, preflight: (target, req) => checkPreflight(target, req, guard) ?? clusters.check(clusters.route(req)) })
+    cors && { cors, preflight: (target, req) => checkPreflight(target, req, guard) ?? clusters.check(req) })
   refuseConnect(app)
   // exec, attach, cp and port-forward: Node hands `Connection: Upgrade` requests to this event, past Fastify.
   app.server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => tunnels.handle(req, socket, head))

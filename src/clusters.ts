@@ -232,6 +232,16 @@ export class Clusters {
     return this.all.flatMap((c) => (c.parts ? [c.parts] : []))
   }
 
+  /** The cluster a request is for (undefined: it names none that is served). With one cluster, no route is kept. */
+  of (req: IncomingMessage): Cluster | undefined {
+    return this.multi ? this.route(req).cluster : this.default
+  }
+
+  /** What a request's target is forwarded as, before normalising: the prefix removed. */
+  target (req: IncomingMessage): string {
+    return this.multi ? this.route(req).target : req.url ?? '/'
+  }
+
   /** Decided once per request, from the target as the client sent it, for every door alike. */
   route (req: IncomingMessage): Route {
     let route = this.#routes.get(req)
@@ -250,10 +260,12 @@ export class Clusters {
   }
 
   /** After the guard: the cluster named must be served, and the proxy's own endpoints are not under a prefix. */
-  check (route: Route): ErrorAnswer | undefined {
+  check (req: IncomingMessage): ErrorAnswer | undefined {
+    if (!this.multi) return undefined
+    const route = this.route(req)
     if (!route.prefixed) {
       // `//clusters/prod/…` or `/./clusters/…` would reach the default cluster as a path of its own, judged as one.
-      if (this.multi && /^\/clusters(?:[/?]|$)/.test(forwardTarget(route.target))) {
+      if (/^\/clusters(?:[/?]|$)/.test(forwardTarget(route.target))) {
         return { httpStatus: 400, reason: 'BadRequest', message: 'write the cluster prefix plainly, as /clusters/NAME/…' }
       }
       return undefined
