@@ -608,6 +608,8 @@ export function helpText (version: string): string {
     'Usage: mtls-proxy --upstream https://HOST:PORT --cacert ca.crt --cert client.crt --key client.key [options]',
     '       mtls-proxy [--kubeconfig FILE] [--context NAME] [options]   (default: $KUBECONFIG or ~/.kube/config, as kubectl;',
     '                  its user may hold a client certificate, a token, a tokenFile or an exec plugin)',
+    '       mtls-proxy --all-contexts [options]   every context of the kubeconfig under /clusters/CONTEXT/, the current one',
+    '                  also at /; a --config file may list more clusters under clusters: (name, upstream, cacert, cert, key…)',
     '       mtls-proxy [options] -- COMMAND [ARGS...]   run COMMAND with the proxy on a free loopback port, MTLS_PROXY_URL',
     '                  and KUBECONFIG pointing at it; exits with its status',
     '       mtls-proxy kubeconfig [--address IP] [--port PORT]   print a kubeconfig for a proxy there',
