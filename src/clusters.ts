@@ -177,13 +177,13 @@ export class Cluster {
     return { ...head, ...report }
   }
 
-  /** Closes what it opened; an open still under way closes its store when it ends. */
   /** Stopping: whoever waits on an open still under way is answered 503 now, and nothing opens any more. */
   stopOpening (): void {
     this.#closed = true
     this.#stop!(unavailable(this.name, 'mtls-proxy is shutting down'))
   }
 
+  /** Closes what it opened; an open still under way closes its store when it ends. */
   async close (): Promise<void> {
     this.stopOpening()
     // The default cluster's parts are closed by the app itself, in its own order.

@@ -82,8 +82,8 @@ type GivenAt = Partial<Record<OptionName, string>>
 export interface Settings {
   raw: RawSettings
   givenAt: GivenAt
-  /** a config file's `clusters:`, each entry's settings as read (paths resolved), with where it was given */
-  clusters: Array<{ raw: RawSettings; where: string }>
+  /** a config file's `clusters:`, each entry's name and settings as read (paths resolved), with where it was given */
+  clusters: Array<{ name: string; raw: RawSettings; where: string }>
   /** what the environment said besides MTLS_PROXY_*, read once: every worker uses the same */
   environment: Environment
 }
@@ -216,7 +216,7 @@ function readClusters (file: string, list: unknown): Settings['clusters'] {
     }
     const name = (entry as Record<string, unknown>).name
     if (typeof name !== 'string' || name === '') throw new UsageError(`${where} needs a name: it is served under /clusters/NAME/`)
-    return { raw: { ...raw, name } as RawSettings, where }
+    return { name, raw, where }
   })
 }
 
@@ -335,8 +335,8 @@ function validate (raw: RawSettings, givenAt: GivenAt, environment: Environment,
     throw new UsageError(`${given('all-contexts')} serves every context of a kubeconfig, and none is read when --upstream or --cert is ` +
       'given; add --kubeconfig FILE, or list the clusters in a config file\'s clusters:')
   }
-  const clusters = clusterEntries.map(({ raw: entry, where }) => {
-    const { name, ...settings } = entry as RawSettings & { name: string }
+  const clusters = clusterEntries.map(({ name, raw: entry, where }) => {
+    const settings = { ...entry }
     if (!clusterName(name)) throw new UsageError(`${where}: '${name}' cannot be a cluster's name: it would be a dot segment of the path`)
     if (settings.upstream === undefined && settings.kubeconfig === undefined && settings.context === undefined) {
       throw new UsageError(`${where} ('${name}') says nowhere to forward: give upstream (with cacert, cert and key), or a context ` +
