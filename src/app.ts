@@ -137,6 +137,7 @@ export async function buildApp (config: Config, deps: AppDeps): Promise<App> {
     closing: () => shutdown.closing,
     clientBodyTimeoutMs: config.clientBodyTimeoutMs,
     cors,
+    prefixOf: (request) => clusters.prefixOf(request.raw),
   })
   app.addHook('onReady', async () => {
     startParts(main)

@@ -242,6 +242,13 @@ export class Clusters {
     return this.multi ? this.route(req).target : req.url ?? '/'
   }
 
+  /** The prefix a request named its cluster with, as the client wrote it to reach it; '' when none. */
+  prefixOf (req: IncomingMessage): string {
+    if (!this.multi) return ''
+    const { prefixed, cluster } = this.route(req)
+    return prefixed && cluster ? `/clusters/${encodeURIComponent(cluster.name)}` : ''
+  }
+
   /** Decided once per request, from the target as the client sent it, for every door alike. */
   route (req: IncomingMessage): Route {
     let route = this.#routes.get(req)

@@ -9,7 +9,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { Dispatcher } from 'undici'
 import type { ClusterParts } from './clusters.js'
 import type { Cors } from './cors.js'
-import { clientResponseHeaders, upstreamRequestHeaders } from './headers.js'
+import { clientResponseHeaders, locationUnder, upstreamRequestHeaders } from './headers.js'
 import { isLongRunning, type OpenWatches } from './watches.js'
 import { bodyPending } from './linger.js'
 import { writeError, type ErrorAnswer } from './status-errors.js'
@@ -28,6 +28,8 @@ export interface ForwardOptions {
   onFailure: (request: FastifyRequest, err: Error, cluster: ClusterParts) => ErrorAnswer
   /** CORS for the listed origins' pages, when any are listed */
   cors?: Cors
+  /** the cluster prefix the client used ('' for none), put back in front of a Location that is a path */
+  prefixOf?: (request: FastifyRequest) => string
 }
 
 export type ForwardHandler = (request: FastifyRequest, reply: FastifyReply, dest: string) => void
@@ -156,6 +158,8 @@ class Relay implements Dispatcher.DispatchHandler {
     }
     this.#options.onAnswer(this.#request, statusCode, this.#cluster)
     const headers = clientResponseHeaders(rawHeaders)
+    const prefix = this.#options.prefixOf?.(this.#request)
+    if (prefix) locationUnder(headers, prefix)
     this.#options.cors?.addTo(res, headers)
     // The connection cannot be reused until the request body was read; the upstream answered early.
     if (this.#options.closing() || !this.#request.raw.complete) headers.push('connection', 'close')

@@ -24,6 +24,8 @@ export interface ForwardingParts {
   closing: () => boolean
   clientBodyTimeoutMs: number
   cors: Cors | undefined
+  /** the cluster prefix a request came through ('' for none) */
+  prefixOf: (request: FastifyRequest) => string
 }
 
 export async function registerForwarding (app: FastifyInstance, parts: ForwardingParts): Promise<void> {
@@ -44,6 +46,7 @@ export async function registerForwarding (app: FastifyInstance, parts: Forwardin
       closing: parts.closing,
       clientBodyTimeoutMs: parts.clientBodyTimeoutMs,
       ...(parts.cors ? { cors: parts.cors } : {}),
+      prefixOf: parts.prefixOf,
       onAnswer: (request, statusCode, { credentials, health }) => {
         health.recordSuccess()
         if (statusCode === 401) {
