@@ -260,7 +260,7 @@ export class Clusters {
   }
 
   #route (target: string): Route {
-    const split = this.multi ? splitClusterPrefix(originForm(target)) : undefined
+    const split = splitClusterPrefix(originForm(target))
     if (!split) return { cluster: this.default, prefixed: false, name: this.default.name, target }
     const cluster = split.name === undefined ? undefined : this.#byName.get(split.name)
     return { cluster, prefixed: true, name: split.name, target: split.rest }

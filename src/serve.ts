@@ -150,7 +150,7 @@ export async function serve (
   const identity = clientIdentity(credentials.current)
   const upstream = credentials.current.server.url
   warnAboutExposure(config, identity, upstream.host, credentials.current.server.insecureSkipTlsVerify, events)
-  const clusters = await clusterDefinitions(config, events).catch((err: unknown) => {
+  const clusters = await clusterDefinitions(config, credentials.current.sources.context, events).catch((err: unknown) => {
     credentials.close()
     throw err
   })

@@ -43,16 +43,19 @@ function definition (name: string, spec: CredentialSpec, logger: Logger): Cluste
   }
 }
 
-/** The default cluster's name (its context; 'default' without a kubeconfig) and the other clusters' definitions. */
-export async function clusterDefinitions (config: Config, logger: Logger): Promise<{ name: string; others: ClusterDefinition[] }> {
+/**
+ * The default cluster's name (the context its credentials were read from, as the open store says;
+ * 'default' without a kubeconfig) and the other clusters' definitions.
+ */
+export async function clusterDefinitions (
+  config: Config, defaultContext: string | undefined, logger: Logger
+): Promise<{ name: string; others: ClusterDefinition[] }> {
   const spec = config.credentials
-  const contexts = spec.kubeconfig && (config.allContexts || spec.kubeconfig.context === undefined)
-    ? await kubeconfigContexts(spec.kubeconfig)
-    : undefined
-  const name = spec.kubeconfig?.context ?? contexts?.current ?? 'default'
+  const name = defaultContext ?? 'default'
   const others = new Map<string, ClusterDefinition>()
+  // Read only for --all-contexts: the default context's name came with its credentials.
   if (config.allContexts) {
-    for (const context of contexts!.names) {
+    for (const context of await kubeconfigContexts(spec.kubeconfig!)) {
       if (context === name) continue
       if (!clusterName(context)) {
         logger.warn(`context '${context}' is not served: as /clusters/${context}/ any client would resolve it away; rename it`)

@@ -53,6 +53,8 @@ export interface KubeconfigCredentials {
   insecureSkipTlsVerify: boolean
   proxyUrl?: string
   disableCompression: boolean
+  /** the context picked (undefined: --cluster and --user with no current-context) */
+  context: string | undefined
   /** every file read, to watch */
   files: string[]
 }
@@ -169,10 +171,9 @@ function pem (entry: Entry, data: unknown, path: unknown, what: string): PemSour
 
 const text = (v: unknown): string | undefined => (typeof v === 'string' && v !== '' ? v : undefined)
 
-/** The contexts of the kubeconfig, in the order its files list them, and the one it uses by default. */
-export async function kubeconfigContexts (choice: KubeconfigChoice): Promise<{ names: string[]; current: string | undefined }> {
-  const merged = await merge(choice)
-  return { names: [...merged.contexts.keys()], current: choice.context ?? merged.currentContext }
+/** The contexts of the kubeconfig, in the order its files list them. */
+export async function kubeconfigContexts (choice: KubeconfigChoice): Promise<string[]> {
+  return [...(await merge(choice)).contexts.keys()]
 }
 
 /** Read anew on every load, without holding up the event loop. */
@@ -237,6 +238,7 @@ export async function readKubeconfig (choice: KubeconfigChoice): Promise<Kubecon
     insecureSkipTlsVerify: cluster['insecure-skip-tls-verify'] === true,
     ...(proxyUrl ? { proxyUrl } : {}),
     disableCompression: cluster['disable-compression'] === true,
+    context,
     files: merged.files,
   }
 }

@@ -70,6 +70,8 @@ export interface ResolvedSources {
   passphraseFile: string | undefined
   listener: { cert: PemSource; key: PemSource } | undefined
   callerTokenFile: { path: string; label: string } | undefined
+  /** the kubeconfig context the credentials were read from, when they were */
+  context: string | undefined
   /** files whose change means: load again */
   watch: string[]
   /** token files, polled as well: a change is in use within seconds even where folder events never come */
@@ -166,6 +168,7 @@ function resolveSources (spec: CredentialSpec, kube: KubeconfigCredentials | und
     passphraseFile,
     listener,
     callerTokenFile,
+    context: kube?.context,
     watch,
     poll: fileOf(token),
   }

@@ -62,7 +62,7 @@ export async function startProxyWith (
   const { config } = command
   const { logger, lines } = capturedLogger()
   const credentials = await openCredentialStore(fileSetSource(config.credentials, { logger }), { logger, now: options.now })
-  const clusters = await clusterDefinitions(config, logger)
+  const clusters = await clusterDefinitions(config, credentials.current.sources.context, logger)
   const app = await buildApp(config, { logger, credentials, now: options.now, clusterName: clusters.name, clusters: clusters.others })
   await app.listen({ host: config.address, port: 0 })
   t.teardown(() => app.close())
