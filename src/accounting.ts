@@ -17,11 +17,13 @@ declare module 'fastify' {
 // Wire bytes already counted for earlier requests on a keep-alive connection.
 const counted = new WeakMap<Socket, { read: number; written: number }>()
 
-function wireBytes (socket: Socket): { bytesIn: number; bytesOut: number } {
-  const before = counted.get(socket) ?? { read: 0, written: 0 }
+/** The bytes a connection carried since its previous request was recorded, into `r`. */
+function addWireBytes (r: RequestRecord, socket: Socket): void {
   const now = { read: socket.bytesRead, written: socket.bytesWritten }
+  const before = counted.get(socket)
   counted.set(socket, now)
-  return { bytesIn: now.read - before.read, bytesOut: now.written - before.written }
+  r.bytesIn = now.read - (before?.read ?? 0)
+  r.bytesOut = now.written - (before?.written ?? 0)
 }
 
 export class Accounting {
@@ -44,9 +46,16 @@ export class Accounting {
   record (r: RequestRecord, reqId?: string): void {
     this.#metrics.request(r)
     if (!this.#accessLog) return
-    const { duration, cluster, ...fields } = r
-    if (this.#showCluster) (fields as RequestRecord).cluster = cluster
-    this.#accessLog.info({ reqId, ...fields, ms: Math.round(duration * 10_000) / 10 }, 'request')
+    // Built field by field: copying the record with rest and spread cost more than the line's own JSON.
+    const line: Record<string, unknown> = {
+      reqId, method: r.method, url: r.url, status: r.status, bytesIn: r.bytesIn, bytesOut: r.bytesOut,
+    }
+    if (r.upgrade !== undefined) line.upgrade = r.upgrade
+    if (r.aborted) line.aborted = true
+    if (r.error !== undefined) line.error = r.error
+    if (this.#showCluster) line.cluster = r.cluster
+    line.ms = Math.round(r.duration * 10_000) / 10
+    this.#accessLog.info(line, 'request')
   }
 
   /** Counts and records every request the server answers, refused ones included: the first hook of all. */
@@ -60,16 +69,19 @@ export class Accounting {
       // On 'close' rather than Fastify's onResponse, which never fires for a watch the client ended.
       reply.raw.once('close', () => {
         inFlight.dec()
-        this.record({
+        const r: RequestRecord = {
           method: request.method,
           url: request.url,
           status: reply.statusCode,
           duration: reply.elapsedTime / 1000,
-          ...wireBytes(socket),
-          ...(reply.raw.writableFinished ? {} : { aborted: true }),
-          ...(request.failure ? { error: request.failure } : {}),
+          bytesIn: 0,
+          bytesOut: 0,
           cluster: this.#clusterOf(request.raw),
-        }, request.id)
+        }
+        addWireBytes(r, socket)
+        if (!reply.raw.writableFinished) r.aborted = true
+        if (request.failure) r.error = request.failure
+        this.record(r, request.id)
       })
       done()
     })

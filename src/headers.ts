@@ -29,12 +29,9 @@ function connectionNamed (value: unknown): string[] {
   return value.toLowerCase().split(',').map((t) => t.trim()).filter(Boolean)
 }
 
-function dropped (lower: string, named: string[], extra?: Set<string>): boolean {
-  return HOP_BY_HOP.has(lower) || lower.startsWith('proxy-') || extra?.has(lower) === true || named.includes(lower)
-}
-
 function droppedFromRequest (lower: string, named: string[]): boolean {
-  return dropped(lower, named, REQUEST_ONLY_DROP) || REQUEST_ONLY_DROP_PREFIXES.some((p) => lower.startsWith(p))
+  return HOP_BY_HOP.has(lower) || lower.startsWith('proxy-') || REQUEST_ONLY_DROP.has(lower) || named.includes(lower) ||
+    REQUEST_ONLY_DROP_PREFIXES.some((p) => lower.startsWith(p))
 }
 
 /** Whether a request's headers announce a body (a length above zero, or a transfer coding). */
@@ -86,16 +83,28 @@ export function upstreamRequestHeaders (raw: readonly string[], connection: stri
  * (--allow-origin, cors.ts).
  */
 export function clientResponseHeaders (raw: ReadonlyArray<Buffer | string>): string[] {
-  let named: string[] = []
-  for (let i = 0; i < raw.length; i += 2) {
-    if (raw[i]!.length === 10 && latin1(raw[i]!).toLowerCase() === 'connection') named = named.concat(connectionNamed(latin1(raw[i + 1]!)))
-  }
   const out: string[] = []
+  // What a Connection header names besides the hop-by-hop headers ("keep-alive", "close"), rarely anything.
+  let named: string[] | undefined
   for (let i = 0; i < raw.length; i += 2) {
     const lower = latin1(raw[i]!).toLowerCase()
-    if (!dropped(lower, named) && !lower.startsWith('access-control-')) out.push(lower, latin1(raw[i + 1]!))
+    if (HOP_BY_HOP.has(lower)) {
+      if (lower === 'connection') {
+        const more = connectionNamed(latin1(raw[i + 1]!)).filter((name) => !HOP_BY_HOP.has(name))
+        if (more.length > 0) named = (named ?? []).concat(more)
+      }
+    } else if (!lower.startsWith('proxy-') && !lower.startsWith('access-control-')) {
+      out.push(lower, latin1(raw[i + 1]!))
+    }
   }
-  return out
+  // One pass on the common path; a second only when the Connection header named another header.
+  return named ? withoutNamed(out, named) : out
+}
+
+function withoutNamed (headers: string[], named: string[]): string[] {
+  const kept: string[] = []
+  for (let i = 0; i < headers.length; i += 2) if (!named.includes(headers[i]!)) kept.push(headers[i]!, headers[i + 1]!)
+  return kept
 }
 
 /**

@@ -43,6 +43,46 @@ export function quieter (logger: Logger): FastifyBaseLogger {
   return child
 }
 
+type ChildOptions = Parameters<FastifyBaseLogger['child']>[1]
+
+/**
+ * Fastify's logger for one request, made only when something logs through it. Fastify would make a
+ * pino child per request (its binding run through redaction): ~1.5 µs of every request, for a logger
+ * almost no request uses (BENCHMARKS.md). Lines, when there are any, carry the reqId as before.
+ */
+class RequestLogger {
+  readonly #parent: FastifyBaseLogger
+  readonly #bindings: Record<string, unknown>
+  readonly #options: ChildOptions
+  #made: FastifyBaseLogger | undefined
+
+  constructor (parent: FastifyBaseLogger, bindings: Record<string, unknown>, options: ChildOptions) {
+    this.#parent = parent
+    this.#bindings = bindings
+    this.#options = options
+  }
+
+  get #logger (): FastifyBaseLogger {
+    return (this.#made ??= this.#parent.child(this.#bindings, this.#options))
+  }
+
+  get level (): string { return this.#made?.level ?? this.#options?.level ?? this.#parent.level }
+  set level (level: string) { this.#logger.level = level }
+  fatal (...args: unknown[]): void { Reflect.apply(this.#logger.fatal, this.#logger, args) }
+  error (...args: unknown[]): void { Reflect.apply(this.#logger.error, this.#logger, args) }
+  warn (...args: unknown[]): void { Reflect.apply(this.#logger.warn, this.#logger, args) }
+  info (...args: unknown[]): void { Reflect.apply(this.#logger.info, this.#logger, args) }
+  debug (...args: unknown[]): void { Reflect.apply(this.#logger.debug, this.#logger, args) }
+  trace (...args: unknown[]): void { Reflect.apply(this.#logger.trace, this.#logger, args) }
+  silent (): void {}
+  child (bindings: Record<string, unknown>, options?: ChildOptions): FastifyBaseLogger { return this.#logger.child(bindings, options) }
+}
+
+/** Fastify's `childLoggerFactory`: a request's logger, made on first use. */
+export function requestLogger (logger: FastifyBaseLogger, bindings: Record<string, unknown>, options: object): FastifyBaseLogger {
+  return new RequestLogger(logger, bindings, options)
+}
+
 export function createLogger ({ level, pretty, destination, atomicWrites = false, fd = 1 }: LoggerOptions): Logger {
   const options = { level, base: { name: 'mtls-proxy' }, redact: { paths: REDACTED_PATHS, censor: '[redacted]' } }
   if (pretty && !destination) {

@@ -7,11 +7,12 @@ import Fastify, { LogController, type FastifyInstance } from 'fastify'
 import type { Logger } from 'pino'
 import { sameListener } from './credentials/bundle.js'
 import type { CredentialStore } from './credentials/store.js'
-import { quieter } from './logger.js'
+import { quieter, requestLogger } from './logger.js'
 import { forwardTarget } from './paths.js'
 
 export const serverOptions = (logger: Logger) => ({
   loggerInstance: quieter(logger),
+  childLoggerFactory: requestLogger,
   // One access line per request (accounting.ts) instead of Fastify's two.
   logController: new LogController({ disableRequestLogging: true }),
   // No route has a JSON schema, so Fastify need not load ajv and its compilers (~50 ms of every start).

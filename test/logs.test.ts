@@ -56,6 +56,11 @@ t.test('an upstream 401 is logged with the hint that the certificate may have ex
   const hint = proxy.logs.find((l) => l.level === 40 && /401 Unauthorized: the client certificate may have expired or been revoked/.test(String(l.msg)))
   t.ok(hint)
   t.match(hint, { identity: 'CN=demo-admin, O=system:masters', url: '/api/v1/pods' })
+  // The request's logger is made only when it logs (logger.ts): its line still names the request.
+  await until(() => proxy.logs.some((l) => l.msg === 'request' && l.url === '/api/v1/pods'))
+  const line = proxy.logs.find((l) => l.msg === 'request' && l.url === '/api/v1/pods')
+  t.match(hint, { reqId: line!.reqId }, 'the hint carries the request\'s id, as its access line does')
+  t.match(String(line!.reqId), /^req-/)
 })
 
 t.test('one line says where the proxy serves (Fastify\'s own "Server listening" is not repeated); a SIGHUP that changes nothing says so', async (t) => {
