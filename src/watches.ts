@@ -4,25 +4,43 @@ import type { ServerResponse } from 'node:http'
 // Kubernetes' own notion of a long-running request that streams until someone stops it: the old
 // /watch/ paths, or a watch or follow parameter the API server reads as true. It reads a boolean
 // parameter as false only when it is `0` or `false` (any case), so `watch=True`, `watch=yes` and a
-// bare `watch` are all watches (apimachinery's Convert_Slice_string_To_bool).
+// bare `watch` are all watches (apimachinery's Convert_Slice_string_To_bool). Names and values are
+// read decoded, as Go's url.ParseQuery reads them (`%77atch=1` is a watch), and of a parameter
+// given twice the first counts. (The path comes here normalised, paths.ts, so it is decoded already.)
 const WATCH_PATH = /^\/(?:api|apis(?:\/[^/?]+)?)\/v[^/?]*\/watch\//
-const STREAM_PARAM = /[?&](watch|follow)(?:=([^&]*))?(?=&|$)/g
 const FALSE = /^(?:0|false)$/i
 
 export function isLongRunning (url: string): boolean {
-  // Most requests name neither: two substring searches spare them both patterns.
-  if (!url.includes('watch') && !url.includes('follow')) return false
+  // Most requests name neither and encode nothing: substring searches spare them the rest.
+  if (!url.includes('watch') && !url.includes('follow') && !url.includes('%')) return false
   if (WATCH_PATH.test(url)) return true
-  // The API server takes the first value of a parameter given twice.
+  const q = url.indexOf('?')
+  if (q < 0) return false
   let watchSeen = false
   let followSeen = false
-  for (const [, name, value = ''] of url.matchAll(STREAM_PARAM)) {
-    if (name === 'watch' ? watchSeen : followSeen) continue
+  for (const pair of url.slice(q + 1).split('&')) {
+    // Go refuses a pair holding a semicolon, as it refuses one it cannot decode.
+    if (pair.includes(';')) continue
+    const eq = pair.indexOf('=')
+    const name = queryDecoded(eq < 0 ? pair : pair.slice(0, eq))
+    if (name === 'watch' ? watchSeen : name === 'follow' ? followSeen : true) continue
+    const value = eq < 0 ? '' : queryDecoded(pair.slice(eq + 1))
+    if (value === undefined) continue
     if (name === 'watch') watchSeen = true
     else followSeen = true
     if (!FALSE.test(value)) return true
   }
   return false
+}
+
+/** A query name or value as Go's QueryUnescape gives it ('+' is a space); undefined where it fails. */
+function queryDecoded (text: string): string | undefined {
+  if (!text.includes('%') && !text.includes('+')) return text
+  try {
+    return decodeURIComponent(text.replaceAll('+', ' '))
+  } catch {
+    return undefined
+  }
 }
 
 export class OpenWatches {
