@@ -60,15 +60,15 @@ export class Accounting {
 
   /** Counts and records every request the server answers, refused ones included: the first hook of all. */
   install (app: FastifyInstance): void {
-    const inFlight = this.#metrics.inFlight
+    const metrics = this.#metrics
     // Callback style: on the path of every request, a promise per hook is measurable.
     app.addHook('onRequest', (request, reply, done) => {
-      inFlight.inc()
+      metrics.inFlight++
       // Captured now: by 'close' the response may already be detached from its socket.
       const socket = request.raw.socket
       // On 'close' rather than Fastify's onResponse, which never fires for a watch the client ended.
       reply.raw.once('close', () => {
-        inFlight.dec()
+        metrics.inFlight--
         const r: RequestRecord = {
           method: request.method,
           url: request.url,

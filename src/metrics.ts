@@ -44,7 +44,8 @@ export class Metrics {
   readonly #upstreamErrors: Counter<'cause' | 'cluster'>
   readonly #reloads: Counter<'outcome' | 'cluster'>
   readonly #lastReload: Gauge<'cluster'>
-  readonly inFlight: Gauge
+  /** requests being answered now: a plain count on every request's path, read into its gauge when scraped */
+  inFlight = 0
 
   constructor (sources: MetricsSources, { processMetrics = true, exposition }: MetricsOptions = {}) {
     const registers = [this.registry]
@@ -62,12 +63,10 @@ export class Metrics {
       buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 60, 600],
       registers,
     })
-    this.inFlight = new Gauge({
-      name: 'mtls_proxy_requests_in_flight',
-      help: 'Requests being answered now (watches and tunnels ' +
-      'included)',
-      registers
-    })
+    // Read when scraped: these hold no state of their own.
+    const gauge = (name: string, help: string, value: () => number) =>
+      new Gauge({ name, help, registers, collect () { this.set(value()) } })
+    gauge('mtls_proxy_requests_in_flight', 'Requests being answered now (watches and tunnels included)', () => this.inFlight)
     this.#bytesIn = new Counter({
       name: 'mtls_proxy_received_bytes_total', help: 'Bytes received from clients, headers included', registers,
     })
@@ -93,9 +92,6 @@ export class Metrics {
       registers,
       aggregator: 'max',
     })
-    // Read when scraped: these hold no state of their own.
-    const gauge = (name: string, help: string, value: () => number) =>
-      new Gauge({ name, help, registers, collect () { this.set(value()) } })
     gauge('mtls_proxy_open_watches', 'Watches and followed logs streaming now', sources.openWatches)
     gauge('mtls_proxy_open_tunnels', 'exec/attach/port-forward tunnels open now', sources.openTunnels)
     const labelNames = ['role', 'subject', 'issuer', 'serial_number', 'cluster'] as const
