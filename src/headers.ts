@@ -89,8 +89,10 @@ export function clientResponseHeaders (raw: ReadonlyArray<Buffer | string>): str
   for (let i = 0; i < raw.length; i += 2) {
     const lower = latin1(raw[i]!).toLowerCase()
     if (HOP_BY_HOP.has(lower)) {
-      if (lower === 'connection') {
-        const more = connectionNamed(latin1(raw[i + 1]!)).filter((name) => !HOP_BY_HOP.has(name))
+      const value = lower === 'connection' ? latin1(raw[i + 1]!) : undefined
+      // Nearly always `keep-alive` or `close`, which name no other header.
+      if (value !== undefined && !HOP_BY_HOP.has(value.toLowerCase())) {
+        const more = connectionNamed(value).filter((name) => !HOP_BY_HOP.has(name))
         if (more.length > 0) named = (named ?? []).concat(more)
       }
     } else if (!lower.startsWith('proxy-') && !lower.startsWith('access-control-')) {
