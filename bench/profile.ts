@@ -13,7 +13,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import {
-  benchFiles, buildSpecs, Children, freePort, log, podList, proxyArgs, ROOT, runLoad, startNginxUpstream, waitFor, which,
+  benchFiles, buildSpecs, Children, freePort, log, podList, proxyArgs, revisionSpec, ROOT, runLoad, startNginxUpstream, waitFor, which,
 } from './lib.js'
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3)
@@ -35,7 +35,8 @@ interface Profile {
 }
 
 // Opened in the profiled process before its own code: the profile starts on SIGWINCH (which
-// nothing else there listens to) and is written on SIGINT, before the process's own handlers run.
+// nothing else there listens to) and is written on SIGINT, before the process's own handlers run
+// (an in-process inspector session calls back synchronously, so the file is written by then).
 const PRELOAD = `
 const inspector = require('node:inspector')
 const session = new inspector.Session()
@@ -50,18 +51,22 @@ process.prependOnceListener('SIGINT', () => {
 })
 `
 
+if (revisions.some((r) => /@.*--workers/.test(r))) {
+  log('bench:profile profiles one process; --workers would profile only the primary, which serves nothing')
+  process.exit(2)
+}
 const work = await mkdtemp(join(tmpdir(), 'mtls-proxy-profile-'))
 const children = new Children()
 process.on('exit', () => children.stopAll())
+process.on('SIGINT', () => process.exit(130))
 const preload = join(work, 'preload.cjs')
 await writeFile(preload, PRELOAD)
 // Unminified: the bundle keeps a `// node_modules/…` or `// src/…` comment above each module.
 process.env.MINIFY = '0'
-const floorSpecs = revisions.filter((r) => r.startsWith('floor'))
-const builds = [
-  ...await buildSpecs(revisions.filter((r) => !r.startsWith('floor')), work),
-  ...floorSpecs.map((rev) => ({ rev, cli: join(ROOT, 'bench/floor.ts'), args: [] as string[], nodeFlags: [] as string[], env: {} })),
-]
+// In the order given; the floor (bench/floor.ts) is not built.
+const isFloor = (spec: string) => revisionSpec(spec).base === 'floor'
+const built = await buildSpecs(revisions.filter((r) => !isFloor(r)), work)
+const builds = revisions.map((rev) => (isFloor(rev) ? { ...revisionSpec(rev), rev, cli: join(ROOT, 'bench/floor.ts') } : built.shift()!))
 const { pki, files } = await benchFiles(work)
 const upstream = await startNginxUpstream(nginx, work, pki, files, podList())
 children.add(upstream.child)
@@ -90,7 +95,8 @@ function groupOf (url: string, line: number, bundleModule: (line: number) => str
   if (url.endsWith('dist/cli.js')) return bundleModule(line)
   if (url.includes('node_modules/')) return packageOf(url)
   if (url.startsWith('node:')) return `node:${url.slice(5).replace(/^internal\//, '').split('/')[0]}`
-  return url.replace(ROOT, '')
+  if (url.startsWith('wasm://')) return 'undici (llhttp, WebAssembly)'
+  return url.replace(/^file:\/\//, '').replace(ROOT, '')
 }
 
 const results = builds.map(({ rev }) => ({ rev, groups: new Map<string, number>(), functions: new Map<string, number>(), requests: 0 }))

@@ -47,10 +47,10 @@ export class Accounting {
     this.#metrics.request(r)
     if (!this.#accessLog) return
     // Built field by field: copying the record with rest and spread cost more than the line's own JSON.
-    const line: Record<string, unknown> = {
-      reqId, method: r.method, url: r.url, status: r.status, bytesIn: r.bytesIn, bytesOut: r.bytesOut,
-    }
+    const line: Record<string, unknown> = { reqId, method: r.method, url: r.url, status: r.status }
     if (r.upgrade !== undefined) line.upgrade = r.upgrade
+    line.bytesIn = r.bytesIn
+    line.bytesOut = r.bytesOut
     if (r.aborted) line.aborted = true
     if (r.error !== undefined) line.error = r.error
     if (this.#showCluster) line.cluster = r.cluster

@@ -7,6 +7,9 @@ const HOP_BY_HOP = new Set([
   'proxy-connection', 'proxy-authenticate', 'proxy-authorization', 'http2-settings',
 ])
 
+// What a Connection header may list without naming a header to drop.
+const NAMES_NO_HEADER = new Set([...HOP_BY_HOP, 'close'])
+
 // Never sent upstream: the client certificate is the identity, so a caller's credentials must
 // not reach the API server (a token there would act as someone else, or leak). Expect is
 // answered by this proxy itself. The rest claim who the caller is: the API server writes
@@ -89,10 +92,10 @@ export function clientResponseHeaders (raw: ReadonlyArray<Buffer | string>): str
   for (let i = 0; i < raw.length; i += 2) {
     const lower = latin1(raw[i]!).toLowerCase()
     if (HOP_BY_HOP.has(lower)) {
-      const value = lower === 'connection' ? latin1(raw[i + 1]!) : undefined
+      const value = lower === 'connection' ? latin1(raw[i + 1]!).toLowerCase() : undefined
       // Nearly always `keep-alive` or `close`, which name no other header.
-      if (value !== undefined && !HOP_BY_HOP.has(value.toLowerCase())) {
-        const more = connectionNamed(value).filter((name) => !HOP_BY_HOP.has(name))
+      if (value !== undefined && !NAMES_NO_HEADER.has(value)) {
+        const more = connectionNamed(value).filter((name) => !NAMES_NO_HEADER.has(name))
         if (more.length > 0) named = (named ?? []).concat(more)
       }
     } else if (!lower.startsWith('proxy-') && !lower.startsWith('access-control-')) {

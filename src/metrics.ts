@@ -66,7 +66,8 @@ export class Metrics {
     // Read when scraped: these hold no state of their own.
     const gauge = (name: string, help: string, value: () => number) =>
       new Gauge({ name, help, registers, collect () { this.set(value()) } })
-    gauge('mtls_proxy_requests_in_flight', 'Requests being answered now (watches and tunnels included)', () => this.inFlight)
+    gauge('mtls_proxy_requests_in_flight', 'Requests being answered now, watches included (tunnels: mtls_proxy_open_tunnels)',
+      () => this.inFlight)
     this.#bytesIn = new Counter({
       name: 'mtls_proxy_received_bytes_total', help: 'Bytes received from clients, headers included', registers,
     })

@@ -6,7 +6,7 @@ import type { ServerResponse } from 'node:http'
 // parameter as false only when it is `0` or `false` (any case), so `watch=True`, `watch=yes` and a
 // bare `watch` are all watches (apimachinery's Convert_Slice_string_To_bool). Names and values are
 // read decoded, as Go's url.ParseQuery reads them (`%77atch=1` is a watch), and of a parameter
-// given twice the first counts. (The path comes here normalised, paths.ts, so it is decoded already.)
+// given twice the first counts. (The path comes here normalised, paths.ts: its letters and slashes unencoded.)
 const WATCH_PATH = /^\/(?:api|apis(?:\/[^/?]+)?)\/v[^/?]*\/watch\//
 const FALSE = /^(?:0|false)$/i
 
@@ -33,14 +33,17 @@ export function isLongRunning (url: string): boolean {
   return false
 }
 
-/** A query name or value as Go's QueryUnescape gives it ('+' is a space); undefined where it fails. */
+const BAD_ESCAPE = /%(?![0-9a-fA-F]{2})/
+const ESCAPE = /%([0-9a-fA-F]{2})/g
+
+/**
+ * A query name or value as Go's QueryUnescape gives it ('+' is a space), byte by byte: Go checks
+ * the hex digits, not that the bytes are UTF-8 (`watch=%FF` is a watch). Undefined where it fails.
+ */
 function queryDecoded (text: string): string | undefined {
   if (!text.includes('%') && !text.includes('+')) return text
-  try {
-    return decodeURIComponent(text.replaceAll('+', ' '))
-  } catch {
-    return undefined
-  }
+  if (BAD_ESCAPE.test(text)) return undefined
+  return text.replaceAll('+', ' ').replace(ESCAPE, (_, hex: string) => String.fromCharCode(parseInt(hex, 16)))
 }
 
 export class OpenWatches {
