@@ -21,22 +21,33 @@ const leanUndici = {
   setup (b) { b.onResolve({ filter: /^undici$/ }, () => ({ path: join(root, 'src/undici-lean.cjs') })) },
 }
 
-// Packages a dependency requires at load but uses only for what mtls-proxy never asks of it: each
+// Modules a dependency requires at load but uses only for what mtls-proxy never asks of it: each
 // is bundled behind a stand-in that loads it on first use. prom-client: OpenTelemetry, for
-// exemplars (none here; ~5 ms of every start). @fastify/http-proxy: ws, for its WebSocket mode
-// (upgrades are ours: src/upgrade.ts).
-const LOADED_ON_USE = { '@opentelemetry/api': '/node_modules/prom-client/', ws: '/node_modules/@fastify/http-proxy/' }
+// exemplars (none here; ~5 ms of every start), and node:zlib, for its Pushgateway client
+// (~5 ms on Node.js 24). @fastify/http-proxy: ws, for its WebSocket mode (upgrades are ours:
+// src/upgrade.ts). Fastify: node:dns, to resolve a host name it is told to listen on (ours are addresses).
+// The Pushgateway takes gzipSync out of node:zlib at load, so that stand-in hands out functions
+// that load the module when called.
+const CALLED_ONLY = new Set(['zlib'])
+const LOADED_ON_USE = {
+  '@opentelemetry/api': '/node_modules/prom-client/',
+  ws: '/node_modules/@fastify/http-proxy/',
+  zlib: '/node_modules/prom-client/lib/pushgateway.js',
+  dns: '/node_modules/fastify/lib/server.js',
+}
 const onFirstUse = {
   name: 'on-first-use',
   setup (b) {
-    const names = new RegExp(`^(${Object.keys(LOADED_ON_USE).map((n) => n.replace(/[/.]/g, '\\$&')).join('|')})$`)
-    b.onResolve({ filter: names }, (args) =>
-      args.importer.includes(LOADED_ON_USE[args.path]) ? { path: args.path, namespace: 'on-first-use' } : undefined)
+    const names = new RegExp(`^(?:node:)?(${Object.keys(LOADED_ON_USE).map((n) => n.replace(/[/.]/g, '\\$&')).join('|')})$`)
+    b.onResolve({ filter: names }, (args) => {
+      const name = args.path.replace(/^node:/, '')
+      return args.importer.includes(LOADED_ON_USE[name]) ? { path: name, namespace: 'on-first-use' } : undefined
+    })
     b.onLoad({ filter: /.*/, namespace: 'on-first-use' }, (args) => ({
       resolveDir: root,
       contents: `let loaded; const load = () => (loaded ??= require(${JSON.stringify(args.path)}));
 module.exports = new Proxy(function () {}, {
-  get: (_, key) => load()[key],
+  get: (_, key) => ${CALLED_ONLY.has(args.path) ? 'function (...args) { return load()[key].apply(this, args) }' : 'load()[key]'},
   has: (_, key) => key in load(),
   construct: (_, args) => new (load())(...args),
   apply: (_, self, args) => load().apply(self, args),

@@ -1,10 +1,10 @@
 // Where the CLI listens: a TCP address, or a Unix socket only its owner can use.
 import type { Stats } from 'node:fs'
-import { chmod, lstat, realpath, stat, unlink } from 'node:fs/promises'
 import { connect } from 'node:net'
 import { dirname } from 'node:path'
 import type { FastifyInstance } from 'fastify'
 import { UsageError } from './errors.js'
+import { fsAsync } from './files.js'
 import { describeFsError } from './fs-errors.js'
 
 function answers (path: string): Promise<boolean> {
@@ -32,14 +32,14 @@ async function prepare (path: string): Promise<void> {
   const uid = process.getuid?.()
   let folder: string
   try {
-    folder = await realpath(dirname(path))
+    folder = await fsAsync.realpath(dirname(path))
   } catch (err) {
     throw new UsageError(`--unix-socket ${path}: folder ${dirname(path)}: ${describeFsError(err)}`)
   }
   for (let dir = folder; ; dir = dirname(dir)) {
     let info
     try {
-      info = await stat(dir)
+      info = await fsAsync.stat(dir)
     } catch (err) {
       throw new UsageError(`--unix-socket ${path}: folder ${dir}: ${describeFsError(err)}`)
     }
@@ -57,7 +57,7 @@ async function prepare (path: string): Promise<void> {
   }
   let existing
   try {
-    existing = await lstat(path)
+    existing = await fsAsync.lstat(path)
   } catch {
     return
   }
@@ -67,7 +67,7 @@ async function prepare (path: string): Promise<void> {
     'choose another path')
   }
   if (await answers(path)) throw new UsageError(`--unix-socket ${path} is in use by a running process (another mtls-proxy?)`)
-  await unlink(path)
+  await fsAsync.unlink(path)
 }
 
 // How often the socket file is checked to still be ours.
@@ -89,13 +89,13 @@ export async function listenUnixSocket (app: FastifyInstance, path: string, onLo
   } finally {
     process.umask(umask)
   }
-  await chmod(path, 0o600)
-  const ours = await lstat(path)
+  await fsAsync.chmod(path, 0o600)
+  const ours = await fsAsync.lstat(path)
   let checking = false
   const timer = setInterval(() => {
     if (checking) return
     checking = true
-    void lstat(path).then(
+    void fsAsync.lstat(path).then(
       (now) => (sameFile(now, ours)
         ? undefined
         : `the socket file ${path} was replaced by another ` +

@@ -5,10 +5,10 @@
 // is ours (128+N when signal N ended it, 127 not found, 126 not runnable).
 import { spawn, type ChildProcess } from 'node:child_process'
 import { existsSync, rmSync } from 'node:fs'
-import { mkdtemp, writeFile } from 'node:fs/promises'
 import { constants, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { Config } from './config.js'
+import { fsAsync } from './files.js'
 import { proxyKubeconfig } from './proxy-kubeconfig.js'
 import { serve } from './serve.js'
 
@@ -49,9 +49,9 @@ export async function runWithProxy (command: { config: Config; warnings: string[
     const serving = await serve(command, undefined, { forCommand: true })
     try {
       if (early) return statusOf(early)
-      folder = await mkdtemp(join(tmpdir(), 'mtls-proxy-'))
+      folder = await fsAsync.mkdtemp(join(tmpdir(), 'mtls-proxy-'))
       const kubeconfig = join(folder, 'kubeconfig')
-      await writeFile(kubeconfig, proxyKubeconfig(serving.url, serving.clusters), { mode: 0o600 })
+      await fsAsync.writeFile(kubeconfig, proxyKubeconfig(serving.url, serving.clusters), { mode: 0o600 })
       if (early) return statusOf(early)
       const env = { ...process.env, MTLS_PROXY_URL: serving.url, KUBECONFIG: kubeconfig }
       return await runCommand(command.exec, env, (started) => { child = started })
