@@ -22,18 +22,28 @@ const leanUndici = {
 }
 
 // Modules a dependency requires at load but uses only for what mtls-proxy never asks of it: each
-// is bundled behind a stand-in that loads it on first use. prom-client: OpenTelemetry, for
-// exemplars (none here; ~5 ms of every start), and node:zlib, for its Pushgateway client
-// (~5 ms on Node.js 24). @fastify/http-proxy: ws, for its WebSocket mode (upgrades are ours:
-// src/upgrade.ts). Fastify: node:dns, to resolve a host name it is told to listen on (ours are addresses).
-// The Pushgateway takes gzipSync out of node:zlib at load, so that stand-in hands out functions
-// that load the module when called.
-const CALLED_ONLY = new Set(['zlib'])
+// is bundled behind a stand-in that loads it on first use (test/bundle.test.ts checks they stay
+// unloaded). prom-client: OpenTelemetry, for exemplars (none here; ~5 ms of every start), and
+// node:zlib, for its Pushgateway client (~5 ms on Node.js 24). @fastify/http-proxy: ws, for its
+// WebSocket mode (upgrades are ours: src/upgrade.ts). Fastify: node:dns, to resolve a host name to
+// listen on (ours are addresses). undici, reply-from and Fastify: node:http2, for HTTP/2 upstream or
+// listener (neither here; ~15 ms and ~4 MB on Node.js 24).
 const LOADED_ON_USE = {
-  '@opentelemetry/api': '/node_modules/prom-client/',
-  ws: '/node_modules/@fastify/http-proxy/',
-  zlib: '/node_modules/prom-client/lib/pushgateway.js',
-  dns: '/node_modules/fastify/lib/server.js',
+  '@opentelemetry/api': ['/node_modules/prom-client/'],
+  ws: ['/node_modules/@fastify/http-proxy/'],
+  zlib: ['/node_modules/prom-client/lib/pushgateway.js'],
+  dns: ['/node_modules/fastify/lib/server.js'],
+  http2: ['/node_modules/undici/', '/node_modules/@fastify/reply-from/', '/node_modules/fastify/lib/server.js'],
+}
+// What importers read at load, so their stand-ins must answer without loading: the Pushgateway
+// takes gzipSync out of node:zlib (a function that loads the module when called), and undici and
+// reply-from read node:http2's constants (fixed by RFC 9113 and nghttp2: a copy made at build time).
+const AT_LOAD = {
+  zlib: { get: 'function (...args) { return load()[key].apply(this, args) }' },
+  http2: {
+    before: `const constants = Object.freeze(${JSON.stringify((await import('node:http2')).constants)});`,
+    get: "key === 'constants' ? constants : load()[key]",
+  },
 }
 const onFirstUse = {
   name: 'on-first-use',
@@ -41,40 +51,22 @@ const onFirstUse = {
     const names = new RegExp(`^(?:node:)?(${Object.keys(LOADED_ON_USE).map((n) => n.replace(/[/.]/g, '\\$&')).join('|')})$`)
     b.onResolve({ filter: names }, (args) => {
       const name = args.path.replace(/^node:/, '')
-      return args.importer.includes(LOADED_ON_USE[name]) ? { path: name, namespace: 'on-first-use' } : undefined
+      return LOADED_ON_USE[name].some((p) => args.importer.includes(p)) ? { path: name, namespace: 'on-first-use' } : undefined
     })
-    b.onLoad({ filter: /.*/, namespace: 'on-first-use' }, (args) => ({
-      resolveDir: root,
-      contents: `let loaded; const load = () => (loaded ??= require(${JSON.stringify(args.path)}));
+    b.onLoad({ filter: /.*/, namespace: 'on-first-use' }, (args) => {
+      const { before = '', get = 'load()[key]' } = AT_LOAD[args.path] ?? {}
+      return {
+        resolveDir: root,
+        contents: `let loaded; const load = () => (loaded ??= require(${JSON.stringify(args.path)}));
+${before}
 module.exports = new Proxy(function () {}, {
-  get: (_, key) => ${CALLED_ONLY.has(args.path) ? 'function (...args) { return load()[key].apply(this, args) }' : 'load()[key]'},
+  get: (_, key) => (${get}),
   has: (_, key) => key in load(),
   construct: (_, args) => new (load())(...args),
   apply: (_, self, args) => load().apply(self, args),
 });`,
-    }))
-  },
-}
-
-// node:http2, required at load by undici, reply-from and Fastify, is used by none of them here (no
-// HTTP/2 upstream, no HTTP/2 listener): on Node.js 24, loading it cost ~15 ms of every start and
-// ~4 MB. Its stand-in answers `constants` (read at load; fixed by RFC 9113 and nghttp2) from a
-// copy taken at build time, and loads the module for anything else.
-const HTTP2_IMPORTERS = ['/node_modules/undici/', '/node_modules/@fastify/reply-from/', '/node_modules/fastify/lib/server.js']
-const http2OnFirstUse = {
-  name: 'http2-on-first-use',
-  setup (b) {
-    b.onResolve({ filter: /^(node:)?http2$/ }, (args) =>
-      HTTP2_IMPORTERS.some((p) => args.importer.includes(p)) ? { path: 'http2', namespace: 'http2-on-first-use' } : undefined)
-    b.onLoad({ filter: /.*/, namespace: 'http2-on-first-use' }, async () => ({
-      resolveDir: root,
-      contents: `let loaded; const load = () => (loaded ??= require('node:' + 'http2'));
-const constants = Object.freeze(${JSON.stringify((await import('node:http2')).constants)});
-module.exports = new Proxy({}, {
-  get: (_, key) => (key === 'constants' ? constants : load()[key]),
-  has: (_, key) => key in load(),
-});`,
-    }))
+      }
+    })
   },
 }
 
@@ -96,7 +88,7 @@ await build({
   // kept, so stack traces still say which function; MINIFY=0 gives a file to read.
   minifyWhitespace: process.env.MINIFY !== '0',
   minifySyntax: process.env.MINIFY !== '0',
-  plugins: [leanUndici, onFirstUse, http2OnFirstUse],
+  plugins: [leanUndici, onFirstUse],
   // import.meta.url, as our ES modules use it, for a CommonJS file
   define: { 'import.meta.url': '__import_meta_url' },
   banner: { js: "const __import_meta_url = require('node:url').pathToFileURL(__filename).href;" },
