@@ -87,7 +87,8 @@ export async function buildApp (config: Config, deps: AppDeps): Promise<App> {
   const clusters = new Clusters(new Cluster({ parts: main }),
     (deps.clusters ?? []).map((definition) => new Cluster({ definition, build, logger: events.child({ cluster: definition.name }) })))
   const app = createMainServer(logger, credentials, config.maxConnections, events, (req) => clusters.target(req))
-  const guard = listenerGuard(config, clusters.multi, () => credentials.current.callerTokenDigest, () => portOf(app.server))
+  const clusterRest = clusters.multi ? (target: string) => clusters.routeTarget(target).target : undefined
+  const guard = listenerGuard(config, clusterRest, () => credentials.current.callerTokenDigest, () => portOf(app.server))
   // Who may use the proxy: one decision for ordinary requests and upgrade tunnels alike.
   const admit = (target: string, req: IncomingMessage, door: Door) => checkRequest(target, req, guard, door) ??
     clusters.check(req) ??

@@ -200,6 +200,8 @@ export interface Route {
   cluster: Cluster | undefined
   /** the request names its cluster with /clusters/NAME */
   prefixed: boolean
+  /** the prefix as the client wrote it ('' for none): what it would use again to reach the same cluster */
+  prefix: string
   /** undefined: its percent-encoding is malformed */
   name: string | undefined
   /** what is forwarded: the request's target, the prefix removed */
@@ -211,12 +213,17 @@ export class Clusters {
   /** several clusters are served, each under /clusters/NAME/ */
   readonly multi: boolean
   readonly #byName: Map<string, Cluster>
+  /** the longest name served: no longer one is looked up */
+  readonly #longest: number
   readonly #routes = new WeakMap<IncomingMessage, Route>()
+  /** the last target routed: the guard and the request's own route ask for the same one in turn */
+  #last: { target: string; route: Route } | undefined
 
   constructor (defaultCluster: Cluster, others: Cluster[]) {
     this.default = defaultCluster
     this.multi = others.length > 0
     this.#byName = new Map([defaultCluster, ...others].map((c) => [c.name, c]))
+    this.#longest = Math.max(...[...this.#byName.keys()].map((n) => n.length))
   }
 
   get all (): Cluster[] {
@@ -242,28 +249,35 @@ export class Clusters {
     return this.multi ? this.route(req).target : req.url ?? '/'
   }
 
-  /** The prefix a request named its cluster with, as the client wrote it to reach it; '' when none. */
+  /** The prefix a request named its cluster with, as the client wrote it; '' when none. */
   prefixOf (req: IncomingMessage): string {
-    if (!this.multi) return ''
-    const { prefixed, cluster } = this.route(req)
-    return prefixed && cluster ? `/clusters/${encodeURIComponent(cluster.name)}` : ''
+    return this.multi ? this.route(req).prefix : ''
   }
 
   /** Decided once per request, from the target as the client sent it, for every door alike. */
   route (req: IncomingMessage): Route {
     let route = this.#routes.get(req)
     if (!route) {
-      route = this.#route(req.url ?? '/')
+      route = this.routeTarget(req.url ?? '/')
       this.#routes.set(req, route)
     }
     return route
   }
 
+  /** Where a target (origin or absolute form, as a client sends it) goes. */
+  routeTarget (target: string): Route {
+    if (this.#last?.target === target) return this.#last.route
+    const route = this.#route(target)
+    this.#last = { target, route }
+    return route
+  }
+
   #route (target: string): Route {
-    const split = splitClusterPrefix(originForm(target))
-    if (!split) return { cluster: this.default, prefixed: false, name: this.default.name, target }
-    const cluster = split.name === undefined ? undefined : this.#byName.get(split.name)
-    return { cluster, prefixed: true, name: split.name, target: split.rest }
+    if (!this.multi) return { cluster: this.default, prefixed: false, prefix: '', name: this.default.name, target }
+    const split = splitClusterPrefix(originForm(target), (name) => this.#byName.has(name), this.#longest)
+    if (!split) return { cluster: this.default, prefixed: false, prefix: '', name: this.default.name, target }
+    const cluster = split.served ? this.#byName.get(split.name!) : undefined
+    return { cluster, prefixed: true, prefix: cluster ? split.prefix : '', name: split.name, target: split.rest }
   }
 
   /** After the guard: the cluster named must be served, and the proxy's own endpoints are not under a prefix. */

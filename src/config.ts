@@ -13,6 +13,7 @@ import { isLoopback, unbracketed } from './addresses.js'
 import { defaultKubeconfigFiles } from './credentials/kubeconfig.js'
 import { proxyEnvironment, type ProxyEnvironment } from './credentials/proxy-url.js'
 import { checkComplete, upstreamUrl, type CredentialSpec, type PemSource } from './credentials/source.js'
+import { clusterNameProblem } from './paths.js'
 import { OPTIONS, envName, missingSetting, type OptionName, type OptionSpec } from './options.js'
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
@@ -196,11 +197,6 @@ function fileValue (file: string, name: string, value: unknown, label: string): 
   return SPECS.get(name)?.path && typeof v === 'string' ? resolve(dirname(file), v) : v
 }
 
-/** A name that can be a path segment: `.` and `..` would be resolved away by any client. */
-export function clusterName (name: string): boolean {
-  return name !== '' && name !== '.' && name !== '..'
-}
-
 function readClusters (file: string, list: unknown): Settings['clusters'] {
   if (!Array.isArray(list)) throw new UsageError(`config file ${file}: 'clusters' must be a list of mappings, each with a name`)
   return list.map((entry: unknown, i) => {
@@ -337,7 +333,8 @@ function validate (raw: RawSettings, givenAt: GivenAt, environment: Environment,
   }
   const clusters = clusterEntries.map(({ name, raw: entry, where }) => {
     const settings = { ...entry }
-    if (!clusterName(name)) throw new UsageError(`${where}: '${name}' cannot be a cluster's name: it would be a dot segment of the path`)
+    const problem = clusterNameProblem(name)
+    if (problem) throw new UsageError(`${where}: '${name.slice(0, 100)}' cannot be a cluster's name: ${problem}`)
     if (settings.upstream === undefined && settings.kubeconfig === undefined && settings.context === undefined) {
       throw new UsageError(`${where} ('${name}') says nowhere to forward: give upstream (with cacert, cert and key), or a context ` +
         '(of its own kubeconfig, or of the top-level one)')

@@ -6,7 +6,7 @@ import { networkInterfaces } from 'node:os'
 import { declaresBody } from './headers.js'
 import { bracketed } from './addresses.js'
 import { tokenDigest } from './credentials/bundle.js'
-import { normalizeTarget, originForm, withoutClusterPrefix } from './paths.js'
+import { normalizeTarget, originForm } from './paths.js'
 import type { ErrorAnswer } from './status-errors.js'
 
 export interface GuardOptions {
@@ -25,15 +25,15 @@ export interface GuardOptions {
   scheme: 'http' | 'https'
   /** admit an Origin naming this listener from a client that is no browser (see sameOrigin) */
   admitOwnOrigin: boolean
-  /** several clusters are served: the path rules judge what follows `/clusters/<name>` */
-  clusters?: boolean
+  /** several clusters are served: what follows a target's `/clusters/<name>`, which the path rules judge */
+  clusterRest?: (target: string) => string
 }
 
 /** The main listener's guard: the settings, plus what only the running proxy knows. */
 export function listenerGuard (
   config: Pick<GuardOptions, 'allowOrigins' | 'acceptPaths' | 'rejectPaths' | 'rejectMethods'> &
     { acceptHosts: RegExp[]; address: string; https: boolean },
-  clusters: boolean,
+  clusterRest: ((target: string) => string) | undefined,
   tokenDigest: () => Buffer | undefined,
   listenPort: () => number | undefined
 ): GuardOptions {
@@ -47,7 +47,7 @@ export function listenerGuard (
     listenPort,
     scheme: config.https ? 'https' : 'http',
     admitOwnOrigin: true,
-    clusters,
+    ...(clusterRest ? { clusterRest } : {}),
   }
 }
 
@@ -259,7 +259,7 @@ export function checkPreflight (target: string, req: Judged, options: GuardOptio
   if (!FORWARDED.has(method)) {
     return { httpStatus: 405, reason: 'MethodNotAllowed', message: `method ${method.slice(0, 20)} is not forwarded` }
   }
-  const normal = normalizeTarget(withoutClusterPrefix(originForm(target), options.clusters === true))
+  const normal = normalizeTarget(originForm(options.clusterRest?.(target) ?? target))
   if (!normal.ok) return { httpStatus: 400, reason: 'BadRequest', message: normal.message }
   if (normal.path.startsWith(OWN_PREFIX)) return checkOwn(method, headers, 'request')
   return checkRules(normal.path, method, options)
@@ -285,7 +285,7 @@ export function checkRequest (target: string, req: Judged, options: GuardOptions
     'forwarded'
     }
   }
-  const normal = normalizeTarget(withoutClusterPrefix(originForm(target), options.clusters === true))
+  const normal = normalizeTarget(originForm(options.clusterRest?.(target) ?? target))
   if (!normal.ok) return { httpStatus: 400, reason: 'BadRequest', message: normal.message }
   // The forwarding rules do not apply to what is never forwarded.
   if (normal.path.startsWith(OWN_PREFIX)) return checkOwn(method, headers, door)

@@ -66,33 +66,71 @@ export function forwardTarget (target: string): string {
   return normal.ok ? normal.forward : originForm(target)
 }
 
-// Several clusters behind one port: `/clusters/<encodeURIComponent(name)>/…` names one.
+// Several clusters behind one port: `/clusters/<name>/…` names one.
 const CLUSTER_PREFIX = '/clusters'
 
-/**
- * A target in origin form split at the cluster it names: the name decoded (undefined when its
- * percent-encoding is malformed; '' when none is given), and the rest of the target, path and
- * query, as the client sent it. Undefined when the target names no cluster. Read from the raw
- * target: a name may hold `/` (EKS contexts do), encoded, which normalising would turn into a path.
- */
-export function splitClusterPrefix (target: string): { name: string | undefined; rest: string } | undefined {
-  if (!target.startsWith(CLUSTER_PREFIX)) return undefined
-  const after = target.slice(CLUSTER_PREFIX.length)
-  if (after !== '' && after[0] !== '/' && after[0] !== '?') return undefined
-  const start = after[0] === '/' ? 1 : 0
-  let end = start
-  while (end < after.length && after[end] !== '/' && after[end] !== '?') end++
-  let name: string | undefined
-  try {
-    name = decodeURIComponent(after.slice(start, end))
-  } catch {
-    name = undefined
-  }
-  const rest = after.slice(end)
-  return { name, rest: rest.startsWith('/') ? rest : `/${rest}` }
+/** A target in origin form split at the cluster it names. */
+export interface ClusterSplit {
+  /** a served cluster's name; else the first segment decoded, for messages (undefined: malformed percent-encoding) */
+  name: string | undefined
+  /** `name` is a served cluster's */
+  served: boolean
+  /** the prefix as the client wrote it (`/clusters/` and the name's raw segments), to put back in front of a path */
+  prefix: string
+  /** the rest of the target, path and query, as the client sent it */
+  rest: string
 }
 
-/** The path filters judge: with several clusters, what follows the cluster prefix. */
-export function withoutClusterPrefix (target: string, clusters: boolean): string {
-  return clusters ? (splitClusterPrefix(target)?.rest ?? target) : target
+/**
+ * A target in origin form split at the cluster it names, read from the raw target before anything is
+ * normalised: the longest served name that ends at a segment boundary, however the client escaped it.
+ * EKS names contexts `arn:…:cluster/NAME`: curl sends the `/` as `%2F`, kubectl decodes it from
+ * --server and sends it bare, and both must reach the same cluster. Undefined when the target names
+ * no cluster. `served` is asked only of names up to `longest` characters, so a hostile target of many
+ * slashes costs no more than the longest name.
+ */
+export function splitClusterPrefix (target: string, served: (name: string) => boolean, longest: number): ClusterSplit | undefined {
+  if (!target.startsWith(CLUSTER_PREFIX)) return undefined
+  const next = target[CLUSTER_PREFIX.length]
+  if (next !== undefined && next !== '/' && next !== '?') return undefined
+  const start = CLUSTER_PREFIX.length + (next === '/' ? 1 : 0)
+  let first: { end: number; name: string | undefined } | undefined
+  let match: { end: number; name: string } | undefined
+  let name = ''
+  for (let from = start; ;) {
+    let end = from
+    while (end < target.length && target[end] !== '/' && target[end] !== '?') end++
+    let segment: string | undefined
+    try {
+      segment = decodeURIComponent(target.slice(from, end))
+    } catch {
+      segment = undefined
+    }
+    // A literal `/` decodes to itself: the name so far, one segment longer.
+    if (segment !== undefined) name = from === start ? segment : `${name}/${segment}`
+    first ??= { end, name: segment === undefined ? undefined : name }
+    if (segment === undefined) break
+    if (name.length <= longest && served(name)) match = { end, name }
+    if (end >= target.length || target[end] === '?' || name.length > longest) break
+    from = end + 1
+  }
+  const { end, name: chosen } = match ?? first
+  const rest = target.slice(end)
+  return { name: chosen, served: match !== undefined, prefix: target.slice(0, end), rest: rest.startsWith('/') ? rest : `/${rest}` }
 }
+
+/**
+ * Why a name cannot be a cluster's, or undefined when it can. Its `/`-separated segments go into the
+ * path as they are (kubectl decodes `%2F` from --server), so none may be empty, `.` or `..`: every
+ * client would resolve those away before the proxy saw them.
+ */
+export function clusterNameProblem (name: string): string | undefined {
+  if (name.length > MAX_CLUSTER_NAME) return `it is longer than ${MAX_CLUSTER_NAME} characters`
+  if (name.split('/').some((s) => s === '' || s === '.' || s === '..')) {
+    return 'an empty, \'.\' or \'..\' segment of it would be resolved away by clients, which kubectl does even to an encoded /'
+  }
+  return undefined
+}
+
+// Far beyond any real context name (Kubernetes names stop at 253); bounds the routing of each request.
+const MAX_CLUSTER_NAME = 1000

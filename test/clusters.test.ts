@@ -386,3 +386,31 @@ t.test('kubectl port-forward through /clusters/NAME reaches that cluster\'s API 
   t.match(out, /Forwarding from 127\.0\.0\.1:\d+ -> 8080/, 'kubectl holds the tunnel open (its bytes are relayed as in upgrade.test.ts)')
   forward.kill()
 })
+
+t.test('EKS context names reach their cluster through kubectl, however it escapes them: --server and run mode', { skip: kubectl ? false : NO_KUBECTL }, async (t) => {
+  const dev = await startDemoUpstream(t, devPki)
+  const prod = await startDemoUpstream(t, prodPki)
+  const file = await kubeconfig('eks.yaml', { dev: dev.url, prod: prod.url })
+  const proxy = await startProxyWith(t, ['--kubeconfig', file, '--all-contexts', '--port', '0'])
+  const home = await mkdtemp(join(tmpdir(), 'mtls-proxy-kubectl-'))
+  t.teardown(() => rm(home, { recursive: true, force: true }))
+  const env = { PATH: process.env.PATH, HOME: home, KUBECONFIG: join(home, 'none') }
+  const arn = 'arn:aws:eks:eu-west-1:1:cluster/team'
+  // kubectl decodes %2F in --server's path and sends the name with a bare slash.
+  await run(kubectl!, ['--server', `${proxy.url}/clusters/${encodeURIComponent(arn)}`, '--cache-dir', join(home, 'cache'),
+    'run', 'made-in-team', '--image', 'nginx', '--restart', 'Never'], { env, timeout: 30_000 })
+  const listed = await run(kubectl!, ['--server', `${proxy.url}/clusters/${encodeURIComponent(arn)}`, '--cache-dir', join(home, 'cache'),
+    'get', 'pods', '-o', 'name', '-v=6'], { env, timeout: 30_000 })
+  t.match(listed.stdout, /pod\/made-in-team/, 'kubectl --server …/clusters/arn%3A…%2Fteam reaches the ARN\'s cluster')
+  t.match(listed.stderr, /GET http:\/\/127\.0\.0\.1:\d+\/clusters\/arn:aws:eks:eu-west-1:1:cluster\/team\/api\/v1\/namespaces\/default\/pods/,
+    'as it sends it: the slash bare')
+  const names = async (cluster: string) => (await run(kubectl!, ['--server', `${proxy.url}/clusters/${cluster}`, '--cache-dir', join(home, 'cache'),
+    'get', 'pods', '-o', 'name'], { env, timeout: 30_000 })).stdout
+  t.match(await names('prod'), /pod\/made-in-team/, 'created in prod, the ARN context\'s cluster')
+  t.notMatch(await names('dev'), /made-in-team/, 'not in dev')
+
+  const inside = await runCli(['--kubeconfig', file, '--all-contexts', '--', kubectl!, '--context', arn, 'get', 'pods', '-o', 'name'],
+    { HOME: home }, 30_000)
+  t.equal(inside.code, 0, inside.stderr)
+  t.match(inside.stdout, /pod\/made-in-team/, 'run mode: kubectl --context arn:… acts on that cluster')
+})

@@ -3,7 +3,8 @@
 // is read here but the kubeconfig's list of contexts.
 import type { Logger } from 'pino'
 import type { ClusterDefinition } from '../clusters.js'
-import { clusterName, type Config } from '../config.js'
+import type { Config } from '../config.js'
+import { clusterNameProblem } from '../paths.js'
 import { UsageError } from '../errors.js'
 import { kubeconfigContexts, readKubeconfig } from './kubeconfig.js'
 import { fileSetSource, type CredentialSpec } from './source.js'
@@ -57,8 +58,9 @@ export async function clusterDefinitions (
   if (config.allContexts) {
     for (const context of await kubeconfigContexts(spec.kubeconfig!)) {
       if (context === name) continue
-      if (!clusterName(context)) {
-        logger.warn(`context '${context}' is not served: as /clusters/${context}/ any client would resolve it away; rename it`)
+      const problem = clusterNameProblem(context)
+      if (problem) {
+        logger.warn(`context '${context.slice(0, 100)}' is not served under /clusters/: ${problem}; rename it`)
         continue
       }
       others.set(context, definition(context, contextSpec(spec, context), logger))
