@@ -6,7 +6,7 @@ import type { FastifyInstance } from 'fastify'
 import type { Logger } from 'pino'
 import { Accounting } from './accounting.js'
 import { installAdmission, refuseConnect } from './admission.js'
-import { Cluster, Clusters, startParts, type BuildParts, type ClusterDefinition } from './clusters.js'
+import { Cluster, Clusters, startParts, type BuildParts, type ClusterDefinition, type ClusterParts } from './clusters.js'
 import type { Config } from './config.js'
 import type { CredentialStore } from './credentials/store.js'
 import { ExpiryMonitor } from './expiry.js'
@@ -14,11 +14,13 @@ import { registerForwarding } from './forwarding.js'
 import { Cors } from './cors.js'
 import { checkPreflight, checkRequest, FORWARDED_METHODS, listenerGuard, type Door } from './guard.js'
 import { Health, registerOwnRoutes } from './health.js'
+import { originForm } from './paths.js'
+import { Redirects } from './redirects.js'
 import { Metrics, type MetricsOptions } from './metrics.js'
 import { createMainServer, portOf } from './server.js'
 import { Shutdown } from './shutdown.js'
 import { buildStatusListener } from './status-listener.js'
-import { installErrorHandlers } from './status-errors.js'
+import { installErrorHandlers, type ErrorAnswer } from './status-errors.js'
 import { Tunnels } from './upgrade.js'
 import { Upstream } from './upstream.js'
 import { OpenWatches } from './watches.js'
@@ -99,6 +101,24 @@ export async function buildApp (config: Config, deps: AppDeps): Promise<App> {
     return cluster.parts ?? cluster.open()
   }
   const clusterName = (req: IncomingMessage) => clusters.of(req)?.name ?? ''
+  // An answer's Location must keep its client in the cluster the request named (redirects.ts).
+  const redirects = new Redirects({ scheme: guard.scheme, port: guard.listenPort, acceptHosts: guard.acceptHosts })
+  const confine = (req: IncomingMessage, target: string, headers: string[], cluster: ClusterParts, statusCode: number,
+    log: Pick<Logger, 'error'>): ErrorAnswer | undefined => {
+    const why = redirects.confine(headers, {
+      host: req.headers.host ?? 'localhost',
+      target: originForm(target),
+      prefix: clusters.prefixOf(req),
+      cluster: cluster.name,
+      landing: (t) => clusters.landing(t)?.name,
+    })
+    if (why === undefined) return undefined
+    const named = cluster.name.slice(0, 100)
+    const message = `the API server of cluster '${named}' answered ${statusCode}, and ${why}: mtls-proxy refused the answer`
+    log.error({ cluster: cluster.name, status: statusCode, url: target.slice(0, 200) }, message)
+    metrics.upstreamError('redirect', cluster.name)
+    return { httpStatus: 502, reason: 'BadGateway', message }
+  }
   const tunnels = new Tunnels({
     admit: (target, req) => admit(target, req, 'upgrade'),
     route: (req) => ({ cluster: clusterOf(req), target: clusters.target(req) }),
@@ -107,6 +127,7 @@ export async function buildApp (config: Config, deps: AppDeps): Promise<App> {
     record: (r) => accounting.record(r),
     onUpstreamError: (cause, cluster) => metrics.upstreamError(cause, cluster.name),
     onUnauthorized: (cluster) => { void cluster.credentials.renew('upstream 401') },
+    confine: (req, headers, cluster, statusCode) => confine(req, req.url ?? '/', headers, cluster, statusCode, logger),
   })
   const accounting = new Accounting(metrics, logger, config.accessLog, { of: clusterName, show: clusters.multi })
   const statusHost = config.statusAddress?.host ?? config.address
@@ -138,7 +159,8 @@ export async function buildApp (config: Config, deps: AppDeps): Promise<App> {
     closing: () => shutdown.closing,
     clientBodyTimeoutMs: config.clientBodyTimeoutMs,
     cors,
-    prefixOf: (request) => clusters.prefixOf(request.raw),
+    confine: (request, headers, cluster, statusCode) =>
+      confine(request.raw, request.originalUrl, headers, cluster, statusCode, request.log),
   })
   app.addHook('onReady', async () => {
     startParts(main)

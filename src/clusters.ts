@@ -208,6 +208,9 @@ export interface Route {
   target: string
 }
 
+// What a target without the prefix must not become once normalised: a prefix reached by another path than the one judged.
+const PLAIN_PREFIX = /^\/clusters(?:[/?]|$)/
+
 export class Clusters {
   readonly default: Cluster
   /** several clusters are served, each under /clusters/NAME/ */
@@ -280,13 +283,23 @@ export class Clusters {
     return { cluster, prefixed: true, prefix: cluster ? split.prefix : '', name: split.name, target: split.rest }
   }
 
+  /**
+   * The cluster a target (origin form) would be served from if a client asked it, judged as check()
+   * judges a request; undefined when it would be refused.
+   */
+  landing (target: string): Cluster | undefined {
+    const route = this.routeTarget(target)
+    if (route.prefixed) return route.cluster
+    return this.multi && PLAIN_PREFIX.test(forwardTarget(route.target)) ? undefined : this.default
+  }
+
   /** After the guard: the cluster named must be served, and the proxy's own endpoints are not under a prefix. */
   check (req: IncomingMessage): ErrorAnswer | undefined {
     if (!this.multi) return undefined
     const route = this.route(req)
     if (!route.prefixed) {
       // `//clusters/prod/…` or `/./clusters/…` would reach the default cluster as a path of its own, judged as one.
-      if (/^\/clusters(?:[/?]|$)/.test(forwardTarget(route.target))) {
+      if (PLAIN_PREFIX.test(forwardTarget(route.target))) {
         return { httpStatus: 400, reason: 'BadRequest', message: 'write the cluster prefix plainly, as /clusters/NAME/…' }
       }
       return undefined

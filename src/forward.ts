@@ -9,7 +9,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { Dispatcher } from 'undici'
 import type { ClusterParts } from './clusters.js'
 import type { Cors } from './cors.js'
-import { clientResponseHeaders, locationUnder, upstreamRequestHeaders } from './headers.js'
+import { clientResponseHeaders, upstreamRequestHeaders } from './headers.js'
 import { isLongRunning, type OpenWatches } from './watches.js'
 import { bodyPending } from './linger.js'
 import { writeError, type ErrorAnswer } from './status-errors.js'
@@ -28,8 +28,11 @@ export interface ForwardOptions {
   onFailure: (request: FastifyRequest, err: Error, cluster: ClusterParts) => ErrorAnswer
   /** CORS for the listed origins' pages, when any are listed */
   cors?: Cors
-  /** the cluster prefix the client used ('' for none), put back in front of a Location that is a path */
-  prefixOf?: (request: FastifyRequest) => string
+  /**
+   * Keeps an answer's Location and Content-Location in its cluster (headers changed in place): the
+   * refusal to answer instead, when one would lead a client out of it
+   */
+  confine?: (request: FastifyRequest, headers: string[], cluster: ClusterParts, statusCode: number) => ErrorAnswer | undefined
 }
 
 export type ForwardHandler = (request: FastifyRequest, reply: FastifyReply, dest: string) => void
@@ -158,8 +161,15 @@ class Relay implements Dispatcher.DispatchHandler {
     }
     this.#options.onAnswer(this.#request, statusCode, this.#cluster)
     const headers = clientResponseHeaders(rawHeaders)
-    const prefix = this.#options.prefixOf?.(this.#request)
-    if (prefix) locationUnder(headers, prefix)
+    const refused = this.#options.confine?.(this.#request, headers, this.#cluster, statusCode)
+    if (refused) {
+      // Its body is never read: the answer ends here, and so does the upstream request.
+      this.#request.failure = refused.message
+      this.#finish()
+      this.#writeError(refused, this.#options.closing() || !this.#request.raw.complete)
+      this.#abort?.(new Error(refused.message))
+      return false
+    }
     this.#options.cors?.addTo(res, headers)
     // The connection cannot be reused until the request body was read; the upstream answered early.
     if (this.#options.closing() || !this.#request.raw.complete) headers.push('connection', 'close')

@@ -24,8 +24,8 @@ export interface ForwardingParts {
   closing: () => boolean
   clientBodyTimeoutMs: number
   cors: Cors | undefined
-  /** the cluster prefix a request came through ('' for none) */
-  prefixOf: (request: FastifyRequest) => string
+  /** keeps an answer's Location in its cluster, or refuses the answer (forward.ts) */
+  confine: (request: FastifyRequest, headers: string[], cluster: ClusterParts, statusCode: number) => ErrorAnswer | undefined
 }
 
 export async function registerForwarding (app: FastifyInstance, parts: ForwardingParts): Promise<void> {
@@ -46,7 +46,7 @@ export async function registerForwarding (app: FastifyInstance, parts: Forwardin
       closing: parts.closing,
       clientBodyTimeoutMs: parts.clientBodyTimeoutMs,
       ...(parts.cors ? { cors: parts.cors } : {}),
-      prefixOf: parts.prefixOf,
+      confine: parts.confine,
       onAnswer: (request, statusCode, { credentials, health }) => {
         health.recordSuccess()
         if (statusCode === 401) {

@@ -112,18 +112,5 @@ function withoutNamed (headers: string[], named: string[]): string[] {
   return kept
 }
 
-/**
- * A Location the API server gives as a path (its redirect from `…/proxy` to `…/proxy/`) names a path
- * of its own: behind `/clusters/NAME` the client must be sent there again, not to the default cluster.
- */
-export function locationUnder (headers: string[], prefix: string): void {
-  for (let i = 0; i < headers.length; i += 2) {
-    const value = headers[i + 1]!
-    if ((headers[i] === 'location' || headers[i] === 'content-location') && value.startsWith('/') && !value.startsWith('//')) {
-      headers[i + 1] = prefix + value
-    }
-  }
-}
-
 // undici hands raw header bytes; node:http, strings it read as latin1.
 const latin1 = (b: Buffer | string): string => (typeof b === 'string' ? b : b.toString('latin1'))

@@ -34,6 +34,8 @@ export interface TunnelOptions {
   onUpstreamError: (cause: string, cluster: ClusterParts) => void
   /** the upstream answered 401 instead of opening the tunnel */
   onUnauthorized: (cluster: ClusterParts) => void
+  /** keeps an answer's Location in its cluster (headers changed in place), or says why the answer is refused */
+  confine: (req: IncomingMessage, headers: string[], cluster: ClusterParts, statusCode: number) => ErrorAnswer | undefined
 }
 
 /**
@@ -62,9 +64,8 @@ function headBlock (statusCode: number, statusMessage: string, rawHeaders: strin
  * arrives, in a framing that shows a cut as a cut (its Content-Length, or chunks with a last one),
  * then the connection is closed.
  */
-function relayAnswer (res: IncomingMessage, client: Duplex, head: boolean): void {
+function relayAnswer (res: IncomingMessage, headers: string[], client: Duplex, head: boolean): void {
   const status = res.statusCode ?? 502
-  const headers = clientResponseHeaders(res.rawHeaders)
   const chunked = !head && status !== 204 && status !== 304 && res.headers['content-length'] === undefined
   if (chunked) headers.push('transfer-encoding', 'chunked')
   headers.push('connection', 'close')
@@ -189,18 +190,36 @@ export class Tunnels {
       outcome.status = failure.httpStatus
       endSocketWithError(client, failure)
     })
+    /** An answer whose Location would lead out of the cluster is refused: the client never sees it. */
+    const refused = (headers: string[], statusCode: number, upstreamSide: { destroy: () => void }): boolean => {
+      const refusal = this.#opts.confine(req, headers, cluster, statusCode)
+      if (!refusal) return false
+      client.removeListener('close', abandon)
+      // What the upstream does next is no failure to tell: the client has its answer.
+      abandoned = true
+      upstreamSide.destroy()
+      outcome.status = refusal.httpStatus
+      outcome.error = refusal.message
+      endSocketWithError(client, refusal)
+      return true
+    }
     outgoing.on('upgrade', (res, upstreamSocket, upstreamHead) => {
+      upstreamSocket.on('error', () => upstreamSocket.destroy())
+      const headers = [...res.rawHeaders]
+      if (refused(headers, 101, upstreamSocket)) return
       client.removeListener('close', abandon)
       answering = true
       outcome.status = 101
-      client.write(headBlock(101, res.statusMessage ?? 'Switching Protocols', res.rawHeaders))
+      client.write(headBlock(101, res.statusMessage ?? 'Switching Protocols', headers))
       this.#pipe(client, head, upstreamSocket, upstreamHead)
     })
     outgoing.on('response', (res) => {
+      const headers = clientResponseHeaders(res.rawHeaders)
+      if (refused(headers, res.statusCode ?? 502, res)) return
       outcome.status = res.statusCode ?? 502
       if (res.statusCode === 401) this.#opts.onUnauthorized(cluster)
       answering = true
-      relayAnswer(res, client, req.method === 'HEAD')
+      relayAnswer(res, headers, client, req.method === 'HEAD')
     })
     outgoing.end()
   }
