@@ -8,6 +8,7 @@ import { buildApp, type App } from './app.js'
 import { alsoSaying, type Config } from './config.js'
 import { clientIdentity } from './credentials/bundle.js'
 import { clusterDefinitions } from './credentials/clusters.js'
+import { pinClusters, pinnedSpec, tellPins } from './credentials/pins.js'
 import { fileSetSource } from './credentials/source.js'
 import { openCredentialStore, type CredentialStore } from './credentials/store.js'
 import { UsageError } from './errors.js'
@@ -140,22 +141,26 @@ export async function serve (
   }
   if (worker) worker.onReload(reload)
   else process.on('SIGHUP', reload)
+  // What this start fixes for its life: each cluster's context and server (a worker is handed the primary's).
+  const pins = worker?.pins ?? await pinClusters(config).catch((err: unknown) => { throw alsoSaying(err, command.warnings) })
+  tellPins(pins, events)
   // The credentials are read now, the kubeconfig and token file included: their mistakes get the same hint.
-  const source = fileSetSource(config.credentials, { logger: events })
-  const credentials = await openCredentialStore(source, { logger: events }).catch((err: unknown) => {
-    throw alsoSaying(err, command.warnings)
-  })
+  const pin = pins.clusters[pins.name]
+  const source = fileSetSource(pinnedSpec(config.credentials, pin), { logger: events })
+  const credentials = await openCredentialStore(source, { logger: events, ...(pin?.server ? { bound: pin.server } : {}) })
+    .catch((err: unknown) => { throw alsoSaying(err, command.warnings) })
   starting.store = credentials
   if (starting.reloadAsked) void credentials.reload('SIGHUP')
   const identity = clientIdentity(credentials.current)
   const upstream = credentials.current.server.url
   warnAboutExposure(config, identity, upstream.host, credentials.current.server.insecureSkipTlsVerify, events)
-  const clusters = await clusterDefinitions(config, credentials.current.sources.context, events).catch((err: unknown) => {
-    credentials.close()
-    throw err
-  })
   const app = await buildApp(config, {
-    logger, events, credentials, clusterName: clusters.name, clusters: clusters.others, metrics: { exposition: worker?.metrics },
+    logger,
+    events,
+    credentials,
+    clusterName: pins.name,
+    clusters: clusterDefinitions(config, pins, events),
+    metrics: { exposition: worker?.metrics },
   })
   starting.app = app
   worker?.shareMetrics(app.metrics.registry)

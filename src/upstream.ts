@@ -28,7 +28,7 @@ const KEEP_ALIVE_MS = 30_000
 const SEEN_FRESH_MS = 60_000
 
 export class Upstream {
-  /** fixed at start: the server the first credentials were for */
+  /** fixed at start: the server the first credentials were for, and every later bundle is (binding.ts) */
   readonly url: URL
   readonly origin: string
   /** the name checked against the server certificate; an IP upstream is checked against its IP SANs */
@@ -37,7 +37,6 @@ export class Upstream {
   readonly #insecure: boolean
   /** an HTTP CONNECT proxy every connection goes through */
   readonly #proxy: URL | undefined
-  readonly #disableCompression: boolean
   readonly #options: UpstreamOptions
   readonly #store: CredentialStore
   /** the URL's path without its trailing slash: every target goes after it */
@@ -62,7 +61,6 @@ export class Upstream {
     this.#tlsServerName = server.tlsServerName
     this.#insecure = server.insecureSkipTlsVerify
     this.#proxy = server.proxy
-    this.#disableCompression = server.disableCompression
     this.serverName = server.tlsServerName ?? unbracketed(server.url.hostname)
     this.#base = server.url.pathname.replace(/\/$/, '')
     this.#agent = this.#createAgent(store.current)
@@ -188,7 +186,7 @@ export class Upstream {
   #withCredentials<T extends Record<string, unknown>> (headers: T): T {
     const token = this.#store.current.bearerToken
     if (token !== undefined) (headers as Record<string, unknown>).authorization = `Bearer ${token}`
-    if (this.#disableCompression) delete (headers as Record<string, unknown>)['accept-encoding']
+    if (this.#store.current.server.disableCompression) delete (headers as Record<string, unknown>)['accept-encoding']
     return headers
   }
 
@@ -204,7 +202,7 @@ export class Upstream {
   dispatch (options: Dispatcher.DispatchOptions & { headers: string[] }, handler: Dispatcher.DispatchHandler): void {
     const { bearerToken } = this.#store.current
     if (bearerToken !== undefined) options.headers.push('authorization', `Bearer ${bearerToken}`)
-    if (this.#disableCompression) options.headers = withoutHeader(options.headers, 'accept-encoding')
+    if (this.#store.current.server.disableCompression) options.headers = withoutHeader(options.headers, 'accept-encoding')
     this.#agent.dispatch(options, handler)
   }
 

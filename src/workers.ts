@@ -10,6 +10,7 @@ import closeWithGrace from 'close-with-grace'
 import type { Logger } from 'pino'
 import { AggregatorRegistry, type Registry } from 'prom-client'
 import { MAX_WORKERS, WORKER_ROLE_ENV as ROLE_ENV, type Config, type Settings } from './config.js'
+import { pinClusters, type Pins } from './credentials/pins.js'
 import { createLogger } from './logger.js'
 
 // From the primary to a worker, deleted once read (nothing the worker starts inherits them), with ROLE_ENV.
@@ -56,6 +57,8 @@ export interface WorkerLink {
   /** what the primary read at start */
   settings: Settings
   warnings: string[]
+  /** each cluster's context and server, as the primary found them at start */
+  pins: Pins
   /** this worker logs for the whole proxy (it may become so later: onVoice) */
   voice: boolean
   onVoice(become: () => void): void
@@ -82,7 +85,7 @@ export function workerLink (): WorkerLink | undefined {
   const self = cluster.worker
   const role = /^(voice|quiet),(\d+)$/.exec(process.env[ROLE_ENV] ?? '')
   if (!cluster.isWorker || !self || !role) return undefined
-  const given = JSON.parse(process.env[SETTINGS_ENV] ?? '{}') as { settings: Settings; warnings: string[] }
+  const given = JSON.parse(process.env[SETTINGS_ENV] ?? '{}') as { settings: Settings; warnings: string[]; pins: Pins }
   delete process.env[ROLE_ENV]
   delete process.env[SETTINGS_ENV]
   // Ctrl-C and a hang-up reach the whole process group; the primary decides (SIGINT stops, SIGHUP
@@ -131,6 +134,7 @@ export function workerLink (): WorkerLink | undefined {
     of: Number(role[2]),
     settings: given.settings,
     warnings: given.warnings,
+    pins: given.pins,
     get voice () { return voice },
     onVoice: (fn) => { becomeVoice = fn },
     ready: () => send({ type: 'mtls-proxy:ready' }),
@@ -239,7 +243,10 @@ export async function supervise (
 ): Promise<number> {
   const { config } = command
   const log = logger ?? createLogger({ level: config.logLevel, pretty: process.stdout.isTTY === true, atomicWrites: true })
-  const env = { [SETTINGS_ENV]: JSON.stringify({ settings: command.settings, warnings: command.warnings }) }
+  // Read once, here: a worker started later, in the place of one that died, serves the same servers
+  // whatever the kubeconfig says by then.
+  const pins = await pinClusters(config)
+  const env = { [SETTINGS_ENV]: JSON.stringify({ settings: command.settings, warnings: command.warnings, pins }) }
   const serving = new Set<Worker>()
   const gather = new Gatherer(serving)
   const timers = new Set<NodeJS.Timeout>()

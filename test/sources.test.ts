@@ -88,17 +88,21 @@ t.test('kubeconfig mistakes are clear errors, never a silent fallback', async (t
   t.equal((await load(['--kubeconfig', noCa])).caPem, undefined, 'no CA needed, as asked')
 })
 
-t.test('a kubeconfig that names another server on reload: said, and the first one still served', async (t) => {
+t.test('a kubeconfig that names another server on reload: refused whole, the first one still served', async (t) => {
   const file = await kubeconfig('moving.yaml', kubeDoc('https://192.168.0.18:5443', { 'client-certificate': 'client.crt', 'client-key': 'client.key' }))
   const { logger, lines } = capturedLogger()
   const store = await openCredentialStore(fileSetSource(config(['--kubeconfig', file]).credentials), { logger })
   t.teardown(() => store.close())
   t.equal((await store.reload('test')).outcome, 'unchanged')
   await kubeconfig('moving.yaml', kubeDoc('https://192.168.0.19:5443', { 'client-certificate': 'client.crt', 'client-key': 'client.key' }))
-  t.equal((await store.reload('test')).outcome, 'reloaded', 'a new server alone is a change')
-  const said = /now names server https:\/\/192\.168\.0\.19:5443; requests still go to https:\/\/192\.168\.0\.18:5443 until mtls-proxy is restarted/
+  const refused = await store.reload('test')
+  t.match(refused, { outcome: 'failed', error: /now name server https:\/\/192\.168\.0\.19:5443 .*bound to https:\/\/192\.168\.0\.18:5443 .*a restart follows the new server/ },
+    'a new server is refused, counted as a failed reload')
+  t.equal(store.current.server.url.href, 'https://192.168.0.18:5443/', 'the old bundle serves on')
+  t.same(store.lastReload, refused, '/-/status shows it')
+  const said = /certificate reload failed.*a restart follows the new server/
   await until(() => lines.some((l) => said.test(l)))
-  t.match(JSON.parse(lines.find((l) => said.test(l))!), { level: 40 }, 'said as a warning, naming the server still served')
+  t.match(JSON.parse(lines.find((l) => said.test(l))!), { level: 50 }, 'one error line')
 })
 
 t.test('PEM from environment variables, as text or base64 (a Secret passed as env)', async (t) => {

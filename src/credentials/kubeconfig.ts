@@ -24,6 +24,8 @@ export interface KubeconfigChoice {
   context: string | undefined
   cluster: string | undefined
   user: string | undefined
+  /** context is the current-context mtls-proxy started with, kept since (pins.ts), not one the settings named */
+  pinned?: true
 }
 
 /** An exec credential plugin, as the kubeconfig configures it (client.authentication.k8s.io). */
@@ -55,6 +57,10 @@ export interface KubeconfigCredentials {
   disableCompression: boolean
   /** the context picked (undefined: --cluster and --user with no current-context) */
   context: string | undefined
+  /** the cluster entry picked: with the server, what a cluster's credentials are bound to */
+  cluster: string
+  /** the kubeconfig's current-context as it says now */
+  currentContext: string | undefined
   /** every file read, to watch */
   files: string[]
 }
@@ -153,7 +159,7 @@ export function listNames (names: Iterable<string>): string {
   return `it has ${shown}${all.length > NAMES_SHOWN ? ` and ${all.length - NAMES_SHOWN} more` : ''}`
 }
 
-function pick (map: Map<string, Entry>, name: string, kind: string, choice: KubeconfigChoice, flag: string): Entry {
+function entry (map: Map<string, Entry>, name: string, kind: string, choice: KubeconfigChoice, flag: string): Entry {
   const entry = map.get(name)
   if (!entry) throw new UsageError(`${where(choice)}: no ${kind} named '${name}'${flag}; ${listNames(map.keys())}`)
   return entry
@@ -171,19 +177,34 @@ function pem (entry: Entry, data: unknown, path: unknown, what: string): PemSour
 
 const text = (v: unknown): string | undefined => (typeof v === 'string' && v !== '' ? v : undefined)
 
-/** The contexts of the kubeconfig, in the order its files list them. */
-export async function kubeconfigContexts (choice: KubeconfigChoice): Promise<string[]> {
-  return [...(await merge(choice)).contexts.keys()]
+/** A kubeconfig read once: its contexts, and what any choice picks from it. */
+export interface Kubeconfig {
+  /** in the order its files list them */
+  contexts: string[]
+  currentContext: string | undefined
+  pick: (choice: KubeconfigChoice) => Promise<KubeconfigCredentials>
+}
+
+/** Reads the files once, for several picks (a start that pins every cluster it serves). */
+export async function openKubeconfig (choice: KubeconfigChoice): Promise<Kubeconfig> {
+  const merged = await merge(choice)
+  return { contexts: [...merged.contexts.keys()], currentContext: merged.currentContext, pick: (c) => pick(merged, c) }
 }
 
 /** Read anew on every load, without holding up the event loop. */
 export async function readKubeconfig (choice: KubeconfigChoice): Promise<KubeconfigCredentials> {
-  const merged = await merge(choice)
+  return pick(await merge(choice), choice)
+}
+
+async function pick (merged: Merged, choice: KubeconfigChoice): Promise<KubeconfigCredentials> {
   const context = choice.context ?? merged.currentContext
   let clusterName = choice.cluster
   let userName = choice.user
   if (context !== undefined) {
-    const ctx = pick(merged.contexts, context, 'context', choice, choice.context ? ' (--context)' : ' (its current-context)').value
+    const named = choice.pinned
+      ? ' (the current-context mtls-proxy started with)'
+      : choice.context ? ' (--context)' : ' (its current-context)'
+    const ctx = entry(merged.contexts, context, 'context', choice, named).value
     clusterName ??= text(ctx.cluster)
     userName ??= text(ctx.user)
   } else if (clusterName === undefined || userName === undefined) {
@@ -191,8 +212,8 @@ export async function readKubeconfig (choice: KubeconfigChoice): Promise<Kubecon
   }
   const contextLabel = context ?? '(none)'
   if (!clusterName || !userName) throw new UsageError(`${where(choice)}: context '${contextLabel}' must name a cluster and a user`)
-  const clusterEntry = pick(merged.clusters, clusterName, 'cluster', choice, choice.cluster ? ' (--cluster)' : '')
-  const userEntry = pick(merged.users, userName, 'user', choice, choice.user ? ' (--user)' : '')
+  const clusterEntry = entry(merged.clusters, clusterName, 'cluster', choice, choice.cluster ? ' (--cluster)' : '')
+  const userEntry = entry(merged.users, userName, 'user', choice, choice.user ? ' (--user)' : '')
   const cluster = clusterEntry.value
   const user = userEntry.value
   const server = text(cluster.server)
@@ -239,6 +260,8 @@ export async function readKubeconfig (choice: KubeconfigChoice): Promise<Kubecon
     ...(proxyUrl ? { proxyUrl } : {}),
     disableCompression: cluster['disable-compression'] === true,
     context,
+    cluster: clusterName,
+    currentContext: merged.currentContext,
     files: merged.files,
   }
 }

@@ -30,6 +30,8 @@ export interface ServerEndpoint {
   proxy: URL | undefined
   /** kubeconfig disable-compression: ask the server for no gzip */
   disableCompression: boolean
+  /** the kubeconfig cluster entry it was read from; undefined: the settings name it */
+  kubeconfigCluster: string | undefined
 }
 
 /** What the settings say; a kubeconfig named here is read on every load, the rest is given. */
@@ -72,6 +74,8 @@ export interface ResolvedSources {
   callerTokenFile: { path: string; label: string } | undefined
   /** the kubeconfig context the credentials were read from, when they were */
   context: string | undefined
+  /** the kubeconfig's current-context when they were read (it may have moved on from `context`) */
+  currentContext: string | undefined
   /** files whose change means: load again */
   watch: string[]
   /** token files, polled as well: a change is in use within seconds even where folder events never come */
@@ -100,9 +104,18 @@ export interface SourceDeps {
 export function fileSetSource (spec: CredentialSpec, deps: SourceDeps = {}): CredentialSource {
   const exec = new ExecCredentials(deps.logger)
   let usesExec = false
+  /** the current-context last told of, once it moved on from the one kept */
+  let toldOf: string | undefined
   return {
     load: async (now, options = {}) => {
       const kube = spec.kubeconfig ? await readKubeconfig(spec.kubeconfig) : undefined
+      if (spec.kubeconfig?.pinned && kube && kube.currentContext !== kube.context && kube.currentContext !== toldOf) {
+        toldOf = kube.currentContext
+        const now = kube.currentContext ?? ''
+        deps.logger?.warn({ context: kube.context, currentContext: kube.currentContext },
+          `the kubeconfig's current-context is now '${now}'; mtls-proxy keeps serving context '${kube.context ?? ''}', which it ` +
+          'started with (as kubectl proxy does): a restart follows the new one')
+      }
       const execConfig = spec.cert ? undefined : kube?.exec
       usesExec = execConfig !== undefined
       const fromPlugin = execConfig ? await exec.get(execConfig, now, options.renew === true) : undefined
@@ -136,20 +149,11 @@ function resolveSources (spec: CredentialSpec, kube: KubeconfigCredentials | und
   const token: TokenSource | undefined = plugin?.token !== undefined
     ? { kind: 'inline', token: plugin.token, label: `the token from ${plugin.config.label}` }
     : kube?.token
-  // As kubectl: the kubeconfig's insecure-skip-tls-verify is honoured (and warned about at every start, serve.ts).
-  const insecureSkipTlsVerify = spec.insecureSkipTlsVerify || kube?.insecureSkipTlsVerify === true
-  if (!ca && !insecureSkipTlsVerify) throw missingSetting('cacert')
+  if (!ca && !spec.insecureSkipTlsVerify && kube?.insecureSkipTlsVerify !== true) throw missingSetting('cacert')
   if (!cert && !token) throw missingSetting('cert')
   if (cert && !key) throw missingSetting('key')
   if (key && !cert) throw missingSetting('cert')
-  const url = spec.server ?? upstreamUrl(kube!.server, `kubeconfig ${kube!.files.join(', ')} server`)
-  const server: ServerEndpoint = {
-    url,
-    tlsServerName: spec.tlsServerName ?? kube?.tlsServerName,
-    insecureSkipTlsVerify,
-    proxy: proxyFor(url, kube?.proxyUrl, spec.proxyEnv),
-    disableCompression: kube?.disableCompression === true,
-  }
+  const server = serverEndpoint(spec, kube)
   const fileOf = (s: PemSource | TokenSource | undefined) => (s?.kind === 'file' ? [s.path] : [])
   const watch = [ca, cert, key, token, spec.listener?.cert, spec.listener?.key].flatMap(fileOf)
   if (kube) watch.push(...kube.files)
@@ -169,8 +173,23 @@ function resolveSources (spec: CredentialSpec, kube: KubeconfigCredentials | und
     listener,
     callerTokenFile,
     context: kube?.context,
+    currentContext: kube?.currentContext,
     watch,
     poll: fileOf(token),
+  }
+}
+
+/** The API server the settings and the kubeconfig name, and how it is reached and checked: what credentials are bound to. */
+export function serverEndpoint (spec: CredentialSpec, kube: KubeconfigCredentials | undefined): ServerEndpoint {
+  const url = spec.server ?? upstreamUrl(kube!.server, `kubeconfig ${kube!.files.join(', ')} server`)
+  return {
+    url,
+    tlsServerName: spec.tlsServerName ?? kube?.tlsServerName,
+    // As kubectl: the kubeconfig's insecure-skip-tls-verify is honoured (and warned about at every start, serve.ts).
+    insecureSkipTlsVerify: spec.insecureSkipTlsVerify || kube?.insecureSkipTlsVerify === true,
+    proxy: proxyFor(url, kube?.proxyUrl, spec.proxyEnv),
+    disableCompression: kube?.disableCompression === true,
+    kubeconfigCluster: kube?.cluster,
   }
 }
 

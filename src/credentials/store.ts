@@ -7,7 +7,9 @@
 import { unwatchFile, watch, watchFile, type FSWatcher } from 'node:fs'
 import { dirname } from 'node:path'
 import type { Logger } from 'pino'
-import { clientIdentity, sameBundle, sameClient, sameServer, subjectOf, type CredentialBundle } from './bundle.js'
+import { UsageError } from '../errors.js'
+import { bindingOf, describeBinding, sameBinding, type ServerBinding } from './binding.js'
+import { clientIdentity, sameBundle, sameClient, subjectOf, type CredentialBundle } from './bundle.js'
 import { PluginError } from './exec.js'
 import type { CredentialSource } from './source.js'
 
@@ -21,6 +23,8 @@ export interface ReloadOutcome {
 export interface StoreOptions {
   logger: Logger
   now?: () => Date
+  /** the server these credentials are for, as it was when the proxy started; default: the first load's */
+  bound?: ServerBinding
 }
 
 // Writers often replace cert and key a few milliseconds apart: wait for quiet, then retry a
@@ -47,14 +51,28 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 export async function openCredentialStore (source: CredentialSource, options: StoreOptions): Promise<CredentialStore> {
   const now = options.now ?? (() => new Date())
   const first = await source.load(now())
+  const bound = options.bound ?? bindingOf(first.server)
+  const moved = movedFrom(bound, first)
+  if (moved) throw new UsageError(moved)
   for (const warning of first.warnings) options.logger.warn(warning)
-  return new CredentialStore(source, first, options.logger, now)
+  return new CredentialStore(source, first, bound, options.logger, now)
+}
+
+/** Why a bundle cannot be used by a store bound to `bound`: it names another server. Undefined: it is that server's. */
+function movedFrom (bound: ServerBinding, bundle: CredentialBundle): string | undefined {
+  const now = bindingOf(bundle.server)
+  if (sameBinding(bound, now)) return undefined
+  const context = bundle.sources.context === undefined ? '' : ` (context '${bundle.sources.context}')`
+  return `the settings now name server ${describeBinding(now)}${context}, but these credentials are bound to ${describeBinding(bound)}, ` +
+    'the server they were read for at start: refused; a restart follows the new server'
 }
 
 type Listener = (bundle: CredentialBundle, previous: CredentialBundle) => void
 
 export class CredentialStore {
   #current: CredentialBundle
+  /** the server every bundle must be for */
+  readonly bound: ServerBinding
   #last: ReloadOutcome | undefined
   readonly #source: CredentialSource
   readonly #logger: Logger
@@ -71,9 +89,10 @@ export class CredentialStore {
   #againRenew = false
   #closed = false
 
-  constructor (source: CredentialSource, first: CredentialBundle, logger: Logger, now: () => Date) {
+  constructor (source: CredentialSource, first: CredentialBundle, bound: ServerBinding, logger: Logger, now: () => Date) {
     this.#source = source
     this.#current = first
+    this.bound = bound
     this.#logger = logger
     this.#now = now
   }
@@ -141,6 +160,12 @@ export class CredentialStore {
         if (err instanceof PluginError) break
       }
     }
+    // Another server's credentials, or these for another server: the whole bundle is refused.
+    const moved = bundle && movedFrom(this.bound, bundle)
+    if (moved) {
+      bundle = undefined
+      error = moved
+    }
     const at = this.#now().toISOString()
     // Closed meanwhile: the readers this bundle was for are gone.
     if (this.#closed) return { at, trigger, outcome: 'unchanged' }
@@ -197,13 +222,6 @@ export class CredentialStore {
       const { certificate } = bundle.listener
       logger.info({ trigger, listener: subjectOf(certificate), notAfter: new Date(certificate.validTo).toISOString() },
         `the listener's certificate reloaded: new connections are served ${subjectOf(certificate)} (serial ${certificate.serialNumber})`)
-    }
-    if (!sameServer(bundle, previous)) {
-      // The pool, its name check and the tunnels were made for the first server; following another is a restart.
-      const named = ({ server }: CredentialBundle) =>
-        server.url.origin + (server.tlsServerName ? ` (certificate name ${server.tlsServerName})` : '')
-      logger.warn({ trigger, server: bundle.server.url.href },
-        `the kubeconfig now names server ${named(bundle)}; requests still go to ${named(previous)} until mtls-proxy is restarted`)
     }
     for (const warning of bundle.warnings) logger.warn(warning)
   }

@@ -4,6 +4,7 @@ import type { Logger } from 'pino'
 import { buildApp, type App } from '../../src/app.js'
 import { loadConfig, type Config } from '../../src/config.js'
 import { clusterDefinitions } from '../../src/credentials/clusters.js'
+import { pinClusters, pinnedSpec } from '../../src/credentials/pins.js'
 import { fileSetSource } from '../../src/credentials/source.js'
 import { openCredentialStore } from '../../src/credentials/store.js'
 import type { ClientFiles } from '../../src/demo/pki.js'
@@ -61,9 +62,12 @@ export async function startProxyWith (
   if (command.action !== 'run') throw new Error('expected a run command')
   const { config } = command
   const { logger, lines } = capturedLogger()
-  const credentials = await openCredentialStore(fileSetSource(config.credentials, { logger }), { logger, now: options.now })
-  const clusters = await clusterDefinitions(config, credentials.current.sources.context, logger)
-  const app = await buildApp(config, { logger, credentials, now: options.now, clusterName: clusters.name, clusters: clusters.others })
+  const pins = await pinClusters(config)
+  const pin = pins.clusters[pins.name]
+  const credentials = await openCredentialStore(fileSetSource(pinnedSpec(config.credentials, pin), { logger }),
+    { logger, now: options.now, ...(pin?.server ? { bound: pin.server } : {}) })
+  const clusters = clusterDefinitions(config, pins, logger)
+  const app = await buildApp(config, { logger, credentials, now: options.now, clusterName: pins.name, clusters })
   await app.listen({ host: config.address, port: 0 })
   t.teardown(() => app.close())
   const address = app.server.address()
