@@ -5,6 +5,7 @@ import type { Socket } from 'node:net'
 import type { FastifyInstance } from 'fastify'
 import type { Logger } from 'pino'
 import { Accounting } from './accounting.js'
+import { CallerToken } from './caller-token.js'
 import { installAdmission, refuseConnect } from './admission.js'
 import { Cluster, Clusters, startParts, type BuildParts, type ClusterDefinition, type ClusterParts } from './clusters.js'
 import type { Config } from './config.js'
@@ -51,6 +52,8 @@ declare module 'fastify' {
     credentials: CredentialStore
     expiry: ExpiryMonitor
     clusters: Clusters
+    /** the token callers must present (--token-file), when one is asked for */
+    callerToken: CallerToken | undefined
     tunnels: Tunnels
     metrics: Metrics
     /** serves only the /-/ endpoints; the CLI listens on it when --status-address is set */
@@ -63,6 +66,8 @@ export type App = FastifyInstance
 export async function buildApp (config: Config, deps: AppDeps): Promise<App> {
   const { logger, credentials } = deps
   const events = deps.events ?? logger
+  // Read before anything else is built: a token file that cannot be used stops the start.
+  const callerToken = config.callerToken && await CallerToken.open(config.callerToken, events)
   const now = deps.now ?? (() => new Date())
   const watches = new OpenWatches()
   const shutdown = new Shutdown()
@@ -90,7 +95,7 @@ export async function buildApp (config: Config, deps: AppDeps): Promise<App> {
     (deps.clusters ?? []).map((definition) => new Cluster({ definition, build, logger: events.child({ cluster: definition.name }) })))
   const app = createMainServer(logger, credentials, config.maxConnections, events, (req) => clusters.target(req))
   const clusterRest = clusters.multi ? (target: string) => clusters.routeTarget(target).target : undefined
-  const guard = listenerGuard(config, clusterRest, () => credentials.current.callerTokenDigest, () => portOf(app.server))
+  const guard = listenerGuard(config, clusterRest, () => callerToken?.state, () => portOf(app.server))
   // Who may use the proxy: one decision for ordinary requests and upgrade tunnels alike.
   const admit = (target: string, req: IncomingMessage, door: Door) => checkRequest(target, req, guard, door) ??
     clusters.check(req) ??
@@ -131,7 +136,8 @@ export async function buildApp (config: Config, deps: AppDeps): Promise<App> {
   })
   const accounting = new Accounting(metrics, logger, config.accessLog, { of: clusterName, show: clusters.multi })
   const statusHost = config.statusAddress?.host ?? config.address
-  const statusApp = buildStatusListener(logger, { clusters, metrics }, { host: statusHost, acceptHosts: config.acceptHosts }, guard)
+  const own = { clusters, metrics, callerToken }
+  const statusApp = buildStatusListener(logger, own, { host: statusHost, acceptHosts: config.acceptHosts }, guard)
 
   app.decorate('health', health)
   app.decorate('upstream', upstream)
@@ -139,6 +145,7 @@ export async function buildApp (config: Config, deps: AppDeps): Promise<App> {
   app.decorate('credentials', credentials)
   app.decorate('expiry', expiry)
   app.decorate('clusters', clusters)
+  app.decorate('callerToken', callerToken)
   app.decorate('metrics', metrics)
   app.decorate('statusApp', statusApp)
   accounting.install(app)
@@ -150,7 +157,7 @@ export async function buildApp (config: Config, deps: AppDeps): Promise<App> {
   app.server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => tunnels.handle(req, socket, head))
   // The guard refused every method that is not forwarded, so what is left is a path with no route.
   installErrorHandlers(app, (url) => `no such mtls-proxy endpoint: ${url}`)
-  registerOwnRoutes(app, { clusters, metrics })
+  registerOwnRoutes(app, own)
   await registerForwarding(app, {
     upstream,
     cluster: (request) => clusterOf(request.raw),
@@ -164,6 +171,7 @@ export async function buildApp (config: Config, deps: AppDeps): Promise<App> {
   })
   app.addHook('onReady', async () => {
     startParts(main)
+    callerToken?.watch()
     // The others: opened now, or (an exec plugin) on first use; a broken one is logged and answers 503.
     await clusters.start()
   })
@@ -172,7 +180,8 @@ export async function buildApp (config: Config, deps: AppDeps): Promise<App> {
     graceMs: config.shutdownTimeoutMs,
     watches,
     tunnels,
-    stop: [() => statusApp.close(), () => expiry.stop(), () => credentials.close(), () => health.stop(), () => upstream.close(),
+    stop: [() => statusApp.close(), () => callerToken?.close(), () => expiry.stop(), () => credentials.close(), () => health.stop(),
+      () => upstream.close(),
       () => clusters.close()],
   })
   return app

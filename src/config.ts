@@ -13,6 +13,7 @@ import { isLoopback, unbracketed } from './addresses.js'
 import { defaultKubeconfigFiles } from './credentials/kubeconfig.js'
 import { proxyEnvironment, type ProxyEnvironment } from './credentials/proxy-url.js'
 import { checkComplete, upstreamUrl, type CredentialSpec, type PemSource } from './credentials/source.js'
+import type { CallerTokenSource } from './caller-token.js'
 import { clusterNameProblem } from './paths.js'
 import { OPTIONS, envName, missingSetting, type OptionName, type OptionSpec } from './options.js'
 
@@ -23,6 +24,8 @@ export type LogLevel = (typeof LOG_LEVELS)[number]
 export interface Config {
   /** where the API server and the credentials come from; the credential store reads them */
   credentials: CredentialSpec
+  /** the token callers must present (--token-file); undefined: none */
+  callerToken: CallerTokenSource | undefined
   /** --all-contexts: every other context of the kubeconfig is served too, under /clusters/NAME/ */
   allContexts: boolean
   /** a config file's `clusters:`, each served under /clusters/NAME/ */
@@ -315,7 +318,6 @@ function credentialSpec (raw: RawSettings, given: (name: OptionName) => string, 
     key: pem('key'),
     passphraseFile: str(raw, 'key-passphrase-file'),
     listener: listenCert && listenKey ? { cert: { kind: 'file', ...listenCert }, key: { kind: 'file', ...listenKey } } : undefined,
-    callerTokenFile: file('token-file'),
     proxyEnv: environment.proxy,
   }
   // Without a kubeconfig, nothing can fill a gap later: say so now.
@@ -360,7 +362,8 @@ function validate (raw: RawSettings, givenAt: GivenAt, environment: Environment,
   }
   const allowNonLoopback = raw['allow-non-loopback'] === true
   const unixSocket = str(raw, 'unix-socket')
-  const callerToken = credentials.callerTokenFile !== undefined
+  const tokenFile = str(raw, 'token-file')
+  const callerToken = tokenFile !== undefined
   if (!unixSocket && !isLoopback(address) && (!allowNonLoopback || (!callerToken && raw['allow-unauthenticated'] !== true))) {
     // Everything it takes, in one message: not one missing setting per attempt.
     const missing = [
@@ -404,6 +407,7 @@ function validate (raw: RawSettings, givenAt: GivenAt, environment: Environment,
   const ms = (name: OptionName, allowZero: boolean) => milliseconds(raw, name, { allowZero }, given(name))
   return {
     credentials,
+    callerToken: tokenFile === undefined ? undefined : { path: tokenFile, label: given('token-file') },
     allContexts,
     clusters,
     expiry: { warningDays, criticalDays, checkIntervalMs: ms('expiry-check-interval', false) },
@@ -535,7 +539,7 @@ function runModeConfig (settings: Settings): Config {
     new UsageError(`${what} cannot be used with -- COMMAND: the command gets the proxy on a loopback TCP port`)
   if (config.unixSocket) throw refused('--unix-socket')
   if (config.https) throw refused('--listen-cert (the command gets plain HTTP on loopback)')
-  if (config.credentials.callerTokenFile) throw refused('--token-file (the generated kubeconfig holds no credentials)')
+  if (config.callerToken) throw refused('--token-file (the generated kubeconfig holds no credentials)')
   if (!isLoopback(config.address)) throw refused(`--address ${config.address}`)
   if (config.workers !== 1) throw refused('--workers')
   return { ...config, logTo: 'stderr' }

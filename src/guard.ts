@@ -5,7 +5,7 @@ import type { IncomingHttpHeaders, IncomingMessage } from 'node:http'
 import { networkInterfaces } from 'node:os'
 import { declaresBody } from './headers.js'
 import { bracketed } from './addresses.js'
-import { tokenDigest } from './credentials/bundle.js'
+import { tokenDigest, type CallerTokenState } from './caller-token.js'
 import { normalizeTarget, originForm } from './paths.js'
 import type { ErrorAnswer } from './status-errors.js'
 
@@ -17,8 +17,8 @@ export interface GuardOptions {
   acceptPaths: readonly RegExp[]
   rejectPaths: readonly RegExp[]
   rejectMethods: readonly RegExp[]
-  /** SHA-256 of the token callers must present (--token-file), as loaded now; undefined: none needed */
-  tokenDigest: () => Buffer | undefined
+  /** the token callers must present (--token-file), as read now; undefined: none needed */
+  callerToken: () => CallerTokenState | undefined
   /** the TCP port this listener is bound to (an absolute-form target must name it); undefined on a Unix socket */
   listenPort: () => number | undefined
   /** what this listener speaks */
@@ -34,7 +34,7 @@ export function listenerGuard (
   config: Pick<GuardOptions, 'allowOrigins' | 'acceptPaths' | 'rejectPaths' | 'rejectMethods'> &
     { acceptHosts: RegExp[]; address: string; https: boolean },
   clusterRest: ((target: string) => string) | undefined,
-  tokenDigest: () => Buffer | undefined,
+  callerToken: () => CallerTokenState | undefined,
   listenPort: () => number | undefined
 ): GuardOptions {
   return {
@@ -43,7 +43,7 @@ export function listenerGuard (
     acceptPaths: config.acceptPaths,
     rejectPaths: config.rejectPaths,
     rejectMethods: config.rejectMethods,
-    tokenDigest,
+    callerToken,
     listenPort,
     scheme: config.https ? 'https' : 'http',
     admitOwnOrigin: true,
@@ -162,10 +162,15 @@ const TOKEN_HINT = {
 // Other local users (a loopback port is open to every account) or the network: a shared secret.
 // Compared as digests in constant time, so neither length nor prefix leaks through timing.
 function checkToken (target: string, authorization: string | undefined, options: GuardOptions): ErrorAnswer | undefined {
-  const digest = options.tokenDigest()
-  if (!digest || OPEN_ENDPOINTS.has(target)) return undefined
+  const wanted = options.callerToken()
+  if (!wanted || OPEN_ENDPOINTS.has(target)) return undefined
+  // Its file cannot be read: nobody is let in until it can (the log and /-/readyz say why).
+  if ('broken' in wanted) {
+    const message = 'mtls-proxy refuses every caller until its --token-file holds a token again'
+    return { httpStatus: 401, reason: 'Unauthorized', message }
+  }
   const presented = /^Bearer\s+(\S+)\s*$/i.exec(authorization ?? '')?.[1]
-  if (presented !== undefined && timingSafeEqual(tokenDigest(presented), digest)) return undefined
+  if (presented !== undefined && timingSafeEqual(tokenDigest(presented), wanted.digest)) return undefined
   return {
     httpStatus: 401,
     reason: 'Unauthorized',

@@ -4,6 +4,7 @@
 // active probe keeps that fresh when nobody is using the proxy; proxied traffic counts as well.
 import type { FastifyInstance } from 'fastify'
 import type { Logger } from 'pino'
+import type { CallerToken } from './caller-token.js'
 import type { Clusters } from './clusters.js'
 import { clientIdentity } from './credentials/bundle.js'
 import type { CredentialStore } from './credentials/store.js'
@@ -230,12 +231,25 @@ export class Health {
   }
 }
 
+/** What the /-/ routes read. */
+export interface OwnRoutesDeps {
+  clusters: Clusters
+  metrics: Metrics
+  /** the token callers must present; while its file is broken nobody is let in, and the proxy is not ready */
+  callerToken: CallerToken | undefined
+}
+
 /**
  * /-/healthz, /-/readyz, /-/status and /-/metrics, on the main listener and on the status listener
  * alike. Ready: the default cluster is; `/-/readyz?cluster=NAME` for one. /-/status reports the
  * default cluster, and each cluster when there are several.
  */
-export function registerOwnRoutes (app: FastifyInstance, { clusters, metrics }: { clusters: Clusters; metrics: Metrics }): void {
+export function registerOwnRoutes (app: FastifyInstance, { clusters, metrics, callerToken }: OwnRoutesDeps): void {
+  // Nobody can be let in while the callers' token cannot be read: not ready, whatever the clusters say.
+  const refusingAll = () => {
+    const state = callerToken?.state
+    return state && 'broken' in state ? `every caller is refused: ${state.broken}` : undefined
+  }
   app.get('/-/healthz', async (_request, reply) => reply.type('text/plain').send('ok'))
   app.get('/-/readyz', async (request, reply) => {
     const name = (request.query as Record<string, unknown>).cluster
@@ -244,6 +258,8 @@ export function registerOwnRoutes (app: FastifyInstance, { clusters, metrics }: 
     }
     const cluster = name === undefined ? clusters.default : clusters.get(name)
     if (!cluster) return sendError(reply, clusters.unknown(name!))
+    const refusing = refusingAll()
+    if (refusing) return sendError(reply, { httpStatus: 503, reason: 'ServiceUnavailable', message: `not ready: ${refusing}` })
     // Files fixed since it broke: asking is reason enough to try them (a plugin never used stays so).
     await cluster.retry()
     const state = cluster.state
@@ -252,7 +268,9 @@ export function registerOwnRoutes (app: FastifyInstance, { clusters, metrics }: 
     return sendError(reply, { httpStatus: 503, reason: 'ServiceUnavailable', message: `not ready:${which} ${state.reason}` })
   })
   app.get('/-/status', async (_request, reply) => {
-    const report = clusters.default.parts!.health.report()
+    const own = clusters.default.parts!.health.report()
+    const refusing = refusingAll()
+    const report = refusing ? { ...own, state: own.state === 'stopping' ? 'stopping' : 'not ready', reason: refusing } : own
     return reply.send(clusters.multi ? { ...report, clusters: clusters.all.map((c) => c.report()) } : report)
   })
   app.get('/-/metrics', async (_request, reply) => reply.type(metrics.registry.contentType).send(await metrics.exposition()))

@@ -82,7 +82,7 @@ function warnAboutExposure (config: Config, identity: string, upstreamHost: stri
   if (!config.unixSocket && !isLoopback(config.address)) {
     logger.warn({ address: config.address }, `listening on non-loopback address ${config.address}: anyone who can reach it acts as ` +
       `${identity}`)
-    if (config.credentials.callerTokenFile !== undefined && !config.https) {
+    if (config.callerToken !== undefined && !config.https) {
       logger.warn('callers send the --token-file token in clear text over the network, and kubectl will not send it over http:// at all: ' +
         'add --listen-cert and --listen-key to serve HTTPS')
     }
@@ -135,8 +135,10 @@ export async function serve (
   const reload = () => {
     events.info('SIGHUP: reloading certificates')
     // Every open cluster's; still reading the default's: once read, they are read again.
-    if (starting.app) starting.app.clusters.reload('SIGHUP')
-    else if (starting.store) void starting.store.reload('SIGHUP')
+    if (starting.app) {
+      starting.app.clusters.reload('SIGHUP')
+      void starting.app.callerToken?.reload('SIGHUP')
+    } else if (starting.store) void starting.store.reload('SIGHUP')
     else starting.reloadAsked = true
   }
   if (worker) worker.onReload(reload)
@@ -161,6 +163,9 @@ export async function serve (
     clusterName: pins.name,
     clusters: clusterDefinitions(config, pins, events),
     metrics: { exposition: worker?.metrics },
+  }).catch((err: unknown) => {
+    credentials.close()
+    throw alsoSaying(err, command.warnings)
   })
   starting.app = app
   worker?.shareMetrics(app.metrics.registry)

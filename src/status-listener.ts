@@ -6,9 +6,7 @@ import type { Logger } from 'pino'
 import { isLoopback } from './addresses.js'
 import { installAdmission } from './admission.js'
 import { checkRequest, hostPatterns, type GuardOptions } from './guard.js'
-import type { Clusters } from './clusters.js'
-import { OWN_PATHS, registerOwnRoutes } from './health.js'
-import type { Metrics } from './metrics.js'
+import { OWN_PATHS, registerOwnRoutes, type OwnRoutesDeps } from './health.js'
 import { portOf, serverOptions } from './server.js'
 import { installErrorHandlers } from './status-errors.js'
 
@@ -20,14 +18,14 @@ const ANY = [/^/]
  * which add that listener's own address).
  */
 export function buildStatusListener (
-  logger: Logger, own: { clusters: Clusters; metrics: Metrics }, where: { host: string; acceptHosts: RegExp[] }, guard: GuardOptions
+  logger: Logger, own: OwnRoutesDeps, where: { host: string; acceptHosts: RegExp[] }, guard: GuardOptions
 ): FastifyInstance {
   const app = Fastify(serverOptions(logger))
   const { host, acceptHosts } = where
   const options: GuardOptions = {
     ...guard,
     acceptHosts: isLoopback(host) ? hostPatterns(acceptHosts, host) : ANY,
-    tokenDigest: () => undefined,
+    callerToken: () => undefined,
     acceptPaths: ANY,
     rejectPaths: [],
     rejectMethods: [],

@@ -12,8 +12,8 @@ import { pkiWithFiles } from './helpers/pki.js'
 import { echoHandler, startUpstream } from './helpers/upstream.js'
 import { runCli, startCli } from './helpers/cli.js'
 import { loadConfig } from '../src/config.js'
-import { tokenDigest } from '../src/credentials/bundle.js'
-import { fileSetSource } from '../src/credentials/source.js'
+import { CallerToken, tokenDigest } from '../src/caller-token.js'
+import { capturedLogger } from './helpers/proxy.js'
 
 const { pki, files } = await pkiWithFiles(t)
 const flags = (url: string) => clientFlags(url, files)
@@ -148,13 +148,14 @@ t.test('listening beyond loopback needs --allow-non-loopback and a token (or --a
   t.throws(() => loadConfig([...base, '--address', '0.0.0.0', '--allow-non-loopback'], {}), { message: /pass --token-file FILE .* or --allow-unauthenticated/ })
   const withToken = loadConfig([...base, '--address', '0.0.0.0', '--allow-non-loopback', '--token-file', tokenFile], {})
   if (withToken.action !== 'run') throw new Error('run expected')
-  const loaded = await fileSetSource(withToken.config.credentials).load(new Date())
-  t.same(loaded.callerTokenDigest, tokenDigest('c0ffee00c0ffee00c0ffee00c0ffee00'), 'the token is read, trimmed, and held as its digest')
+  const { logger } = capturedLogger()
+  const loaded = await CallerToken.open(withToken.config.callerToken!, logger)
+  t.same(loaded.state, { digest: tokenDigest('c0ffee00c0ffee00c0ffee00c0ffee00') }, 'the token is read, trimmed, and held as its digest')
   t.match(loadConfig([...base, '--address', '0.0.0.0', '--allow-non-loopback', '--allow-unauthenticated'], {}), { action: 'run' })
   await writeFile(join(files.dir, 'short'), 'abc')
   const short = loadConfig([...base, '--token-file', join(files.dir, 'short')], {})
   if (short.action !== 'run') throw new Error('run expected')
-  await t.rejects(fileSetSource(short.config.credentials).load(new Date()), { message: /at least 16 characters/ })
+  await t.rejects(CallerToken.open(short.config.callerToken!, logger), { message: /at least 16 characters/ })
 })
 
 t.test('on the network with a token: served with it, 401 without', async (t) => {
@@ -189,8 +190,53 @@ t.test('a rotated token file: the new token is taken up without a restart, the o
   await until(async () => (await status('second-token-0123456789abcdef')) === 200, 5_000)
   t.equal(await status('first-token-0123456789abcdef'), 401, 'the old token no longer is')
   await writeFile(tokenFile, 'short\n')
-  t.equal((await proxy.app.credentials.reload('test')).outcome, 'failed', 'a token file that holds no valid token fails the reload')
-  t.equal(await status('second-token-0123456789abcdef'), 200, 'and the token in use stays in use')
+  await proxy.app.callerToken!.reload('test')
+  t.equal(await status('second-token-0123456789abcdef'), 401, 'a token file that holds no valid token refuses every caller: it fails closed')
+})
+
+t.test('the callers\' token is read on its own: a rotation takes effect while the kubeconfig is broken, and a broken token file fails closed', async (t) => {
+  const { startProxyWith } = await import('./helpers/proxy.js')
+  const { get } = await import('./helpers/http.js')
+  const { until } = await import('./helpers/until.js')
+  const upstream = await startUpstream(t, pki, echoHandler)
+  const dir = await mkdtemp(join(tmpdir(), 'mtls-proxy-token-'))
+  t.teardown(() => rm(dir, { recursive: true, force: true }))
+  const kubeconfig = join(dir, 'kubeconfig')
+  const b64 = (text: string) => Buffer.from(text).toString('base64')
+  await writeFile(kubeconfig, JSON.stringify({
+    'current-context': 'c',
+    clusters: [{ name: 'c', cluster: { server: upstream.url, 'certificate-authority-data': b64(pki.ca.certPem) } }],
+    users: [{ name: 'u', user: { 'client-certificate-data': b64(pki.client.certPem), 'client-key-data': b64(pki.client.keyPem) } }],
+    contexts: [{ name: 'c', context: { cluster: 'c', user: 'u' } }],
+  }), { mode: 0o600 })
+  const tokenFile = join(dir, 'token')
+  await writeFile(tokenFile, 'old-token-0123456789abcdef\n')
+  const proxy = await startProxyWith(t, ['--kubeconfig', kubeconfig, '--token-file', tokenFile, '--port', '0', '--probe-interval', '0.2'])
+  const status = async (token?: string) =>
+    (await get(`${proxy.url}/api/v1/pods`, { headers: token ? { authorization: `Bearer ${token}` } : {} })).status
+  t.equal(await status('old-token-0123456789abcdef'), 200)
+
+  // A typo in the kubeconfig: the credentials toward the API server cannot be read again.
+  await writeFile(kubeconfig, 'clusters: [unclosed\n')
+  await until(() => proxy.logs.some((l) => /certificate reload failed/.test(String(l.msg))), 5_000)
+  await writeFile(tokenFile, 'new-token-0123456789abcdef\n')
+  await until(async () => (await status('new-token-0123456789abcdef')) === 200, 10_000)
+  t.equal(await status('old-token-0123456789abcdef'), 401, 'the revoked token is refused though the kubeconfig is broken')
+
+  for (const [how, breakIt] of [['emptied', () => writeFile(tokenFile, '')], ['removed', () => rm(tokenFile)]] as const) {
+    await breakIt()
+    await until(async () => (await status('new-token-0123456789abcdef')) === 401, 10_000)
+    t.equal(await status(), 401, `${how}: every caller is refused`)
+    const ready = await get(`${proxy.url}/-/readyz`)
+    t.equal(ready.status, 503, `${how}: /-/readyz is 503`)
+    t.match(ready.body, /not ready: every caller is refused: --token-file .*token/, 'and says why')
+    t.match((await get(`${proxy.url}/-/status`, { headers: { authorization: 'Bearer new-token-0123456789abcdef' } })).status, 401)
+    await writeFile(tokenFile, 'new-token-0123456789abcdef\n')
+    await until(async () => (await status('new-token-0123456789abcdef')) === 200, 10_000)
+  }
+  t.ok(proxy.logs.some((l) => l.level === 50 && /every caller is refused \(401\) until the file holds a token again/.test(String(l.msg))), 'an error line')
+  t.notMatch(proxy.logText(), /new-token-0123456789abcdef|old-token-0123456789abcdef/, 'no token in the log')
+  t.equal((await get(`${proxy.url}/-/readyz`)).status, 200, 'ready again once the file holds a token')
 })
 
 t.test('--max-connections: connections past the cap are refused, open watches are not cut', async (t) => {

@@ -1,6 +1,6 @@
 // Reads the CA, client certificate and key into one immutable, fully validated bundle.
 // Start-up and every reload call the same function; a bundle that fails is never used.
-import { X509Certificate, createHash, createPrivateKey, type KeyObject } from 'node:crypto'
+import { X509Certificate, createPrivateKey, type KeyObject } from 'node:crypto'
 import { createSecureContext } from 'node:tls'
 import { UsageError } from '../errors.js'
 import { readRegularFile } from '../files.js'
@@ -35,8 +35,6 @@ export interface CredentialBundle {
   readonly warnings: readonly string[]
   /** the certificate and key the listener serves HTTPS with (--listen-cert, --listen-key) */
   readonly listener: ListenerKeyPair | undefined
-  /** SHA-256 of the token callers must present (--token-file), never the token itself; undefined: none */
-  readonly callerTokenDigest: Buffer | undefined
 }
 
 export interface ListenerKeyPair {
@@ -172,21 +170,6 @@ async function loadKeyPair (
   return { certPem: cert.text, certificate, privateKey, keyMode: key.mode }
 }
 
-export const tokenDigest = (token: string): Buffer => createHash('sha256').update(token).digest()
-
-async function readCallerToken ({ path, label }: { path: string; label: string }): Promise<Buffer> {
-  let token: string
-  try {
-    token = (await readRegularFile(path, MAX_SECRET_FILE_BYTES)).text.trim()
-  } catch (err) {
-    throw new UsageError(`${label} ${path}: cannot read: ${describeFsError(err)}`)
-  }
-  if (token.length < 16 || /\s/.test(token)) {
-    throw new UsageError(`${label} ${path} must hold one token of at least 16 characters without spaces (e.g. from: openssl rand -hex 32)`)
-  }
-  return tokenDigest(token)
-}
-
 // A token is one header value: visible ASCII, no spaces (anything else could split the header).
 const TOKEN_CHARS = /^[\x21-\x7e]+$/
 
@@ -209,11 +192,10 @@ async function readBearerToken (source: TokenSource): Promise<string> {
 
 /** Loads and validates everything; any problem is a UsageError naming the source. */
 export async function loadBundle (sources: ResolvedSources, now: Date): Promise<CredentialBundle> {
-  const [ca, client, listener, callerTokenDigest, bearerToken] = await Promise.all([
+  const [ca, client, listener, bearerToken] = await Promise.all([
     sources.ca ? readPem(sources.ca) : undefined,
     sources.cert && sources.key ? loadKeyPair(sources.cert, sources.key, 'the client certificate', sources.passphraseFile) : undefined,
     sources.listener && loadKeyPair(sources.listener.cert, sources.listener.key, 'the certificate to serve HTTPS with', undefined),
-    sources.callerTokenFile ? readCallerToken(sources.callerTokenFile) : undefined,
     sources.token ? readBearerToken(sources.token) : undefined,
   ])
   const caPem = ca?.text
@@ -275,7 +257,6 @@ export async function loadBundle (sources: ResolvedSources, now: Date): Promise<
       keyPem: listener.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(),
       certificate: listener.certificate,
     }),
-    callerTokenDigest,
   })
 }
 
@@ -301,11 +282,10 @@ export function sameServer (a: CredentialBundle, b: CredentialBundle): boolean {
     a.server.disableCompression === b.server.disableCompression
 }
 
-/** Nothing a reader would notice changed: the server, the client's identity and token, the listener's pair, the callers' token. */
+/** Nothing a reader would notice changed: the server, the client's identity and token, the listener's pair. */
 export function sameBundle (a: CredentialBundle, b: CredentialBundle): boolean {
   return sameServer(a, b) && sameClient(a, b) && a.bearerToken === b.bearerToken && sameListener(a.listener, b.listener) &&
-    a.expiresAt?.getTime() === b.expiresAt?.getTime() &&
-    (a.callerTokenDigest?.toString('hex') === b.callerTokenDigest?.toString('hex'))
+    a.expiresAt?.getTime() === b.expiresAt?.getTime()
 }
 
 /** The same pair for the listener to serve HTTPS with (both absent counts as the same). */

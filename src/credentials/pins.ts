@@ -105,7 +105,6 @@ export function contextSpec (spec: CredentialSpec, context: string): CredentialS
     key: undefined,
     passphraseFile: undefined,
     listener: undefined,
-    callerTokenFile: undefined,
     proxyEnv: spec.proxyEnv,
   }
 }

@@ -48,8 +48,6 @@ export interface CredentialSpec {
   passphraseFile: string | undefined
   /** the key pair the listener serves HTTPS with; undefined: plain HTTP */
   listener: { cert: PemSource; key: PemSource } | undefined
-  /** the token callers must present (--token-file) */
-  callerTokenFile: { path: string; label: string } | undefined
   /** HTTPS_PROXY and NO_PROXY as the proxy was started with */
   proxyEnv: ProxyEnvironment
 }
@@ -71,7 +69,6 @@ export interface ResolvedSources {
   certificateFrom: string | undefined
   passphraseFile: string | undefined
   listener: { cert: PemSource; key: PemSource } | undefined
-  callerTokenFile: { path: string; label: string } | undefined
   /** the kubeconfig context the credentials were read from, when they were */
   context: string | undefined
   /** the kubeconfig's current-context when they were read (it may have moved on from `context`) */
@@ -158,8 +155,7 @@ function resolveSources (spec: CredentialSpec, kube: KubeconfigCredentials | und
   const watch = [ca, cert, key, token, spec.listener?.cert, spec.listener?.key].flatMap(fileOf)
   if (kube) watch.push(...kube.files)
   if (spec.passphraseFile) watch.push(spec.passphraseFile)
-  if (spec.callerTokenFile) watch.push(spec.callerTokenFile.path)
-  const { passphraseFile, listener, callerTokenFile } = spec
+  const { passphraseFile, listener } = spec
   return {
     server,
     ca,
@@ -171,7 +167,6 @@ function resolveSources (spec: CredentialSpec, kube: KubeconfigCredentials | und
     certificateFrom: !spec.cert && plugin?.certPem !== undefined ? plugin.config.label : undefined,
     passphraseFile,
     listener,
-    callerTokenFile,
     context: kube?.context,
     currentContext: kube?.currentContext,
     watch,

@@ -4,10 +4,9 @@
 // is swapped in, with one assignment, and a bad one leaves the old one serving. File changes are
 // seen by watching the folders, which also catches renames and the `..data` symlink swap
 // Kubernetes uses to update Secret volumes.
-import { unwatchFile, watch, watchFile, type FSWatcher } from 'node:fs'
-import { dirname } from 'node:path'
 import type { Logger } from 'pino'
 import { UsageError } from '../errors.js'
+import { watchFiles } from '../file-watch.js'
 import { bindingOf, describeBinding, sameBinding, type ServerBinding } from './binding.js'
 import { clientIdentity, sameBundle, sameClient, subjectOf, type CredentialBundle } from './bundle.js'
 import { PluginError } from './exec.js'
@@ -27,15 +26,11 @@ export interface StoreOptions {
   bound?: ServerBinding
 }
 
-// Writers often replace cert and key a few milliseconds apart: wait for quiet, then retry a
-// pair that does not match yet before calling the new files broken.
-const DEBOUNCE_MS = 100
+// Writers often replace cert and key a few milliseconds apart: a pair that does not match yet is
+// tried again before the new files are called broken.
 const MISMATCH_RETRIES = 5
 const RETRY_DELAY_MS = 200
 
-// Token files are also polled this often (stat only): a rotated token is in use within 10 s even
-// where no folder event comes (network file systems, some container runtimes).
-const POLL_MS = 5_000
 // After the upstream refuses a plugin's credential, the plugin runs again at most this often; a
 // failed renewal is tried again this often.
 const RENEW_MIN_INTERVAL_MS = 10_000
@@ -79,9 +74,7 @@ export class CredentialStore {
   readonly #now: () => Date
   readonly #onChange: Listener[] = []
   readonly #onOutcome: Array<(outcome: ReloadOutcome) => void> = []
-  #watchers: FSWatcher[] = []
-  #polled: string[] = []
-  #timer: NodeJS.Timeout | undefined
+  #unwatch: (() => void) | undefined
   #refreshTimer: NodeJS.Timeout | undefined
   #lastRenew = -Infinity
   #running: Promise<ReloadOutcome> | undefined
@@ -229,38 +222,14 @@ export class CredentialStore {
   /** Watches the folders of every file the current bundle was read from, and starts renewing an exec plugin's credential. */
   watch (): void {
     this.#scheduleRefresh()
-    for (const file of this.#current.sources.poll) {
-      watchFile(file, { persistent: false, interval: POLL_MS }, (now, before) => {
-        if (now.mtimeMs !== before.mtimeMs || now.ino !== before.ino || now.size !== before.size) this.#schedule()
-      })
-      this.#polled.push(file)
-    }
-    const folders = new Set(this.#current.sources.watch.map((f) => dirname(f)))
-    for (const folder of folders) {
-      try {
-        const watcher = watch(folder, { persistent: false }, () => this.#schedule())
-        watcher.on('error', (err) => this.#logger.warn({ folder, err: err.message }, 'stopped watching a certificate folder'))
-        this.#watchers.push(watcher)
-      } catch (err) {
-        this.#logger.warn({ folder, err: (err as Error).message }, 'cannot watch certificate folder; reload with SIGHUP')
-      }
-    }
-  }
-
-  #schedule (): void {
-    clearTimeout(this.#timer)
-    this.#timer = setTimeout(() => { void this.reload('file change') }, DEBOUNCE_MS)
-    this.#timer.unref()
+    this.#unwatch = watchFiles(this.#current.sources, () => { void this.reload('file change') }, this.#logger, 'the certificates')
   }
 
   /** Stops watching. A load still reading is not waited for: no credential source may hold up shutdown. */
   close (): void {
     this.#closed = true
-    clearTimeout(this.#timer)
     clearTimeout(this.#refreshTimer)
-    for (const w of this.#watchers) w.close()
-    this.#watchers = []
-    for (const file of this.#polled) unwatchFile(file)
-    this.#polled = []
+    this.#unwatch?.()
+    this.#unwatch = undefined
   }
 }
