@@ -20,8 +20,11 @@ export const tokenDigest = (token: string): Buffer => createHash('sha256').updat
 /** Where the token comes from: the --token-file, or a token made for one run (`-- COMMAND`). */
 export type CallerTokenSource = { path: string; label: string } | { token: string }
 
-/** What callers must present now: the token's digest, or nothing at all while its file is broken. */
-export type CallerTokenState = { digest: Buffer } | { broken: string }
+/**
+ * What callers must present now: the token's digest (`run`: the token made for one command, given to
+ * it as MTLS_PROXY_TOKEN), or nothing at all while its file is broken.
+ */
+export type CallerTokenState = { digest: Buffer; run?: true } | { broken: string }
 
 /** The token in a file, checked; a mistake is a UsageError naming the file, never quoting it. */
 async function readToken ({ path, label }: { path: string; label: string }): Promise<Buffer> {
@@ -48,7 +51,7 @@ export class CallerToken {
 
   private constructor (source: CallerTokenSource, digest: Buffer, logger: Logger) {
     this.#source = source
-    this.#state = { digest }
+    this.#state = 'token' in source ? { digest, run: true } : { digest }
     this.#logger = logger
   }
 

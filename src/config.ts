@@ -538,8 +538,8 @@ function runModeConfig (settings: Settings): Config {
   const refused = (what: string) =>
     new UsageError(`${what} cannot be used with -- COMMAND: the command gets the proxy on a loopback TCP port`)
   if (config.unixSocket) throw refused('--unix-socket')
-  if (config.https) throw refused('--listen-cert (the command gets plain HTTP on loopback)')
-  if (config.callerToken) throw refused('--token-file (the generated kubeconfig holds no credentials)')
+  if (config.https) throw refused('--listen-cert (the command gets HTTPS with a certificate made for it)')
+  if (config.callerToken) throw refused('--token-file (the command gets a token made for it)')
   if (!isLoopback(config.address)) throw refused(`--address ${config.address}`)
   if (config.workers !== 1) throw refused('--workers')
   return { ...config, logTo: 'stderr' }

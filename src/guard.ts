@@ -171,11 +171,15 @@ function checkToken (target: string, authorization: string | undefined, options:
   }
   const presented = /^Bearer\s+(\S+)\s*$/i.exec(authorization ?? '')?.[1]
   if (presented !== undefined && timingSafeEqual(tokenDigest(presented), wanted.digest)) return undefined
+  const sent = presented === undefined ? '' : ' (the token sent is not it)'
   return {
     httpStatus: 401,
     reason: 'Unauthorized',
-    message: 'mtls-proxy needs Authorization: Bearer <the token in its ' +
-      `--token-file>${presented === undefined ? '' : ' (the token sent is not it)'}; ${TOKEN_HINT[options.scheme]}`,
+    message: wanted.run
+      ? `mtls-proxy serves only the command it runs, which has its token in MTLS_PROXY_TOKEN and its CA in MTLS_PROXY_CACERT${sent}; ` +
+        'with curl: --cacert "$MTLS_PROXY_CACERT" -H "Authorization: Bearer $MTLS_PROXY_TOKEN"; kubectl inside it needs nothing (its ' +
+        'KUBECONFIG has both)'
+      : `mtls-proxy needs Authorization: Bearer <the token in its --token-file>${sent}; ${TOKEN_HINT[options.scheme]}`,
   }
 }
 

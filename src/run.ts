@@ -1,16 +1,48 @@
 // `mtls-proxy [settings] -- COMMAND [ARGS…]`: the proxy on a loopback port for the life of one
-// command. The command gets MTLS_PROXY_URL and a KUBECONFIG naming the proxy (no credentials in it,
-// mode 0600, in a folder only this user can enter, removed afterwards), so that curl and plain
-// kubectl work inside it; stdio is inherited, signals are passed on, and the command's exit status
-// is ours (128+N when signal N ended it, 127 not found, 126 not runnable).
+// command, and for that command alone. A loopback port is open to every account of the machine, so
+// the proxy serves HTTPS with a key pair made for this run and asks callers for a token made for it
+// too; the command is given both: MTLS_PROXY_URL (https://127.0.0.1:PORT), MTLS_PROXY_TOKEN,
+// MTLS_PROXY_CACERT (a file), and a KUBECONFIG naming the proxy with that CA and token (none of the
+// proxy's own credentials), mode 0600 in a folder only this user can enter, removed afterwards.
+// kubectl sends a token only over HTTPS, hence the key pair. stdio is inherited, signals are passed
+// on, and the command's exit status is ours (128+N when signal N ended it, 127 not found, 126 not
+// runnable).
 import { spawn, type ChildProcess } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
 import { existsSync, rmSync } from 'node:fs'
 import { constants, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { Config } from './config.js'
 import { fsAsync } from './files.js'
 import { proxyKubeconfig } from './proxy-kubeconfig.js'
+import { selfSignedLoopback } from './self-signed.js'
 import { serve } from './serve.js'
+
+// The run's certificate outlives any command worth running; it is never written anywhere but the command's folder.
+const CERTIFICATE_DAYS = 365
+
+/** The run's own listener key pair and callers' token, in the settings as if they had been given. */
+function guarded (config: Config): { config: Config; caPem: string; token: string } {
+  const { certPem, keyPem } = selfSignedLoopback('mtls-proxy for one command', CERTIFICATE_DAYS)
+  const token = randomBytes(32).toString('base64url')
+  const label = 'made by mtls-proxy for this command'
+  return {
+    config: {
+      ...config,
+      https: true,
+      callerToken: { token },
+      credentials: {
+        ...config.credentials,
+        listener: {
+          cert: { kind: 'inline', pem: certPem, label: `the certificate ${label}` },
+          key: { kind: 'inline', pem: keyPem, label: `the key ${label}` },
+        },
+      },
+    },
+    caPem: certPem,
+    token,
+  }
+}
 
 const SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const
 
@@ -46,14 +78,23 @@ export async function runWithProxy (command: { config: Config; warnings: string[
   process.on('unhandledRejection', fatal)
   try {
     // A start-up mistake is the usual one line and exit 2, and the command is not run.
-    const serving = await serve(command, undefined, { forCommand: true })
+    const { config, caPem, token } = guarded(command.config)
+    const serving = await serve({ ...command, config }, undefined, { forCommand: true })
     try {
       if (early) return statusOf(early)
       folder = await fsAsync.mkdtemp(join(tmpdir(), 'mtls-proxy-'))
       const kubeconfig = join(folder, 'kubeconfig')
-      await fsAsync.writeFile(kubeconfig, proxyKubeconfig(serving.url, serving.clusters), { mode: 0o600 })
+      const cacert = join(folder, 'ca.crt')
+      await fsAsync.writeFile(kubeconfig, proxyKubeconfig(serving.url, serving.clusters, { caPem, token }), { mode: 0o600 })
+      await fsAsync.writeFile(cacert, caPem, { mode: 0o600 })
       if (early) return statusOf(early)
-      const env = { ...process.env, MTLS_PROXY_URL: serving.url, KUBECONFIG: kubeconfig }
+      const env = {
+        ...process.env,
+        MTLS_PROXY_URL: serving.url,
+        MTLS_PROXY_TOKEN: token,
+        MTLS_PROXY_CACERT: cacert,
+        KUBECONFIG: kubeconfig
+      }
       return await runCommand(command.exec, env, (started) => { child = started })
     } finally {
       removeFolder()

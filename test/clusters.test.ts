@@ -235,7 +235,7 @@ t.test('the CLI: SIGHUP reloads every cluster; -- COMMAND gets a kubeconfig with
     { contexts: Array<{ name: string }>; clusters: Array<{ name: string; cluster: { server: string } }> }
   t.same(generated.contexts.map((c) => c.name), ['mtls-proxy', 'dev', 'prod', 'arn:aws:eks:eu-west-1:1:cluster/team', 'broken', 'lazy'])
   t.match(generated.clusters.find((c) => c.name === 'arn:aws:eks:eu-west-1:1:cluster/team')!.cluster.server,
-    /^http:\/\/127\.0\.0\.1:\d+\/clusters\/arn%3Aaws%3Aeks%3Aeu-west-1%3A1%3Acluster%2Fteam$/)
+    /^https:\/\/127\.0\.0\.1:\d+\/clusters\/arn%3Aaws%3Aeks%3Aeu-west-1%3A1%3Acluster%2Fteam$/)
   if (!kubectl) return
   // -v=6 shows each URL kubectl asks for. (`kubectl get --raw PATH` takes PATH as absolute, past the server's own path.)
   const inside = await runCli(['--kubeconfig', file, '--all-contexts', '--', kubectl, '--context', 'prod', 'get', 'pods', '-v=6'],

@@ -3,7 +3,7 @@
 // `mtls-proxy kubeconfig` prints the same kubeconfig for a proxy elsewhere. The real CLI, as a child.
 import { spawn } from 'node:child_process'
 import { existsSync } from 'node:fs'
-import { chmod, writeFile } from 'node:fs/promises'
+import { chmod, readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import t from 'tap'
 import { parse } from 'yaml'
@@ -18,33 +18,95 @@ const upstream = await startDemoUpstream(t, pki)
 const settings = ['--upstream', upstream.url, '--cacert', files.cacert, '--cert', files.cert, '--key', files.key]
 const node = process.execPath
 
-// What the command sees: its environment, the kubeconfig's text and mode, and a request through the proxy.
+// What the command sees: its environment, the kubeconfig's text and mode, and requests through the
+// proxy with the CA and token it was given, and without the token.
 const REPORT = `
 const { readFileSync, statSync } = require('node:fs')
+const https = require('node:https')
 const file = process.env.KUBECONFIG
-fetch(process.env.MTLS_PROXY_URL + '/api/v1/namespaces/default/pods').then(async (res) => {
-  console.log(JSON.stringify({ url: process.env.MTLS_PROXY_URL, kubeconfig: file, mode: statSync(file).mode & 0o777,
-    text: readFileSync(file, 'utf8'), status: res.status, kind: (await res.json()).kind }))
+const ask = (headers) => new Promise((resolve) => https.get(process.env.MTLS_PROXY_URL + '/api/v1/namespaces/default/pods',
+  { ca: readFileSync(process.env.MTLS_PROXY_CACERT), headers }, (res) => {
+    let body = ''
+    res.on('data', (d) => { body += d })
+    res.on('end', () => resolve({ status: res.statusCode, kind: JSON.parse(body).kind }))
+  }).on('error', (e) => resolve({ error: e.code })))
+Promise.all([ask({ authorization: 'Bearer ' + process.env.MTLS_PROXY_TOKEN }), ask({})]).then(([withToken, without]) => {
+  console.log(JSON.stringify({ url: process.env.MTLS_PROXY_URL, token: process.env.MTLS_PROXY_TOKEN, cacert: process.env.MTLS_PROXY_CACERT,
+    kubeconfig: file, mode: statSync(file).mode & 0o777, caMode: statSync(process.env.MTLS_PROXY_CACERT).mode & 0o777,
+    text: readFileSync(file, 'utf8'), withToken, without }))
   process.exit(3)
 })
 `
 
-t.test('the command finds the proxy, its output is its own, its status is ours, and the kubeconfig is gone after', async (t) => {
+t.test('the command finds the proxy, and it alone can use it; its output is its own, its status is ours, and its files are gone after', async (t) => {
   const exit = await runCli([...settings, '--', node, '-e', REPORT])
   t.equal(exit.code, 3, 'the command\'s exit status')
   const lines = exit.stdout.trim().split('\n')
   t.equal(lines.length, 1, 'stdout holds the command\'s output alone: the proxy logs to stderr')
-  const seen = JSON.parse(lines[0]!) as { url: string; kubeconfig: string; mode: number; text: string; status: number; kind: string }
-  t.match(seen.url, /^http:\/\/127\.0\.0\.1:\d+$/, 'a free loopback port')
-  t.not(seen.url, 'http://127.0.0.1:8001')
-  t.equal(seen.status, 200)
-  t.equal(seen.kind, 'PodList', 'through the proxy to the API server')
+  interface Answer { status: number; kind: string }
+  interface Seen { url: string; token: string; cacert: string; kubeconfig: string; mode: number; caMode: number; text: string }
+  const seen = JSON.parse(lines[0]!) as Seen & { withToken: Answer; without: Answer }
+  t.match(seen.url, /^https:\/\/127\.0\.0\.1:\d+$/, 'HTTPS on a free loopback port')
+  t.not(seen.url, 'https://127.0.0.1:8001')
+  t.match(seen.withToken, { status: 200, kind: 'PodList' }, 'through the proxy to the API server, with the CA and token it was given')
+  t.match(seen.without, { status: 401, kind: 'Status' }, 'and without the token, refused')
+  t.match(seen.token, /^[A-Za-z0-9_-]{43}$/, 'a token of 256 random bits')
   t.equal(seen.mode, 0o600)
+  t.equal(seen.caMode, 0o600)
   const kubeconfig = parse(seen.text) as Record<string, unknown>
-  t.match(kubeconfig, { 'current-context': 'mtls-proxy', clusters: [{ name: 'mtls-proxy', cluster: { server: seen.url } }] })
-  t.notMatch(seen.text, /BEGIN|token|client-certificate|client-key/, 'no credentials in it')
+  t.match(kubeconfig, {
+    'current-context': 'mtls-proxy',
+    clusters: [{ name: 'mtls-proxy', cluster: { server: seen.url, 'certificate-authority-data': /^[A-Za-z0-9+/=]+$/ } }],
+    users: [{ name: 'mtls-proxy', user: { token: seen.token } }],
+  })
+  t.notMatch(seen.text, /client-certificate|client-key|BEGIN/, 'none of the proxy\'s own credentials in it')
+  for (const pem of [pki.client.certPem, pki.client.keyPem]) {
+    t.notOk(seen.text.includes(Buffer.from(pem).toString('base64').slice(80, 120)), 'not even encoded')
+  }
   t.notOk(existsSync(seen.kubeconfig), 'removed afterwards')
+  t.notOk(existsSync(seen.cacert), 'the CA file too')
   t.equal(exit.stderr, '', 'and at warn, a good start says nothing')
+})
+
+const notRoot = process.getuid?.() === 0 ? false : 'needs root to run a client as another uid'
+
+t.test('another account of the machine finds the port and cannot use the proxy', { skip: notRoot }, async (t) => {
+  // The command tells the test where the proxy is, then waits to be ended.
+  const command = `require('node:fs').writeFileSync(process.argv[1], JSON.stringify({ url: process.env.MTLS_PROXY_URL,
+    kubeconfig: process.env.KUBECONFIG, cacert: process.env.MTLS_PROXY_CACERT })); setInterval(() => {}, 1000)`
+  const found = join(files.dir, 'found.json')
+  const child = spawn(node, ['--import', 'tsx', 'src/cli.ts', ...settings, '--', node, '-e', command, found],
+    { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'] })
+  t.teardown(() => { child.kill('SIGKILL') })
+  const exited = new Promise((resolve) => child.once('exit', resolve))
+  await until(() => existsSync(found), 15_000)
+  const where = JSON.parse(await readFile(found, 'utf8')) as { url: string; kubeconfig: string; cacert: string }
+  const port = new URL(where.url).port
+  // What uid 65534 can do with the port it found (as with ss -ltn): plain HTTP, HTTPS without a token or with a guess, the files.
+  const probe = `
+const https = require('node:https'), http = require('node:http'), fs = require('node:fs')
+const ask = (mod, opts) => new Promise((resolve) => mod.get({ host: '127.0.0.1', port: ${port}, path: '/api/v1/namespaces/default/pods', ...opts },
+  (res) => { res.resume(); resolve(res.statusCode) }).on('error', (e) => resolve(e.code)))
+const read = (f) => { try { fs.readFileSync(f); return 'read' } catch (e) { return e.code } }
+Promise.all([ask(http, {}), ask(https, { rejectUnauthorized: false }), ask(https, { rejectUnauthorized: false, headers: { authorization: 'Bearer guess' } })])
+  .then(([plain, noToken, guessed]) => { console.log(JSON.stringify({ plain, noToken, guessed,
+    kubeconfig: read(${JSON.stringify(where.kubeconfig)}), cacert: read(${JSON.stringify(where.cacert)}) })) })
+`
+  const out = await new Promise<string>((resolve) => {
+    // (stderr ignored: tap's process hooks, which it adds to every child, cannot write their report as uid 65534)
+    const other = spawn(node, ['-e', probe], { uid: 65534, gid: 65534, stdio: ['ignore', 'pipe', 'ignore'] })
+    let text = ''
+    other.stdout.on('data', (d) => { text += d })
+    other.on('close', () => resolve(text.trim()))
+  })
+  const seen = JSON.parse(out) as Record<string, unknown>
+  t.not(seen.plain, 200, `plain HTTP is not served (${String(seen.plain)})`)
+  t.equal(seen.noToken, 401, 'HTTPS without the token: 401')
+  t.equal(seen.guessed, 401, 'with a guessed token: 401')
+  t.equal(seen.kubeconfig, 'EACCES', 'the kubeconfig with the token cannot be read')
+  t.equal(seen.cacert, 'EACCES', 'nor the CA file')
+  child.kill('SIGTERM')
+  await exited
 })
 
 t.test('kubectl inside it just works', { skip: findKubectl() ? false : NO_KUBECTL }, async (t) => {
