@@ -14,6 +14,7 @@ import { constants, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { Config } from './config.js'
 import { fsAsync } from './files.js'
+import { childEnvironment } from './options.js'
 import { proxyKubeconfig } from './proxy-kubeconfig.js'
 import { selfSignedLoopback } from './self-signed.js'
 import { serve } from './serve.js'
@@ -89,7 +90,7 @@ export async function runWithProxy (command: { config: Config; warnings: string[
       await fsAsync.writeFile(cacert, caPem, { mode: 0o600 })
       if (early) return statusOf(early)
       const env = {
-        ...process.env,
+        ...childEnvironment(),
         MTLS_PROXY_URL: serving.url,
         MTLS_PROXY_TOKEN: token,
         MTLS_PROXY_CACERT: cacert,

@@ -10,6 +10,7 @@ import closeWithGrace from 'close-with-grace'
 import type { Logger } from 'pino'
 import { AggregatorRegistry, type Registry } from 'prom-client'
 import { MAX_WORKERS, WORKER_ROLE_ENV as ROLE_ENV, type Config, type Settings } from './config.js'
+import { SECRET_VARIABLES } from './options.js'
 import { pinClusters, type Pins } from './credentials/pins.js'
 import { createLogger } from './logger.js'
 
@@ -246,7 +247,12 @@ export async function supervise (
   // Read once, here: a worker started later, in the place of one that died, serves the same servers
   // whatever the kubeconfig says by then.
   const pins = await pinClusters(config)
-  const env = { [SETTINGS_ENV]: JSON.stringify({ settings: command.settings, warnings: command.warnings, pins }) }
+  // The settings, key material included, reach a worker in SETTINGS_ENV alone, which it deletes once
+  // read; the variables they came from are not passed on, so nothing a worker starts inherits them.
+  const env = {
+    ...Object.fromEntries(SECRET_VARIABLES.map((name) => [name, undefined])),
+    [SETTINGS_ENV]: JSON.stringify({ settings: command.settings, warnings: command.warnings, pins }),
+  }
   const serving = new Set<Worker>()
   const gather = new Gatherer(serving)
   const timers = new Set<NodeJS.Timeout>()

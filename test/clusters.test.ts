@@ -242,7 +242,7 @@ t.test('the CLI: SIGHUP reloads every cluster; -- COMMAND gets a kubeconfig with
     { HOME: dir }, 30_000)
   t.equal(inside.code, 0, inside.stderr)
   t.match(inside.stdout, /web-7d4b9c6f5-abcde/)
-  t.match(inside.stderr, /GET http:\/\/127\.0\.0\.1:\d+\/clusters\/prod\/api\/v1\/namespaces\/default\/pods\?limit=500 200 OK/,
+  t.match(inside.stderr, /GET https:\/\/127\.0\.0\.1:\d+\/clusters\/prod\/api\/v1\/namespaces\/default\/pods\?limit=500 200 OK/,
     'kubectl --context prod inside asks /clusters/prod/')
 })
 
@@ -413,4 +413,41 @@ t.test('EKS context names reach their cluster through kubectl, however it escape
     { HOME: home }, 30_000)
   t.equal(inside.code, 0, inside.stderr)
   t.match(inside.stdout, /pod\/made-in-team/, 'run mode: kubectl --context arn:… acts on that cluster')
+})
+
+t.test('no process the proxy starts is given the settings that carry its secrets: another cluster\'s plugin, a worker, the command', async (t) => {
+  const dev = await startUpstream(t, devPki, whoAmI)
+  const prod = await startUpstream(t, prodPki, whoAmI)
+  const seen = join(dir, 'plugin-env')
+  await writeFile(join(dir, 'env-plugin.sh'), `#!/bin/sh\nenv > '${seen}'\ncat '${join(dir, 'credential.json')}'\n`, { mode: 0o755 })
+  const file = join(dir, 'env.yaml')
+  await writeFile(file, stringify({
+    'current-context': 'dev',
+    clusters: [{ name: 'dev', cluster: { server: dev.url, 'certificate-authority': 'dev/ca.crt' } },
+      { name: 'prod', cluster: { server: prod.url, 'certificate-authority': 'prod/ca.crt' } }],
+    users: [{ name: 'dev-admin', user: { 'client-certificate': 'nowhere/client.crt', 'client-key': 'nowhere/client.key' } },
+      { name: 'third-party', user: { exec: { apiVersion: 'client.authentication.k8s.io/v1', command: './env-plugin.sh', interactiveMode: 'Never' } } }],
+    contexts: [{ name: 'dev', context: { cluster: 'dev', user: 'dev-admin' } }, { name: 'prod', context: { cluster: 'prod', user: 'third-party' } }],
+  }))
+  // The default cluster's key and certificate come from the environment, as a Secret passed as env would.
+  const secrets = {
+    MTLS_PROXY_CERT_DATA: await readFile(devFiles.cert, 'utf8'),
+    MTLS_PROXY_KEY_DATA: await readFile(devFiles.key, 'utf8'),
+    MTLS_PROXY_CACERT_DATA: await readFile(devFiles.cacert, 'utf8'),
+  }
+  const leaked = (text: string) => ['MTLS_PROXY_CERT_DATA', 'MTLS_PROXY_KEY_DATA', 'MTLS_PROXY_CACERT_DATA', '_MTLS_PROXY_', 'PRIVATE KEY']
+    .filter((name) => text.includes(name))
+  for (const workers of ['1', '2']) {
+    await rm(seen, { force: true })
+    const proxy = await startCli(t, ['--kubeconfig', file, '--all-contexts', '--workers', workers], secrets)
+    t.match(json((await get(`${proxy.url}/api`)).body), { cn: 'demo-admin' }, 'the default cluster from the environment\'s key')
+    t.match(json((await get(`${proxy.url}/clusters/prod/api`)).body), { cn: 'prod-admin' }, 'prod through its plugin')
+    t.same(leaked(await readFile(seen, 'utf8')), [], `--workers ${workers}: the plugin of another cluster saw none of them`)
+    proxy.child.kill('SIGTERM')
+    await proxy.exited
+  }
+  const inside = await runCli(['--upstream', dev.url, '--', 'env'], secrets)
+  t.equal(inside.code, 0, inside.stderr)
+  t.match(inside.stdout, /^MTLS_PROXY_TOKEN=/m, 'the command gets what it needs')
+  t.same(leaked(inside.stdout), [], 'and none of the proxy\'s secrets')
 })

@@ -5,6 +5,7 @@
 import { X509Certificate } from 'node:crypto'
 import type { Logger } from 'pino'
 import { UsageError } from '../errors.js'
+import { childEnvironment } from '../options.js'
 import type { ExecConfig } from './kubeconfig.js'
 
 // An ExecCredential is a few KB (a certificate chain and key at most); stderr is for a few lines.
@@ -114,7 +115,12 @@ async function runPlugin (config: ExecConfig, logger: Logger | undefined, now: D
     (resolve, reject) => {
       // A process group of its own, so that a plugin that hangs is killed with whatever it started.
       const child = spawn(config.command, config.args, {
-        env: { ...process.env, ...Object.fromEntries(config.env.map((e) => [e.name, e.value])), KUBERNETES_EXEC_INFO: execInfo(config) },
+        // The proxy's environment without its secrets (another cluster's plugin may be a third party's), and the plugin's own.
+        env: {
+          ...childEnvironment(),
+          ...Object.fromEntries(config.env.map((e) => [e.name, e.value])),
+          KUBERNETES_EXEC_INFO: execInfo(config),
+        },
         stdio: ['ignore', 'pipe', 'pipe'],
         detached: true,
       })
