@@ -12,12 +12,20 @@ export interface ProxyAccess {
 
 const NAME = 'mtls-proxy'
 
-/** clusters: served under /clusters/NAME/ too, each a context of that name (kubectl --context NAME) */
-export function proxyKubeconfig (server: string, clusters: readonly string[] = [], access?: ProxyAccess): string {
-  const entries = [{ name: NAME, server }, ...clusters.filter((c) => c !== NAME).map((c) => ({
-    name: c, server: `${server}/clusters/${encodeURIComponent(c)}`,
-  }))]
-  const current = NAME
+/**
+ * clusters: the clusters served, each under /clusters/NAME/ and a context of that name, so that
+ * `kubectl --context NAME` acts on the cluster NAME for every one of them. The proxy's own context,
+ * `mtls-proxy`, names its root (the default cluster), unless a cluster has that name: then it is that
+ * cluster's, and the current context is the default cluster's own.
+ */
+export function proxyKubeconfig (server: string, served?: { clusters: readonly string[]; default: string }, access?: ProxyAccess): string {
+  const clusters = served?.clusters ?? []
+  const taken = clusters.includes(NAME)
+  const entries = [
+    ...(taken ? [] : [{ name: NAME, server }]),
+    ...clusters.map((c) => ({ name: c, server: `${server}/clusters/${encodeURIComponent(c)}` })),
+  ]
+  const current = taken ? served!.default : NAME
   const ca = access ? { 'certificate-authority-data': Buffer.from(access.caPem).toString('base64') } : {}
   return `${JSON.stringify({
     apiVersion: 'v1',

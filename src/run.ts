@@ -86,7 +86,8 @@ export async function runWithProxy (command: { config: Config; warnings: string[
       folder = await fsAsync.mkdtemp(join(tmpdir(), 'mtls-proxy-'))
       const kubeconfig = join(folder, 'kubeconfig')
       const cacert = join(folder, 'ca.crt')
-      await fsAsync.writeFile(kubeconfig, proxyKubeconfig(serving.url, serving.clusters, { caPem, token }), { mode: 0o600 })
+      const served = serving.clusters.length > 0 ? { clusters: serving.clusters, default: serving.defaultCluster } : undefined
+      await fsAsync.writeFile(kubeconfig, proxyKubeconfig(serving.url, served, { caPem, token }), { mode: 0o600 })
       await fsAsync.writeFile(cacert, caPem, { mode: 0o600 })
       if (early) return statusOf(early)
       const env = {

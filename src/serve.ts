@@ -105,6 +105,8 @@ export interface Serving {
   stop: () => Promise<void>
   /** with several clusters, every cluster's name (each served under /clusters/NAME/); else none */
   clusters: string[]
+  /** the default cluster's name (served at / too) */
+  defaultCluster: string
 }
 
 export interface ServeOptions {
@@ -229,5 +231,5 @@ export async function serve (
       ? `; ${names.length} clusters under ${listen}/clusters/NAME/ (this one, '${app.clusters.default.name}', also at /)`
       : ''))
   worker?.ready()
-  return { url: listen, stop, clusters: names }
+  return { url: listen, stop, clusters: names, defaultCluster: app.clusters.default.name }
 }

@@ -451,3 +451,27 @@ t.test('no process the proxy starts is given the settings that carry its secrets
   t.match(inside.stdout, /^MTLS_PROXY_TOKEN=/m, 'the command gets what it needs')
   t.same(leaked(inside.stdout), [], 'and none of the proxy\'s secrets')
 })
+
+t.test('run mode: a context named mtls-proxy is that cluster inside the command, never the default', { skip: kubectl ? false : NO_KUBECTL }, async (t) => {
+  const dev = await startDemoUpstream(t, devPki)
+  const prod = await startDemoUpstream(t, prodPki)
+  const file = join(dir, 'named-mtls-proxy.yaml')
+  await writeFile(file, stringify({
+    'current-context': 'dev',
+    clusters: [{ name: 'dev', cluster: { server: dev.url, 'certificate-authority': 'dev/ca.crt' } },
+      { name: 'prod', cluster: { server: prod.url, 'certificate-authority': 'prod/ca.crt' } }],
+    users: [{ name: 'dev-admin', user: { 'client-certificate': 'dev/client.crt', 'client-key': 'dev/client.key' } },
+      { name: 'prod-admin', user: { 'client-certificate': 'prod/client.crt', 'client-key': 'prod/client.key' } }],
+    contexts: [{ name: 'dev', context: { cluster: 'dev', user: 'dev-admin' } }, { name: 'mtls-proxy', context: { cluster: 'prod', user: 'prod-admin' } }],
+  }))
+  // Only prod has this pod: who answers tells which cluster was asked.
+  const made = await runCli(['--kubeconfig', file, '--all-contexts', '--', kubectl!, '--context', 'mtls-proxy', 'run', 'prod-only', '--image', 'nginx',
+    '--restart', 'Never', '-v=6'], { HOME: dir }, 30_000)
+  t.equal(made.code, 0, made.stderr)
+  t.match(made.stderr, /POST https:\/\/127\.0\.0\.1:\d+\/clusters\/mtls-proxy\/api\/v1\/namespaces\/default\/pods/, '--context mtls-proxy asks /clusters/mtls-proxy/')
+  const names = async (context: string[]) =>
+    (await runCli(['--kubeconfig', file, '--all-contexts', '--', kubectl!, ...context, 'get', 'pods', '-o', 'name'], { HOME: dir }, 30_000)).stdout
+  t.match(await names(['--context', 'mtls-proxy']), /pod\/prod-only/, 'the cluster named mtls-proxy, prod')
+  t.notMatch(await names([]), /prod-only/, 'the current context is the default cluster, dev')
+  t.notMatch(await names(['--context', 'dev']), /prod-only/)
+})
