@@ -151,7 +151,8 @@ export async function buildApp (config: Config, deps: AppDeps): Promise<App> {
   accounting.install(app)
   const cors = config.allowOrigins.length > 0 ? new Cors(config.allowOrigins, FORWARDED_METHODS) : undefined
   installAdmission(app, (target, req) => admit(target, req, 'request'), () => shutdown.closing,
-    cors && { cors, preflight: (target, req) => checkPreflight(target, req, guard) ?? clusters.check(req) })
+    // A preflight never carries the token: its answer names no cluster where a token is asked for.
+    cors && { cors, preflight: (target, req) => checkPreflight(target, req, guard) ?? clusters.check(req, !callerToken) })
   refuseConnect(app)
   // exec, attach, cp and port-forward: Node hands `Connection: Upgrade` requests to this event, past Fastify.
   app.server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => tunnels.handle(req, socket, head))

@@ -293,8 +293,12 @@ export class Clusters {
     return this.multi && PLAIN_PREFIX.test(forwardTarget(route.target)) ? undefined : this.default
   }
 
-  /** After the guard: the cluster named must be served, and the proxy's own endpoints are not under a prefix. */
-  check (req: IncomingMessage): ErrorAnswer | undefined {
+  /**
+   * After the guard: the cluster named must be served, and the proxy's own endpoints are not under a
+   * prefix. `listNames`: a name no cluster has is answered with the names that exist (not to a caller
+   * the token has not admitted).
+   */
+  check (req: IncomingMessage, listNames = true): ErrorAnswer | undefined {
     if (!this.multi) return undefined
     const route = this.route(req)
     if (!route.prefixed) {
@@ -307,7 +311,7 @@ export class Clusters {
     if (route.name === undefined) {
       return { httpStatus: 400, reason: 'BadRequest', message: 'malformed percent-encoding in the cluster name after /clusters/' }
     }
-    if (!route.cluster) return this.unknown(route.name)
+    if (!route.cluster) return this.unknown(route.name, listNames)
     if (forwardTarget(route.target).startsWith('/-/')) {
       return {
         httpStatus: 404,
@@ -318,13 +322,13 @@ export class Clusters {
     return undefined
   }
 
-  /** The 404 for a name no cluster has, listing those that exist. */
-  unknown (name: string): ErrorAnswer {
+  /** The 404 for a name no cluster has, listing those that exist if `list`. */
+  unknown (name: string, list = true): ErrorAnswer {
     return {
       httpStatus: 404,
       reason: 'NotFound',
-      message: `mtls-proxy serves no cluster named '${name.slice(0, 100)}' (/clusters/NAME/, the name URI-encoded); ` +
-        listNames(this.#byName.keys()).replace(/^it has/, 'it serves'),
+      message: `mtls-proxy serves no cluster named '${name.slice(0, 100)}' (/clusters/NAME/, the name URI-encoded)` +
+        (list ? `; ${listNames(this.#byName.keys()).replace(/^it has/, 'it serves')}` : ''),
     }
   }
 

@@ -4,6 +4,7 @@
 import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import t from 'tap'
+import { stringify } from 'yaml'
 import { pkiWithFiles } from './helpers/pki.js'
 import { startProxy } from './helpers/proxy.js'
 import { get, rawRequest, statusLine } from './helpers/http.js'
@@ -97,6 +98,27 @@ t.test('with --token-file: the preflight needs no token, the request does, and i
   t.equal(missing.headers['access-control-allow-origin'], APP)
   const ok = await get(`${proxy.url}${PODS}`, { headers: browser(APP, { authorization: 'Bearer a-token-of-at-least-16-characters' }) })
   t.equal(ok.status, 200)
+})
+
+t.test('with --token-file and several clusters: no answer to a caller without the token names a cluster, a preflight\'s neither', async (t) => {
+  const tokenFile = join(files.dir, 'callers.token')
+  await writeFile(tokenFile, 'a-token-of-at-least-16-characters\n', { mode: 0o600 })
+  const config = join(files.dir, 'clusters.yaml')
+  await writeFile(config, stringify({ clusters: [{ name: 'payroll-prod', upstream: upstream.url, cacert: files.cacert, cert: files.cert, key: files.key }] }))
+  const proxy = await startProxy(t, upstream.url, files, ['--allow-origin', APP, '--token-file', tokenFile, '--config', config])
+  const ask = (path: string, headers: Record<string, string>, method = 'GET') => get(`${proxy.url}${path}`, { method, headers })
+  const preflight = browser(APP, { 'access-control-request-method': 'GET' })
+  const unknown = await ask(`/clusters/nope${PODS}`, preflight, 'OPTIONS')
+  t.equal(unknown.status, 404, 'a preflight for a name no cluster has')
+  t.notMatch(unknown.body, /payroll-prod|'default'/, 'names none of the clusters served')
+  t.equal((await ask(`/clusters/payroll-prod${PODS}`, preflight, 'OPTIONS')).status, 204, 'one that is served is answered as before')
+  for (const path of [`/clusters/nope${PODS}`, `/clusters/payroll-prod${PODS}`, '/-/readyz?cluster=nope', '/-/status']) {
+    const answer = await ask(path, browser(APP))
+    t.equal(answer.status, 401, `${path} without the token: 401`)
+    t.notMatch(answer.body, /payroll-prod/, 'naming no cluster')
+  }
+  const listed = await ask(`/clusters/nope${PODS}`, browser(APP, { authorization: 'Bearer a-token-of-at-least-16-characters' }))
+  t.match(listed.body, /it serves 'default', 'payroll-prod'/, 'with the token, the names are told')
 })
 
 t.test('a listed origin may open a WebSocket exec; another may not', async (t) => {
