@@ -481,6 +481,16 @@ t.test('secrets stay out of messages: a proxy password, a server URL with one', 
   const bad = (() => { try { proxyFor(target, 'http://jane:s3cret@proxy:99999', noEnv) } catch (err) { return (err as Error).message } return '' })()
   t.match(bad, /is not a URL/)
   t.notMatch(bad, /s3cret/, 'an unparsable proxy URL is shown without its password')
+  // Go's bare form, and passwords holding what ends an authority, each with a typo that keeps it from parsing.
+  const typos = ['jane:s3cret@proxy:31x28', 'jane:s3/cret@proxy:3128', 'jane:s3?cret@proxy:99999', 'jane:s3#cret@proxy:99999',
+    'http://jane:s3/cret@proxy:99999', 'http://jane:s3@cret@proxy:99999', 'http://jane:s3?cret@[proxy:3128']
+  for (const typo of typos) {
+    for (const [where, attempt] of [['proxy-url', () => proxyFor(target, typo, noEnv)],
+      ['HTTPS_PROXY', () => proxyFor(target, undefined, { httpsProxy: typo, noProxy: undefined })]] as const) {
+      const message = (() => { try { attempt() } catch (err) { return (err as Error).message } return 'parsed' })()
+      t.notMatch(message, /s3|cret|jane/, `${where} '${typo}': ${message}`)
+    }
+  }
   const kubeconfig = await write('http-server.yaml', kubeDoc('http://admin:s3cret@10.0.0.1:6443', { u: { token: 'x' } }))
   const err = await load(['--kubeconfig', kubeconfig]).then(() => '', (e: Error) => e.message)
   t.match(err, /must be an https:\/\/ URL/)

@@ -22,9 +22,16 @@ export function proxyEnvironment (env: NodeJS.ProcessEnv): ProxyEnvironment {
   }
 }
 
-/** A URL as messages may show it: any user name and password replaced. */
+/**
+ * A URL as messages may show it, parsed or not: everything up to its last @ after the scheme is
+ * hidden. A password may hold `/`, `?` or `#` (which end the authority of a URL that parses) and Go
+ * takes a bare `user:password@host:port`: a typo in either must not put the password in a log.
+ */
 export function withoutUserinfo (text: string): string {
-  return text.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^/?#]*@/i, '$1…@')
+  const at = text.lastIndexOf('@')
+  if (at < 0) return text
+  const scheme = /^[a-z][a-z0-9+.-]*:\/\//i.exec(text)?.[0] ?? ''
+  return `${scheme}…${text.slice(at)}`
 }
 
 function proxyUrl (text: string, label: string): URL {
