@@ -6,6 +6,7 @@ import type { IncomingMessage } from 'node:http'
 import type { Logger } from 'pino'
 import { clientIdentity } from './credentials/bundle.js'
 import { listNames } from './credentials/kubeconfig.js'
+import type { CredentialSource } from './credentials/source.js'
 import type { CredentialStore } from './credentials/store.js'
 import { firstLine } from './errors.js'
 import type { ExpiryMonitor } from './expiry.js'
@@ -28,8 +29,10 @@ export interface ClusterDefinition {
   name: string
   /** checks what can be checked without running an exec plugin; lazy: its credential comes from one */
   inspect: () => Promise<{ lazy: boolean }>
-  /** opens its credential store: the same load as every reload */
-  open: () => Promise<CredentialStore>
+  /** where its credentials come from */
+  source: () => CredentialSource
+  /** opens its credential store from that source: the same load as every reload */
+  open: (source: CredentialSource) => Promise<CredentialStore>
 }
 
 /** Builds a cluster's pool, probe and expiry checks around its open store; nothing is started. */
@@ -48,7 +51,7 @@ export function startParts (parts: ClusterParts): void {
 
 async function closeParts (parts: ClusterParts): Promise<void> {
   parts.expiry.stop()
-  parts.credentials.close()
+  await parts.credentials.close()
   await parts.health.stop()
   await parts.upstream.close()
 }
@@ -62,6 +65,8 @@ export class Cluster {
   #parts: ClusterParts | undefined
   #opening: Promise<ClusterParts | ErrorAnswer> | undefined
   #failure: { reason: string; at: number } | undefined
+  /** the source of an open under way: a stop ends the exec plugin it may be running */
+  #source: CredentialSource | undefined
   /** its exec plugin runs on first use */
   #lazy = false
   #closed = false
@@ -115,14 +120,19 @@ export class Cluster {
 
   async #open (): Promise<ClusterParts | ErrorAnswer> {
     const logger = this.#logger!
+    const source = this.#definition!.source()
+    this.#source = source
     let store: CredentialStore
     try {
-      store = await this.#definition!.open()
+      store = await this.#definition!.open(source)
     } catch (err) {
-      return this.#fail(err)
+      // Stopped meanwhile (its plugin ended by the stop): no fault of the cluster's to report.
+      return this.#closed ? unavailable(this.name, 'mtls-proxy is shutting down') : this.#fail(err)
+    } finally {
+      this.#source = undefined
     }
     if (this.#closed) {
-      store.close()
+      void store.close()
       return unavailable(this.name, 'mtls-proxy is shutting down')
     }
     let parts: ClusterParts
@@ -130,7 +140,7 @@ export class Cluster {
       parts = this.#build!(this.name, store, logger)
     } catch (err) {
       // Never a rejection: requests and tunnels wait on this promise, and one cluster's fault must stay its own.
-      store.close()
+      void store.close()
       return this.#fail(err)
     }
     this.#parts = parts
@@ -183,9 +193,10 @@ export class Cluster {
     this.#stop!(unavailable(this.name, 'mtls-proxy is shutting down'))
   }
 
-  /** Closes what it opened; an open still under way closes its store when it ends. */
+  /** Closes what it opened; an open still under way has its exec plugin ended, and closes its store when it ends. */
   async close (): Promise<void> {
     this.stopOpening()
+    await this.#source?.close()
     // The default cluster's parts are closed by the app itself, in its own order.
     if (this.#parts && !this.isDefault) await closeParts(this.#parts)
   }

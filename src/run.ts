@@ -17,7 +17,7 @@ import { fsAsync } from './files.js'
 import { childEnvironment } from './options.js'
 import { proxyKubeconfig } from './proxy-kubeconfig.js'
 import { selfSignedLoopback } from './self-signed.js'
-import { serve } from './serve.js'
+import { serve, StoppedWhileStarting } from './serve.js'
 
 // The run's certificate outlives any command worth running; it is never written anywhere but the command's folder.
 const CERTIFICATE_DAYS = 365
@@ -59,9 +59,13 @@ export async function runWithProxy (command: { config: Config; warnings: string[
   // only us. Before the command starts, a signal means: do not start it. After it ended, while the
   // proxy drains, signals change nothing: the status is the command's.
   const fromTerminal = process.stdin.isTTY === true
+  const starting = new AbortController()
   const onSignal = (signal: NodeJS.Signals) => {
-    if (!child) early ??= signal
-    else if (signal === 'SIGTERM' || !fromTerminal) child.kill(signal)
+    if (!child) {
+      early ??= signal
+      // Still reading the credentials (an exec plugin may take a minute): that ends too.
+      starting.abort(signal)
+    } else if (signal === 'SIGTERM' || !fromTerminal) child.kill(signal)
   }
   const removeFolder = () => {
     if (folder) rmSync(folder, { recursive: true, force: true })
@@ -80,7 +84,9 @@ export async function runWithProxy (command: { config: Config; warnings: string[
   try {
     // A start-up mistake is the usual one line and exit 2, and the command is not run.
     const { config, caPem, token } = guarded(command.config)
-    const serving = await serve({ ...command, config }, undefined, { forCommand: true })
+    const serving = await serve({ ...command, config }, undefined, { forCommand: true, stopStarting: starting.signal })
+      .catch((err: unknown) => { if (early && err instanceof StoppedWhileStarting) return undefined; throw err })
+    if (!serving) return statusOf(early!)
     try {
       if (early) return statusOf(early)
       folder = await fsAsync.mkdtemp(join(tmpdir(), 'mtls-proxy-'))

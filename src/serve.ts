@@ -112,6 +112,16 @@ export interface Serving {
 export interface ServeOptions {
   /** a command runs with the proxy (`-- COMMAND`): the caller owns SIGINT and SIGTERM and stops the proxy itself */
   forCommand?: boolean
+  /** for the caller that owns the signals: aborted (its reason a signal's name), a start under way ends */
+  stopStarting?: AbortSignal
+}
+
+/** The start ended because a stop was asked for while the credentials were first read. */
+export class StoppedWhileStarting extends Error {
+  override name = 'StoppedWhileStarting'
+  constructor (readonly signal: NodeJS.Signals) {
+    super(`${signal}: stopped while starting`)
+  }
 }
 
 export async function serve (
@@ -151,8 +161,27 @@ export async function serve (
   // The credentials are read now, the kubeconfig and token file included: their mistakes get the same hint.
   const pin = pins.clusters[pins.name]
   const source = fileSetSource(pinnedSpec(config.credentials, pin), { logger: events })
+  // An exec plugin may take a minute: a stop asked meanwhile ends it and the start, leaving nothing running.
+  let stopAsked: NodeJS.Signals | undefined
+  const stopStarting = (signal: NodeJS.Signals) => {
+    stopAsked ??= signal
+    void source.close()
+  }
+  const onSignal = (signal: NodeJS.Signals) => stopStarting(signal)
+  const onAbort = () => stopStarting(options.stopStarting!.reason as NodeJS.Signals)
+  if (worker) worker.onStop(() => stopStarting('SIGTERM'))
+  else if (options.stopStarting) options.stopStarting.addEventListener('abort', onAbort, { once: true })
+  else for (const signal of ['SIGTERM', 'SIGINT'] as const) process.once(signal, onSignal)
   const credentials = await openCredentialStore(source, { logger: events, ...(pin?.server ? { bound: pin.server } : {}) })
-    .catch((err: unknown) => { throw alsoSaying(err, command.warnings) })
+    .catch((err: unknown) => { throw stopAsked ? new StoppedWhileStarting(stopAsked) : alsoSaying(err, command.warnings) })
+    .finally(() => {
+      options.stopStarting?.removeEventListener('abort', onAbort)
+      for (const signal of ['SIGTERM', 'SIGINT'] as const) process.off(signal, onSignal)
+    })
+  if (stopAsked) {
+    await credentials.close()
+    throw new StoppedWhileStarting(stopAsked)
+  }
   starting.store = credentials
   if (starting.reloadAsked) void credentials.reload('SIGHUP')
   const identity = clientIdentity(credentials.current)
@@ -165,8 +194,8 @@ export async function serve (
     clusterName: pins.name,
     clusters: clusterDefinitions(config, pins, events),
     metrics: { exposition: worker?.metrics },
-  }).catch((err: unknown) => {
-    credentials.close()
+  }).catch(async (err: unknown) => {
+    await credentials.close()
     throw alsoSaying(err, command.warnings)
   })
   starting.app = app

@@ -18,7 +18,8 @@ function definition (name: string, spec: CredentialSpec, pin: ClusterPin | undef
       if (!spec.kubeconfig || spec.cert) return { lazy: false }
       return { lazy: (await readKubeconfig(spec.kubeconfig)).exec !== undefined }
     },
-    open: () => openCredentialStore(fileSetSource(spec, { logger: log }), { logger: log, ...(pin?.server ? { bound: pin.server } : {}) }),
+    source: () => fileSetSource(spec, { logger: log }),
+    open: (source) => openCredentialStore(source, { logger: log, ...(pin?.server ? { bound: pin.server } : {}) }),
   }
 }
 

@@ -24,6 +24,9 @@ const FAILURE_HOLD_MS = 5_000
 // After the plugin exits, its output is read for at most this long: a process it left in the
 // background may hold the pipes open for ever.
 const DRAIN_AFTER_EXIT_MS = 500
+// A plugin still running when the proxy stops is asked to end (SIGTERM to its process group), and
+// killed with whatever it started once this has passed.
+const STOP_GRACE_MS = 2_000
 
 /** A plugin's failure: one line naming the plugin. Not worth retrying at once, unlike a half-written file. */
 export class PluginError extends UsageError {
@@ -50,6 +53,9 @@ export function renewalTime (obtained: Date, expires: Date): Date {
 /** The last credential a plugin gave, handed out until due. */
 export class ExecCredentials {
   readonly #logger: Logger | undefined
+  /** plugins running now, each with what ends its process group */
+  readonly #running = new Set<() => Promise<void>>()
+  #stopped = false
   #key: string | undefined
   #result: ExecResult | undefined
   #failure: { key: string; at: number; error: unknown } | undefined
@@ -69,9 +75,10 @@ export class ExecCredentials {
     if (!renew && held && (held.refreshAt === undefined || now < held.refreshAt)) return held
     const failed = this.#failure
     if (!renew && failed?.key === key && now.getTime() - failed.at < FAILURE_HOLD_MS) throw failed.error
+    if (this.#stopped) throw new PluginError(`${config.label}: not run, mtls-proxy is stopping`)
     let result: ExecResult
     try {
-      result = await runPlugin(config, this.#logger, now)
+      result = await runPlugin(config, this.#logger, now, this.#running)
     } catch (error) {
       this.#failure = { key, at: now.getTime(), error }
       throw error
@@ -85,6 +92,12 @@ export class ExecCredentials {
     this.#key = key
     this.#result = result
     return result
+  }
+
+  /** Stopping: no plugin runs any more, and those running are ended (TERM, then KILL after a grace), which it waits for. */
+  async stop (): Promise<void> {
+    this.#stopped = true
+    await Promise.all([...this.#running].map((end) => end()))
   }
 }
 
@@ -104,7 +117,10 @@ function oneLine (text: string): string {
   return text.replace(/\s+/g, ' ').trim()
 }
 
-async function runPlugin (config: ExecConfig, logger: Logger | undefined, now: Date): Promise<ExecResult> {
+/** Runs the plugin once; while it runs, `running` holds what ends it. */
+async function runPlugin (
+  config: ExecConfig, logger: Logger | undefined, now: Date, running: Set<() => Promise<void>>
+): Promise<ExecResult> {
   if (config.interactiveMode === 'Always') {
     throw new PluginError(`${config.label} needs an interactive terminal (interactiveMode: Always); mtls-proxy runs plugins ` +
       'without one, as a service: use a plugin mode that needs no prompt')
@@ -124,12 +140,24 @@ async function runPlugin (config: ExecConfig, logger: Logger | undefined, now: D
         stdio: ['ignore', 'pipe', 'pipe'],
         detached: true,
       })
-      const killGroup = () => {
+      const signalGroup = (signal: NodeJS.Signals) => {
         try {
-          process.kill(-child.pid!, 'SIGKILL')
+          process.kill(-child.pid!, signal)
         } catch { /* gone already */ }
       }
+      const killGroup = () => signalGroup('SIGKILL')
       const timer = setTimeout(killGroup, PLUGIN_TIMEOUT_MS)
+      const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()))
+      // Asked to, at a stop: the plugin may tidy up, then whatever is left of its group is killed.
+      const end = async () => {
+        signalGroup('SIGTERM')
+        const grace = setTimeout(killGroup, STOP_GRACE_MS)
+        await exited
+        clearTimeout(grace)
+        killGroup()
+      }
+      if (child.pid !== undefined) running.add(end)
+      child.once('exit', () => running.delete(end))
       const chunks: Buffer[] = []
       let size = 0
       child.stdout.on('data', (chunk: Buffer) => {

@@ -91,6 +91,8 @@ export interface LoadOptions {
 export interface CredentialSource {
   load: (now: Date, options?: LoadOptions) => Promise<CredentialBundle>
   readonly renewable: () => boolean
+  /** stopping: an exec plugin running now is ended (TERM, then KILL), and none runs again; resolves once it has */
+  close: () => Promise<void>
 }
 
 export interface SourceDeps {
@@ -119,6 +121,7 @@ export function fileSetSource (spec: CredentialSpec, deps: SourceDeps = {}): Cre
       return await loadBundle(resolveSources(spec, kube, fromPlugin && { config: execConfig!, ...fromPlugin }), now)
     },
     renewable: () => usesExec,
+    close: () => exec.stop(),
   }
 }
 

@@ -225,11 +225,15 @@ export class CredentialStore {
     this.#unwatch = watchFiles(this.#current.sources, () => { void this.reload('file change') }, this.#logger, 'the certificates')
   }
 
-  /** Stops watching. A load still reading is not waited for: no credential source may hold up shutdown. */
-  close (): void {
+  /**
+   * Stops watching. A load still reading files is not waited for; an exec plugin still running is
+   * ended, which takes at most a short grace period.
+   */
+  close (): Promise<void> {
     this.#closed = true
     clearTimeout(this.#refreshTimer)
     this.#unwatch?.()
     this.#unwatch = undefined
+    return this.#source.close()
   }
 }
