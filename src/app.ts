@@ -93,7 +93,8 @@ export async function buildApp (config: Config, deps: AppDeps): Promise<App> {
   const { upstream, health, expiry } = main
   const clusters = new Clusters(new Cluster({ parts: main }),
     (deps.clusters ?? []).map((definition) => new Cluster({ definition, build, logger: events.child({ cluster: definition.name }) })))
-  const app = createMainServer(logger, credentials, config.maxConnections, events, (req) => clusters.target(req))
+  const limits = { maxConnections: config.maxConnections, headTimeoutMs: config.clientHeaderTimeoutMs }
+  const app = createMainServer(logger, credentials, limits, events, (req) => clusters.target(req))
   const clusterRest = clusters.multi ? (target: string) => clusters.routeTarget(target).target : undefined
   const guard = listenerGuard(config, clusterRest, () => callerToken?.state, () => portOf(app.server))
   // Who may use the proxy: one decision for ordinary requests and upgrade tunnels alike.

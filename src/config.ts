@@ -57,6 +57,8 @@ export interface Config {
   connectTimeoutMs: number
   /** 0: no limit */
   responseTimeoutMs: number
+  /** time from connecting to a whole first request head */
+  clientHeaderTimeoutMs: number
   /** longest pause between reads of a request body; 0: no limit */
   clientBodyTimeoutMs: number
   shutdownTimeoutMs: number
@@ -429,6 +431,7 @@ function validate (raw: RawSettings, givenAt: GivenAt, environment: Environment,
     accessLog: raw['access-log'] !== false,
     connectTimeoutMs: ms('connect-timeout', false),
     responseTimeoutMs: ms('response-timeout', true),
+    clientHeaderTimeoutMs: ms('client-header-timeout', false),
     clientBodyTimeoutMs: ms('client-body-timeout', true),
     shutdownTimeoutMs: ms('shutdown-timeout', true),
     keepAliveMs: ms('keepalive', true),

@@ -61,6 +61,7 @@ export const OPTIONS = [
   { name: 'access-log', type: 'boolean', default: true, help: 'log one line per request (--no-access-log turns it off)' },
   { name: 'connect-timeout', type: 'duration', value: 'DURATION', default: 10, help: 'time to connect to the API server, TLS handshake included, before answering 504' },
   { name: 'response-timeout', type: 'duration', value: 'DURATION', default: 120, help: 'time to wait for the response headers before answering 504 (streaming bodies have no limit)' },
+  { name: 'client-header-timeout', type: 'duration', value: 'DURATION', default: 10, help: 'a new connection must send a whole request head (with --listen-cert, its TLS handshake too) within this long or be closed, as nginx\'s client_header_timeout' },
   { name: 'client-body-timeout', type: 'duration', value: 'DURATION', default: 60, help: 'a request body that sends nothing for this long is cut with 408, as nginx\'s client_body_timeout (0: never)' },
   { name: 'keepalive', type: 'duration', value: 'DURATION', default: 30, help: 'TCP keep-alive period on both sides of exec/attach/port-forward tunnels, so idle sessions survive load balancers (0: off)' },
   { name: 'shutdown-timeout', type: 'duration', value: 'DURATION', default: 20, help: 'on SIGTERM/SIGINT, how long requests in flight may take to finish' },

@@ -8,6 +8,7 @@ import type { Logger } from 'pino'
 import { sameListener } from './credentials/bundle.js'
 import type { CredentialStore } from './credentials/store.js'
 import { quieter, requestLogger } from './logger.js'
+import { ConnectionTable, type ConnectionLimits } from './connections.js'
 import { forwardTarget } from './paths.js'
 
 export const serverOptions = (logger: Logger) => ({
@@ -30,7 +31,7 @@ export const serverOptions = (logger: Logger) => ({
  * (with several clusters, the target after the cluster prefix).
  */
 export function createMainServer (
-  logger: Logger, credentials: CredentialStore, maxConnections: number, events: Logger, target: (req: IncomingMessage) => string
+  logger: Logger, credentials: CredentialStore, limits: ConnectionLimits, events: Logger, target: (req: IncomingMessage) => string
 ): FastifyInstance {
   const listener = credentials.current.listener
   const app = Fastify({
@@ -44,8 +45,8 @@ export function createMainServer (
     // HTTPS on the listener (--listen-cert): what clients like kubectl need before they send a token.
     ...(listener ? { https: { cert: listener.certPem, key: listener.keyPem } } : {}),
   })
-  // Past this many client connections, new ones are refused; open watches are never cut.
-  app.server.maxConnections = maxConnections
+  // Past --max-connections an idle connection makes room, or the new one is refused; open watches are never cut.
+  new ConnectionTable(limits).install(app.server)
   if (listener) followListenerCertificate(app, credentials, events)
   return app
 }

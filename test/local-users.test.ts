@@ -259,6 +259,52 @@ t.test('--max-connections: connections past the cap are refused, open watches ar
   b.destroy()
 })
 
+t.test('sockets that never speak hold no slot for long: closed after --client-header-timeout, and first to make room when the table is full', async (t) => {
+  const { startProxy } = await import('./helpers/proxy.js')
+  const { get } = await import('./helpers/http.js')
+  const { connect } = await import('node:net')
+  const { connect: tlsConnect } = await import('node:tls')
+  const { until } = await import('./helpers/until.js')
+  const upstream = await startUpstream(t, pki, echoHandler)
+  const tokenFile = join(files.dir, 'slots-token')
+  await writeFile(tokenFile, 'slots-token-0123456789abcdef')
+  const auth = { headers: { authorization: 'Bearer slots-token-0123456789abcdef' } }
+  const proxy = await startProxy(t, upstream.url, files, ['--max-connections', '5', '--token-file', tokenFile])
+  const silent = () => new Promise<import('node:net').Socket>((resolve) => {
+    const socket = connect(proxy.port, '127.0.0.1', () => resolve(socket))
+    socket.on('error', () => {})
+  })
+  const idle = await Promise.all(Array.from({ length: 5 }, silent))
+  t.teardown(() => { for (const s of idle) s.destroy() })
+  const closed = idle.map(() => false)
+  idle.forEach((s, i) => s.once('close', () => { closed[i] = true }))
+  t.equal((await get(`${proxy.url}/api/v1/pods`, auth)).status, 200, 'five silent sockets fill the table, and a caller with the token is still served')
+  await until(() => closed.some(Boolean))
+  t.ok(closed[0], 'the first silent socket was closed to make room')
+
+  // The default is 10 s; 1 s here, told apart from the 69 s (120 s over TLS) a silent socket was kept before.
+  for (const tls of [false, true]) {
+    const { files: listenerFiles } = await pkiWithFiles(t, pki)
+    const args = ['--client-header-timeout', '1s', ...(tls ? ['--listen-cert', listenerFiles.cert, '--listen-key', listenerFiles.key] : [])]
+    const timed = await startProxy(t, upstream.url, files, args)
+    const started = Date.now()
+    const socket = await new Promise<import('node:net').Socket>((resolve) => {
+      const s = connect(timed.port, '127.0.0.1', () => resolve(s))
+      s.on('error', () => {})
+    })
+    await new Promise((resolve) => socket.once('close', resolve))
+    const waited = Date.now() - started
+    t.ok(waited >= 900 && waited < 30_000, `${tls ? 'no TLS handshake' : 'no request'} in ${waited} ms: closed after --client-header-timeout`)
+    if (tls) {
+      // A handshake done, then silence: the head is still due.
+      const secure = tlsConnect({ port: timed.port, host: '127.0.0.1', rejectUnauthorized: false })
+      secure.on('error', () => {})
+      await new Promise((resolve) => secure.once('close', resolve))
+      t.pass('a TLS connection that sends no request head is closed too')
+    }
+  }
+})
+
 t.test('on a wildcard address, requests addressed to this machine\'s own addresses pass the Host check, its name does not', async (t) => {
   const { networkInterfaces, hostname } = await import('node:os')
   const upstream = await startUpstream(t, pki, echoHandler)
