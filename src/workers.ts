@@ -164,12 +164,15 @@ export function workerLink (): WorkerLink | undefined {
 
 // Each serving worker gets this long to send its metrics; a scrape goes on without a late one.
 const GATHER_TIMEOUT_MS = 5_000
+// Each serving worker's metrics are fetched this often between scrapes too: a worker that dies takes
+// at most this much of its counts with it (a dead process cannot be asked).
+export const LAST_SEEN_MS = 5_000
 
 /**
  * Sums the serving workers' metrics, as prom-client's AggregatorRegistry does, but asks only the
  * workers that serve (one still starting would keep every scrape waiting) and keeps the counts of
- * workers that died, so no counter in the sum ever goes down. Scrapes at the same time share one
- * round of questions.
+ * workers that died as last seen (at most LAST_SEEN_MS old), so no counter in the sum ever goes down.
+ * Scrapes at the same time share one round of questions.
  */
 class Gatherer {
   #nextId = 0
@@ -198,6 +201,11 @@ class Gatherer {
     })
     this.#waiting.delete(id)
     return AggregatorRegistry.aggregate([await this.#retired, ...got]).metrics()
+  }
+
+  /** Fetches every serving worker's metrics into what is kept of it, asked or not by a scrape. */
+  refresh (): void {
+    for (const worker of this.serving) tell(worker, { type: 'mtls-proxy:own-metrics', id: -1 })
   }
 
   answer (worker: Worker, id: number, metrics: MetricsJson): void {
@@ -326,8 +334,11 @@ export async function supervise (
     timers.add(timer)
   }
 
+  const refresh = setInterval(() => gather.refresh(), LAST_SEEN_MS)
+  refresh.unref()
   const stopAll = () => {
     stopping = true
+    clearInterval(refresh)
     for (const timer of timers) clearTimeout(timer)
     for (const worker of Object.values(cluster.workers ?? {})) {
       if (worker?.isConnected()) tell(worker, { type: 'mtls-proxy:stop' })

@@ -9,6 +9,7 @@ import { ROOT, startCli } from './helpers/cli.js'
 import { freePort } from './helpers/net.js'
 import { pkiWithFiles } from './helpers/pki.js'
 import { until } from './helpers/until.js'
+import { LAST_SEEN_MS } from '../src/workers.js'
 import { count, fresh, gone, identityUpstream, pidsOf, said, sleep, startWorkers, workersSeen } from './helpers/workers.js'
 
 const { pki, files } = await pkiWithFiles(t)
@@ -116,6 +117,18 @@ t.test('metrics: a dead worker\'s requests stay counted, a reload is counted onc
   await until(() => said(proxy, 'certificate files unchanged').length === 1, 5_000)
   await sleep(300)
   t.equal(count((await fresh(`${proxy.url}/-/metrics`)).body, /^mtls_proxy_certificate_reloads_total\{outcome="unchanged",cluster="default"\} (\d+)$/m), 1)
+})
+
+t.test('metrics: what a worker counted before it died stays in the sum, though no scrape came between', async (t) => {
+  const proxy = await startWorkers(t, [...credentials(), '--workers', '2'])
+  for (let i = 0; i < 6; i++) await fresh(`${proxy.url}/api/v1/pods`, 'PATCH')
+  await until(() => workersSeen(proxy).size === 2, 3_000)
+  // The primary fetches every worker's figures each LAST_SEEN_MS: wait past one fetch, scrape nothing.
+  await sleep(LAST_SEEN_MS + 1_000)
+  process.kill(pidsOf(proxy)[1]!, 'SIGKILL')
+  await until(() => said(proxy, 'starting another worker').length === 1, 5_000)
+  const patches = /^mtls_proxy_requests_total\{method="PATCH",code="200",cluster="default"\} (\d+)$/m
+  t.equal(count((await fresh(`${proxy.url}/-/metrics`)).body, patches), 6, 'all 6, the dead worker\'s share included')
 })
 
 t.test('under another program\'s cluster (pm2 and the like), --workers 1 serves as one plain process', async (t) => {
