@@ -13,7 +13,7 @@ import type { CredentialStore } from './credentials/store.js'
 import { ExpiryMonitor } from './expiry.js'
 import { registerForwarding } from './forwarding.js'
 import { Cors } from './cors.js'
-import { checkPreflight, checkRequest, FORWARDED_METHODS, listenerGuard, type Door } from './guard.js'
+import { checkPreflight, checkRequest, FORWARDED_METHODS, listenerGuard, rulesNamingPrefix, type Door } from './guard.js'
 import { Health, registerOwnRoutes } from './health.js'
 import { originForm } from './paths.js'
 import { Redirects } from './redirects.js'
@@ -96,6 +96,10 @@ export async function buildApp (config: Config, deps: AppDeps): Promise<App> {
   const limits = { maxConnections: config.maxConnections, headTimeoutMs: config.clientHeaderTimeoutMs }
   const app = createMainServer(logger, credentials, limits, events, (req) => clusters.target(req))
   const clusterRest = clusters.multi ? (target: string) => clusters.routeTarget(target).target : undefined
+  if (clusters.multi) {
+    const rules = [{ flag: '--accept-paths', patterns: config.acceptPaths }, { flag: '--reject-paths', patterns: config.rejectPaths }]
+    for (const warning of rulesNamingPrefix(rules, clusters.all.map((c) => c.name))) events.warn(warning)
+  }
   const guard = listenerGuard(config, clusterRest, () => callerToken?.state, () => portOf(app.server))
   // Who may use the proxy: one decision for ordinary requests and upgrade tunnels alike.
   const admit = (target: string, req: IncomingMessage, door: Door) => checkRequest(target, req, guard, door) ??

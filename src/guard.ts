@@ -51,6 +51,24 @@ export function listenerGuard (
   }
 }
 
+/**
+ * Path rules that name a cluster prefix, which never match with several clusters: the rules judge the
+ * path after /clusters/NAME. Such a rule matches a path under a served prefix and not the same path
+ * without it, or says `/clusters/` outright.
+ */
+export function rulesNamingPrefix (
+  rules: Array<{ flag: string; patterns: readonly RegExp[] }>, names: readonly string[]
+): string[] {
+  const path = '/api/v1/namespaces/default/pods'
+  // As the user wrote it: RegExp.source escapes every slash.
+  const written = (p: RegExp) => p.source.replaceAll('\\/', '/')
+  return rules.flatMap(({ flag, patterns }) => patterns.filter((p) =>
+    written(p).includes('clusters/') || names.some((n) => p.test(`/clusters/${n}${path}`) && !p.test(path)))
+    .map((p) => `${flag} '${written(p)}' never matches: with several clusters the path rules judge the path after ` +
+      '/clusters/NAME (^/api/v1/secrets applies to every cluster); to leave a cluster out, leave it out of the kubeconfig or the ' +
+      'config file\'s clusters:'))
+}
+
 /** The way a request came in: Node hands `Connection: Upgrade` requests past Fastify, to our tunnels. */
 export type Door = 'request' | 'upgrade'
 

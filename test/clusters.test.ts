@@ -18,6 +18,7 @@ import { get, rawRequest, statusLine } from './helpers/http.js'
 import { findKubectl, NO_KUBECTL } from './helpers/kubectl.js'
 import { startProxyWith } from './helpers/proxy.js'
 import { loadConfig } from '../src/config.js'
+import { rulesNamingPrefix } from '../src/guard.js'
 import { runCli, startCli } from './helpers/cli.js'
 import { startDemoUpstream, startUpstream } from './helpers/upstream.js'
 import { startTunnelUpstream } from './helpers/tunnel-upstream.js'
@@ -474,4 +475,16 @@ t.test('run mode: a context named mtls-proxy is that cluster inside the command,
   t.match(await names(['--context', 'mtls-proxy']), /pod\/prod-only/, 'the cluster named mtls-proxy, prod')
   t.notMatch(await names([]), /prod-only/, 'the current context is the default cluster, dev')
   t.notMatch(await names(['--context', 'dev']), /prod-only/)
+})
+
+t.test('a path rule written for the prefix, which never matches with several clusters, is warned about at start', async (t) => {
+  const rules = (flag: string, ...sources: string[]) => ({ flag, patterns: sources.map((s) => new RegExp(s, 'i')) })
+  const warned = rulesNamingPrefix([rules('--reject-paths', '^/clusters/prod', '^/api/v1/secrets', '/exec$', 'prod/api'),
+    rules('--accept-paths', '^.*', '^/clusters/')], ['dev', 'prod'])
+  t.same(warned.map((w) => w.split(' never')[0]), ["--reject-paths '^/clusters/prod'", "--reject-paths 'prod/api'", "--accept-paths '^/clusters/'"])
+  const dev = await startUpstream(t, devPki, whoAmI)
+  const prod = await startUpstream(t, prodPki, whoAmI)
+  const proxy = await startProxyWith(t, ['--kubeconfig', await kubeconfig('rules.yaml', { dev: dev.url, prod: prod.url }), '--all-contexts',
+    '--port', '0', '--reject-paths', '^/clusters/prod/api/v1/secrets'])
+  t.ok(proxy.logs.some((l) => l.level === 40 && /^--reject-paths '\^\/clusters\/prod\/api\/v1\/secrets' never matches: .*after \/clusters\/NAME/.test(String(l.msg))))
 })
