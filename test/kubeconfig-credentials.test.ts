@@ -331,8 +331,8 @@ t.test('renewal comes at 80 % of a credential\'s life, and no later than 5 s bef
   t.equal(at(0, 4_000), 2_000, '4 s: half way')
 })
 
-/** A CONNECT proxy: records each CONNECT and its Proxy-Authorization; `refuse` answers 407. */
-async function startConnectProxy (tt: Teardown, refuse = false) {
+/** A CONNECT proxy: records each CONNECT and its Proxy-Authorization; `refuse` answers 407 with that reason phrase. */
+async function startConnectProxy (tt: Teardown, refuse: false | string = false) {
   const seen: Array<{ target: string; auth: string | undefined }> = []
   const { createServer } = await import('node:http')
   const server = createServer((_req, res) => { res.writeHead(405); res.end() })
@@ -341,8 +341,8 @@ async function startConnectProxy (tt: Teardown, refuse = false) {
     seen.push({ target: req.url ?? '', auth: req.headers['proxy-authorization'] })
     sockets.add(client)
     client.on('error', () => {})
-    if (refuse) {
-      client.end('HTTP/1.1 407 Proxy Authentication Required\r\n\r\n')
+    if (refuse !== false) {
+      client.end(`HTTP/1.1 407 ${refuse}\r\n\r\n`)
       return
     }
     const [host, port] = (req.url ?? '').split(':') as [string, string]
@@ -383,12 +383,22 @@ t.test('proxy-url: every connection goes through the CONNECT proxy, with Proxy-A
   t.equal(upgrades[0]?.cn, 'demo-admin', 'with the client certificate')
   t.notMatch(proxy.logText(), /p@ss|p%40ss/, 'the proxy\'s password is never logged')
 
-  const refusing = await startConnectProxy(t, true)
+  const refusing = await startConnectProxy(t, 'Proxy Authentication Required')
   const refusedConfig = await write('proxy-refuses.yaml', withProxy(refusing.url))
   const refused = await proxyWith(t, api.url, refusedConfig)
   const res = await get(`${refused.url}/whoami`)
   t.equal(res.status, 502)
   t.match(res.json(), { kind: 'Status', code: 502, message: new RegExp(`proxy ${refusing.url} refused CONNECT to 127\\.0\\.0\\.1:${api.port}: 407`) })
+
+  // A reason phrase is the proxy's to choose: long, and with what would forge log lines or a terminal's colours.
+  const forging = await startConnectProxy(t, `Denied\t\x1b[31m${'x'.repeat(8_000)}","level":60,"msg":"forged`)
+  const forged = await proxyWith(t, api.url, await write('proxy-forges.yaml', withProxy(forging.url)))
+  const answer = (await get(`${forged.url}/whoami`)).json<{ message: string }>().message
+  t.match(answer, /: 407 Denied\?\?\[31mx+/, 'the reason phrase, its control characters replaced')
+  t.ok(answer.length < 300, `bounded (${answer.length} characters)`)
+  await until(() => forged.logs.some((l) => l.msg === 'request' && l.status === 502))
+  const line = forged.logText().split('\n').find((l) => l.includes('refused CONNECT'))!
+  t.notMatch(line, /\\u001b|\\t|xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx/, 'nor in the log')
 })
 
 async function rawUpgrade (port: number): Promise<string> {

@@ -163,7 +163,7 @@ export function openTunnel (proxy: URL, host: string, port: number, callback: (e
     socket.on('error', () => {})
     if (res.statusCode !== 200) {
       socket.destroy()
-      const answer = `${res.statusCode} ${res.statusMessage ?? ''}`.trim()
+      const answer = `${res.statusCode} ${printable(res.statusMessage ?? '')}`.trim()
       finish(new ProxyError(`proxy ${displayProxy(proxy)} refused CONNECT to ${authority}: ${answer}`))
       return
     }
@@ -196,6 +196,16 @@ function proxyCas (): string[] | undefined {
   } catch {
     return undefined
   }
+}
+
+// A reason phrase is the proxy's own words: as many as a message needs.
+const MAX_REASON = 60
+
+/** Another server's words, fit for a log line and an error body: printable ASCII only, and short. */
+function printable (text: string): string {
+  let out = ''
+  for (const c of text.slice(0, MAX_REASON)) out += c >= ' ' && c <= '~' ? c : '?'
+  return text.length > MAX_REASON ? `${out}…` : out
 }
 
 /** A failure of the proxy on the way, not of the API server. */
