@@ -115,13 +115,13 @@ export async function buildApp (config: Config, deps: AppDeps): Promise<App> {
   const redirects = new Redirects({ scheme: guard.scheme, port: guard.listenPort, acceptHosts: guard.acceptHosts })
   const confine = (req: IncomingMessage, target: string, headers: string[], cluster: ClusterParts, statusCode: number,
     log: Pick<Logger, 'error'>): ErrorAnswer | undefined => {
-    const why = redirects.confine(headers, {
+    const why = redirects.confine(headers, () => ({
       host: req.headers.host ?? 'localhost',
       target: originForm(target),
       prefix: clusters.prefixOf(req),
       cluster: cluster.name,
       landing: (t) => clusters.landing(t)?.name,
-    })
+    }))
     if (why === undefined) return undefined
     const named = cluster.name.slice(0, 100)
     const message = `the API server of cluster '${named}' answered ${statusCode}, and ${why}: mtls-proxy refused the answer`

@@ -3,11 +3,12 @@
 // resolves what it is given, dot segments and all, against the URL it asked: from dev's API server,
 // `307 Location: /../../clusters/prod/…` or `http://127.0.0.1:8001/clusters/prod/…` would send a
 // client's DELETE, or its `create -f` body (Go clients follow 307 and 308 with both), into prod, as
-// prod's identity. kube-apiserver passes a backend's Location through `services/…/proxy`, so a
-// workload in a cluster can try this too. So each such header is resolved the ways clients resolve
-// it (WHATWG as browsers and curl's URL parser do: `\` is `/`, `%2e` a dot; RFC 3986 as Go and
-// Python do: literal dots only), and refused unless every way lands in its own cluster, or off this
-// machine altogether (where nothing of ours goes with it).
+// prod's identity; and `https://collector.example/` would receive the caller's token, which
+// client-go adds to every hop. kube-apiserver passes a backend's Location through
+// `services/…/proxy`, so a workload in a cluster can try this too. So each such header is resolved
+// the ways clients resolve it (WHATWG as browsers and curl's URL parser do: `\` is `/`, `%2e` a
+// dot; RFC 3986 as Go and Python do: literal dots, a literal authority), and the answer is refused
+// unless every way lands in its own cluster on this very listener.
 import { BlockList, isIP } from 'node:net'
 import { networkInterfaces } from 'node:os'
 import { unbracketed } from './addresses.js'
@@ -62,16 +63,20 @@ export class Redirects {
   /**
    * Confines every Location and Content-Location of a flat header list (name, value, …; names in
    * any case) to its cluster: a path gets the client's prefix (changed in place). Returns why the
-   * answer must be refused, or undefined.
+   * answer must be refused, or undefined. `scope` is asked for only when there is one to judge.
    */
-  confine (headers: string[], scope: RedirectScope): string | undefined {
+  confine (headers: string[], scope: () => RedirectScope): string | undefined {
+    let judging: RedirectScope | undefined
     for (let i = 0; i < headers.length; i += 2) {
-      const name = headers[i]!.toLowerCase()
-      if (name !== 'location' && name !== 'content-location') continue
+      const name = headers[i]!
+      // Most answers have neither: names of other lengths are passed over without a lower-casing.
+      if (name.length !== 8 && name.length !== 16) continue
+      const lower = name.toLowerCase()
+      if (lower !== 'location' && lower !== 'content-location') continue
       const value = headers[i + 1]!
-      const judged = this.#judge(value, scope)
+      const judged = this.#judge(value, judging ??= scope())
       if (typeof judged !== 'string') {
-        return `its ${name === 'location' ? 'Location' : 'Content-Location'} '${shown(value)}' ${judged.refused}`
+        return `its ${lower === 'location' ? 'Location' : 'Content-Location'} '${shown(value)}' ${judged.refused}`
       }
       headers[i + 1] = judged
     }
@@ -103,15 +108,21 @@ export class Redirects {
       // Relative: every client comes back to this listener.
       here.push(resolved.pathname + resolved.search, dotsRemoved(referencePath(scope.target, sent)))
     } else {
-      if (FOLLOWED.has(resolved.protocol) && this.#namesThisMachine(resolved.hostname)) {
-        if (!this.#isThisListener(resolved)) return outside(`another server on this machine (${resolved.host})`)
-        here.push(resolved.pathname + resolved.search)
+      // mailto:, data: and the like lead nowhere a client follows.
+      if (!FOLLOWED.has(resolved.protocol)) return sent
+      // Anywhere but this listener is out of the cluster: another local service, another cluster's
+      // server, or a host far away, to which client-go would carry the caller's token too (it adds
+      // it to every hop of a redirect).
+      if (!this.#namesThisMachine(resolved.hostname) || !this.#isThisListener(resolved)) {
+        return outside(`${resolved.host}, away from mtls-proxy (a client would take the request, and its token, there)`)
       }
+      here.push(resolved.pathname + resolved.search)
+      // Go and Python read the authority literally: another host there is another place; an empty one
+      // (`///api`, `http:///api`) is a path on this host to them.
       const literal = literalAuthority(sent)
-      if (literal && this.#namesThisMachine(literal.host)) {
-        if (literal.host !== resolved.hostname || here.length === 0) return outside(`another server on this machine (${literal.host})`)
-        here.push(literal.target)
-      }
+      if (literal?.host === '') here.push(literal.target, dotsRemoved(sent.replace(WITH_SCHEME, '')))
+      else if (literal && literal.host !== resolved.hostname) return outside(`${literal.host}, as Go and Python read it`)
+      else if (literal) here.push(literal.target)
     }
     for (const target of here) {
       const landing = scope.landing(target)

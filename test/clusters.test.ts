@@ -12,7 +12,7 @@ import { promisify } from 'node:util'
 import t from 'tap'
 import { stringify } from 'yaml'
 import type { Handler } from '../src/demo/api-server.js'
-import { createCA, createDemoPki, type DemoPki } from './helpers/pki.js'
+import { twoClusters, twoContexts } from './helpers/clusters.js'
 import { writeClientFiles } from '../src/demo/pki.js'
 import { get, rawRequest, statusLine } from './helpers/http.js'
 import { findKubectl, NO_KUBECTL } from './helpers/kubectl.js'
@@ -27,21 +27,8 @@ import { until } from './helpers/until.js'
 const run = promisify(execFile)
 const kubectl = findKubectl()
 
-const dir = await mkdtemp(join(tmpdir(), 'mtls-proxy-clusters-'))
-t.teardown(() => rm(dir, { recursive: true, force: true }))
-
 // Two clusters that share nothing: each CA signs only its own server and client.
-const devPki = await createDemoPki()
-const prodCa = await createCA('prod CA')
-const prodPki: DemoPki = {
-  ca: prodCa,
-  server: await prodCa.issue({ commonName: 'kube-apiserver', usage: 'server' }),
-  client: await prodCa.issue({ commonName: 'prod-admin', usage: 'client' }),
-}
-await mkdir(join(dir, 'dev'))
-await mkdir(join(dir, 'prod'))
-const devFiles = await writeClientFiles(devPki, join(dir, 'dev'))
-const prodFiles = await writeClientFiles(prodPki, join(dir, 'prod'))
+const { dir, devPki, prodPki, devFiles, prodFiles } = await twoClusters(t, 'clusters')
 
 /** Tells who called: the client certificate's CN, and the path the API server was asked for. */
 const whoAmI: Handler = (req, res) => {
@@ -67,23 +54,13 @@ await writeFile(join(dir, 'plugin.sh'), `#!/bin/sh\necho run >> '${runs}'\ncat '
 
 async function kubeconfig (name: string, servers: { dev: string; prod: string }): Promise<string> {
   const file = join(dir, name)
+  const both = twoContexts(servers)
   await writeFile(file, stringify({
-    apiVersion: 'v1',
-    kind: 'Config',
-    'current-context': 'dev',
-    clusters: [
-      { name: 'dev', cluster: { server: servers.dev, 'certificate-authority': 'dev/ca.crt' } },
-      { name: 'prod', cluster: { server: servers.prod, 'certificate-authority': 'prod/ca.crt' } },
-      { name: 'gone', cluster: { server: servers.prod, 'certificate-authority': 'nowhere/ca.crt' } },
-    ],
-    users: [
-      { name: 'dev-admin', user: { 'client-certificate': 'dev/client.crt', 'client-key': 'dev/client.key' } },
-      { name: 'prod-admin', user: { 'client-certificate': 'prod/client.crt', 'client-key': 'prod/client.key' } },
-      { name: 'plugin', user: { exec: { apiVersion: 'client.authentication.k8s.io/v1', command: './plugin.sh', interactiveMode: 'Never' } } },
-    ],
-    contexts: [
-      { name: 'dev', context: { cluster: 'dev', user: 'dev-admin' } },
-      { name: 'prod', context: { cluster: 'prod', user: 'prod-admin' } },
+    ...both,
+    clusters: [...both.clusters, { name: 'gone', cluster: { server: servers.prod, 'certificate-authority': 'nowhere/ca.crt' } }],
+    users: [...both.users,
+      { name: 'plugin', user: { exec: { apiVersion: 'client.authentication.k8s.io/v1', command: './plugin.sh', interactiveMode: 'Never' } } }],
+    contexts: [...both.contexts,
       // EKS names its contexts after ARNs, slashes included.
       { name: 'arn:aws:eks:eu-west-1:1:cluster/team', context: { cluster: 'prod', user: 'prod-admin' } },
       { name: 'broken', context: { cluster: 'gone', user: 'prod-admin' } },

@@ -3,7 +3,7 @@
 // Real kubectl against two API servers with their own CAs and identities, and raw sockets for the
 // tunnel door.
 import { execFile } from 'node:child_process'
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -11,12 +11,11 @@ import type { TLSSocket } from 'node:tls'
 import { promisify } from 'node:util'
 import t from 'tap'
 import { stringify } from 'yaml'
-import { writeClientFiles } from '../src/demo/pki.js'
 import { splitClusterPrefix } from '../src/paths.js'
 import { dotsRemoved, Redirects, type RedirectScope } from '../src/redirects.js'
 import { get, rawRequest, statusLine } from './helpers/http.js'
 import { findKubectl, NO_KUBECTL } from './helpers/kubectl.js'
-import { createCA, createDemoPki, type DemoPki } from './helpers/pki.js'
+import { twoClusters, twoContexts } from './helpers/clusters.js'
 import { startProxyWith } from './helpers/proxy.js'
 import { startDemoUpstream, startUpstream } from './helpers/upstream.js'
 import { startTunnelUpstream } from './helpers/tunnel-upstream.js'
@@ -39,7 +38,7 @@ t.test('a Location is kept in its cluster however a client resolves it, or refus
   const fromMain: RedirectScope = { host: 'localhost:8001', target: '/api/v1/namespaces/default/pods/pod-a', prefix: '', cluster: 'main', landing }
   const judge = (scope: RedirectScope, value: string, name = 'location') => {
     const headers = ['content-type', 'application/json', name, value]
-    const refused = redirects.confine(headers, scope)
+    const refused = redirects.confine(headers, () => scope)
     return refused === undefined ? { sent: headers[3] } : { refused }
   }
   const kept: Array<[RedirectScope, string, string]> = [
@@ -49,7 +48,6 @@ t.test('a Location is kept in its cluster however a client resolves it, or refus
     [fromDev, '../pods/pod-b?watch=1', '../pods/pod-b?watch=1'],
     [fromDev, '../../../../../clusters/prod/api', '../../../../../clusters/prod/api'],
     [fromDev, '?dryRun=All', '?dryRun=All'],
-    [fromDev, 'https://sso.example.com/login?next=/x', 'https://sso.example.com/login?next=/x'],
     [fromDev, 'http://127.0.0.1:8001/clusters/dev/api', 'http://127.0.0.1:8001/clusters/dev/api'],
     [fromDev, 'mailto:admin@example.com', 'mailto:admin@example.com'],
     [fromMain, '/api/v1/namespaces/default/pods/pod-b', '/api/v1/namespaces/default/pods/pod-b'],
@@ -73,19 +71,26 @@ t.test('a Location is kept in its cluster however a client resolves it, or refus
     [fromDev, 'http://evil@127.0.0.1:8001/clusters/prod/api', /to cluster 'prod'/],
     [fromDev, 'http://2130706433:8001/clusters/prod/api', /to cluster 'prod'/],
     [fromDev, 'http://127.0.0.1:8001/clusters/dev/../prod/api', /to cluster 'prod'/],
-    [fromDev, 'http://127.0.0.1:8002/api', /another server on this machine \(127\.0\.0\.1:8002\)/],
-    [fromDev, 'http://[::1]:9999/', /another server on this machine/],
+    [fromDev, 'http://127.0.0.1:8002/api', /to 127\.0\.0\.1:8002, away from mtls-proxy/],
+    [fromDev, 'http://[::1]:9999/', /away from mtls-proxy/],
     // Other names of this very listener.
     [fromDev, 'http://[::ffff:127.0.0.1]:8001/clusters/prod/', /to cluster 'prod'/],
     [fromDev, 'http://0.0.0.0:8001/clusters/prod/', /to cluster 'prod'/],
     [fromDev, 'http://kubernetes.localhost:8001/', /to cluster 'main'/],
-    [fromDev, 'http://kubernetes.localhost:8443/', /another server on this machine/],
-    [fromDev, 'http://[::ffff:7f00:2]:6443/', /another server on this machine/],
-    [fromDev, 'https://127.0.0.1:8001/clusters/dev/api', /another server on this machine/],
-    [fromDev, 'http:\\\\127.0.0.1:8002/api', /another server on this machine/],
+    [fromDev, 'http://kubernetes.localhost:8443/', /away from mtls-proxy/],
+    [fromDev, 'http://[::ffff:7f00:2]:6443/', /away from mtls-proxy/],
+    [fromDev, 'https://127.0.0.1:8001/clusters/dev/api', /away from mtls-proxy/],
+    [fromDev, 'http:\\\\127.0.0.1:8002/api', /away from mtls-proxy/],
     [fromDev, '/\\127.0.0.1:8002/api', /backslash/],
     [fromDev, '\\\\evil.example\\api', /backslash/],
     [fromDev, '/api\tx', /control characters/],
+    // Off this machine: client-go would carry the caller's token there (it adds it to every hop).
+    [fromDev, 'https://collector.example/steal', /to collector\.example, away from mtls-proxy \(a client would take the request, and its token, there\)/],
+    [fromDev, 'http://vm:8001/clusters/dev/api', /to vm:8001, away from mtls-proxy/],
+    // An empty authority: a host to browsers, a path on this host to Go (`///`) and Python (`http:///`).
+    [fromDev, '///api/v1/namespaces/default/pods/victim', /away from mtls-proxy/],
+    [fromDev, 'http:///api/v1/namespaces/default/pods/victim', /away from mtls-proxy/],
+    [fromDev, 'http:///127.0.0.1:8001/clusters/dev/api', /to cluster 'main' \(\/127\.0\.0\.1:8001\/clusters\/dev\/api\)/],
     [fromDev, 'http://[bad', /cannot be resolved/],
     [fromMain, '/clusters/prod/api/v1/namespaces/default/pods/pod-a', /leads out of cluster 'main', to cluster 'prod'/],
     [fromMain, '/./clusters/prod/api', /to cluster 'prod'/],
@@ -97,39 +102,11 @@ t.test('a Location is kept in its cluster however a client resolves it, or refus
   for (const [path, expected] of dots) t.equal(dotsRemoved(path), expected, `RFC 3986 dot removal of ${path}, literal dots only`)
 })
 
-const dir = await mkdtemp(join(tmpdir(), 'mtls-proxy-redirects-'))
-t.teardown(() => rm(dir, { recursive: true, force: true }))
-const devPki = await createDemoPki()
-const prodCa = await createCA('prod CA')
-const prodPki: DemoPki = {
-  ca: prodCa,
-  server: await prodCa.issue({ commonName: 'kube-apiserver', usage: 'server' }),
-  client: await prodCa.issue({ commonName: 'prod-admin', usage: 'client' }),
-}
-await mkdir(join(dir, 'dev'))
-await mkdir(join(dir, 'prod'))
-await writeClientFiles(devPki, join(dir, 'dev'))
-await writeClientFiles(prodPki, join(dir, 'prod'))
+const { dir, devPki, prodPki } = await twoClusters(t, 'redirects')
 
 async function kubeconfig (name: string, servers: { dev: string; prod: string }): Promise<string> {
   const file = join(dir, name)
-  await writeFile(file, stringify({
-    apiVersion: 'v1',
-    kind: 'Config',
-    'current-context': 'dev',
-    clusters: [
-      { name: 'dev', cluster: { server: servers.dev, 'certificate-authority': 'dev/ca.crt' } },
-      { name: 'prod', cluster: { server: servers.prod, 'certificate-authority': 'prod/ca.crt' } },
-    ],
-    users: [
-      { name: 'dev-admin', user: { 'client-certificate': 'dev/client.crt', 'client-key': 'dev/client.key' } },
-      { name: 'prod-admin', user: { 'client-certificate': 'prod/client.crt', 'client-key': 'prod/client.key' } },
-    ],
-    contexts: [
-      { name: 'dev', context: { cluster: 'dev', user: 'dev-admin' } },
-      { name: 'prod', context: { cluster: 'prod', user: 'prod-admin' } },
-    ],
-  }), { mode: 0o600 })
+  await writeFile(file, stringify(twoContexts(servers)), { mode: 0o600 })
   return file
 }
 
@@ -199,6 +176,46 @@ t.test('kubectl delete and create -f: a hostile cluster\'s 307 into another clus
     'an error line names the cluster and why')
   const metrics = (await get(`${proxy.url}/-/metrics`)).body
   t.match(metrics, /^mtls_proxy_upstream_errors_total\{cause="redirect",cluster="dev"\} 8$/m)
+})
+
+t.test('from a named cluster into the default one by an empty authority (///api: a path to Go, a host to browsers)', { skip: kubectl ? false : NO_KUBECTL }, async (t) => {
+  const dev = await startDemoUpstream(t, devPki)
+  const prod = await startUpstream(t, prodPki, hostile((req) => `//${req.url!}`))
+  const proxy = await startProxyWith(t, ['--kubeconfig', await kubeconfig('empty-authority.yaml', { dev: dev.url, prod: prod.url }), '--all-contexts',
+    '--port', '0'])
+  const home = await mkdtemp(join(tmpdir(), 'mtls-proxy-kubectl-'))
+  t.teardown(() => rm(home, { recursive: true, force: true }))
+  const env = { PATH: process.env.PATH, HOME: home, KUBECONFIG: join(home, 'none') }
+  const k = (server: string, ...args: string[]) =>
+    run(kubectl!, ['--server', server, '--cache-dir', join(home, 'cache'), ...args], { env, timeout: 30_000 }).then(
+      (r) => ({ code: 0, ...r }), (e: { code: number; stdout: string; stderr: string }) => e)
+  const deleted = await k(`${proxy.url}/clusters/prod`, 'delete', 'pod', 'web-7d4b9c6f5-abcde', '--wait=false')
+  t.not(deleted.code, 0, 'kubectl delete through prod fails')
+  t.match(deleted.stderr, /Location '\/\/\/api\/v1\/namespaces\/default\/pods\/web-7d4b9c6f5-abcde' leads out of cluster 'prod'/)
+  t.match((await k(proxy.url, 'get', 'pods', '-o', 'name')).stdout, /pod\/web-7d4b9c6f5-abcde/, 'the default cluster\'s pod is still there')
+})
+
+t.test('a redirect off this machine is refused: kubectl would carry the caller\'s token there', { skip: kubectl ? false : NO_KUBECTL }, async (t) => {
+  // Where the redirect points: a name kubectl reaches through its HTTP_PROXY, which notes what it was sent.
+  const sent: string[] = []
+  const { createServer } = await import('node:http')
+  const collector = createServer((req, res) => {
+    sent.push(`${req.method} ${req.url} ${req.headers.authorization ?? ''}`)
+    res.writeHead(200, { 'content-type': 'application/json' })
+    res.end('{"kind":"Status","status":"Success"}')
+  })
+  await new Promise<void>((resolve) => collector.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => { collector.closeAllConnections(); collector.close() })
+  const dev = await startUpstream(t, devPki, hostile(() => 'http://collector.example/steal'))
+  const prod = await startDemoUpstream(t, prodPki)
+  const file = await kubeconfig('collector.yaml', { dev: dev.url, prod: prod.url })
+  // Run mode: HTTPS and a token made for the command, which kubectl sends on every request.
+  const { runCli } = await import('./helpers/cli.js')
+  const inside = await runCli(['--kubeconfig', file, '--', kubectl!, 'delete', 'pod', 'web', '--wait=false'],
+    { HOME: dir, HTTP_PROXY: `http://127.0.0.1:${(collector.address() as import('node:net').AddressInfo).port}` }, 30_000)
+  t.not(inside.code, 0, 'kubectl delete fails')
+  t.match(inside.stderr, /leads out of cluster 'dev', to collector\.example, away from mtls-proxy/)
+  t.same(sent, [], 'the collector was sent nothing, and no token')
 })
 
 t.test('the tunnel door: an upgrade answered with a Location out of its cluster is refused, 101 or not', async (t) => {

@@ -1,0 +1,52 @@
+// Two clusters that share nothing: each CA signs only its own API server and client, each client its
+// own identity (demo-admin, prod-admin), their files in a folder removed with the test.
+import { mkdir, mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { writeClientFiles, type ClientFiles } from '../../src/demo/pki.js'
+import { createCA, createDemoPki, type DemoPki, type Teardown } from './pki.js'
+
+export interface TwoClusters {
+  dir: string
+  devPki: DemoPki
+  prodPki: DemoPki
+  /** in dir/dev and dir/prod: a kubeconfig in dir names them as dev/… and prod/… */
+  devFiles: ClientFiles
+  prodFiles: ClientFiles
+}
+
+export async function twoClusters (t: Teardown, name: string): Promise<TwoClusters> {
+  const dir = await mkdtemp(join(tmpdir(), `mtls-proxy-${name}-`))
+  t.teardown(() => rm(dir, { recursive: true, force: true }))
+  const devPki = await createDemoPki()
+  const prodCa = await createCA('prod CA')
+  const prodPki: DemoPki = {
+    ca: prodCa,
+    server: await prodCa.issue({ commonName: 'kube-apiserver', usage: 'server' }),
+    client: await prodCa.issue({ commonName: 'prod-admin', usage: 'client' }),
+  }
+  await mkdir(join(dir, 'dev'))
+  await mkdir(join(dir, 'prod'))
+  return { dir, devPki, prodPki, devFiles: await writeClientFiles(devPki, join(dir, 'dev')), prodFiles: await writeClientFiles(prodPki, join(dir, 'prod')) }
+}
+
+/** A kubeconfig's entries for both, as contexts dev (the current one) and prod, for a kubeconfig in the clusters' folder. */
+export function twoContexts (servers: { dev: string; prod: string }) {
+  return {
+    apiVersion: 'v1',
+    kind: 'Config',
+    'current-context': 'dev',
+    clusters: [
+      { name: 'dev', cluster: { server: servers.dev, 'certificate-authority': 'dev/ca.crt' } },
+      { name: 'prod', cluster: { server: servers.prod, 'certificate-authority': 'prod/ca.crt' } },
+    ],
+    users: [
+      { name: 'dev-admin', user: { 'client-certificate': 'dev/client.crt', 'client-key': 'dev/client.key' } as Record<string, unknown> },
+      { name: 'prod-admin', user: { 'client-certificate': 'prod/client.crt', 'client-key': 'prod/client.key' } as Record<string, unknown> },
+    ],
+    contexts: [
+      { name: 'dev', context: { cluster: 'dev', user: 'dev-admin' } },
+      { name: 'prod', context: { cluster: 'prod', user: 'prod-admin' } },
+    ],
+  }
+}
