@@ -1,8 +1,9 @@
 // The main listener's connections. Each holds a slot of --max-connections, so one that sends
 // nothing must not hold it for long: a new connection has --client-header-timeout to send a whole
 // request head (over HTTPS, its TLS handshake too), else it is closed. And when the table is full, a
-// new connection is let in by closing one that is idle (never used, or kept alive between requests)
-// rather than refused; only when every slot is busy (requests, watches, tunnels) is it refused.
+// new connection is let in by closing one that is idle (never used, or kept alive between requests),
+// or one whose client does not read the answers the proxy has finished, rather than refused; only
+// when every slot is at work (requests, watches, tunnels) is it refused.
 // Without this, 20 sockets that never spoke locked a caller with a valid token out of
 // `--max-connections 20` for 69 s (120 s over HTTPS).
 import type { IncomingMessage, Server, ServerResponse } from 'node:http'
@@ -22,8 +23,8 @@ const tcpOf = (socket: Socket): Socket => (socket as Socket & { _parent?: Socket
 
 export class ConnectionTable {
   readonly #limits: ConnectionLimits
-  /** every connection admitted and not yet closed, with its requests under way (-1: a tunnel now) */
-  readonly #open = new Map<Socket, number>()
+  /** every connection admitted and not yet closed, with its answers under way ('tunnel': upgraded) */
+  readonly #open = new Map<Socket, Set<ServerResponse> | 'tunnel'>()
   /** admitted connections with nothing under way, the longest idle first: a Set keeps insertion order */
   readonly #idle = new Set<Socket>()
   /** connections that have not sent a whole request head yet, and the timer that closes them */
@@ -45,12 +46,12 @@ export class ConnectionTable {
   }
 
   #admit (socket: Socket): void {
-    if (this.#open.size >= this.#limits.maxConnections && !this.#evictIdle()) {
+    if (this.#open.size >= this.#limits.maxConnections && !this.#makeRoom()) {
       socket.on('error', () => {})
       socket.destroy()
       return
     }
-    this.#open.set(socket, 0)
+    this.#open.set(socket, new Set())
     this.#idle.add(socket)
     const timer = setTimeout(() => socket.destroy(), this.#limits.headTimeoutMs)
     timer.unref()
@@ -63,29 +64,32 @@ export class ConnectionTable {
     })
   }
 
-  /** Makes room by closing the connection idle the longest; false when none is idle. */
-  #evictIdle (): boolean {
+  /**
+   * Makes room by closing the connection idle the longest, else one whose every answer the proxy has
+   * ended but its client does not read (pipelined requests it never reads the answers of would hold
+   * the slot for good); false when every connection is at work.
+   */
+  #makeRoom (): boolean {
     const [oldest] = this.#idle
-    if (!oldest) return false
-    this.#idle.delete(oldest)
-    this.#open.delete(oldest)
-    oldest.destroy()
+    const victim = oldest ?? [...this.#open].find(([, answers]) => answers !== 'tunnel' && [...answers].every((a) => a.writableEnded))?.[0]
+    if (!victim) return false
+    this.#idle.delete(victim)
+    this.#open.delete(victim)
+    victim.destroy()
     return true
   }
 
   #started (req: IncomingMessage, res: ServerResponse): void {
     const socket = tcpOf(req.socket)
-    const under = this.#open.get(socket)
-    if (under === undefined || under < 0) return
+    const answers = this.#open.get(socket)
+    if (answers === undefined || answers === 'tunnel') return
     clearTimeout(this.#waiting.get(socket))
     this.#waiting.delete(socket)
     this.#idle.delete(socket)
-    this.#open.set(socket, under + 1)
+    answers.add(res)
     res.once('close', () => {
-      const now = this.#open.get(socket)
-      if (now === undefined || now < 0) return
-      this.#open.set(socket, now - 1)
-      if (now === 1 && !socket.destroyed) this.#idle.add(socket)
+      answers.delete(res)
+      if (answers.size === 0 && this.#open.get(socket) === answers && !socket.destroyed) this.#idle.add(socket)
     })
   }
 
@@ -95,6 +99,6 @@ export class ConnectionTable {
     clearTimeout(this.#waiting.get(socket))
     this.#waiting.delete(socket)
     this.#idle.delete(socket)
-    this.#open.set(socket, -1)
+    this.#open.set(socket, 'tunnel')
   }
 }

@@ -282,6 +282,33 @@ t.test('sockets that never speak hold no slot for long: closed after --client-he
   await until(() => closed.some(Boolean))
   t.ok(closed[0], 'the first silent socket was closed to make room')
 
+  // Sockets that ask and ask and never read the answers: once the buffers between are full, the proxy's
+  // answers are ended but never flushed, and such a socket makes room as an idle one does. (Each answer
+  // echoes its long path, so the buffers fill after a few thousand.)
+  for (const s of idle) s.destroy()
+  const full = await startProxy(t, upstream.url, files, ['--max-connections', '2'])
+  const hogs = await Promise.all(Array.from({ length: 2 }, () => new Promise<import('node:net').Socket>((resolve) => {
+    const socket = connect(full.port, '127.0.0.1', () => resolve(socket))
+    socket.on('error', () => {})
+  })))
+  t.teardown(() => { for (const s of hogs) s.destroy() })
+  for (const hog of hogs) {
+    hog.pause()
+    hog.write(`GET /-/${'x'.repeat(4_000)} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n`.repeat(3_000))
+  }
+  // Stalled: no more of their answers complete (each completed one is an access line).
+  const answered = () => full.logs.filter((l) => l.msg === 'request' && l.status === 404).length
+  let last = -1
+  await until(async () => {
+    const now = answered()
+    const still = now === last && now > 0
+    last = now
+    if (!still) await new Promise((resolve) => setTimeout(resolve, 500))
+    return still
+  }, 30_000)
+  t.ok(answered() < 6_000, `stalled after ${answered()} of 6,000 answers`)
+  t.equal((await get(`${full.url}/api/v1/pods`).catch(() => ({ status: 0 }))).status, 200, 'and sockets that never read their answers do not lock a caller out')
+
   // The default is 10 s; 1 s here, told apart from the 69 s (120 s over TLS) a silent socket was kept before.
   for (const tls of [false, true]) {
     const { files: listenerFiles } = await pkiWithFiles(t, pki)
