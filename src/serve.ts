@@ -158,7 +158,7 @@ export async function serve (
   // What this start fixes for its life: each cluster's context and server (a worker is handed the primary's).
   const pins = worker?.pins ?? await pinClusters(config).catch((err: unknown) => { throw alsoSaying(err, command.warnings) })
   tellPins(pins, events)
-  // The credentials are read now, the kubeconfig and token file included: their mistakes get the same hint.
+  // The credentials are read now, the kubeconfig included: its mistakes get the same hint.
   const pin = pins.clusters[pins.name]
   const source = fileSetSource(pinnedSpec(config.credentials, pin), { logger: events })
   // An exec plugin may take a minute: a stop asked meanwhile ends it and the start, leaving nothing running.
@@ -171,7 +171,8 @@ export async function serve (
   const onAbort = () => stopStarting(options.stopStarting!.reason as NodeJS.Signals)
   if (worker) worker.onStop(() => stopStarting('SIGTERM'))
   else if (options.stopStarting) options.stopStarting.addEventListener('abort', onAbort, { once: true })
-  else for (const signal of ['SIGTERM', 'SIGINT'] as const) process.once(signal, onSignal)
+  // (on, not once: a second signal while the plugin is ended must not end the process before it)
+  else for (const signal of ['SIGTERM', 'SIGINT'] as const) process.on(signal, onSignal)
   const credentials = await openCredentialStore(source, { logger: events, ...(pin?.server ? { bound: pin.server } : {}) })
     .catch((err: unknown) => { throw stopAsked ? new StoppedWhileStarting(stopAsked) : alsoSaying(err, command.warnings) })
     .finally(() => {

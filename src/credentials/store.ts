@@ -67,7 +67,7 @@ type Listener = (bundle: CredentialBundle, previous: CredentialBundle) => void
 export class CredentialStore {
   #current: CredentialBundle
   /** the server every bundle must be for */
-  readonly bound: ServerBinding
+  readonly #bound: ServerBinding
   #last: ReloadOutcome | undefined
   readonly #source: CredentialSource
   readonly #logger: Logger
@@ -85,7 +85,7 @@ export class CredentialStore {
   constructor (source: CredentialSource, first: CredentialBundle, bound: ServerBinding, logger: Logger, now: () => Date) {
     this.#source = source
     this.#current = first
-    this.bound = bound
+    this.#bound = bound
     this.#logger = logger
     this.#now = now
   }
@@ -154,7 +154,7 @@ export class CredentialStore {
       }
     }
     // Another server's credentials, or these for another server: the whole bundle is refused.
-    const moved = bundle && movedFrom(this.bound, bundle)
+    const moved = bundle && movedFrom(this.#bound, bundle)
     if (moved) {
       bundle = undefined
       error = moved
