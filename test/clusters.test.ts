@@ -389,7 +389,7 @@ t.test('EKS context names reach their cluster through kubectl, however it escape
 
   const inside = await runCli(['--kubeconfig', file, '--all-contexts', '--', kubectl!, '--context', arn, 'get', 'pods', '-o', 'name'],
     { HOME: home }, 30_000)
-  t.equal(inside.code, 0, inside.stderr)
+  t.equal(inside.code, 0, 'kubectl inside exits 0', { stderr: inside.stderr })
   t.match(inside.stdout, /pod\/made-in-team/, 'run mode: kubectl --context arn:… acts on that cluster')
 })
 
@@ -425,7 +425,7 @@ t.test('no process the proxy starts is given the settings that carry its secrets
     await proxy.exited
   }
   const inside = await runCli(['--upstream', dev.url, '--', 'env'], secrets)
-  t.equal(inside.code, 0, inside.stderr)
+  t.equal(inside.code, 0, 'the command exits 0', { stderr: inside.stderr })
   t.match(inside.stdout, /^MTLS_PROXY_TOKEN=/m, 'the command gets what it needs')
   t.same(leaked(inside.stdout), [], 'and none of the proxy\'s secrets')
 })
@@ -445,7 +445,7 @@ t.test('run mode: a context named mtls-proxy is that cluster inside the command,
   // Only prod has this pod: who answers tells which cluster was asked.
   const made = await runCli(['--kubeconfig', file, '--all-contexts', '--', kubectl!, '--context', 'mtls-proxy', 'run', 'prod-only', '--image', 'nginx',
     '--restart', 'Never', '-v=6'], { HOME: dir }, 30_000)
-  t.equal(made.code, 0, made.stderr)
+  t.equal(made.code, 0, 'kubectl run exits 0', { stderr: made.stderr })
   t.match(made.stderr, /POST https:\/\/127\.0\.0\.1:\d+\/clusters\/mtls-proxy\/api\/v1\/namespaces\/default\/pods/, '--context mtls-proxy asks /clusters/mtls-proxy/')
   const names = async (context: string[]) =>
     (await runCli(['--kubeconfig', file, '--all-contexts', '--', kubectl!, ...context, 'get', 'pods', '-o', 'name'], { HOME: dir }, 30_000)).stdout
