@@ -16,6 +16,7 @@ import { dotsRemoved, Redirects, type RedirectScope } from '../src/redirects.js'
 import { get, rawRequest, statusLine } from './helpers/http.js'
 import { findKubectl, NO_KUBECTL } from './helpers/kubectl.js'
 import { twoClusters, twoContexts } from './helpers/clusters.js'
+import type { Teardown } from './helpers/pki.js'
 import { startProxyWith } from './helpers/proxy.js'
 import { startDemoUpstream, startUpstream } from './helpers/upstream.js'
 import { startTunnelUpstream } from './helpers/tunnel-upstream.js'
@@ -110,6 +111,18 @@ async function kubeconfig (name: string, servers: { dev: string; prod: string })
   return file
 }
 
+/** kubectl with a home of its own (removed with the test) and no kubeconfig: --server says where; resolves whatever its exit code. */
+type Kubectl = (server: string, ...args: string[]) => Promise<{ code: number; stdout: string; stderr: string }>
+
+async function kubectlAt (tt: Teardown): Promise<Kubectl> {
+  const home = await mkdtemp(join(tmpdir(), 'mtls-proxy-kubectl-'))
+  tt.teardown(() => rm(home, { recursive: true, force: true }))
+  const env = { PATH: process.env.PATH, HOME: home, KUBECONFIG: join(home, 'none') }
+  return (server, ...args) =>
+    run(kubectl!, ['--server', server, '--cache-dir', join(home, 'cache'), ...args], { env, timeout: 30_000 }).then(
+      (r) => ({ code: 0, ...r }), (e: { code: number; stdout: string; stderr: string }) => e)
+}
+
 const DISCOVERY: Record<string, unknown> = {
   '/api': { kind: 'APIVersions', versions: ['v1'] },
   '/apis': { kind: 'APIGroupList', apiVersion: 'v1', groups: [] },
@@ -150,12 +163,7 @@ t.test('kubectl delete and create -f: a hostile cluster\'s 307 into another clus
   const file = await kubeconfig('hostile.yaml', { dev: dev.url, prod: prod.url })
   const proxy = await startProxyWith(t, ['--kubeconfig', file, '--all-contexts', '--port', '0'])
   port = proxy.port
-  const home = await mkdtemp(join(tmpdir(), 'mtls-proxy-kubectl-'))
-  t.teardown(() => rm(home, { recursive: true, force: true }))
-  const env = { PATH: process.env.PATH, HOME: home, KUBECONFIG: join(home, 'none') }
-  const k = (server: string, ...args: string[]) =>
-    run(kubectl!, ['--server', server, '--cache-dir', join(home, 'cache'), ...args], { env, timeout: 30_000 }).then(
-      (r) => ({ code: 0, ...r }), (e: { code: number; stdout: string; stderr: string }) => e)
+  const k = await kubectlAt(t)
   const prodPods = async () => (await k(`${proxy.url}/clusters/prod`, 'get', 'pods', '-o', 'name')).stdout
   const manifest = join(dir, 'pod.yaml')
   await writeFile(manifest, stringify({ apiVersion: 'v1', kind: 'Pod', metadata: { name: 'smuggled' }, spec: { containers: [{ name: 'c', image: 'nginx' }] } }))
@@ -183,12 +191,7 @@ t.test('from a named cluster into the default one by an empty authority (///api:
   const prod = await startUpstream(t, prodPki, hostile((req) => `//${req.url!}`))
   const proxy = await startProxyWith(t, ['--kubeconfig', await kubeconfig('empty-authority.yaml', { dev: dev.url, prod: prod.url }), '--all-contexts',
     '--port', '0'])
-  const home = await mkdtemp(join(tmpdir(), 'mtls-proxy-kubectl-'))
-  t.teardown(() => rm(home, { recursive: true, force: true }))
-  const env = { PATH: process.env.PATH, HOME: home, KUBECONFIG: join(home, 'none') }
-  const k = (server: string, ...args: string[]) =>
-    run(kubectl!, ['--server', server, '--cache-dir', join(home, 'cache'), ...args], { env, timeout: 30_000 }).then(
-      (r) => ({ code: 0, ...r }), (e: { code: number; stdout: string; stderr: string }) => e)
+  const k = await kubectlAt(t)
   const deleted = await k(`${proxy.url}/clusters/prod`, 'delete', 'pod', 'web-7d4b9c6f5-abcde', '--wait=false')
   t.not(deleted.code, 0, 'kubectl delete through prod fails')
   t.match(deleted.stderr, /Location '\/\/\/api\/v1\/namespaces\/default\/pods\/web-7d4b9c6f5-abcde' leads out of cluster 'prod'/)
