@@ -34,10 +34,6 @@ export class ConnectionTable {
     this.#limits = limits
   }
 
-  get size (): number {
-    return this.#open.size
-  }
-
   /** Takes over the server's connections (Node's own maxConnections is left off: it refuses, never makes room). */
   install (server: Server): void {
     server.on('connection', (socket: Socket) => this.#admit(socket))

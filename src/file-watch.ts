@@ -9,7 +9,7 @@ import type { Logger } from 'pino'
 
 const DEBOUNCE_MS = 100
 // A polled file is looked at this often.
-export const POLL_MS = 5_000
+const POLL_MS = 5_000
 
 export interface Watched {
   /** files whose folders are watched */

@@ -8,7 +8,7 @@ import { buildApp, type App } from './app.js'
 import { alsoSaying, type Config } from './config.js'
 import { clientIdentity } from './credentials/bundle.js'
 import { clusterDefinitions } from './credentials/clusters.js'
-import { pinClusters, pinnedSpec, tellPins } from './credentials/pins.js'
+import { pinClusters, pinnedSpec } from './credentials/pins.js'
 import { fileSetSource } from './credentials/source.js'
 import { openCredentialStore, type CredentialStore } from './credentials/store.js'
 import { UsageError } from './errors.js'
@@ -157,7 +157,7 @@ export async function serve (
   else process.on('SIGHUP', reload)
   // What this start fixes for its life: each cluster's context and server (a worker is handed the primary's).
   const pins = worker?.pins ?? await pinClusters(config).catch((err: unknown) => { throw alsoSaying(err, command.warnings) })
-  tellPins(pins, events)
+  for (const warning of pins.warnings) events.warn(warning)
   // The credentials are read now, the kubeconfig included: its mistakes get the same hint.
   const pin = pins.clusters[pins.name]
   const source = fileSetSource(pinnedSpec(config.credentials, pin), { logger: events })

@@ -3,7 +3,6 @@
 // use-context` does later), the other contexts served (--all-contexts), and the server each
 // cluster's credentials are bound to (binding.ts). The --workers primary works this out once and
 // hands it to every worker it starts, replacements included, so that all serve the same servers.
-import type { Logger } from 'pino'
 import type { Config } from '../config.js'
 import { UsageError } from '../errors.js'
 import { clusterNameProblem } from '../paths.js'
@@ -107,9 +106,4 @@ export function contextSpec (spec: CredentialSpec, context: string): CredentialS
     listener: undefined,
     proxyEnv: spec.proxyEnv,
   }
-}
-
-/** The warnings of a start, said once. */
-export function tellPins (pins: Pins, logger: Logger): void {
-  for (const warning of pins.warnings) logger.warn(warning)
 }
