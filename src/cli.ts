@@ -2,8 +2,7 @@
 // The only place that reads the command line, exits and says why. Serving is loaded only when
 // asked for, so --help, --version and the --workers supervisor stay small.
 import { configFromSettings, helpText, loadConfig, WORKER_ROLE_ENV } from './config.js'
-import { constants } from 'node:os'
-import { UsageError } from './errors.js'
+import { signalStatus, StoppedWhileStarting, UsageError } from './errors.js'
 import { VERSION } from './version.js'
 
 function fail (message: string): never {
@@ -17,7 +16,7 @@ async function main (argv: string[]): Promise<void> {
   if (process.env[WORKER_ROLE_ENV] !== undefined) {
     const link = (await import('./workers.js')).workerLink()
     if (link) {
-      const { serve, StoppedWhileStarting } = await import('./serve.js')
+      const { serve } = await import('./serve.js')
       // The primary asked it to stop before it served: that is no failure.
       await serve({ config: configFromSettings(link.settings), warnings: link.warnings }, link)
         .catch((err: unknown) => { if (err instanceof StoppedWhileStarting) process.exit(0); else throw err })
@@ -59,9 +58,7 @@ async function main (argv: string[]): Promise<void> {
 main(process.argv.slice(2)).catch((err: unknown) => {
   if (err instanceof UsageError) fail(err.message)
   // Stopped by a signal before serving (an exec plugin was still running, and was ended): as the signal would have.
-  if (err instanceof Error && err.name === 'StoppedWhileStarting') {
-    process.exit(128 + (constants.signals[(err as Error & { signal: NodeJS.Signals }).signal] ?? 0))
-  }
+  if (err instanceof StoppedWhileStarting) process.exit(signalStatus(err.signal))
   process.stderr.write(`mtls-proxy: unexpected error: ${(err as Error).stack ?? String(err)}\n`)
   process.exit(1)
 })

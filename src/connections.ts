@@ -79,9 +79,7 @@ export class ConnectionTable {
     const socket = tcpOf(req.socket)
     const answers = this.#open.get(socket)
     if (answers === undefined || answers === 'tunnel') return
-    clearTimeout(this.#waiting.get(socket))
-    this.#waiting.delete(socket)
-    this.#idle.delete(socket)
+    this.#busy(socket)
     answers.add(res)
     res.once('close', () => {
       answers.delete(res)
@@ -92,9 +90,14 @@ export class ConnectionTable {
   #upgraded (req: IncomingMessage): void {
     const socket = tcpOf(req.socket)
     if (!this.#open.has(socket)) return
+    this.#busy(socket)
+    this.#open.set(socket, 'tunnel')
+  }
+
+  /** A request head arrived: no longer waiting for one, and not idle. */
+  #busy (socket: Socket): void {
     clearTimeout(this.#waiting.get(socket))
     this.#waiting.delete(socket)
     this.#idle.delete(socket)
-    this.#open.set(socket, 'tunnel')
   }
 }

@@ -10,14 +10,15 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { existsSync, rmSync } from 'node:fs'
-import { constants, tmpdir } from 'node:os'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { Config } from './config.js'
 import { fsAsync } from './files.js'
 import { childEnvironment } from './options.js'
 import { proxyKubeconfig } from './proxy-kubeconfig.js'
 import { selfSignedLoopback } from './self-signed.js'
-import { serve, StoppedWhileStarting } from './serve.js'
+import { signalStatus as statusOf, StoppedWhileStarting } from './errors.js'
+import { serve } from './serve.js'
 
 // The run's certificate outlives any command worth running; it is never written anywhere but the command's folder.
 const CERTIFICATE_DAYS = 365
@@ -46,8 +47,6 @@ function guarded (config: Config): { config: Config; caPem: string; token: strin
 }
 
 const SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const
-
-const statusOf = (signal: NodeJS.Signals): number => 128 + (constants.signals[signal] ?? 0)
 
 /** Runs the proxy and the command; resolves with the exit status mtls-proxy should end with. */
 export async function runWithProxy (command: { config: Config; warnings: string[]; exec: string[] }): Promise<number> {

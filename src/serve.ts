@@ -11,7 +11,7 @@ import { clusterDefinitions } from './credentials/clusters.js'
 import { pinClusters, pinnedSpec } from './credentials/pins.js'
 import { fileSetSource } from './credentials/source.js'
 import { openCredentialStore, type CredentialStore } from './credentials/store.js'
-import { UsageError } from './errors.js'
+import { StoppedWhileStarting, UsageError } from './errors.js'
 import { portOf } from './server.js'
 import { describeUpstreamError } from './upstream-error.js'
 import { createLogger } from './logger.js'
@@ -114,14 +114,6 @@ export interface ServeOptions {
   forCommand?: boolean
   /** for the caller that owns the signals: aborted (its reason a signal's name), a start under way ends */
   stopStarting?: AbortSignal
-}
-
-/** The start ended because a stop was asked for while the credentials were first read. */
-export class StoppedWhileStarting extends Error {
-  override name = 'StoppedWhileStarting'
-  constructor (readonly signal: NodeJS.Signals) {
-    super(`${signal}: stopped while starting`)
-  }
 }
 
 export async function serve (
