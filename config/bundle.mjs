@@ -2,7 +2,7 @@
 // the packages it loads at start, so a start reads two files, not three hundred (BENCHMARKS.md has
 // what it bought). CommonJS because an ES module importing node:http makes Node.js 24 load its own
 // undici for http.WebSocket (+14 MB). pino stays a package: its transports run its files in a
-// worker thread. yaml and env-schema are loaded on first use (src/lazy.ts) from node_modules.
+// worker thread. yaml and env-schema are loaded on first use (src/util/lazy.ts) from node_modules.
 // [MINIFY=0] node config/bundle.mjs [--outdir DIR]
 import { readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
@@ -15,17 +15,17 @@ const { values } = parseArgs({ options: { outdir: { type: 'string', default: joi
 const outdir = values.outdir
 const engines = JSON.parse(await readFile(join(root, 'package.json'), 'utf8')).engines.node
 
-// `undici` itself (not its files, which the lean entry requires) means src/undici-lean.cjs.
+// `undici` itself (not its files, which the lean entry requires) means src/util/undici-lean.cjs.
 const leanUndici = {
   name: 'lean-undici',
-  setup (b) { b.onResolve({ filter: /^undici$/ }, () => ({ path: join(root, 'src/undici-lean.cjs') })) },
+  setup (b) { b.onResolve({ filter: /^undici$/ }, () => ({ path: join(root, 'src/util/undici-lean.cjs') })) },
 }
 
 // Modules a dependency requires at load but uses only for what mtls-proxy never asks of it: each
 // is bundled behind a stand-in that loads it on first use (test/bundle.test.ts checks they stay
 // unloaded). prom-client: OpenTelemetry, for exemplars (none here; ~5 ms of every start), and
 // node:zlib, for its Pushgateway client (~5 ms on Node.js 24). @fastify/http-proxy: ws, for its
-// WebSocket mode (upgrades are ours: src/upgrade.ts). Fastify: node:dns, to resolve a host name to
+// WebSocket mode (upgrades are ours: src/forwarding/tunnels.ts). Fastify: node:dns, to resolve a host name to
 // listen on (ours are addresses). undici, reply-from and Fastify: node:http2, for HTTP/2 upstream or
 // listener (neither here; ~15 ms and ~4 MB on Node.js 24).
 const LOADED_ON_USE = {
@@ -80,7 +80,7 @@ await build({
   target: `node${engines.replace(/^>=/, '')}`,
   external: [
     'pino', 'pino-pretty', 'yaml', 'env-schema',
-    // required only when a route has a schema (ours have none: server.ts) or by inject(): parsing them
+    // required only when a route has a schema (ours have none: doors/servers.ts) or by inject(): parsing them
     // at every start cost more than anything they do here
     '@fastify/ajv-compiler', '@fastify/fast-json-stringify-compiler', 'light-my-request',
   ],

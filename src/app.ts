@@ -4,27 +4,27 @@ import type { IncomingMessage } from 'node:http'
 import type { Socket } from 'node:net'
 import type { FastifyInstance } from 'fastify'
 import type { Logger } from 'pino'
-import { Accounting } from './accounting.js'
-import { CallerToken } from './caller-token.js'
-import { installAdmission, refuseConnect } from './admission.js'
-import { Cluster, Clusters, startParts, type BuildParts, type ClusterDefinition, type ClusterParts } from './clusters.js'
-import type { Config } from './config.js'
+import { Accounting } from './ops/accounting.js'
+import { CallerToken } from './admission/caller-token.js'
+import { installAdmission, refuseConnect } from './admission/hook.js'
+import { Cluster, Clusters, startParts, type BuildParts, type ClusterDefinition, type ClusterParts } from './clusters/clusters.js'
+import type { Config } from './settings/config.js'
 import type { CredentialStore } from './credentials/store.js'
-import { ExpiryMonitor } from './expiry.js'
-import { registerForwarding } from './forwarding.js'
-import { Cors } from './cors.js'
-import { checkPreflight, checkRequest, FORWARDED_METHODS, listenerGuard, rulesNamingPrefix, type Door } from './guard.js'
-import { Health, registerOwnRoutes } from './health.js'
-import { originForm } from './paths.js'
-import { Redirects } from './redirects.js'
-import { Metrics, type MetricsOptions } from './metrics.js'
-import { createMainServer, portOf } from './server.js'
-import { Shutdown } from './shutdown.js'
-import { buildStatusListener } from './status-listener.js'
-import { installErrorHandlers, type ErrorAnswer } from './status-errors.js'
-import { Tunnels } from './upgrade.js'
-import { Upstream } from './upstream.js'
-import { OpenWatches } from './watches.js'
+import { ExpiryMonitor } from './clusters/expiry.js'
+import { registerForwarding } from './forwarding/routes.js'
+import { Cors } from './admission/cors.js'
+import { checkPreflight, checkRequest, FORWARDED_METHODS, listenerGuard, rulesNamingPrefix, type Door } from './admission/guard.js'
+import { Health, registerOwnRoutes } from './clusters/readiness.js'
+import { originForm } from './admission/target.js'
+import { Redirects } from './forwarding/redirects.js'
+import { Metrics, type MetricsOptions } from './ops/metrics.js'
+import { createMainServer, portOf } from './doors/servers.js'
+import { Shutdown } from './doors/shutdown.js'
+import { buildStatusListener } from './ops/status-listener.js'
+import { installErrorHandlers, type ErrorAnswer } from './doors/status.js'
+import { Tunnels } from './forwarding/tunnels.js'
+import { Upstream } from './upstream/upstream.js'
+import { OpenWatches } from './forwarding/watches.js'
 
 export interface AppDeps {
   logger: Logger
@@ -111,7 +111,7 @@ export async function buildApp (config: Config, deps: AppDeps): Promise<App> {
     return cluster.parts ?? cluster.open()
   }
   const clusterName = (req: IncomingMessage) => clusters.of(req)?.name ?? ''
-  // An answer's Location must keep its client in the cluster the request named (redirects.ts).
+  // An answer's Location must keep its client in the cluster the request named (forwarding/redirects.ts).
   const redirects = new Redirects({ scheme: guard.scheme, port: guard.listenPort, acceptHosts: guard.acceptHosts })
   const confine = (req: IncomingMessage, target: string, headers: string[], cluster: ClusterParts, statusCode: number,
     log: Pick<Logger, 'error'>): ErrorAnswer | undefined => {

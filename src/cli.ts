@@ -1,8 +1,8 @@
 #!/usr/bin/env node
 // The only place that reads the command line, exits and says why. Serving is loaded only when
 // asked for, so --help, --version and the --workers supervisor stay small.
-import { configFromSettings, helpText, loadConfig, WORKER_ROLE_ENV } from './config.js'
-import { signalStatus, StoppedWhileStarting, UsageError } from './errors.js'
+import { configFromSettings, helpText, loadConfig, WORKER_ROLE_ENV } from './settings/config.js'
+import { signalStatus, StoppedWhileStarting, UsageError } from './util/errors.js'
 import { VERSION } from './version.js'
 
 function fail (message: string): never {
@@ -14,9 +14,9 @@ async function main (argv: string[]): Promise<void> {
   // A worker of --workers serves what its primary read; it reads no settings of its own. Only
   // then, or with --workers, is node:cluster loaded: it costs every start ~7 ms.
   if (process.env[WORKER_ROLE_ENV] !== undefined) {
-    const link = (await import('./workers.js')).workerLink()
+    const link = (await import('./process/workers.js')).workerLink()
     if (link) {
-      const { serve } = await import('./serve.js')
+      const { serve } = await import('./process/serve.js')
       // The primary asked it to stop before it served: that is no failure.
       await serve({ config: configFromSettings(link.settings), warnings: link.warnings }, link)
         .catch((err: unknown) => { if (err instanceof StoppedWhileStarting) process.exit(0); else throw err })
@@ -34,25 +34,25 @@ async function main (argv: string[]): Promise<void> {
     return
   }
   if (command.action === 'kubeconfig') {
-    const { proxyKubeconfig, proxyUrl } = await import('./proxy-kubeconfig.js')
+    const { proxyKubeconfig, proxyUrl } = await import('./process/proxy-kubeconfig.js')
     process.stdout.write(proxyKubeconfig(proxyUrl(command.address, command.port)))
     return
   }
   if (command.exec) {
-    const { runWithProxy } = await import('./run.js')
+    const { runWithProxy } = await import('./process/run.js')
     // The command has ended and the proxy stopped, its log flushed: nothing left is worth waiting for
     // (an expiry check's handshake to an unreachable upstream would hold the process for seconds).
     process.exit(await runWithProxy({ ...command, exec: command.exec }))
   }
   if (command.config.workers !== 1) {
-    const { cpuCount, supervise, underOtherCluster } = await import('./workers.js')
+    const { cpuCount, supervise, underOtherCluster } = await import('./process/workers.js')
     const workers = command.config.workers === 'auto' ? cpuCount() : command.config.workers
     if (workers > 1 && !underOtherCluster()) {
       process.exitCode = await supervise(command, workers)
       return
     }
   }
-  await (await import('./serve.js')).serve(command)
+  await (await import('./process/serve.js')).serve(command)
 }
 
 main(process.argv.slice(2)).catch((err: unknown) => {

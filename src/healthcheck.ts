@@ -6,8 +6,8 @@ import { readFileSync, realpathSync } from 'node:fs'
 import { request as httpRequest, type RequestOptions } from 'node:http'
 import { request as httpsRequest } from 'node:https'
 import { fileURLToPath } from 'node:url'
-import { bracketed } from './addresses.js'
-import { loadConfig, type Config } from './config.js'
+import { bracketed } from './util/addresses.js'
+import { loadConfig, type Config } from './settings/config.js'
 
 const TIMEOUT_MS = 3_000
 // The CLI of this very installation; the `mtls-proxy` bin is a link to it.

@@ -6,7 +6,7 @@
 // ride on connections to another. The CA may be renewed in place (a new ca.crt in the same file, new
 // certificate-authority-data in the same entry): that is the same server's, and refusing it would make
 // every CA rotation a restart.
-import { displayProxy } from './proxy-url.js'
+import { displayProxy } from '../upstream/connect-proxy.js'
 import type { ServerEndpoint } from './source.js'
 
 /** Plain data, so the --workers primary can hand it to every worker it starts. */

@@ -2,9 +2,9 @@
 // Start-up and every reload call the same function; a bundle that fails is never used.
 import { X509Certificate, createPrivateKey, type KeyObject } from 'node:crypto'
 import { createSecureContext } from 'node:tls'
-import { UsageError } from '../errors.js'
-import { readRegularFile } from '../files.js'
-import { describeFsError } from '../fs-errors.js'
+import { UsageError } from '../util/errors.js'
+import { readRegularFile } from '../util/files.js'
+import { describeFsError } from '../util/fs-errors.js'
 import type { PemSource, ResolvedSources, ServerEndpoint, TokenSource } from './source.js'
 
 export interface CredentialBundle {

@@ -4,8 +4,8 @@
 // handed out again until it is due for renewal, so a reload for another file's sake runs nothing.
 import { X509Certificate } from 'node:crypto'
 import type { Logger } from 'pino'
-import { UsageError } from '../errors.js'
-import { childEnvironment } from '../options.js'
+import { UsageError } from '../util/errors.js'
+import { childEnvironment } from '../settings/options.js'
 import type { ExecConfig } from './kubeconfig.js'
 
 // An ExecCredential is a few KB (a certificate chain and key at most); stderr is for a few lines.

@@ -4,10 +4,10 @@
 // context's, `-data` fields as base64 PEM, and paths relative to the file that holds the entry.
 import { homedir } from 'node:os'
 import { delimiter, dirname, join, resolve } from 'node:path'
-import { firstLine, UsageError } from '../errors.js'
-import { readRegularFile } from '../files.js'
-import * as lazy from '../lazy.js'
-import { describeFsError } from '../fs-errors.js'
+import { firstLine, UsageError } from '../util/errors.js'
+import { readRegularFile } from '../util/files.js'
+import * as lazy from '../util/lazy.js'
+import { describeFsError } from '../util/fs-errors.js'
 import type { PemSource } from './source.js'
 
 // Room for about a thousand clusters with their certificates inline.

@@ -3,12 +3,12 @@
 // context filling the gaps, its exec plugin run when its credential is due. Start-up and every
 // reload run the same `load`.
 import type { Logger } from 'pino'
-import { UsageError } from '../errors.js'
-import { missingSetting } from '../options.js'
+import { UsageError } from '../util/errors.js'
+import { missingSetting } from '../settings/options.js'
 import { loadBundle, type CredentialBundle } from './bundle.js'
 import { ExecCredentials } from './exec.js'
 import { readKubeconfig, type ExecConfig, type KubeconfigChoice, type KubeconfigCredentials } from './kubeconfig.js'
-import { proxyFor, withoutUserinfo, type ProxyEnvironment } from './proxy-url.js'
+import { proxyFor, withoutUserinfo, type ProxyEnvironment } from '../upstream/connect-proxy.js'
 
 /** Where one PEM comes from: a file (watched for rotation) or inline text. */
 export type PemSource =
@@ -183,7 +183,7 @@ export function serverEndpoint (spec: CredentialSpec, kube: KubeconfigCredential
   return {
     url,
     tlsServerName: spec.tlsServerName ?? kube?.tlsServerName,
-    // As kubectl: the kubeconfig's insecure-skip-tls-verify is honoured (and warned about at every start, serve.ts).
+    // As kubectl: the kubeconfig's insecure-skip-tls-verify is honoured (and warned about at every start, process/serve.ts).
     insecureSkipTlsVerify: spec.insecureSkipTlsVerify || kube?.insecureSkipTlsVerify === true,
     proxy: proxyFor(url, kube?.proxyUrl, spec.proxyEnv),
     disableCompression: kube?.disableCompression === true,

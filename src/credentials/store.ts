@@ -5,8 +5,8 @@
 // seen by watching the folders, which also catches renames and the `..data` symlink swap
 // Kubernetes uses to update Secret volumes.
 import type { Logger } from 'pino'
-import { UsageError } from '../errors.js'
-import { watchFiles } from '../file-watch.js'
+import { UsageError } from '../util/errors.js'
+import { watchFiles } from '../util/file-watch.js'
 import { bindingOf, describeBinding, sameBinding, type ServerBinding } from './binding.js'
 import { clientIdentity, sameBundle, sameClient, subjectOf, type CredentialBundle } from './bundle.js'
 import { PluginError } from './exec.js'

@@ -6,7 +6,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import type { Duplex } from 'node:stream'
 import { WebSocketServer, type WebSocket } from 'ws'
-import { bracketed } from '../addresses.js'
+import { bracketed } from '../util/addresses.js'
 import type { DemoPki, KeyPairPem } from './pki.js'
 import { DemoError, Store, type Obj } from './store.js'
 

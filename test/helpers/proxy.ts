@@ -2,13 +2,13 @@
 import { Writable } from 'node:stream'
 import type { Logger } from 'pino'
 import { buildApp, type App } from '../../src/app.js'
-import { loadConfig, type Config } from '../../src/config.js'
-import { clusterDefinitions } from '../../src/credentials/clusters.js'
-import { pinClusters, pinnedSpec } from '../../src/credentials/pins.js'
+import { loadConfig, type Config } from '../../src/settings/config.js'
+import { clusterDefinitions } from '../../src/clusters/definitions.js'
+import { pinClusters, pinnedSpec } from '../../src/clusters/pins.js'
 import { fileSetSource } from '../../src/credentials/source.js'
 import { openCredentialStore } from '../../src/credentials/store.js'
 import type { ClientFiles } from '../../src/demo/pki.js'
-import { createLogger } from '../../src/logger.js'
+import { createLogger } from '../../src/util/logger.js'
 import type { Teardown } from './pki.js'
 
 export interface RunningProxy {

@@ -1,0 +1,74 @@
+// The forwarded routes: @fastify/http-proxy registers every forwarded method and path, and our
+// forwarder (forwarding/relay.ts) carries each request. What an answer or a failure means for the rest of
+// the proxy is decided here: readiness, metrics, the access line and the hint after a 401.
+import proxy from '@fastify/http-proxy'
+import type { FastifyInstance, FastifyRequest } from 'fastify'
+import type { ClusterParts } from '../clusters/clusters.js'
+import type { Cors } from '../admission/cors.js'
+import { clientIdentity } from '../credentials/bundle.js'
+import { createForwarder } from './relay.js'
+import { FORWARDED_METHODS } from '../admission/guard.js'
+import type { Metrics } from '../ops/metrics.js'
+import type { ErrorAnswer } from '../doors/status.js'
+import type { Upstream } from '../upstream/upstream.js'
+import { describeUpstreamError } from '../upstream/failures.js'
+import type { OpenWatches } from './watches.js'
+
+export interface ForwardingParts {
+  /** the default cluster's upstream: what reply-from is given, never used */
+  upstream: Upstream
+  /** the cluster a request is for */
+  cluster: (request: FastifyRequest) => ClusterParts | Promise<ClusterParts | ErrorAnswer>
+  metrics: Metrics
+  watches: OpenWatches
+  closing: () => boolean
+  clientBodyTimeoutMs: number
+  cors: Cors | undefined
+  /** keeps an answer's Location in its cluster, or refuses the answer (forwarding/relay.ts) */
+  confine: (request: FastifyRequest, headers: string[], cluster: ClusterParts, statusCode: number) => ErrorAnswer | undefined
+}
+
+export async function registerForwarding (app: FastifyInstance, parts: ForwardingParts): Promise<void> {
+  const { upstream, metrics } = parts
+  // Fastify would parse JSON and text bodies (and drop a charset); a proxy passes every body on as a stream.
+  app.removeAllContentTypeParsers()
+  await app.register(proxy, {
+    // The origin alone: each cluster's own path goes in front of the target (Upstream.path), not http-proxy's.
+    upstream: upstream.origin,
+    httpMethods: FORWARDED_METHODS,
+    // http-proxy registers reply-from, which makes a pool of its own unless given one. It carries no
+    // traffic (the handler below does), so it gets ours, never used; its type wants undici's Pool.
+    undici: upstream as never,
+    disableRequestLogging: true,
+    handler: createForwarder({
+      cluster: parts.cluster,
+      watches: parts.watches,
+      closing: parts.closing,
+      clientBodyTimeoutMs: parts.clientBodyTimeoutMs,
+      ...(parts.cors ? { cors: parts.cors } : {}),
+      confine: parts.confine,
+      onAnswer: (request, statusCode, { credentials, health }) => {
+        health.recordSuccess()
+        if (statusCode === 401) {
+          const { current } = credentials
+          const fields = { url: request.url, identity: clientIdentity(current), expires: current.expiresAt?.toISOString() }
+          // The caller gets this 401 as it is; the next request goes out with what the plugin gives now.
+          if (credentials.renew('upstream 401')) {
+            request.log.warn(fields, 'upstream answered 401 Unauthorized: running the exec plugin again for a new credential')
+          } else {
+            const what = current.clientCertificate ? 'the client certificate' : 'the token'
+            request.log.warn(fields, `upstream answered 401 Unauthorized: ${what} ` +
+              'may have expired or been revoked (consoles can revoke a credential); get a new one')
+          }
+        }
+      },
+      onFailure: (request, err, cluster) => {
+        const failure = describeUpstreamError(err, cluster.upstream)
+        request.failure = failure.message
+        metrics.upstreamError(failure.cause, cluster.name)
+        if (failure.cause !== 'timeout') cluster.health.recordFailure(failure.message)
+        return failure
+      },
+    }),
+  })
+}

@@ -1,0 +1,106 @@
+import { UsageError } from '../util/errors.js'
+
+// The one table of settings. Flags, environment variables, the config file, --help and the
+// README's table are all derived from it, so a setting cannot exist in one place and not another.
+
+/** duration: Go-style (`30s`, `500ms`, `5m`) or plain seconds; held as seconds */
+export type OptionType = 'string' | 'boolean' | 'number' | 'duration'
+
+export interface OptionSpec {
+  /** flag name without dashes; also the key in a config file */
+  name: string
+  type: OptionType
+  help: string
+  default?: string | number | boolean
+  /** a file path: relative paths in a config file resolve against the file's folder */
+  path?: boolean
+  /** shown in --help as the value's placeholder */
+  value?: string
+  /** secrets: from the environment or a config file only, never argv (visible to every local user in ps) */
+  noFlag?: boolean
+  /** a value to show when the setting is missing */
+  example?: string
+}
+
+// One row per setting, however long its help: the table reads as a table.
+/* eslint-disable @stylistic/max-len */
+export const OPTIONS = [
+  { name: 'upstream', type: 'string', value: 'URL', example: 'https://192.168.0.18:5443', help: 'API server to forward to, e.g. https://192.168.0.18:5443 (required unless --kubeconfig names it)' },
+  { name: 'cacert', type: 'string', value: 'FILE', path: true, example: 'ca.crt', help: 'CA certificate(s) that sign the API server certificate, PEM' },
+  { name: 'cert', type: 'string', value: 'FILE', path: true, example: 'client.crt', help: 'client certificate, PEM (or --kubeconfig, or MTLS_PROXY_CERT_DATA)' },
+  { name: 'key', type: 'string', value: 'FILE', path: true, example: 'client.key', help: 'client private key, PEM: PKCS#1, PKCS#8 or SEC1; RSA, ECDSA or Ed25519' },
+  { name: 'kubeconfig', type: 'string', value: 'FILE', path: true, help: 'take server, CA and credentials (client certificate, token, tokenFile, exec plugin) from this kubeconfig; flags above override it. Default, when neither --upstream nor --cert is given: $KUBECONFIG (merged as kubectl does) or ~/.kube/config' },
+  { name: 'context', type: 'string', value: 'NAME', help: 'kubeconfig context to use (default: its current-context)' },
+  { name: 'cluster', type: 'string', value: 'NAME', help: 'kubeconfig cluster to use instead of the context\'s' },
+  { name: 'user', type: 'string', value: 'NAME', help: 'kubeconfig user to use instead of the context\'s' },
+  { name: 'all-contexts', type: 'boolean', default: false, help: 'serve every context of the kubeconfig, each under /clusters/CONTEXT/ (the name URI-encoded); the default context is also served at /' },
+  { name: 'cacert-data', type: 'string', noFlag: true, help: 'CA certificate(s) as PEM text or base64 of it, instead of --cacert' },
+  { name: 'cert-data', type: 'string', noFlag: true, help: 'client certificate as PEM text or base64 of it, instead of --cert' },
+  { name: 'key-data', type: 'string', noFlag: true, help: 'client private key as PEM text or base64 of it, instead of --key' },
+  { name: 'key-passphrase-file', type: 'string', value: 'FILE', path: true, help: 'file holding the passphrase of an encrypted private key' },
+  { name: 'insecure-skip-tls-verify', type: 'boolean', default: false, help: 'do not verify the API server certificate (dangerous: anyone in the middle gets your requests)' },
+  { name: 'tls-server-name', type: 'string', value: 'NAME', help: 'name to verify in the API server certificate, when it differs from the --upstream host' },
+  { name: 'address', type: 'string', value: 'IP', default: '127.0.0.1', help: 'address to listen on' },
+  { name: 'port', type: 'number', value: 'PORT', default: 8001, help: 'port to listen on (0 picks a free one)' },
+  { name: 'status-address', type: 'string', value: 'HOST:PORT', help: 'also serve /-/healthz, /-/readyz, /-/status and /-/metrics (and nothing else) here, e.g. 0.0.0.0:9090 for kubelet probes and Prometheus' },
+  { name: 'unix-socket', type: 'string', value: 'PATH', path: true, help: 'listen on this Unix socket (mode 0600, in a folder no one else can write to) instead of TCP: no other local user can connect' },
+  { name: 'listen-cert', type: 'string', value: 'FILE', path: true, help: 'serve HTTPS with this certificate (PEM) instead of plain HTTP: clients such as kubectl send a --token only over HTTPS; reloaded when it changes' },
+  { name: 'listen-key', type: 'string', value: 'FILE', path: true, help: 'the private key of --listen-cert (PEM)' },
+  { name: 'token-file', type: 'string', value: 'FILE', path: true, help: 'callers must send Authorization: Bearer <the token in FILE>; needed to listen beyond loopback' },
+  { name: 'allow-non-loopback', type: 'boolean', default: false, help: 'allow an --address other than loopback: anyone who can reach it acts with the client certificate' },
+  { name: 'accept-hosts', type: 'string', value: 'REGEXPS', default: '^localhost$,^127\\.0\\.0\\.1$,^\\[::1\\]$', help: 'comma-separated regular expressions for Host names (port removed) that are served, as kubectl proxy; the listen address is added (for 0.0.0.0 or ::, this machine\'s IP addresses at start)' },
+  { name: 'accept-paths', type: 'string', value: 'REGEXPS', default: '^.*', help: 'comma-separated regular expressions for paths that are forwarded (matched case-insensitively on the decoded, normalised path)' },
+  { name: 'reject-paths', type: 'string', value: 'REGEXPS', default: '', help: 'comma-separated regular expressions for paths that are refused, e.g. ^/api/.*/pods/.*/exec,^/api/.*/pods/.*/attach' },
+  { name: 'reject-methods', type: 'string', value: 'REGEXPS', default: '', help: 'comma-separated regular expressions for methods that are refused, e.g. POST,PUT,PATCH,DELETE for read-only use' },
+  { name: 'allow-origin', type: 'string', value: 'ORIGINS', help: 'comma-separated web origins (e.g. http://localhost:3000) whose pages may call the proxy; by default no web page may' },
+  { name: 'allow-unauthenticated', type: 'boolean', default: false, help: 'with --allow-non-loopback and no --token-file: accept that anyone on the network acts as you' },
+  { name: 'workers', type: 'string', value: 'N|auto', default: '1', help: 'processes serving the port, sharing it: auto is one per core the process may use (CPU affinity and cgroup quota); 1 keeps a sidecar small (not with --unix-socket)' },
+  { name: 'max-connections', type: 'number', value: 'N', default: 4096, help: 'cap on client connections at once (each open watch holds one); with --workers, per worker' },
+  { name: 'config', type: 'string', value: 'FILE', help: 'YAML or JSON file with any of these settings (keys are the flag names)' },
+  { name: 'log-level', type: 'string', value: 'LEVEL', default: 'info', help: 'fatal, error, warn, info, debug, trace or silent' },
+  { name: 'access-log', type: 'boolean', default: true, help: 'log one line per request (--no-access-log turns it off)' },
+  { name: 'connect-timeout', type: 'duration', value: 'DURATION', default: 10, help: 'time to connect to the API server, TLS handshake included, before answering 504' },
+  { name: 'response-timeout', type: 'duration', value: 'DURATION', default: 120, help: 'time to wait for the response headers before answering 504 (streaming bodies have no limit)' },
+  { name: 'client-header-timeout', type: 'duration', value: 'DURATION', default: 10, help: 'a new connection must send a whole request head (with --listen-cert, its TLS handshake too) within this long or be closed, as nginx\'s client_header_timeout' },
+  { name: 'client-body-timeout', type: 'duration', value: 'DURATION', default: 60, help: 'a request body that sends nothing for this long is cut with 408, as nginx\'s client_body_timeout (0: never)' },
+  { name: 'keepalive', type: 'duration', value: 'DURATION', default: 30, help: 'TCP keep-alive period on both sides of exec/attach/port-forward tunnels, so idle sessions survive load balancers (0: off)' },
+  { name: 'shutdown-timeout', type: 'duration', value: 'DURATION', default: 20, help: 'on SIGTERM/SIGINT, how long requests in flight may take to finish' },
+  { name: 'expiry-warning-days', type: 'number', value: 'DAYS', default: 30, help: 'warn when a certificate has fewer days left' },
+  { name: 'expiry-critical-days', type: 'number', value: 'DAYS', default: 7, help: 'log at error level when a certificate has fewer days left' },
+  { name: 'expiry-check-interval', type: 'duration', value: 'DURATION', default: 3600, help: 'how often certificate expiry is checked again' },
+  { name: 'probe-path', type: 'string', value: 'PATH', default: '/version', help: 'path requested from the API server to decide readiness' },
+  { name: 'probe-interval', type: 'duration', value: 'DURATION', default: 5, help: 'how often readiness is checked (every second while not ready)' },
+] as const satisfies readonly OptionSpec[]
+/* eslint-enable @stylistic/max-len */
+
+export type OptionName = (typeof OPTIONS)[number]['name']
+
+/** MTLS_PROXY_TLS_SERVER_NAME for tls-server-name */
+export function envName (name: string): string {
+  return `MTLS_PROXY_${name.toUpperCase().replaceAll('-', '_')}`
+}
+
+/** The variables that carry secrets (the `-data` settings), which no process the proxy starts is given. */
+export const SECRET_VARIABLES: readonly string[] = (OPTIONS as readonly OptionSpec[]).filter((o) => o.noFlag).map((o) => envName(o.name))
+
+// Between the --workers primary and its workers only: the settings, key material included.
+const PRIVATE_PREFIX = '_MTLS_PROXY_'
+
+/**
+ * The environment of a process the proxy starts (an exec plugin, the command of `-- COMMAND`): the
+ * proxy's own without the variables that carry its secrets. A plugin of another cluster, or the
+ * command, has no business with this cluster's key.
+ */
+export function childEnvironment (env: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
+  const out: NodeJS.ProcessEnv = {}
+  for (const [name, value] of Object.entries(env)) {
+    if (!SECRET_VARIABLES.includes(name) && !name.startsWith(PRIVATE_PREFIX)) out[name] = value
+  }
+  return out
+}
+
+/** A required setting that was given nowhere, with every way to give it. */
+export function missingSetting (name: OptionName): UsageError {
+  const example = (OPTIONS as readonly OptionSpec[]).find((o) => o.name === name)?.example ?? 'VALUE'
+  return new UsageError(`missing --${name} (or ${envName(name)}, or '${name}:' in a config file), e.g. --${name} ${example}`)
+}

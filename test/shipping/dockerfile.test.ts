@@ -1,0 +1,111 @@
+// No Docker engine runs on these machines, so this test runs the Dockerfile's own steps outside
+// Docker: each stage in a folder of its own standing for its root, WORKDIR, COPY, ENV and RUN as
+// written; then the image's ENTRYPOINT is started and its HEALTHCHECK run.
+import { execFileSync, spawn } from 'node:child_process'
+import { cp, mkdir, mkdtemp, readFile, rm } from 'node:fs/promises'
+import { existsSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import t from 'tap'
+import { freePort } from '../helpers/net.js'
+import { ROOT } from '../helpers/cli.js'
+import { pkiWithFiles } from '../helpers/pki.js'
+import { echoHandler, startUpstream } from '../helpers/upstream.js'
+import { get } from '../helpers/http.js'
+import { until } from '../helpers/until.js'
+
+interface Stage { root: string; workdir: string; env: Record<string, string> }
+
+function instructions (text: string): Array<[string, string]> {
+  return text.replace(/\\\n/g, ' ').split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('#'))
+    .map((l) => { const i = l.indexOf(' '); return [l.slice(0, i).toUpperCase(), l.slice(i + 1).trim()] as [string, string] })
+}
+
+const execForm = (args: string) => JSON.parse(args) as string[]
+
+t.test('the Dockerfile\'s steps build a runnable image layout: production dependencies only, healthy', async (t) => {
+  const dockerfile = await readFile(join(ROOT, 'Dockerfile'), 'utf8')
+  const base = await mkdtemp(join(tmpdir(), 'mtls-proxy-image-'))
+  t.teardown(() => rm(base, { recursive: true, force: true }))
+  const stages = new Map<string, Stage>()
+  let stage!: Stage
+  let entrypoint: string[] = []
+  let healthcheck: string[] = []
+  const inStage = (s: Stage, path: string) => join(s.root, path.startsWith('/') ? path : join(s.workdir, path))
+  // An absolute path in ENV names a place in the image: here, under the stage's root.
+  const imageEnv = (s: Stage) => Object.fromEntries(Object.entries(s.env).map(([k, v]) => [k, v.startsWith('/') ? inStage(s, v) : v]))
+  for (const [op, args] of instructions(dockerfile)) {
+    if (op === 'FROM') {
+      const m = /^(\S+)(?:\s+AS\s+(\S+))?$/i.exec(args)!
+      t.match(m[1], /^node:(\d+)-/, 'a Node.js base image')
+      stage = { root: join(base, `stage${stages.size}`), workdir: '/', env: {} }
+      await mkdir(stage.root, { recursive: true })
+      stages.set(m[2] ?? String(stages.size), stage)
+    } else if (op === 'WORKDIR') {
+      stage.workdir = args
+      await mkdir(inStage(stage, args), { recursive: true })
+    } else if (op === 'ENV') {
+      for (const m of args.matchAll(/(\w+)=(\S+)/g)) stage.env[m[1]!] = m[2]!
+    } else if (op === 'COPY') {
+      const parts = args.split(/\s+/)
+      const from = parts[0]!.startsWith('--from=') ? stages.get(parts.shift()!.slice(7)) : undefined
+      const dest = parts.pop()!
+      for (const src of parts) {
+        const source = from ? inStage(from, src) : join(ROOT, src)
+        const target = dest.endsWith('/') || parts.length > 1 ? join(inStage(stage, dest), src.split('/').pop()!) : inStage(stage, dest)
+        await cp(source, target, { recursive: true })
+      }
+    } else if (op === 'RUN') {
+      // The package cache the project's own `npm ci` filled answers these installs.
+      execFileSync('bash', ['-c', args], { cwd: inStage(stage, '.'), env: { ...process.env, ...imageEnv(stage), npm_config_prefer_offline: 'true' }, stdio: 'pipe', timeout: 240_000 })
+    } else if (op === 'ENTRYPOINT') {
+      entrypoint = execForm(args)
+    } else if (op === 'HEALTHCHECK') {
+      healthcheck = execForm(args.slice(args.indexOf('CMD') + 3).trim())
+    }
+  }
+  const runtime = stage
+  const app = inStage(runtime, '.')
+  t.ok(existsSync(join(app, 'dist/cli.js')), 'compiled CLI in the image')
+  t.notOk(existsSync(join(app, 'src')), 'no sources in the image')
+  t.notOk(existsSync(join(app, 'dist/demo')), 'no demo in the image')
+  for (const dev of ['typescript', 'tap', 'tsx', '@peculiar/x509']) t.notOk(existsSync(join(app, 'node_modules', dev)), `no ${dev} (a dev dependency)`)
+  for (const dep of ['fastify', 'undici', 'pino', 'prom-client']) t.ok(existsSync(join(app, 'node_modules', dep)), `${dep} installed`)
+  t.equal(runtime.env.NODE_ENV, 'production')
+  if (Number(process.versions.node.split('.')[0]) >= 22) {
+    t.ok(runtime.env.NODE_COMPILE_CACHE && existsSync(inStage(runtime, runtime.env.NODE_COMPILE_CACHE)), 'the compile cache was made at build time (Node.js 22 and later)')
+  }
+  t.match(dockerfile, /^USER (?!root)\w+/m, 'runs as a non-root user')
+
+  // /app/... in the image is <runtime root>/app/... here
+  const local = (args: string[]) => args.map((a) => (a.startsWith('/') && existsSync(join(runtime.root, a)) ? join(runtime.root, a) : a))
+  const [node, ...entryArgs] = local(entrypoint)
+  t.equal(node, 'node')
+  const help = execFileSync(process.execPath, [...entryArgs, '--help'], { encoding: 'utf8', env: { PATH: process.env.PATH } })
+  t.match(help, /Usage: mtls-proxy/)
+
+  const { pki, files } = await pkiWithFiles(t)
+  const upstream = await startUpstream(t, pki, echoHandler)
+  const port = await freePort()
+  const env = {
+    PATH: process.env.PATH,
+    ...imageEnv(runtime),
+    MTLS_PROXY_PORT: String(port),
+    MTLS_PROXY_UPSTREAM: upstream.url,
+    MTLS_PROXY_CACERT: files.cacert,
+    MTLS_PROXY_CERT: files.cert,
+    MTLS_PROXY_KEY: files.key,
+  }
+  const child = spawn(process.execPath, entryArgs, { env, stdio: 'ignore' })
+  t.teardown(() => { child.kill('SIGKILL') })
+  await until(async () => (await get(`http://127.0.0.1:${port}/-/healthz`).catch(() => ({ status: 0 }))).status === 200, 15_000)
+  const [hcNode, ...hcArgs] = local(healthcheck)
+  t.equal(hcNode, 'node')
+  const healthy = spawn(process.execPath, hcArgs, { env, stdio: 'ignore' })
+  t.equal(await new Promise((resolve) => healthy.on('exit', resolve)), 0, 'HEALTHCHECK passes while serving')
+  t.equal((await get(`http://127.0.0.1:${port}/api/v1/pods`)).status, 200, 'the image proxies')
+  child.kill('SIGTERM')
+  t.equal(await new Promise((resolve) => child.on('exit', resolve)), 0)
+  const sick = spawn(process.execPath, hcArgs, { env, stdio: 'ignore' })
+  t.equal(await new Promise((resolve) => sick.on('exit', resolve)), 1, 'HEALTHCHECK fails once stopped')
+})
