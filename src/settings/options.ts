@@ -23,7 +23,6 @@ export interface OptionSpec {
 }
 
 // One row per setting, however long its help: the table reads as a table.
-/* eslint-disable @stylistic/max-len */
 export const OPTIONS = [
   { name: 'upstream', type: 'string', value: 'URL', example: 'https://192.168.0.18:5443', help: 'API server to forward to, e.g. https://192.168.0.18:5443 (required unless --kubeconfig names it)' },
   { name: 'cacert', type: 'string', value: 'FILE', path: true, example: 'ca.crt', help: 'CA certificate(s) that sign the API server certificate, PEM' },
@@ -71,7 +70,6 @@ export const OPTIONS = [
   { name: 'probe-path', type: 'string', value: 'PATH', default: '/version', help: 'path requested from the API server to decide readiness' },
   { name: 'probe-interval', type: 'duration', value: 'DURATION', default: 5, help: 'how often readiness is checked (every second while not ready)' },
 ] as const satisfies readonly OptionSpec[]
-/* eslint-enable @stylistic/max-len */
 
 export type OptionName = (typeof OPTIONS)[number]['name']
 
