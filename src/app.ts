@@ -7,14 +7,15 @@ import type { Logger } from 'pino'
 import { Accounting } from './ops/accounting.js'
 import { CallerToken } from './admission/caller-token.js'
 import { installAdmission, refuseConnect } from './admission/hook.js'
-import { Cluster, Clusters, startParts, type BuildParts, type ClusterDefinition, type ClusterParts } from './clusters/clusters.js'
+import { Cluster, type ClusterDefinition } from './clusters/cluster.js'
+import { Clusters } from './clusters/clusters.js'
+import { partsBuilder, type ClusterParts } from './clusters/parts.js'
+import { checkUpstream } from './clusters/startup-check.js'
 import type { Config } from './settings/config.js'
-import type { CredentialStore } from './credentials/store.js'
-import { ExpiryMonitor } from './clusters/expiry.js'
 import { registerForwarding } from './forwarding/routes.js'
 import { Cors } from './admission/cors.js'
 import { checkPreflight, checkRequest, FORWARDED_METHODS, listenerGuard, rulesNamingPrefix, type Door } from './admission/guard.js'
-import { Health, registerOwnRoutes } from './clusters/readiness.js'
+import { registerOwnRoutes } from './clusters/readiness.js'
 import { originForm } from './admission/target.js'
 import { Redirects } from './forwarding/redirects.js'
 import { Metrics, type MetricsOptions } from './ops/metrics.js'
@@ -23,7 +24,6 @@ import { Shutdown } from './doors/shutdown.js'
 import { buildStatusListener } from './ops/status-listener.js'
 import { installErrorHandlers, type ErrorAnswer } from './doors/status.js'
 import { Tunnels } from './forwarding/tunnels.js'
-import { Upstream } from './upstream/upstream.js'
 import { OpenWatches } from './forwarding/watches.js'
 
 export interface AppDeps {
@@ -33,24 +33,22 @@ export interface AppDeps {
    * Default: logger. Under --workers, one worker says these and the others are given a silent logger.
    */
   events?: Logger
-  /** the default cluster's credentials, opened by the caller; the app reads it, watches it and closes it */
-  credentials: CredentialStore
-  /** the default cluster's name: its kubeconfig context, else 'default' */
-  clusterName?: string
-  /** the clusters served besides the default, each under /clusters/NAME/; opened when the app is ready */
-  clusters?: ClusterDefinition[]
+  /**
+   * every cluster served (clusters/definitions.ts): the default is opened while the app is built, its
+   * failure the build's; the others, each under /clusters/NAME/, when the app is ready
+   */
+  clusters: ClusterDefinition[]
   /** the clock for expiry checks; tests move it instead of waiting for days */
   now?: () => Date
   metrics?: MetricsOptions
+  /** aborted while the default cluster opens (a signal): its exec plugin is ended and the build fails */
+  stopStarting?: AbortSignal
+  /** the default cluster's first probe judges the settings before the app is returned; default true */
+  startupCheck?: boolean
 }
 
 declare module 'fastify' {
   interface FastifyInstance {
-    /** the default cluster's parts */
-    health: Health
-    upstream: Upstream
-    credentials: CredentialStore
-    expiry: ExpiryMonitor
     clusters: Clusters
     /** the token callers must present (--token-file), when one is asked for */
     callerToken: CallerToken | undefined
@@ -64,37 +62,62 @@ declare module 'fastify' {
 export type App = FastifyInstance
 
 export async function buildApp (config: Config, deps: AppDeps): Promise<App> {
-  const { logger, credentials } = deps
+  const { logger } = deps
   const events = deps.events ?? logger
   // Read before anything else is built: a token file that cannot be used stops the start.
   const callerToken = config.callerToken && await CallerToken.open(config.callerToken, events)
   const now = deps.now ?? (() => new Date())
   const watches = new OpenWatches()
   const shutdown = new Shutdown()
-  const open = () => ({ watches: watches.size, tunnels: tunnels.size })
+  // The tunnels are made with the servers, once the default cluster is open.
+  const live: { tunnels?: Tunnels } = {}
+  const openTunnels = () => live.tunnels?.size ?? 0
+  const open = () => ({ watches: watches.size, tunnels: openTunnels() })
   const metrics = new Metrics({
     openWatches: () => watches.size,
-    openTunnels: () => tunnels.size,
+    openTunnels,
     certificates: () => clusters.open.flatMap(({ name, expiry }) => expiry.reports.map((r) => ({ ...r, cluster: name }))),
   }, deps.metrics)
-  // One cluster: its own pool, probe and expiry checks, around its own credentials.
-  const build: BuildParts = (name, store, log) => {
-    const upstream = new Upstream(config, store)
-    const expiry = new ExpiryMonitor(config.expiry, {
-      logger: log, now, bundle: () => store.current, serverCertificate: () => upstream.serverCertificate(),
-    })
-    const health = new Health(config, { upstream, credentials: store, expiry, logger: log, now, open, stopping: () => shutdown.closing })
-    metrics.addCluster(name)
-    store.onOutcome((outcome) => metrics.reload(name, outcome.outcome, new Date(outcome.at)))
-    store.onChange(() => { void expiry.check() })
-    return { name, credentials: store, upstream, health, expiry }
+  // Every cluster alike: its own pool, probe and expiry checks, around its own credentials.
+  const build = partsBuilder({ config, metrics, now, open, stopping: () => shutdown.closing })
+  const check = deps.startupCheck === false ? undefined : (parts: ClusterParts) => checkUpstream(parts, config.connectTimeoutMs, events)
+  const clusters = new Clusters(deps.clusters.map((definition) => new Cluster(definition, { build, check })))
+  await openDefault(clusters, deps.stopStarting)
+  try {
+    return await wire(config, deps, { clusters, callerToken, metrics, watches, shutdown, events, live })
+  } catch (err) {
+    await clusters.close()
+    throw err
   }
-  const main = build(deps.clusterName ?? 'default', credentials, events)
-  const { upstream, health, expiry } = main
-  const clusters = new Clusters(new Cluster({ parts: main }),
-    (deps.clusters ?? []).map((definition) => new Cluster({ definition, build, logger: events.child({ cluster: definition.name }) })))
+}
+
+/** The default cluster, opened while the app is built: the listener's key pair is its, and its failure is the start's. */
+async function openDefault (clusters: Clusters, stopStarting: AbortSignal | undefined): Promise<void> {
+  const stop = () => { void clusters.default.close() }
+  stopStarting?.addEventListener('abort', stop, { once: true })
+  try {
+    await clusters.default.start()
+  } finally {
+    stopStarting?.removeEventListener('abort', stop)
+  }
+}
+
+interface WireDeps {
+  clusters: Clusters
+  callerToken: CallerToken | undefined
+  metrics: Metrics
+  watches: OpenWatches
+  shutdown: Shutdown
+  events: Logger
+  live: { tunnels?: Tunnels }
+}
+
+/** The servers and the hooks, routes and parts that serve a request, around clusters already open. */
+async function wire (config: Config, deps: AppDeps, built: WireDeps): Promise<App> {
+  const { clusters, callerToken, metrics, watches, shutdown, events, live } = built
+  const { logger } = deps
   const limits = { maxConnections: config.maxConnections, headTimeoutMs: config.clientHeaderTimeoutMs }
-  const app = createMainServer(logger, credentials, limits, events, (req) => clusters.target(req))
+  const app = createMainServer(logger, clusters.main.credentials, limits, events, (req) => clusters.target(req))
   const clusterRest = clusters.multi ? (target: string) => clusters.routeTarget(target).target : undefined
   if (clusters.multi) {
     const rules = [{ flag: '--accept-paths', patterns: config.acceptPaths }, { flag: '--reject-paths', patterns: config.rejectPaths }]
@@ -139,16 +162,13 @@ export async function buildApp (config: Config, deps: AppDeps): Promise<App> {
     onUnauthorized: (cluster) => { void cluster.credentials.renew('upstream 401') },
     confine: (req, headers, cluster, statusCode) => confine(req, req.url ?? '/', headers, cluster, statusCode, logger),
   })
+  live.tunnels = tunnels
   const accounting = new Accounting(metrics, logger, config.accessLog, { of: clusterName, show: clusters.multi })
   const statusHost = config.statusAddress?.host ?? config.address
   const own = { clusters, metrics, callerToken }
   const statusApp = buildStatusListener(logger, own, { host: statusHost, acceptHosts: config.acceptHosts }, guard)
 
-  app.decorate('health', health)
-  app.decorate('upstream', upstream)
   app.decorate('tunnels', tunnels)
-  app.decorate('credentials', credentials)
-  app.decorate('expiry', expiry)
   app.decorate('clusters', clusters)
   app.decorate('callerToken', callerToken)
   app.decorate('metrics', metrics)
@@ -165,7 +185,7 @@ export async function buildApp (config: Config, deps: AppDeps): Promise<App> {
   installErrorHandlers(app, (url) => `no such mtls-proxy endpoint: ${url}`)
   registerOwnRoutes(app, own)
   await registerForwarding(app, {
-    upstream,
+    upstream: clusters.main.upstream,
     cluster: (request) => clusterOf(request.raw),
     metrics,
     watches,
@@ -176,7 +196,6 @@ export async function buildApp (config: Config, deps: AppDeps): Promise<App> {
       confine(request.raw, request.originalUrl, headers, cluster, statusCode, request.log),
   })
   app.addHook('onReady', async () => {
-    startParts(main)
     callerToken?.watch()
     // The others: opened now, or (an exec plugin) on first use; a broken one is logged and answers 503.
     await clusters.start()
@@ -186,9 +205,7 @@ export async function buildApp (config: Config, deps: AppDeps): Promise<App> {
     graceMs: config.shutdownTimeoutMs,
     watches,
     tunnels,
-    stop: [() => statusApp.close(), () => callerToken?.close(), () => expiry.stop(), () => credentials.close(), () => health.stop(),
-      () => upstream.close(),
-      () => clusters.close()],
+    stop: [() => statusApp.close(), () => callerToken?.close(), () => clusters.close()],
   })
   return app
 }

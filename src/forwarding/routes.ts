@@ -3,7 +3,7 @@
 // the proxy is decided here: readiness, metrics, the access line and the hint after a 401.
 import proxy from '@fastify/http-proxy'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
-import type { ClusterParts } from '../clusters/clusters.js'
+import type { ClusterParts } from '../clusters/parts.js'
 import type { Cors } from '../admission/cors.js'
 import { clientIdentity } from '../credentials/bundle.js'
 import { createForwarder } from './relay.js'

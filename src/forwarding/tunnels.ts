@@ -4,7 +4,7 @@
 import type { IncomingMessage } from 'node:http'
 import type { Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
-import type { ClusterParts } from '../clusters/clusters.js'
+import type { ClusterParts } from '../clusters/parts.js'
 import type { RequestRecord } from '../ops/metrics.js'
 import { forwardTarget } from '../admission/target.js'
 import { clientResponseHeaders, upstreamRequestHeaders } from './headers.js'

@@ -78,7 +78,7 @@ t.test('a CA file of BEGIN lines with no END: parsed in linear time, the event l
   // Just under the size bound: 19,000 BEGIN lines (the quadratic parser took 16.8 s for 1.1 MB).
   await writeFile(own.files.cacert, '-----BEGIN CERTIFICATE-----\n'.repeat(Math.floor((MAX_PEM_FILE_BYTES - 1) / 28)))
   const started = Date.now()
-  const reload = proxy.app.credentials.reload('test')
+  const reload = proxy.app.clusters.main.credentials.reload('test')
   const probe = await get(`${proxy.url}/-/healthz`)
   const probed = Date.now() - started
   const outcome = await reload

@@ -38,7 +38,7 @@ t.test('the app logs, reports in /-/status and turns not ready as the clock move
   const proxy = await startProxy(t, upstream.url, files, ['--expiry-warning-days', '100'], { now: () => new Date(clock) })
   const { app, url } = proxy
 
-  const reports = await app.expiry.check()
+  const reports = await app.clusters.main.expiry.check()
   t.same(reports.map((r) => r.role), ['client', 'ca', 'server'], 'client, each CA and the server certificate seen in the handshake')
   const warning = proxy.logs.find((l) => l.level === 40 && /^client certificate CN=demo-admin/.test(String(l.msg)))
   t.ok(warning, 'a 90-day certificate is inside a 100-day warning window')
@@ -56,7 +56,7 @@ t.test('the app logs, reports in /-/status and turns not ready as the clock move
   const ready = await get(`${url}/-/readyz`)
   t.equal(ready.status, 503)
   t.match(ready.json().message, /not ready: the client certificate expired on/)
-  await app.expiry.check()
+  await app.clusters.main.expiry.check()
   t.ok(proxy.logs.some((l) => l.level === 50 && /^client certificate .* expired on/.test(String(l.msg))), 'an expired certificate is logged at error level')
   t.equal((await get(`${url}/-/status`)).json<{ state: string }>().state, 'not ready')
 })

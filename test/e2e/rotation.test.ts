@@ -151,7 +151,7 @@ t.test('SIGHUP-style reload on demand, and an unchanged reload changes nothing',
   const { pki, files } = await pkiWithFiles(t)
   const { upstream } = await identityUpstream(t, pki)
   const proxy = await startProxy(t, upstream.url, files)
-  t.equal((await proxy.app.credentials.reload('SIGHUP')).outcome, 'unchanged')
+  t.equal((await proxy.app.clusters.main.credentials.reload('SIGHUP')).outcome, 'unchanged')
   t.equal(await whoami(proxy.url), 'demo-admin')
 })
 

@@ -171,7 +171,7 @@ t.test('a rotated certificate is used by the next tunnel while an old tunnel kee
   const rotated = await pki.ca.issue({ commonName: 'rotated-admin', usage: 'client' })
   await writeFile(files.key, rotated.keyPem)
   await writeFile(files.cert, rotated.certPem)
-  t.equal((await proxy.app.credentials.reload('test')).outcome, 'reloaded')
+  t.equal((await proxy.app.clusters.main.credentials.reload('test')).outcome, 'reloaded')
   const fresh = await openWs(`ws://127.0.0.1:${proxy.port}${EXEC}`)
   t.equal(upgrades.at(-1)!.cn, 'rotated-admin', 'the next tunnel uses the new certificate')
   t.same(await echo(old, Buffer.from('still here')), Buffer.from('still here'), 'the old tunnel keeps going')

@@ -1,12 +1,9 @@
 // mtls-proxy built in-process from real command-line flags, on port 0, with its logs captured.
 import { Writable } from 'node:stream'
 import type { Logger } from 'pino'
-import { buildApp, type App } from '../../src/app.js'
+import type { App } from '../../src/app.js'
 import { loadConfig, type Config } from '../../src/settings/config.js'
-import { clusterDefinitions } from '../../src/clusters/definitions.js'
-import { pinClusters, pinnedSpec } from '../../src/clusters/pins.js'
-import { fileSetSource } from '../../src/credentials/source.js'
-import { openCredentialStore } from '../../src/credentials/store.js'
+import { openProxy } from '../../src/process/open.js'
 import type { ClientFiles } from '../../src/demo/pki.js'
 import { createLogger } from '../../src/util/logger.js'
 import type { Teardown } from './pki.js'
@@ -46,6 +43,11 @@ export function proxyFlags (upstreamUrl: string, files: ClientFiles, extra: stri
 export interface ProxyOptions {
   /** the clock the proxy reads, for expiry: tests move it instead of waiting for days */
   now?: () => Date
+  /**
+   * false: no first probe before serving, for a test that starts the proxy against an upstream it
+   * means to be wrong at request time (the CLI would refuse to start)
+   */
+  startupCheck?: boolean
 }
 
 export async function startProxy (
@@ -54,7 +56,7 @@ export async function startProxy (
   return startProxyWith(t, proxyFlags(upstreamUrl, files, extra), options)
 }
 
-/** The proxy these command-line arguments describe, built as the CLI builds it (with the clusters they name), on port 0. */
+/** The proxy these command-line arguments describe, opened as the CLI opens it (with the clusters they name), on port 0. */
 export async function startProxyWith (
   t: Teardown, args: string[], options: ProxyOptions & { env?: NodeJS.ProcessEnv } = {}
 ): Promise<RunningProxy> {
@@ -62,12 +64,7 @@ export async function startProxyWith (
   if (command.action !== 'run') throw new Error('expected a run command')
   const { config } = command
   const { logger, lines } = capturedLogger()
-  const pins = await pinClusters(config)
-  const pin = pins.clusters[pins.name]
-  const credentials = await openCredentialStore(fileSetSource(pinnedSpec(config.credentials, pin), { logger }),
-    { logger, now: options.now, ...(pin?.server ? { bound: pin.server } : {}) })
-  const clusters = clusterDefinitions(config, pins, logger)
-  const app = await buildApp(config, { logger, credentials, now: options.now, clusterName: pins.name, clusters })
+  const app = await openProxy(config, { logger, now: options.now, startupCheck: options.startupCheck })
   await app.listen({ host: config.address, port: 0 })
   t.teardown(() => app.close())
   const address = app.server.address()
