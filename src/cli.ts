@@ -14,7 +14,7 @@ async function main (argv: string[]): Promise<void> {
   // A worker of --workers serves what its primary read; it reads no settings of its own. Only
   // then, or with --workers, is node:cluster loaded: it costs every start ~7 ms.
   if (process.env[WORKER_ROLE_ENV] !== undefined) {
-    const link = (await import('./process/workers.js')).workerLink()
+    const link = (await import('./process/workers/worker.js')).workerLink()
     if (link) {
       const { serve } = await import('./process/serve.js')
       // The primary asked it to stop before it served: that is no failure.
@@ -45,10 +45,11 @@ async function main (argv: string[]): Promise<void> {
     process.exit(await runWithProxy({ ...command, exec: command.exec }))
   }
   if (command.config.workers !== 1) {
-    const { cpuCount, supervise, underOtherCluster } = await import('./process/workers.js')
+    const { cpuCount } = await import('./process/workers/cores.js')
+    const { underOtherCluster } = await import('./process/workers/worker.js')
     const workers = command.config.workers === 'auto' ? cpuCount() : command.config.workers
     if (workers > 1 && !underOtherCluster()) {
-      process.exitCode = await supervise(command, workers)
+      process.exitCode = await (await import('./process/workers/supervisor.js')).supervise(command, workers)
       return
     }
   }

@@ -12,7 +12,7 @@ import { portOf } from '../doors/servers.js'
 import { createLogger } from '../util/logger.js'
 import { listenUnixSocket } from '../doors/unix-socket.js'
 import { openProxy } from './open.js'
-import type { WorkerLink } from './workers.js'
+import type { WorkerLink } from './workers/worker.js'
 
 const LISTEN_ERRORS: Record<string, string> = {
   EADDRINUSE: 'address already in use (is another proxy running? choose another --port)',

@@ -9,7 +9,7 @@ import { ROOT, startCli } from '../helpers/cli.js'
 import { freePort } from '../helpers/net.js'
 import { pkiWithFiles } from '../helpers/pki.js'
 import { until } from '../helpers/until.js'
-import { LAST_SEEN_MS } from '../../src/process/workers.js'
+import { LAST_SEEN_MS } from '../../src/process/workers/gatherer.js'
 import { count, fresh, gone, identityUpstream, pidsOf, said, sleep, startWorkers, workersSeen } from '../helpers/workers.js'
 
 const { pki, files } = await pkiWithFiles(t)

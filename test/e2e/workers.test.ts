@@ -3,7 +3,7 @@
 // real sockets, real TLS. (What goes wrong around them: workers-failures.test.ts.)
 import { rename, writeFile } from 'node:fs/promises'
 import t from 'tap'
-import { cpuCount } from '../../src/process/workers.js'
+import { cpuCount } from '../../src/process/workers/cores.js'
 import { runCli, startCli } from '../helpers/cli.js'
 import { pkiWithFiles } from '../helpers/pki.js'
 import { until } from '../helpers/until.js'

@@ -2,7 +2,7 @@
 // (each handed to the next worker), and what the proxy's processes said.
 import { request, type IncomingMessage } from 'node:http'
 import type { TLSSocket } from 'node:tls'
-import { cpuCount } from '../../src/process/workers.js'
+import { cpuCount } from '../../src/process/workers/cores.js'
 import type { DemoPki } from '../../src/demo/pki.js'
 import { startCli, type RunningCli } from './cli.js'
 import type { Teardown } from './pki.js'
