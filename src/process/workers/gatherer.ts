@@ -63,8 +63,8 @@ export class Gatherer {
     const last = this.#last.get(worker)
     this.#last.delete(worker)
     if (!last) return
-    // prom-client's types say an enum; the JSON holds its name
-    const counts = last.filter((m) => ['counter', 'histogram'].includes(m.type as unknown as string))
+    // prom-client's types say a numeric enum; the JSON holds its name
+    const counts = last.filter((m) => ['counter', 'histogram'].includes(String(m.type)))
     const before = this.#retired
     this.#retired = before.then((retired) => AggregatorRegistry.aggregate([retired, counts]).getMetricsAsJSON())
   }
