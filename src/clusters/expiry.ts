@@ -1,7 +1,8 @@
 // How long each certificate has left, and what to say about it.
 import type { X509Certificate } from 'node:crypto'
 import type { Logger } from 'pino'
-import { oneLine, type CredentialBundle } from '../credentials/bundle.js'
+import type { CredentialBundle } from '../credentials/bundle.js'
+import { oneLine } from '../credentials/pem.js'
 
 export type Role = 'client' | 'ca' | 'server' | 'listener'
 export type ExpiryLevel = 'ok' | 'warning' | 'critical' | 'expired'

@@ -1,10 +1,10 @@
-// Reads the CA, client certificate and key into one immutable, fully validated bundle.
-// Start-up and every reload call the same function; a bundle that fails is never used.
-import { X509Certificate, createPrivateKey, type KeyObject } from 'node:crypto'
-import { createSecureContext } from 'node:tls'
+// The credentials of one load as one immutable, fully validated bundle, assembled from what pem.ts
+// read and checked. Start-up and every reload call the same function; a bundle that fails is never used.
+import type { KeyObject, X509Certificate } from 'node:crypto'
 import { UsageError } from '../util/errors.js'
-import { readRegularFile } from '../util/files.js'
-import { describeFsError } from '../util/fs-errors.js'
+import {
+  checkServable, loadKeyPair, oneLine, parseCertificates, permissionWarning, readBearerToken, readPem, sourceName, subjectOf, type KeyPair,
+} from './pem.js'
 import type { PemSource, ResolvedSources, ServerEndpoint, TokenSource } from './source.js'
 
 export interface CredentialBundle {
@@ -44,230 +44,109 @@ export interface ListenerKeyPair {
   readonly certificate: X509Certificate
 }
 
-// A CA bundle of every public root is about 220 KB; a certificate or key file past this is not one.
-export const MAX_PEM_FILE_BYTES = 1024 * 1024
-// A passphrase or a token: one line.
-const MAX_SECRET_FILE_BYTES = 64 * 1024
-
-const BEGIN_CERTIFICATE = '-----BEGIN CERTIFICATE-----'
-const END_CERTIFICATE = '-----END CERTIFICATE-----'
-const KEY_BLOCK = /-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----/
-const ENCRYPTED = /-----BEGIN ENCRYPTED PRIVATE KEY-----|Proc-Type: 4,ENCRYPTED/
-
-function where (source: PemSource): string {
-  return source.kind === 'file' ? `${source.label} ${source.path}` : source.label
-}
-
-interface PemText {
-  text: string
-  /** permission bits, for files */
-  mode?: number
-}
-
-async function readPem (source: PemSource): Promise<PemText> {
-  if (source.kind === 'inline') return { text: source.pem }
-  try {
-    return await readRegularFile(source.path, MAX_PEM_FILE_BYTES)
-  } catch (err) {
-    throw new UsageError(`${where(source)}: cannot read: ${describeFsError(err)}`)
-  }
-}
-
-/**
- * The certificate blocks of a PEM text, found in one pass: each search starts where the last block
- * ended. (A lazy regular expression retried the rest of the text from every BEGIN without an END:
- * quadratic, 16.8 s for 1.1 MB of BEGIN lines.)
- */
-export function certificateBlocks (text: string): string[] {
-  const blocks: string[] = []
-  let from = 0
-  for (;;) {
-    const begin = text.indexOf(BEGIN_CERTIFICATE, from)
-    if (begin < 0) break
-    const end = text.indexOf(END_CERTIFICATE, begin + BEGIN_CERTIFICATE.length)
-    // No END after this BEGIN means none after any later BEGIN either.
-    if (end < 0) break
-    from = end + END_CERTIFICATE.length
-    blocks.push(text.slice(begin, from))
-  }
-  return blocks
-}
-
-function parseCertificates (source: PemSource, text: string, what: string): X509Certificate[] {
-  const blocks = certificateBlocks(text)
-  if (blocks.length === 0) {
-    const hint = KEY_BLOCK.test(text) ? ' (it holds a private key: are --cert and --key swapped?)' : ''
-    throw new UsageError(`${where(source)}: no PEM certificate found; expected ${what} beginning with -----BEGIN CERTIFICATE-----${hint}`)
-  }
-  return blocks.map((block, i) => {
-    try {
-      return new X509Certificate(block)
-    } catch (err) {
-      throw new UsageError(`${where(source)}: certificate ${i + 1} cannot be parsed: ${(err as Error).message}`)
-    }
+/** Loads and validates everything; any problem is a UsageError naming the source. */
+export async function loadBundle (sources: ResolvedSources, now: Date): Promise<CredentialBundle> {
+  const read = await readAll(sources)
+  const caCertificates = sources.ca && read.caPem !== undefined ? parseCertificates(sources.ca, read.caPem, 'the CA certificate(s)') : []
+  const clientCertificate = read.client?.certificate
+  if (clientCertificate) checkValidNow(sources.cert!, clientCertificate, now)
+  const warnings = warningsOf(sources, read, caCertificates)
+  return Object.freeze({
+    sources,
+    server: sources.server,
+    caPem: read.caPem,
+    certPem: read.client?.certPem,
+    keyPem: read.client && pkcs8(read.client.privateKey),
+    caCertificates,
+    clientCertificate,
+    bearerToken: read.bearerToken,
+    identity: identityOf(clientCertificate, sources.token),
+    ...expiryOf(sources.expiresAt, clientCertificate),
+    refreshAt: sources.refreshAt,
+    loadedAt: now,
+    warnings,
+    listener: read.listener && listenerPair(sources.listener!.cert, read.listener),
   })
 }
 
-async function parseKey (source: PemSource, text: string, passphraseFile: string | undefined): Promise<KeyObject> {
-  if (!KEY_BLOCK.test(text)) {
-    const hint = text.includes('-----BEGIN CERTIFICATE-----') ? ' (it holds a certificate: are --cert and --key swapped?)' : ''
-    throw new UsageError(`${where(source)}: no PEM private key found; expected -----BEGIN PRIVATE KEY----- or similar${hint}`)
-  }
-  let passphrase: string | undefined
-  if (ENCRYPTED.test(text)) {
-    if (!passphraseFile) {
-      throw new UsageError(`${where(source)}: the private key is encrypted; pass --key-passphrase-file FILE with its ` +
-      'passphrase')
-    }
-    try {
-      passphrase = (await readRegularFile(passphraseFile, MAX_SECRET_FILE_BYTES)).text.replace(/\r?\n$/, '')
-    } catch (err) {
-      throw new UsageError(`--key-passphrase-file ${passphraseFile}: cannot read: ${describeFsError(err)}`)
-    }
-  }
-  try {
-    return createPrivateKey(passphrase === undefined ? text : { key: text, passphrase })
-  } catch (err) {
-    const reason = passphrase !== undefined ? 'wrong passphrase in --key-passphrase-file, or a damaged key' : (err as Error).message
-    throw new UsageError(`${where(source)}: the private key cannot be read: ${reason}`)
-  }
+/** Every source of a bundle, read and checked at once. */
+interface Read {
+  caPem: string | undefined
+  client: KeyPair | undefined
+  listener: KeyPair | undefined
+  bearerToken: string | undefined
 }
 
-function permissionWarning (source: PemSource, mode: number | undefined): string | undefined {
-  if (source.kind !== 'file' || mode === undefined || (mode & 0o077) === 0) return undefined
-  return `${where(source)} is readable by group or others (mode ${mode.toString(8).padStart(4, '0')}): anyone who reads it can act as ` +
-    `you; run: chmod 600 ${source.path}`
-}
-
-/** A distinguished name on one line: `CN=jane, O=devs`. */
-export function oneLine (name: string): string {
-  return name.replaceAll('\n', ', ')
-}
-
-export function subjectOf (cert: X509Certificate): string {
-  return oneLine(cert.subject)
-}
-
-interface KeyPair {
-  certPem: string
-  /** the leaf: the first certificate of the file */
-  certificate: X509Certificate
-  privateKey: KeyObject
-  /** permission bits of the key file */
-  keyMode: number | undefined
-}
-
-/** A certificate and the private key that belongs to it, both read and checked against each other. */
-async function loadKeyPair (
-  certSource: PemSource, keySource: PemSource, what: string, passphraseFile: string | undefined
-): Promise<KeyPair> {
-  const [cert, key] = await Promise.all([readPem(certSource), readPem(keySource)])
-  const [certificate] = parseCertificates(certSource, cert.text, what) as [X509Certificate]
-  const privateKey = await parseKey(keySource, key.text, passphraseFile)
-  if (!certificate.checkPrivateKey(privateKey)) {
-    throw new UsageError(`${where(keySource)} does not match the certificate in ${where(certSource)} (${subjectOf(certificate)})`)
-  }
-  return { certPem: cert.text, certificate, privateKey, keyMode: key.mode }
-}
-
-// A token is one header value: visible ASCII, no spaces (anything else could split the header).
-const TOKEN_CHARS = /^[\x21-\x7e]+$/
-
-async function readBearerToken (source: TokenSource): Promise<string> {
-  let token: string
-  if (source.kind === 'inline') token = source.token.trim()
-  else {
-    try {
-      token = (await readRegularFile(source.path, MAX_SECRET_FILE_BYTES)).text.trim()
-    } catch (err) {
-      throw new UsageError(`${source.label} ${source.path}: cannot read: ${describeFsError(err)}`)
-    }
-  }
-  const named = source.kind === 'file' ? `${source.label} ${source.path}` : source.label
-  // The message never quotes the token.
-  if (token === '') throw new UsageError(`${named} is empty`)
-  if (!TOKEN_CHARS.test(token)) throw new UsageError(`${named} is not one token: it holds spaces or characters a header cannot carry`)
-  return token
-}
-
-/** Loads and validates everything; any problem is a UsageError naming the source. */
-export async function loadBundle (sources: ResolvedSources, now: Date): Promise<CredentialBundle> {
+async function readAll (sources: ResolvedSources): Promise<Read> {
   const [ca, client, listener, bearerToken] = await Promise.all([
     sources.ca ? readPem(sources.ca) : undefined,
     sources.cert && sources.key ? loadKeyPair(sources.cert, sources.key, 'the client certificate', sources.passphraseFile) : undefined,
     sources.listener && loadKeyPair(sources.listener.cert, sources.listener.key, 'the certificate to serve HTTPS with', undefined),
     sources.token ? readBearerToken(sources.token) : undefined,
   ])
-  const caPem = ca?.text
-  const caCertificates = sources.ca && caPem !== undefined ? parseCertificates(sources.ca, caPem, 'the CA certificate(s)') : []
-  const clientCertificate = client?.certificate
-  let expiresAt = sources.expiresAt
-  let expiring = 'the exec plugin\'s credential'
-  if (clientCertificate) {
-    const notBefore = new Date(clientCertificate.validFrom)
-    const notAfter = new Date(clientCertificate.validTo)
-    if (now < notBefore) {
-      throw new UsageError(`${where(sources.cert!)}: the client certificate is not valid until ${notBefore.toISOString()} (check this ` +
-        'machine\'s clock)')
-    }
-    if (now > notAfter) {
-      throw new UsageError(`${where(sources.cert!)}: the client certificate expired on ${notAfter.toISOString()}; get a new one ` +
-        'from your cluster\'s console')
-    }
-    if (expiresAt === undefined || notAfter < expiresAt) {
-      expiresAt = notAfter
-      expiring = 'the client certificate'
-    }
+  return { caPem: ca?.text, client, listener, bearerToken }
+}
+
+/** A client certificate outside its validity would be refused by every server: refused here first. */
+function checkValidNow (source: PemSource, certificate: X509Certificate, now: Date): void {
+  const notBefore = new Date(certificate.validFrom)
+  const notAfter = new Date(certificate.validTo)
+  if (now < notBefore) {
+    throw new UsageError(`${sourceName(source)}: the client certificate is not valid until ${notBefore.toISOString()} (check this ` +
+      'machine\'s clock)')
   }
+  if (now > notAfter) {
+    throw new UsageError(`${sourceName(source)}: the client certificate expired on ${notAfter.toISOString()}; get a new one ` +
+      'from your cluster\'s console')
+  }
+}
+
+/** What ends first: the client certificate, or the exec plugin's credential. */
+function expiryOf (
+  pluginExpiresAt: Date | undefined, clientCertificate: X509Certificate | undefined
+): Pick<CredentialBundle, 'expiresAt' | 'expiring'> {
+  const notAfter = clientCertificate && new Date(clientCertificate.validTo)
+  if (notAfter && (pluginExpiresAt === undefined || notAfter < pluginExpiresAt)) {
+    return { expiresAt: notAfter, expiring: 'the client certificate' }
+  }
+  return { expiresAt: pluginExpiresAt, expiring: 'the exec plugin\'s credential' }
+}
+
+/** Who the API server sees, for logs: the certificate's subject, or where the token came from. */
+function identityOf (clientCertificate: X509Certificate | undefined, token: TokenSource | undefined): string {
+  const tokenFrom = token && sourceName(token)
+  return clientCertificate ? subjectOf(clientCertificate) + (tokenFrom ? ` with ${tokenFrom}` : '') : tokenFrom ?? 'nobody'
+}
+
+function warningsOf (sources: ResolvedSources, read: Read, caCertificates: readonly X509Certificate[]): string[] {
   const warnings: string[] = []
   const keyWarnings = [
-    client && permissionWarning(sources.key!, client.keyMode),
-    listener && permissionWarning(sources.listener!.key, listener.keyMode),
+    read.client && permissionWarning(sources.key!, read.client.keyMode),
+    read.listener && permissionWarning(sources.listener!.key, read.listener.keyMode),
   ]
   for (const warning of keyWarnings) {
     if (warning) warnings.push(warning)
   }
   // A cluster may sign client certificates with a CA other than the server's, so this only warns.
+  const clientCertificate = read.client?.certificate
   const signedByCa = clientCertificate &&
     caCertificates.some((ca) => clientCertificate.checkIssued(ca) && clientCertificate.verify(ca.publicKey))
   if (clientCertificate && caCertificates.length > 0 && !signedByCa) {
-    warnings.push(`the client certificate (issuer ${oneLine(clientCertificate.issuer)}) is not signed by a CA in ${where(sources.ca!)}; ` +
+    warnings.push(`the client certificate (issuer ${oneLine(clientCertificate.issuer)}) is not signed by a CA in ${sourceName(sources.ca!)}; ` +
       'fine if the cluster signs client certificates with a separate CA')
   }
-  const tokenFrom = sources.token && (sources.token.kind === 'file' ? `${sources.token.label} ${sources.token.path}` : sources.token.label)
-  return Object.freeze({
-    sources,
-    server: sources.server,
-    caPem,
-    certPem: client?.certPem,
-    keyPem: client?.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(),
-    caCertificates,
-    clientCertificate,
-    bearerToken,
-    identity: clientCertificate
-      ? subjectOf(clientCertificate) + (tokenFrom ? ` with ${tokenFrom}` : '')
-      : tokenFrom ?? 'nobody',
-    expiresAt,
-    expiring,
-    refreshAt: sources.refreshAt,
-    loadedAt: now,
-    warnings,
-    listener: listener && servable(sources.listener!.cert, {
-      certPem: listener.certPem,
-      keyPem: listener.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(),
-      certificate: listener.certificate,
-    }),
-  })
+  return warnings
 }
 
-/** A pair OpenSSL will serve with (it refuses, say, a 512-bit RSA key that matches its certificate well enough). */
-function servable (source: PemSource, pair: ListenerKeyPair): ListenerKeyPair {
-  try {
-    createSecureContext({ cert: pair.certPem, key: pair.keyPem })
-  } catch (err) {
-    throw new UsageError(`${where(source)}: cannot serve HTTPS with this certificate and key: ${(err as Error).message}`)
-  }
-  return pair
+/** The key as the bundle keeps it: unencrypted PKCS#8, whatever format and encryption the file had. */
+function pkcs8 (key: KeyObject): string {
+  return key.export({ type: 'pkcs8', format: 'pem' }).toString()
+}
+
+function listenerPair (certSource: PemSource, pair: KeyPair): ListenerKeyPair {
+  const keyPem = pkcs8(pair.privateKey)
+  checkServable(certSource, pair.certPem, keyPem)
+  return { certPem: pair.certPem, keyPem, certificate: pair.certificate }
 }
 
 /** The same identity toward the API server: client certificate, key and CA (the listener's pair aside). */

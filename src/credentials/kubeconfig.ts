@@ -12,7 +12,7 @@ import type { PemSource } from './source.js'
 
 // Room for about a thousand clusters with their certificates inline.
 const MAX_KUBECONFIG_BYTES = 4 * 1024 * 1024
-// As bundle.ts bounds PEM files.
+// As pem.ts bounds PEM files.
 const MAX_CA_BYTES = 1024 * 1024
 
 /** Which kubeconfig, and what to pick from it. */
