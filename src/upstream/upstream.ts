@@ -1,20 +1,18 @@
-// The API server, as every part of the proxy reaches it: the pool for forwarded requests and the
-// readiness probe, one connection per upgrade tunnel, one handshake to see its certificate. All of
-// them use the credentials in the store now, and all are timed the same way.
+// The API server, as every part of the proxy reaches it: what is sent on the connections connector.ts
+// makes. The pool for forwarded requests and the readiness probe (swapped when the credentials change),
+// one connection per upgrade tunnel, the path every target goes after, the bearer token on every
+// request; all use the credentials in the store now, and all are timed the same way.
 import type { X509Certificate } from 'node:crypto'
 import type { ClientRequest, OutgoingHttpHeaders } from 'node:http'
 import { request as httpsRequest } from 'node:https'
-import { isIP } from 'node:net'
-import { connect, createSecureContext, type SecureContext, type TLSSocket } from 'node:tls'
-import { Agent, buildConnector, type Dispatcher } from 'undici'
-import { unbracketed } from '../util/addresses.js'
+import type { TLSSocket } from 'node:tls'
+import { Agent, type Dispatcher } from 'undici'
 import { sameClient, type CredentialBundle } from '../credentials/bundle.js'
-import { openTunnel } from './connect-proxy.js'
 import type { CredentialStore } from '../credentials/store.js'
+import { Connector, type ConnectorOptions } from './connector.js'
 import { UpstreamTimeout } from './failures.js'
 
-export interface UpstreamOptions {
-  connectTimeoutMs: number
+export interface UpstreamOptions extends ConnectorOptions {
   /** 0: no limit */
   responseTimeoutMs: number
 }
@@ -23,45 +21,27 @@ export interface UpstreamOptions {
 // session; short enough to stay under the usual server-side idle limits (kube-apiserver: 90 s).
 const KEEP_ALIVE_MS = 30_000
 
-// The server's certificate from a handshake this recent stands for the server's certificate now:
-// the expiry check takes it instead of making a handshake of its own.
-const SEEN_FRESH_MS = 60_000
-
 export class Upstream {
   /** fixed at start: the server the first credentials were for, and every later bundle is (binding.ts) */
   readonly url: URL
   readonly origin: string
   /** the name checked against the server certificate; an IP upstream is checked against its IP SANs */
   readonly serverName: string
-  readonly #tlsServerName: string | undefined
-  readonly #insecure: boolean
-  /** an HTTP CONNECT proxy every connection goes through */
-  readonly #proxy: URL | undefined
   readonly #options: UpstreamOptions
   readonly #store: CredentialStore
+  readonly #connector: Connector
   /** the URL's path without its trailing slash: every target goes after it */
   readonly #base: string
   #agent: Agent
-  /** the server's certificate from the latest handshake, pooled or probe */
-  #seen: { certificate: X509Certificate; at: number } | undefined
-  /**
-   * One TLS context per set of credentials, shared by every connection made with it. Given the
-   * PEM instead, Node.js parses the CA, certificate and key and builds a context for each
-   * connection: CPU at every handshake, and memory held by every open watch.
-   */
-  readonly #contexts = new WeakMap<CredentialBundle, SecureContext>()
-  #handshakeWaiters: Array<() => void> = []
 
   constructor (options: UpstreamOptions, store: CredentialStore) {
     const { server } = store.current
     this.#options = options
     this.#store = store
+    this.#connector = new Connector(server, options)
     this.url = server.url
     this.origin = server.url.origin
-    this.#tlsServerName = server.tlsServerName
-    this.#insecure = server.insecureSkipTlsVerify
-    this.#proxy = server.proxy
-    this.serverName = server.tlsServerName ?? unbracketed(server.url.hostname)
+    this.serverName = this.#connector.serverName
     this.#base = server.url.pathname.replace(/\/$/, '')
     this.#agent = this.#createAgent(store.current)
     store.onChange((bundle, previous) => this.#replace(bundle, previous))
@@ -77,61 +57,18 @@ export class Upstream {
     return this.#base + target
   }
 
-  /** How every connection to the upstream is made: the credentials in use now, the same checks. */
-  tlsOptions (credentials: CredentialBundle = this.#store.current) {
-    const host = unbracketed(this.url.hostname)
-    return {
-      host,
-      port: Number(this.url.port || 443),
-      secureContext: this.#context(credentials),
-      // Verify unless the user said --insecure-skip-tls-verify: the server must present a certificate from --cacert for this name.
-      rejectUnauthorized: !this.#insecure,
-      // The name checked is --tls-server-name when set, else the host (SNI takes no IP; an IP is checked against IP SANs).
-      ...(this.#tlsServerName ? { servername: this.#tlsServerName } : isIP(host) ? {} : { servername: host }),
-      ALPNProtocols: ['http/1.1'],
-    }
-  }
-
-  #context (credentials: CredentialBundle): SecureContext {
-    let context = this.#contexts.get(credentials)
-    if (!context) {
-      context = createSecureContext({ ca: credentials.caPem, cert: credentials.certPem, key: credentials.keyPem })
-      this.#contexts.set(credentials, context)
-    }
-    return context
-  }
-
   #createAgent (credentials: CredentialBundle): Agent {
-    const { connectTimeoutMs, responseTimeoutMs } = this.#options
     return new Agent({
       // No cap on connections: every open watch holds one, and a cap would queue new requests behind them.
       connections: null,
       pipelining: 1,
       keepAliveTimeout: KEEP_ALIVE_MS,
       keepAliveMaxTimeout: KEEP_ALIVE_MS,
-      headersTimeout: responseTimeoutMs,
+      headersTimeout: this.#options.responseTimeoutMs,
       // No body timeout: watches and `logs -f` stream for hours.
       bodyTimeout: 0,
-      connect: this.#connector(credentials, connectTimeoutMs),
+      ...this.#connector.poolOptions(credentials),
     })
-  }
-
-  /** undici's own connector (ours through a proxy), noting the certificate each new connection's server presents. */
-  #connector (credentials: CredentialBundle, timeout: number): buildConnector.connector {
-    const connectTls: buildConnector.connector = this.#proxy
-      ? (_options, callback) => this.#openTls(credentials, timeout, (err, socket) => (err ? callback(err, null) : callback(null, socket!)))
-      : buildConnector({ ...this.tlsOptions(credentials), timeout })
-    return (options, callback) => connectTls(options, (...outcome) => {
-      if (outcome[1]) {
-        this.#saw((outcome[1] as TLSSocket).getPeerX509Certificate())
-        for (const resolve of this.#handshakeWaiters.splice(0)) resolve()
-      }
-      callback(...outcome)
-    })
-  }
-
-  #saw (certificate: X509Certificate | undefined): void {
-    if (certificate) this.#seen = { certificate, at: Date.now() }
   }
 
   /**
@@ -144,42 +81,6 @@ export class Upstream {
     const old = this.#agent
     this.#agent = this.#createAgent(bundle)
     void old.close()
-  }
-
-  /**
-   * A TLS connection to the API server through the proxy: CONNECT, then the same TLS as a direct
-   * connection, the whole within `timeout`. Calls back once, after the handshake.
-   */
-  #openTls (credentials: CredentialBundle, timeout: number, callback: (err: Error | null, socket?: TLSSocket) => void): void {
-    const tls = this.tlsOptions(credentials)
-    let socket: TLSSocket | undefined
-    let done = false
-    const finish = (err: Error | null) => {
-      if (done) return
-      done = true
-      clearTimeout(timer)
-      if (err) {
-        tunnel?.destroy()
-        socket?.destroy()
-      }
-      callback(err, err ? undefined : socket)
-    }
-    let tunnel: { destroy: () => void } | undefined
-    const timer = setTimeout(() => finish(new UpstreamTimeout('connect')), timeout)
-    try {
-      tunnel = openTunnel(this.#proxy!, tls.host, tls.port, (err, raw) => {
-        if (err || done) {
-          raw?.destroy()
-          finish(err)
-          return
-        }
-        socket = connect({ ...tls, socket: raw })
-        socket.once('secureConnect', () => finish(null))
-        socket.on('error', (e) => finish(e))
-      })
-    } catch (err) {
-      finish(err as Error)
-    }
   }
 
   /** The credentials go with each request: the token as a header (the certificate went with the connection). */
@@ -213,19 +114,14 @@ export class Upstream {
   upgradeRequest (method: string, target: string, headers: OutgoingHttpHeaders): ClientRequest {
     const credentials = this.#store.current
     const outgoing = httpsRequest({
-      ...this.tlsOptions(credentials),
       method,
       path: this.path(target),
       headers: this.#withCredentials({ ...headers }),
-      // Through a proxy, the socket comes connected, its handshake done. (Node uses createConnection
-      // only when no agent is given: `agent: false` would make a fresh one that connects directly.)
-      ...(this.#proxy
-        ? {
-            createConnection: (_: unknown, created: (err: Error | null, socket: TLSSocket) => void): undefined => {
-              this.#openTls(credentials, this.#options.connectTimeoutMs, (err, socket) => created(err, socket!))
-            },
-          }
-        : { agent: false }),
+      // The socket comes connected, its handshake done. (Node uses createConnection only when no
+      // agent is given: `agent: false` would make a fresh one that connects by itself.)
+      createConnection: (_: unknown, created: (err: Error | null, socket: TLSSocket) => void): undefined => {
+        this.#connector.open(credentials, (err, socket) => created(err, socket!))
+      },
     })
     let timer = setTimeout(() => outgoing.destroy(new UpstreamTimeout('connect')), this.#options.connectTimeoutMs)
     const connected = () => {
@@ -234,7 +130,7 @@ export class Upstream {
         timer = setTimeout(() => outgoing.destroy(new UpstreamTimeout('response')), this.#options.responseTimeoutMs)
       }
     }
-    outgoing.once('socket', (socket) => (this.#proxy ? connected() : socket.once('secureConnect', connected)))
+    outgoing.once('socket', connected)
     const stop = () => clearTimeout(timer)
     outgoing.once('error', stop)
     outgoing.once('upgrade', stop)
@@ -244,36 +140,12 @@ export class Upstream {
 
   /** Resolves when the pool next completes a connection, its handshake done. */
   nextHandshake (): Promise<void> {
-    return new Promise((resolve) => this.#handshakeWaiters.push(resolve))
+    return this.#connector.nextHandshake()
   }
 
-  /**
-   * The server's certificate, for the expiry check: the one a connection of ours was shown within
-   * the last minute, else from a handshake made for it.
-   */
-  async serverCertificate (): Promise<X509Certificate> {
-    if (this.#seen && Date.now() - this.#seen.at < SEEN_FRESH_MS) return this.#seen.certificate
-    return this.#probeCertificate()
-  }
-
-  /** One TLS handshake, as the pool would make it, for the server's certificate. */
-  #probeCertificate (): Promise<X509Certificate> {
-    return new Promise((resolve, reject) => {
-      const seen = (socket: TLSSocket) => {
-        const cert = socket.getPeerX509Certificate()
-        this.#saw(cert)
-        socket.end()
-        if (cert) resolve(cert)
-        else reject(new Error('the upstream presented no certificate'))
-      }
-      if (this.#proxy) {
-        this.#openTls(this.#store.current, this.#options.connectTimeoutMs, (err, socket) => (err ? reject(err) : seen(socket!)))
-        return
-      }
-      const socket = connect(this.tlsOptions(), () => seen(socket))
-      socket.setTimeout(this.#options.connectTimeoutMs, () => socket.destroy(new UpstreamTimeout('connect')))
-      socket.on('error', reject)
-    })
+  /** The server's certificate, for the expiry check (connector.ts says how recent). */
+  serverCertificate (): Promise<X509Certificate> {
+    return this.#connector.serverCertificate(this.#store.current)
   }
 
   async close (): Promise<void> {
