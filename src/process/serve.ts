@@ -1,5 +1,5 @@
 // One serving process: reads the credentials, builds the app, listens, and stops gracefully on a
-// signal. The CLI runs it alone, or once in each worker under --workers (process/workers.ts).
+// signal. The CLI runs it alone, or once in each worker under --workers (process/workers/).
 import closeWithGrace from 'close-with-grace'
 import type { Logger } from 'pino'
 import { bracketed, isLoopback } from '../util/addresses.js'
