@@ -16,7 +16,6 @@ import { registerForwarding } from './forwarding/routes.js'
 import { Cors } from './admission/cors.js'
 import { checkPreflight, checkRequest, FORWARDED_METHODS, listenerGuard, rulesNamingPrefix, type Door } from './admission/guard.js'
 import { registerOwnRoutes } from './clusters/readiness.js'
-import { originForm } from './admission/target.js'
 import { Redirects } from './forwarding/redirects.js'
 import { Metrics, type MetricsOptions } from './ops/metrics.js'
 import { createMainServer, portOf } from './doors/servers.js'
@@ -117,15 +116,15 @@ async function wire (config: Config, deps: AppDeps, built: WireDeps): Promise<Ap
   const { clusters, callerToken, metrics, watches, shutdown, events, live } = built
   const { logger } = deps
   const limits = { maxConnections: config.maxConnections, headTimeoutMs: config.clientHeaderTimeoutMs }
-  const app = createMainServer(logger, clusters.main.credentials, limits, events, (req) => clusters.target(req))
-  const clusterRest = clusters.multi ? (target: string) => clusters.routeTarget(target).target : undefined
+  // A request's target is read once, by the first hook to see it (rewriteUrl here, the upgrade handler for tunnels).
+  const app = createMainServer(logger, clusters.main.credentials, limits, events, (req) => clusters.route(req).target.forward)
   if (clusters.multi) {
     const rules = [{ flag: '--accept-paths', patterns: config.acceptPaths }, { flag: '--reject-paths', patterns: config.rejectPaths }]
     for (const warning of rulesNamingPrefix(rules, clusters.all.map((c) => c.name))) events.warn(warning)
   }
-  const guard = listenerGuard(config, clusterRest, () => callerToken?.state, () => portOf(app.server))
+  const guard = listenerGuard(config, () => callerToken?.state, () => portOf(app.server))
   // Who may use the proxy: one decision for ordinary requests and upgrade tunnels alike.
-  const admit = (target: string, req: IncomingMessage, door: Door) => checkRequest(target, req, guard, door) ??
+  const admit = (req: IncomingMessage, door: Door) => checkRequest(clusters.route(req).target, req, guard, door) ??
     clusters.check(req) ??
     (shutdown.closing ? { httpStatus: 503, reason: 'ServiceUnavailable', message: 'mtls-proxy is shutting down' } : undefined)
   // The cluster an admitted request names (check() made sure there is one).
@@ -136,31 +135,32 @@ async function wire (config: Config, deps: AppDeps, built: WireDeps): Promise<Ap
   const clusterName = (req: IncomingMessage) => clusters.of(req)?.name ?? ''
   // An answer's Location must keep its client in the cluster the request named (forwarding/redirects.ts).
   const redirects = new Redirects({ scheme: guard.scheme, port: guard.listenPort, acceptHosts: guard.acceptHosts })
-  const confine = (req: IncomingMessage, target: string, headers: string[], cluster: ClusterParts, statusCode: number,
+  const confine = (req: IncomingMessage, headers: string[], cluster: ClusterParts, statusCode: number,
     log: Pick<Logger, 'error'>): ErrorAnswer | undefined => {
+    const { target } = clusters.route(req)
     const why = redirects.confine(headers, () => ({
       host: req.headers.host ?? 'localhost',
-      target: originForm(target),
-      prefix: clusters.prefixOf(req),
+      target: target.origin,
+      prefix: target.prefix,
       cluster: cluster.name,
       landing: (t) => clusters.landing(t)?.name,
     }))
     if (why === undefined) return undefined
     const named = cluster.name.slice(0, 100)
     const message = `the API server of cluster '${named}' answered ${statusCode}, and ${why}: mtls-proxy refused the answer`
-    log.error({ cluster: cluster.name, status: statusCode, url: target.slice(0, 200) }, message)
+    log.error({ cluster: cluster.name, status: statusCode, url: target.raw.slice(0, 200) }, message)
     metrics.upstreamError('redirect', cluster.name)
     return { httpStatus: 502, reason: 'BadGateway', message }
   }
   const tunnels = new Tunnels({
-    admit: (target, req) => admit(target, req, 'upgrade'),
-    route: (req) => ({ cluster: clusterOf(req), target: clusters.target(req) }),
+    admit: (req) => admit(req, 'upgrade'),
+    route: (req) => ({ cluster: clusterOf(req), forward: clusters.route(req).target.forward }),
     clusterName,
     keepAliveMs: config.keepAliveMs,
     record: (r) => accounting.record(r),
     onUpstreamError: (cause, cluster) => metrics.upstreamError(cause, cluster.name),
     onUnauthorized: (cluster) => { void cluster.credentials.renew('upstream 401') },
-    confine: (req, headers, cluster, statusCode) => confine(req, req.url ?? '/', headers, cluster, statusCode, logger),
+    confine: (req, headers, cluster, statusCode) => confine(req, headers, cluster, statusCode, logger),
   })
   live.tunnels = tunnels
   const accounting = new Accounting(metrics, logger, config.accessLog, { of: clusterName, show: clusters.multi })
@@ -175,9 +175,9 @@ async function wire (config: Config, deps: AppDeps, built: WireDeps): Promise<Ap
   app.decorate('statusApp', statusApp)
   accounting.install(app)
   const cors = config.allowOrigins.length > 0 ? new Cors(config.allowOrigins, FORWARDED_METHODS) : undefined
-  installAdmission(app, (target, req) => admit(target, req, 'request'), () => shutdown.closing,
+  installAdmission(app, (req) => admit(req, 'request'), () => shutdown.closing,
     // A preflight never carries the token: its answer names no cluster where a token is asked for.
-    cors && { cors, preflight: (target, req) => checkPreflight(target, req, guard) ?? clusters.check(req, !callerToken) })
+    cors && { cors, preflight: (req) => checkPreflight(clusters.route(req).target, req, guard) ?? clusters.check(req, !callerToken) })
   refuseConnect(app)
   // exec, attach, cp and port-forward: Node hands `Connection: Upgrade` requests to this event, past Fastify.
   app.server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => tunnels.handle(req, socket, head))
@@ -187,13 +187,13 @@ async function wire (config: Config, deps: AppDeps, built: WireDeps): Promise<Ap
   await registerForwarding(app, {
     upstream: clusters.main.upstream,
     cluster: (request) => clusterOf(request.raw),
+    watch: (request) => clusters.route(request.raw).target.watch,
     metrics,
     watches,
     closing: () => shutdown.closing,
     clientBodyTimeoutMs: config.clientBodyTimeoutMs,
     cors,
-    confine: (request, headers, cluster, statusCode) =>
-      confine(request.raw, request.originalUrl, headers, cluster, statusCode, request.log),
+    confine: (request, headers, cluster, statusCode) => confine(request.raw, headers, cluster, statusCode, request.log),
   })
   app.addHook('onReady', async () => {
     callerToken?.watch()

@@ -6,7 +6,7 @@ import { networkInterfaces } from 'node:os'
 import { declaresBody } from '../forwarding/headers.js'
 import { bracketed } from '../util/addresses.js'
 import { tokenDigest, type CallerTokenState } from './caller-token.js'
-import { normalizeTarget, originForm } from './target.js'
+import type { RequestTarget } from './target.js'
 import type { ErrorAnswer } from '../doors/status.js'
 
 export interface GuardOptions {
@@ -25,15 +25,12 @@ export interface GuardOptions {
   scheme: 'http' | 'https'
   /** admit an Origin naming this listener from a client that is no browser (see sameOrigin) */
   admitOwnOrigin: boolean
-  /** several clusters are served: what follows a target's `/clusters/<name>`, which the path rules judge */
-  clusterRest?: (target: string) => string
 }
 
 /** The main listener's guard: the settings, plus what only the running proxy knows. */
 export function listenerGuard (
   config: Pick<GuardOptions, 'allowOrigins' | 'acceptPaths' | 'rejectPaths' | 'rejectMethods'> &
     { acceptHosts: RegExp[]; address: string; https: boolean },
-  clusterRest: ((target: string) => string) | undefined,
   callerToken: () => CallerTokenState | undefined,
   listenPort: () => number | undefined
 ): GuardOptions {
@@ -47,7 +44,6 @@ export function listenerGuard (
     listenPort,
     scheme: config.https ? 'https' : 'http',
     admitOwnOrigin: true,
-    ...(clusterRest ? { clusterRest } : {}),
   }
 }
 
@@ -276,9 +272,9 @@ function checkShape (target: string, req: Judged): ErrorAnswer | undefined {
  * announces would be, but for the token: browsers never send credentials on a preflight, and its
  * answer reveals nothing. Only a listed origin passes; the proxy answers it itself.
  */
-export function checkPreflight (target: string, req: Judged, options: GuardOptions): ErrorAnswer | undefined {
+export function checkPreflight (target: RequestTarget, req: Judged, options: GuardOptions): ErrorAnswer | undefined {
   const { headers } = req
-  const refusal = checkShape(target, req) ?? checkHost(target, headers.host, options)
+  const refusal = checkShape(target.raw, req) ?? checkHost(target.raw, headers.host, options)
   if (refusal) return refusal
   const origin = headers.origin ?? ''
   if (!options.allowOrigins.includes(origin)) return refusedOrigin(origin)
@@ -286,23 +282,22 @@ export function checkPreflight (target: string, req: Judged, options: GuardOptio
   if (!FORWARDED.has(method)) {
     return { httpStatus: 405, reason: 'MethodNotAllowed', message: `method ${method.slice(0, 20)} is not forwarded` }
   }
-  const normal = normalizeTarget(originForm(options.clusterRest?.(target) ?? target))
-  if (!normal.ok) return { httpStatus: 400, reason: 'BadRequest', message: normal.message }
-  if (normal.path.startsWith(OWN_PREFIX)) return checkOwn(method, headers, 'request')
-  return checkRules(normal.path, method, options)
+  if (target.path === undefined) return { httpStatus: 400, reason: 'BadRequest', message: target.problem! }
+  if (target.path.startsWith(OWN_PREFIX)) return checkOwn(method, headers, 'request')
+  return checkRules(target.path, method, options)
 }
 
 /**
- * The whole admission decision, the same for every door. target: the request target exactly as the
- * client sent it.
+ * The whole admission decision, the same for every door, on the request's target as it was read once:
+ * its shape and host as the client sent it, the path rules on what follows any cluster prefix.
  */
-export function checkRequest (target: string, req: Judged, options: GuardOptions, door: Door): ErrorAnswer | undefined {
+export function checkRequest (target: RequestTarget, req: Judged, options: GuardOptions, door: Door): ErrorAnswer | undefined {
   const { headers } = req
   const method = req.method ?? 'GET'
-  const refusal = checkShape(target, req) ??
-    checkHost(target, headers.host, options) ??
+  const refusal = checkShape(target.raw, req) ??
+    checkHost(target.raw, headers.host, options) ??
     checkBrowser(headers, options) ??
-    checkToken(originForm(target), headers.authorization, options)
+    checkToken(target.origin, headers.authorization, options)
   if (refusal) return refusal
   if (!FORWARDED.has(method)) {
     return {
@@ -312,9 +307,8 @@ export function checkRequest (target: string, req: Judged, options: GuardOptions
     'forwarded'
     }
   }
-  const normal = normalizeTarget(originForm(options.clusterRest?.(target) ?? target))
-  if (!normal.ok) return { httpStatus: 400, reason: 'BadRequest', message: normal.message }
+  if (target.path === undefined) return { httpStatus: 400, reason: 'BadRequest', message: target.problem! }
   // The forwarding rules do not apply to what is never forwarded.
-  if (normal.path.startsWith(OWN_PREFIX)) return checkOwn(method, headers, door)
-  return checkRules(normal.path, method, options) ?? (door === 'upgrade' ? checkUpgradeBody(headers) : undefined)
+  if (target.path.startsWith(OWN_PREFIX)) return checkOwn(method, headers, door)
+  return checkRules(target.path, method, options) ?? (door === 'upgrade' ? checkUpgradeBody(headers) : undefined)
 }

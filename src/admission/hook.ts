@@ -9,7 +9,7 @@ import { bodyPending, dropUnreadBody } from '../doors/linger.js'
 import { endSocketWithError, sendError, type ErrorAnswer } from '../doors/status.js'
 
 /** Who may use the listener: an error to answer, or undefined to admit. */
-export type Admit = (target: string, req: IncomingMessage) => ErrorAnswer | undefined
+export type Admit = (req: IncomingMessage) => ErrorAnswer | undefined
 
 /** CORS for the listed origins: their preflights judged by `preflight` and answered here, their answers marked. */
 export interface CorsAdmission {
@@ -30,7 +30,7 @@ export function installAdmission (
     // A listed origin's page may read the answer, a refusal (a missing token, a rejected path) included.
     cors?.cors.mark(request.raw, reply.raw)
     // originalUrl: the target before rewriteUrl turned an absolute-form target into a path.
-    const refusal = admit(request.originalUrl, request.raw)
+    const refusal = admit(request.raw)
     if (!refusal) {
       continueIfAsked(request, reply)
       done()
@@ -50,7 +50,7 @@ export function installAdmission (
 
 /** A preflight is never forwarded: 204 with the CORS headers, or the usual refusal. */
 function answerPreflight (request: FastifyRequest, reply: FastifyReply, { cors, preflight }: CorsAdmission, closing: boolean): void {
-  const refusal = preflight(request.originalUrl, request.raw)
+  const refusal = preflight(request.raw)
   if (refusal) {
     refuse(request, reply, refusal, closing)
     return

@@ -1,6 +1,54 @@
 // The path a filter judges must be the path the API server acts on. So a target is decoded and
 // its dot segments and empty segments resolved once, rules are matched on that, and exactly that
 // (encoded again) is what goes upstream: `%2e%2e`, `//`, `/./` and encoded slashes cannot slip past.
+// A request's target is read once, at the first hook that sees it (readTarget), into one value that
+// the guard, cluster routing, CORS, the relay, the tunnels and the redirect check all read.
+import { isLongRunning } from './long-running.js'
+
+/** A request's target, read once. */
+export interface RequestTarget {
+  /** exactly as the client sent it */
+  raw: string
+  /** path and query: an absolute-form target reduced to them */
+  origin: string
+  /** it names a cluster with /clusters/NAME */
+  prefixed: boolean
+  /** the prefix as the client wrote it ('' for none, or a name not served): what it would use again to reach the same cluster */
+  prefix: string
+  /** the cluster named: a served one's name, else the first segment decoded (undefined: malformed percent-encoding) */
+  name: string | undefined
+  /** what follows the prefix (the whole origin form without one), path and query, as sent */
+  rest: string
+  /** that path decoded and resolved: what the rules judge; undefined when it cannot be (see `problem`) */
+  path: string | undefined
+  /** why the path cannot be judged (malformed encoding, control characters, climbing above the root) */
+  problem: string | undefined
+  /** what goes upstream: the path encoded again plus the query (the caller's bytes when already normal) */
+  forward: string
+  /** streams until stopped (a watch, a followed log) */
+  watch: boolean
+}
+
+/** Reads a target (origin or absolute form, as a client sends it); `split` finds the cluster prefix when several are served. */
+export function readTarget (raw: string, split?: (origin: string) => ClusterSplit | undefined): RequestTarget {
+  const origin = originForm(raw)
+  const named = split?.(origin)
+  const rest = named ? named.rest : origin
+  const normal = normalizeTarget(rest)
+  const forward = normal.ok ? normal.forward : rest
+  return {
+    raw,
+    origin,
+    prefixed: named !== undefined,
+    prefix: named?.served ? named.prefix : '',
+    name: named?.name,
+    rest,
+    path: normal.ok ? normal.path : undefined,
+    problem: normal.ok ? undefined : normal.message,
+    forward,
+    watch: isLongRunning(forward),
+  }
+}
 
 export type NormalizedTarget =
   | {
@@ -50,7 +98,7 @@ export function normalizeTarget (target: string): NormalizedTarget {
 }
 
 /** Path and query of an absolute-form target, so routing sees what the guard accepted. */
-export function originForm (target: string): string {
+function originForm (target: string): string {
   if (target.startsWith('/')) return target
   try {
     const parsed = new URL(target)
@@ -58,12 +106,6 @@ export function originForm (target: string): string {
   } catch {
     return target
   }
-}
-
-/** What goes upstream for a target: its normalised form (the caller's bytes when already normal). */
-export function forwardTarget (target: string): string {
-  const normal = normalizeTarget(originForm(target))
-  return normal.ok ? normal.forward : originForm(target)
 }
 
 // Several clusters behind one port: `/clusters/<name>/…` names one.

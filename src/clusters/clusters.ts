@@ -4,22 +4,15 @@
 // prefix /clusters/<encodeURIComponent(name)>/, removed before forwarding; without it, the default.
 import type { IncomingMessage } from 'node:http'
 import { listNames } from '../credentials/kubeconfig.js'
-import { forwardTarget, originForm, splitClusterPrefix } from '../admission/target.js'
+import { readTarget, splitClusterPrefix, type RequestTarget } from '../admission/target.js'
 import type { ErrorAnswer } from '../doors/status.js'
 import type { Cluster } from './cluster.js'
 import type { ClusterParts } from './parts.js'
 
-/** Where a request goes: its cluster (undefined: it names none that is served) and the target after the prefix. */
+/** Where a request goes: its cluster (undefined: it names none that is served) and its target, read once. */
 export interface Route {
   cluster: Cluster | undefined
-  /** the request names its cluster with /clusters/NAME */
-  prefixed: boolean
-  /** the prefix as the client wrote it ('' for none): what it would use again to reach the same cluster */
-  prefix: string
-  /** undefined: its percent-encoding is malformed */
-  name: string | undefined
-  /** what is forwarded: the request's target, the prefix removed */
-  target: string
+  target: RequestTarget
 }
 
 // What a target without the prefix must not become once normalised: a prefix reached by another path than the one judged.
@@ -33,8 +26,6 @@ export class Clusters {
   /** the longest name served: no longer one is looked up */
   readonly #longest: number
   readonly #routes = new WeakMap<IncomingMessage, Route>()
-  /** the last target routed: the guard and the request's own route ask for the same one in turn */
-  #last: { target: string; route: Route } | undefined
 
   /** every cluster served, the default first */
   constructor (clusters: Cluster[]) {
@@ -59,22 +50,16 @@ export class Clusters {
     return this.all.flatMap((c) => (c.parts ? [c.parts] : []))
   }
 
-  /** The cluster a request is for (undefined: it names none that is served). With one cluster, no route is kept. */
+  /** The cluster a request is for (undefined: it names none that is served). */
   of (req: IncomingMessage): Cluster | undefined {
-    return this.multi ? this.route(req).cluster : this.default
+    return this.route(req).cluster
   }
 
-  /** What a request's target is forwarded as, before normalising: the prefix removed. */
-  target (req: IncomingMessage): string {
-    return this.multi ? this.route(req).target : req.url ?? '/'
-  }
-
-  /** The prefix a request named its cluster with, as the client wrote it; '' when none. */
-  prefixOf (req: IncomingMessage): string {
-    return this.multi ? this.route(req).prefix : ''
-  }
-
-  /** Decided once per request, from the target as the client sent it, for every door alike. */
+  /**
+   * Decided once per request, for every door alike, from the target as the client sent it: the first
+   * to ask is the first hook (the main server's rewriteUrl, or the tunnels' upgrade handler), before
+   * anything rewrites req.url.
+   */
   route (req: IncomingMessage): Route {
     let route = this.#routes.get(req)
     if (!route) {
@@ -85,20 +70,14 @@ export class Clusters {
   }
 
   /** Where a target (origin or absolute form, as a client sends it) goes. */
-  routeTarget (target: string): Route {
-    if (this.#last?.target === target) return this.#last.route
-    const route = this.#route(target)
-    this.#last = { target, route }
-    return route
+  routeTarget (raw: string): Route {
+    const target = readTarget(raw, this.multi ? this.#split : undefined)
+    if (!target.prefixed) return { cluster: this.default, target }
+    // (a name not served is no key of the table: the longest served name was matched first)
+    return { cluster: target.name === undefined ? undefined : this.#byName.get(target.name), target }
   }
 
-  #route (target: string): Route {
-    if (!this.multi) return { cluster: this.default, prefixed: false, prefix: '', name: this.default.name, target }
-    const split = splitClusterPrefix(originForm(target), (name) => this.#byName.has(name), this.#longest)
-    if (!split) return { cluster: this.default, prefixed: false, prefix: '', name: this.default.name, target }
-    const cluster = split.served ? this.#byName.get(split.name!) : undefined
-    return { cluster, prefixed: true, prefix: cluster ? split.prefix : '', name: split.name, target: split.rest }
-  }
+  readonly #split = (origin: string) => splitClusterPrefix(origin, (name) => this.#byName.has(name), this.#longest)
 
   /**
    * The cluster a target (origin form) would be served from if a client asked it, judged as check()
@@ -106,8 +85,8 @@ export class Clusters {
    */
   landing (target: string): Cluster | undefined {
     const route = this.routeTarget(target)
-    if (route.prefixed) return route.cluster
-    return this.multi && PLAIN_PREFIX.test(forwardTarget(route.target)) ? undefined : this.default
+    if (route.target.prefixed) return route.cluster
+    return this.multi && PLAIN_PREFIX.test(route.target.forward) ? undefined : this.default
   }
 
   /**
@@ -117,19 +96,19 @@ export class Clusters {
    */
   check (req: IncomingMessage, listNames = true): ErrorAnswer | undefined {
     if (!this.multi) return undefined
-    const route = this.route(req)
-    if (!route.prefixed) {
+    const { cluster, target } = this.route(req)
+    if (!target.prefixed) {
       // `//clusters/prod/…` or `/./clusters/…` would reach the default cluster as a path of its own, judged as one.
-      if (PLAIN_PREFIX.test(forwardTarget(route.target))) {
+      if (PLAIN_PREFIX.test(target.forward)) {
         return { httpStatus: 400, reason: 'BadRequest', message: 'write the cluster prefix plainly, as /clusters/NAME/…' }
       }
       return undefined
     }
-    if (route.name === undefined) {
+    if (target.name === undefined) {
       return { httpStatus: 400, reason: 'BadRequest', message: 'malformed percent-encoding in the cluster name after /clusters/' }
     }
-    if (!route.cluster) return this.unknown(route.name, listNames)
-    if (forwardTarget(route.target).startsWith('/-/')) {
+    if (!cluster) return this.unknown(target.name, listNames)
+    if (target.forward.startsWith('/-/')) {
       return {
         httpStatus: 404,
         reason: 'NotFound',

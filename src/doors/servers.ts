@@ -9,7 +9,6 @@ import { sameListener } from '../credentials/bundle.js'
 import type { CredentialStore } from '../credentials/store.js'
 import { quieter, requestLogger } from '../util/logger.js'
 import { ConnectionTable, type ConnectionLimits } from './connections.js'
-import { forwardTarget } from '../admission/target.js'
 
 export const serverOptions = (logger: Logger) => ({
   loggerInstance: quieter(logger),
@@ -27,11 +26,11 @@ export const serverOptions = (logger: Logger) => ({
 
 /**
  * The main listener's server, serving HTTPS when the store holds a listener key pair; `events` hears
- * of its rotation. `target`: what a request's target is routed and forwarded as, before normalising
- * (with several clusters, the target after the cluster prefix).
+ * of its rotation. `forward`: what a request is routed and forwarded as, its target read once
+ * (normalised, any cluster prefix removed).
  */
 export function createMainServer (
-  logger: Logger, credentials: CredentialStore, limits: ConnectionLimits, events: Logger, target: (req: IncomingMessage) => string
+  logger: Logger, credentials: CredentialStore, limits: ConnectionLimits, events: Logger, forward: (req: IncomingMessage) => string
 ): FastifyInstance {
   const listener = credentials.current.listener
   const app = Fastify({
@@ -41,7 +40,7 @@ export function createMainServer (
     // Watches and uploads may take as long as they take; slow-header protection stays on (Node's 60 s).
     requestTimeout: 0,
     // Routed and forwarded: the normalised target the guard judged (absolute-form reduced to its path).
-    rewriteUrl: (req) => forwardTarget(target(req)),
+    rewriteUrl: (req) => forward(req),
     // HTTPS on the listener (--listen-cert): what clients like kubectl need before they send a token.
     ...(listener ? { https: { cert: listener.certPem, key: listener.keyPem } } : {}),
   })

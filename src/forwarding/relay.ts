@@ -10,13 +10,15 @@ import type { Dispatcher } from 'undici'
 import type { ClusterParts } from '../clusters/parts.js'
 import type { Cors } from '../admission/cors.js'
 import { clientResponseHeaders, upstreamRequestHeaders } from './headers.js'
-import { isLongRunning, type OpenWatches } from './watches.js'
+import type { OpenWatches } from './watches.js'
 import { bodyPending } from '../doors/linger.js'
 import { writeError, type ErrorAnswer } from '../doors/status.js'
 
 export interface ForwardOptions {
   /** the cluster a request is for: its parts, or (once opened, if need be) why it cannot serve */
   cluster: (request: FastifyRequest) => ClusterParts | Promise<ClusterParts | ErrorAnswer>
+  /** the request streams until stopped (a watch, a followed log), as its target was read */
+  watch: (request: FastifyRequest) => boolean
   watches: OpenWatches
   /** shutting down: each response tells its client not to reuse the connection */
   closing: () => boolean
@@ -182,7 +184,7 @@ class Relay implements Dispatcher.DispatchHandler {
     }
     this.#answered = true
     res.on('drain', resume)
-    if (isLongRunning(this.#request.url)) {
+    if (this.#options.watch(this.#request)) {
       // A watch may stay silent for minutes, and clients wait for its headers: send them now.
       res.flushHeaders()
       this.#options.watches.add(res, () => {

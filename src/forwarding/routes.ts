@@ -19,6 +19,8 @@ export interface ForwardingParts {
   upstream: Upstream
   /** the cluster a request is for */
   cluster: (request: FastifyRequest) => ClusterParts | Promise<ClusterParts | ErrorAnswer>
+  /** the request streams until stopped */
+  watch: (request: FastifyRequest) => boolean
   metrics: Metrics
   watches: OpenWatches
   closing: () => boolean
@@ -42,6 +44,7 @@ export async function registerForwarding (app: FastifyInstance, parts: Forwardin
     disableRequestLogging: true,
     handler: createForwarder({
       cluster: parts.cluster,
+      watch: parts.watch,
       watches: parts.watches,
       closing: parts.closing,
       clientBodyTimeoutMs: parts.clientBodyTimeoutMs,

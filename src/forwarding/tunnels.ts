@@ -6,7 +6,6 @@ import type { Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
 import type { ClusterParts } from '../clusters/parts.js'
 import type { RequestRecord } from '../ops/metrics.js'
-import { forwardTarget } from '../admission/target.js'
 import { clientResponseHeaders, upstreamRequestHeaders } from './headers.js'
 import { endThenLinger } from '../doors/linger.js'
 import { endSocketWithError, type ErrorAnswer } from '../doors/status.js'
@@ -16,13 +15,13 @@ import { describeUpstreamError } from '../upstream/failures.js'
 export interface TunnelRoute {
   /** the cluster's parts, or (once opened, if need be) why it cannot serve */
   cluster: ClusterParts | Promise<ClusterParts | ErrorAnswer>
-  /** the target forwarded: the request's, any cluster prefix removed */
-  target: string
+  /** what goes upstream: the request's target normalised, any cluster prefix removed */
+  forward: string
 }
 
 export interface TunnelOptions {
   /** the same admission decision as ordinary requests; a ErrorAnswer is answered and the socket closed */
-  admit: (target: string, req: IncomingMessage) => ErrorAnswer | undefined
+  admit: (req: IncomingMessage) => ErrorAnswer | undefined
   /** the cluster an admitted request names */
   route: (req: IncomingMessage) => TunnelRoute
   /** the cluster's name for the metrics, decided before admission ('' for none served) */
@@ -137,7 +136,7 @@ export class Tunnels {
         cluster: this.#opts.clusterName(req),
       })
     })
-    const refusal = this.#opts.admit(target, req)
+    const refusal = this.#opts.admit(req)
     if (refusal) {
       outcome.status = refusal.httpStatus
       endSocketWithError(client, refusal)
@@ -147,7 +146,7 @@ export class Tunnels {
     this.#open.add(client)
     const route = this.#opts.route(req)
     if (!(route.cluster instanceof Promise)) {
-      this.#forward(req, route.target, route.cluster, client, head, outcome)
+      this.#forward(req, route.forward, route.cluster, client, head, outcome)
       return
     }
     // A cluster whose exec plugin runs on first use: the client's bytes wait in the socket meanwhile.
@@ -158,17 +157,17 @@ export class Tunnels {
         outcome.error = found.message
         endSocketWithError(client, found)
       } else {
-        this.#forward(req, route.target, found, client, head, outcome)
+        this.#forward(req, route.forward, found, client, head, outcome)
       }
     })
   }
 
-  #forward (req: IncomingMessage, target: string, cluster: ClusterParts, client: Duplex, head: Buffer, outcome: Outcome): void {
+  #forward (req: IncomingMessage, forward: string, cluster: ClusterParts, client: Duplex, head: Buffer, outcome: Outcome): void {
     const { upstream } = cluster
     const headers = upstreamRequestHeaders(req.rawHeaders, req.headers.connection, {
       host: upstream.url.host, clientAddress: req.socket.remoteAddress, upgrade: true,
     })
-    const outgoing = upstream.upgradeRequest(req.method ?? 'GET', forwardTarget(target), grouped(headers))
+    const outgoing = upstream.upgradeRequest(req.method ?? 'GET', forward, grouped(headers))
     // Once the upstream's answer has begun, nothing else may be written after it.
     let answering = false
     // The caller gave up before the upstream answered: no failure of the upstream's.

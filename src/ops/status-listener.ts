@@ -5,6 +5,7 @@ import Fastify, { type FastifyInstance } from 'fastify'
 import type { Logger } from 'pino'
 import { isLoopback } from '../util/addresses.js'
 import { installAdmission } from '../admission/hook.js'
+import { readTarget } from '../admission/target.js'
 import { checkRequest, hostPatterns, type GuardOptions } from '../admission/guard.js'
 import { OWN_PATHS, registerOwnRoutes, type OwnRoutesDeps } from '../clusters/readiness.js'
 import { portOf, serverOptions } from '../doors/servers.js'
@@ -33,7 +34,8 @@ export function buildStatusListener (
     scheme: 'http',
     admitOwnOrigin: false,
   }
-  installAdmission(app, (target, req) => checkRequest(target, req, options, 'request'))
+  // No cluster prefix here: the target is read as one cluster's.
+  installAdmission(app, (req) => checkRequest(readTarget(req.url ?? '/'), req, options, 'request'))
   registerOwnRoutes(app, own)
   installErrorHandlers(app, () => `the status listener serves only ${OWN_PATHS.join(', ')}; it forwards nothing`)
   return app

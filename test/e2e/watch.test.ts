@@ -91,7 +91,7 @@ t.test('kubectl logs --follow style streams behave the same', async (t) => {
 })
 
 t.test('what counts as a watch: what the API server reads as true (anything but 0 or false)', async (t) => {
-  const { isLongRunning } = await import('../../src/forwarding/watches.js')
+  const { isLongRunning } = await import('../../src/admission/long-running.js')
   for (const query of ['watch=1', 'watch=true', 'watch=True', 'watch=yes', 'watch=', 'watch', 'limit=5&watch', 'follow=on', 'watch=1&watch=0']) {
     t.ok(isLongRunning(`/api/v1/namespaces/default/pods/web/log?${query}`), `?${query}`)
   }
