@@ -178,7 +178,7 @@ export class Cluster {
 
   /** Ready when open and its own probe says so. */
   get state (): ReadyState {
-    if (this.#parts) return this.#parts.health.state
+    if (this.#parts) return this.#parts.readiness.state
     if (this.#failure) return { ready: false, reason: this.#failure.reason }
     if (this.#opening) return { ready: false, reason: 'its credentials are being read' }
     if (this.#lazy) return { ready: false, reason: 'not used yet: its exec plugin runs on the first request' }
@@ -190,7 +190,7 @@ export class Cluster {
     const state = this.state
     const head = { name: this.name, default: this.isDefault, prefix: `/clusters/${encodeURIComponent(this.name)}/` }
     if (!this.#parts) return { ...head, state: this.#failure ? 'broken' : 'not ready', reason: state.reason }
-    const { openWatches: _w, openTunnels: _t, ...report } = this.#parts.health.report()
+    const { openWatches: _w, openTunnels: _t, ...report } = this.#parts.readiness.report()
     return { ...head, ...report }
   }
 

@@ -7,7 +7,7 @@ import type { CredentialStore } from '../credentials/store.js'
 import type { Metrics } from '../ops/metrics.js'
 import { Upstream } from '../upstream/upstream.js'
 import { ExpiryMonitor } from './expiry.js'
-import { Health } from './readiness.js'
+import { Readiness } from './readiness.js'
 
 /** What keeps a part current while the cluster serves. */
 export interface Lifecycle {
@@ -19,7 +19,7 @@ export interface ClusterParts {
   name: string
   credentials: CredentialStore
   upstream: Upstream
-  health: Health
+  readiness: Readiness
   expiry: ExpiryMonitor
   /** started in this order, stopped in the reverse */
   lifecycle: Lifecycle[]
@@ -45,17 +45,17 @@ export function partsBuilder (deps: PartsDeps): BuildParts {
     const expiry = new ExpiryMonitor(config.expiry, {
       logger, now, bundle: () => store.current, serverCertificate: () => upstream.serverCertificate(),
     })
-    const health = new Health(config, { upstream, credentials: store, expiry, logger, now, open: deps.open, stopping: deps.stopping })
+    const readiness = new Readiness(config, { upstream, credentials: store, expiry, logger, now, open: deps.open, stopping: deps.stopping })
     metrics.addCluster(name)
     store.onOutcome((outcome) => metrics.reload(name, outcome.outcome, new Date(outcome.at)))
     store.onChange(() => { void expiry.check() })
     const lifecycle: Lifecycle[] = [
       { start: () => {}, stop: () => upstream.close() },
-      health,
+      readiness,
       { start: () => store.watch(), stop: () => store.close() },
       expiry,
     ]
-    return { name, credentials: store, upstream, health, expiry, lifecycle }
+    return { name, credentials: store, upstream, readiness, expiry, lifecycle }
   }
 }
 

@@ -1,16 +1,11 @@
-// Is the proxy healthy, and what is it doing: the readiness probe, the ready state, the /-/status
-// report and the /-/ routes, in one place (ghostunnel's status.go). Ready means: a real mutual-TLS
-// request to the API server succeeded recently and the client certificate has not expired. An
-// active probe keeps that fresh when nobody is using the proxy; proxied traffic counts as well.
-import type { FastifyInstance } from 'fastify'
+// Is a cluster ready, and what is it doing: its readiness probe, its ready state and its /-/status
+// report (ghostunnel's status.go). Ready means: a real mutual-TLS request to the API server succeeded
+// recently and the client certificate has not expired. An active probe keeps that fresh when nobody is
+// using the proxy; proxied traffic counts as well. The /-/ routes that read it are ops/routes.ts.
 import type { Logger } from 'pino'
-import type { CallerToken } from '../admission/caller-token.js'
-import type { Clusters } from './clusters.js'
 import { clientIdentity } from '../credentials/bundle.js'
 import type { CredentialStore } from '../credentials/store.js'
 import type { ExpiryMonitor } from './expiry.js'
-import type { Metrics } from '../ops/metrics.js'
-import { sendError } from '../doors/status.js'
 import type { Upstream } from '../upstream/upstream.js'
 import { describeUpstreamError } from '../upstream/failures.js'
 
@@ -23,7 +18,7 @@ export interface ProbeSettings {
   responseTimeoutMs: number
 }
 
-export interface HealthParts {
+export interface ReadinessDeps {
   upstream: Upstream
   credentials: CredentialStore
   expiry: ExpiryMonitor
@@ -45,24 +40,21 @@ export interface ReadyState {
   reason: string
 }
 
-/** The proxy's own endpoints, under /-/: answered here, never forwarded. */
-export const OWN_PATHS = ['/-/healthz', '/-/readyz', '/-/status', '/-/metrics']
-
 // While not ready, check this often, so the proxy is ready again within seconds of the upstream.
 const RECOVERY_INTERVAL_MS = 1_000
 
 // A probe must fail fast enough to keep /-/readyz honest.
 const MAX_PROBE_TIMEOUT_MS = 10_000
 
-interface HealthOptions extends HealthParts {
+interface ReadinessOptions extends ReadinessDeps {
   probePath: string
   intervalMs: number
   /** how long a probe may take before it counts as failed */
   probeTimeoutMs: number
 }
 
-export class Health {
-  readonly #opts: HealthOptions
+export class Readiness {
+  readonly #opts: ReadinessOptions
   #ready = false
   #reason = 'no request to the upstream has completed yet'
   #lastSuccess: number | undefined
@@ -74,10 +66,10 @@ export class Health {
   /** probeFirst ran */
   #probed = false
 
-  constructor (settings: ProbeSettings, parts: HealthParts) {
+  constructor (settings: ProbeSettings, deps: ReadinessDeps) {
     const { connectTimeoutMs, responseTimeoutMs } = settings
     this.#opts = {
-      ...parts,
+      ...deps,
       probePath: settings.probePath,
       intervalMs: settings.probeIntervalMs,
       probeTimeoutMs: Math.min(connectTimeoutMs + (responseTimeoutMs || MAX_PROBE_TIMEOUT_MS), MAX_PROBE_TIMEOUT_MS),
@@ -229,52 +221,4 @@ export class Health {
     clearTimeout(this.#timer)
     await this.#probing
   }
-}
-
-/** What the /-/ routes read. */
-export interface OwnRoutesDeps {
-  clusters: Clusters
-  metrics: Metrics
-  /** the token callers must present; while its file is broken nobody is let in, and the proxy is not ready */
-  callerToken: CallerToken | undefined
-}
-
-/**
- * /-/healthz, /-/readyz, /-/status and /-/metrics, on the main listener and on the status listener
- * alike. Ready: the default cluster is; `/-/readyz?cluster=NAME` for one. /-/status reports the
- * default cluster, and each cluster when there are several.
- */
-export function registerOwnRoutes (app: FastifyInstance, { clusters, metrics, callerToken }: OwnRoutesDeps): void {
-  // Nobody can be let in while the callers' token cannot be read: not ready, whatever the clusters say.
-  const refusingAll = () => {
-    const state = callerToken?.state
-    return state && 'broken' in state ? `every caller is refused: ${state.broken}` : undefined
-  }
-  app.get('/-/healthz', async (_request, reply) => reply.type('text/plain').send('ok'))
-  app.get('/-/readyz', async (request, reply) => {
-    const name = (request.query as Record<string, unknown>).cluster
-    if (name !== undefined && typeof name !== 'string') {
-      return sendError(reply, { httpStatus: 400, reason: 'BadRequest', message: 'give ?cluster=NAME once' })
-    }
-    const cluster = name === undefined ? clusters.default : clusters.get(name)
-    if (!cluster) return sendError(reply, clusters.unknown(name!))
-    const refusing = refusingAll()
-    if (refusing) return sendError(reply, { httpStatus: 503, reason: 'ServiceUnavailable', message: `not ready: ${refusing}` })
-    // Files fixed since it broke: asking is reason enough to try them (a plugin never used stays so).
-    await cluster.retry()
-    const state = cluster.state
-    if (state.ready) return reply.type('text/plain').send('ok')
-    const which = name === undefined ? '' : ` cluster '${cluster.name}'`
-    return sendError(reply, { httpStatus: 503, reason: 'ServiceUnavailable', message: `not ready:${which} ${state.reason}` })
-  })
-  app.get('/-/status', async (_request, reply) => {
-    const own = clusters.default.parts!.health.report()
-    const refusing = refusingAll()
-    const report = refusing ? { ...own, state: own.state === 'stopping' ? 'stopping' : 'not ready', reason: refusing } : own
-    return reply.send(clusters.multi ? { ...report, clusters: clusters.all.map((c) => c.report()) } : report)
-  })
-  app.get('/-/metrics', async (_request, reply) => reply.type(metrics.registry.contentType).send(await metrics.exposition()))
-  app.all('/-/*', async (request, reply) => sendError(reply, {
-    httpStatus: 404, reason: 'NotFound', message: `no such mtls-proxy endpoint: ${request.url} (there are ${OWN_PATHS.join(', ')})`,
-  }))
 }

@@ -15,7 +15,7 @@ const ANSWER_WAIT_MS = 1_000
 
 /** Resolves once the proxy may serve; rejects with a UsageError when the settings are wrong. */
 export async function checkUpstream (parts: ClusterParts, connectTimeoutMs: number, logger: Logger): Promise<void> {
-  const { upstream, health } = parts
+  const { upstream, readiness } = parts
   const timers = new AbortController()
   let handshake = false
   const patience = Promise.race([
@@ -26,7 +26,7 @@ export async function checkUpstream (parts: ClusterParts, connectTimeoutMs: numb
     // (the pool's own connect timeout normally ends the probe first)
     delay(connectTimeoutMs + ANSWER_WAIT_MS, undefined, { signal: timers.signal }),
   ]).catch(() => {})
-  const outcome = await health.probeFirst(patience)
+  const outcome = await readiness.probeFirst(patience)
   timers.abort()
   const notReachable = (reason: string) =>
     logger.warn({ upstream: upstream.origin, reason }, `upstream not reachable yet (${reason}); serving anyway, not ready until it is`)

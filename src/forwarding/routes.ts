@@ -50,8 +50,8 @@ export async function registerForwarding (app: FastifyInstance, parts: Forwardin
       clientBodyTimeoutMs: parts.clientBodyTimeoutMs,
       ...(parts.cors ? { cors: parts.cors } : {}),
       confine: parts.confine,
-      onAnswer: (request, statusCode, { credentials, health }) => {
-        health.recordSuccess()
+      onAnswer: (request, statusCode, { credentials, readiness }) => {
+        readiness.recordSuccess()
         if (statusCode === 401) {
           const { current } = credentials
           const fields = { url: request.url, identity: clientIdentity(current), expires: current.expiresAt?.toISOString() }
@@ -69,7 +69,7 @@ export async function registerForwarding (app: FastifyInstance, parts: Forwardin
         const failure = describeUpstreamError(err, cluster.upstream)
         request.failure = failure.message
         metrics.upstreamError(failure.cause, cluster.name)
-        if (failure.cause !== 'timeout') cluster.health.recordFailure(failure.message)
+        if (failure.cause !== 'timeout') cluster.readiness.recordFailure(failure.message)
         return failure
       },
     }),

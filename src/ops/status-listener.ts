@@ -7,7 +7,7 @@ import { isLoopback } from '../util/addresses.js'
 import { installAdmission } from '../admission/hook.js'
 import { readTarget } from '../admission/target.js'
 import { checkRequest, hostPatterns, type GuardOptions } from '../admission/guard.js'
-import { OWN_PATHS, registerOwnRoutes, type OwnRoutesDeps } from '../clusters/readiness.js'
+import { OWN_PATHS, registerOwnRoutes, type OwnRoutesDeps } from './routes.js'
 import { portOf, serverOptions } from '../doors/servers.js'
 import { installErrorHandlers } from '../doors/status.js'
 

@@ -176,7 +176,7 @@ async function listen (app: App, config: Config, logger: Logger): Promise<Listen
   if (unixSocket) {
     await listenOrExplain(app, unixSocket, () => listenUnixSocket(app, unixSocket, (reason) => {
       logger.error({ unixSocket }, reason)
-      app.clusters.main.health.markBroken(reason)
+      app.clusters.main.readiness.markBroken(reason)
     }))
   } else {
     await listenOrExplain(app, `${bracketed(config.address)}:${config.port}`, () => app.listen({ host: config.address, port: config.port }))
