@@ -75,7 +75,7 @@ export async function buildApp (config: Config, deps: AppDeps): Promise<App> {
   const metrics = new Metrics({
     openWatches: () => watches.size,
     openTunnels,
-    certificates: () => clusters.open.flatMap(({ name, expiry }) => expiry.reports.map((r) => ({ ...r, cluster: name }))),
+    certificates: () => clusters.opened.flatMap(({ name, expiry }) => expiry.reports.map((r) => ({ ...r, cluster: name }))),
   }, deps.metrics)
   // Every cluster alike: its own pool, probe and expiry checks, around its own credentials.
   const build = partsBuilder({ config, metrics, now, open, stopping: () => shutdown.closing })

@@ -34,8 +34,8 @@ async function main (argv: string[]): Promise<void> {
     return
   }
   if (command.action === 'kubeconfig') {
-    const { proxyKubeconfig, proxyUrl } = await import('./process/proxy-kubeconfig.js')
-    process.stdout.write(proxyKubeconfig(proxyUrl(command.address, command.port)))
+    const { proxyKubeconfig, listenUrl } = await import('./process/proxy-kubeconfig.js')
+    process.stdout.write(proxyKubeconfig(listenUrl(command.address, command.port)))
     return
   }
   if (command.exec) {

@@ -46,7 +46,7 @@ export class Clusters {
   }
 
   /** Open clusters' parts. */
-  get open (): ClusterParts[] {
+  get opened (): ClusterParts[] {
     return this.all.flatMap((c) => (c.parts ? [c.parts] : []))
   }
 

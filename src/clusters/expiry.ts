@@ -62,7 +62,7 @@ export function expiryMessage (r: CertificateReport): string {
   return `${which} expires on ${r.notAfter}, ${r.daysLeft} days left: ${ADVICE[r.role]}`
 }
 
-export interface ExpiryMonitorParts {
+export interface ExpiryDeps {
   logger: Logger
   now: () => Date
   /** the bundle in use now */
@@ -73,14 +73,14 @@ export interface ExpiryMonitorParts {
 
 /** Checks every certificate at start, on a timer and whenever asked (after a reload), and says so in the log. */
 export class ExpiryMonitor {
-  readonly #opts: ExpiryMonitorParts & { thresholds: Thresholds; intervalMs: number }
+  readonly #opts: ExpiryDeps & { thresholds: Thresholds; intervalMs: number }
   #server: X509Certificate | undefined
   #timer: NodeJS.Timeout | undefined
   #checks = 0
 
-  constructor (settings: Thresholds & { checkIntervalMs: number }, parts: ExpiryMonitorParts) {
+  constructor (settings: Thresholds & { checkIntervalMs: number }, deps: ExpiryDeps) {
     const { warningDays, criticalDays, checkIntervalMs } = settings
-    this.#opts = { ...parts, thresholds: { warningDays, criticalDays }, intervalMs: checkIntervalMs }
+    this.#opts = { ...deps, thresholds: { warningDays, criticalDays }, intervalMs: checkIntervalMs }
   }
 
   /** Fresh for the client and CA (cheap); the server's as of the last check. */

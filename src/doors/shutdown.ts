@@ -5,7 +5,7 @@ import type { FastifyInstance } from 'fastify'
 import type { Tunnels } from '../forwarding/tunnels.js'
 import type { OpenWatches } from '../forwarding/watches.js'
 
-export interface ShutdownParts {
+export interface ShutdownDeps {
   graceMs: number
   watches: OpenWatches
   tunnels: Tunnels
@@ -21,20 +21,20 @@ export class Shutdown {
     return this.#closing
   }
 
-  install (app: FastifyInstance, parts: ShutdownParts): void {
+  install (app: FastifyInstance, deps: ShutdownDeps): void {
     app.addHook('preClose', async () => {
       this.#closing = true
-      parts.watches.endAll()
+      deps.watches.endAll()
       const timer = setTimeout(() => {
         app.server.closeAllConnections()
-        parts.tunnels.destroyAll()
-      }, parts.graceMs)
+        deps.tunnels.destroyAll()
+      }, deps.graceMs)
       timer.unref()
       app.server.once('close', () => clearTimeout(timer))
     })
     app.addHook('onClose', async () => {
-      parts.tunnels.destroyAll()
-      for (const stop of parts.stop) await stop()
+      deps.tunnels.destroyAll()
+      for (const stop of deps.stop) await stop()
     })
   }
 }

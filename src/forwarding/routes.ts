@@ -14,7 +14,7 @@ import type { Upstream } from '../upstream/upstream.js'
 import { describeUpstreamError } from '../upstream/failures.js'
 import type { OpenWatches } from './watches.js'
 
-export interface ForwardingParts {
+export interface ForwardingDeps {
   /** the default cluster's upstream: what reply-from is given, never used */
   upstream: Upstream
   /** the cluster a request is for */
@@ -30,8 +30,8 @@ export interface ForwardingParts {
   confine: (request: FastifyRequest, headers: string[], cluster: ClusterParts, statusCode: number) => ErrorAnswer | undefined
 }
 
-export async function registerForwarding (app: FastifyInstance, parts: ForwardingParts): Promise<void> {
-  const { upstream, metrics } = parts
+export async function registerForwarding (app: FastifyInstance, deps: ForwardingDeps): Promise<void> {
+  const { upstream, metrics } = deps
   // Fastify would parse JSON and text bodies (and drop a charset); a proxy passes every body on as a stream.
   app.removeAllContentTypeParsers()
   await app.register(proxy, {
@@ -43,13 +43,13 @@ export async function registerForwarding (app: FastifyInstance, parts: Forwardin
     undici: upstream as never,
     disableRequestLogging: true,
     handler: createForwarder({
-      cluster: parts.cluster,
-      watch: parts.watch,
-      watches: parts.watches,
-      closing: parts.closing,
-      clientBodyTimeoutMs: parts.clientBodyTimeoutMs,
-      ...(parts.cors ? { cors: parts.cors } : {}),
-      confine: parts.confine,
+      cluster: deps.cluster,
+      watch: deps.watch,
+      watches: deps.watches,
+      closing: deps.closing,
+      clientBodyTimeoutMs: deps.clientBodyTimeoutMs,
+      ...(deps.cors ? { cors: deps.cors } : {}),
+      confine: deps.confine,
       onAnswer: (request, statusCode, { credentials, readiness }) => {
         readiness.recordSuccess()
         if (statusCode === 401) {

@@ -38,6 +38,6 @@ export function proxyKubeconfig (server: string, served?: { clusters: readonly s
 }
 
 /** The proxy's plain-HTTP address as kubeconfig and curl write it. */
-export function proxyUrl (address: string, port: number): string {
+export function listenUrl (address: string, port: number): string {
   return `http://${bracketed(address)}:${port}`
 }

@@ -34,7 +34,7 @@ export function withoutUserinfo (text: string): string {
   return `${scheme}…${text.slice(at)}`
 }
 
-function proxyUrl (text: string, label: string): URL {
+function connectProxyUrl (text: string, label: string): URL {
   let url: URL
   try {
     // Go takes a bare host:port as http://host:port.
@@ -59,11 +59,11 @@ function proxyUrl (text: string, label: string): URL {
 
 /** The proxy to reach `target` through, or undefined for a direct connection. */
 export function proxyFor (target: URL, kubeconfigProxy: string | undefined, env: ProxyEnvironment): URL | undefined {
-  if (kubeconfigProxy) return proxyUrl(kubeconfigProxy, 'kubeconfig proxy-url')
+  if (kubeconfigProxy) return connectProxyUrl(kubeconfigProxy, 'kubeconfig proxy-url')
   if (!env.httpsProxy) return undefined
   const host = unbracketed(target.hostname).toLowerCase()
   if (host === 'localhost' || isLoopbackIp(host) || exempt(host, target.port || '443', env.noProxy ?? '')) return undefined
-  return proxyUrl(env.httpsProxy, 'HTTPS_PROXY')
+  return connectProxyUrl(env.httpsProxy, 'HTTPS_PROXY')
 }
 
 function isLoopbackIp (host: string): boolean {
