@@ -35,8 +35,7 @@ async function readToken ({ path, label }: { path: string; label: string }): Pro
     throw new UsageError(`${label} ${path}: cannot read: ${describeFsError(err)}`)
   }
   if (token.length < MIN_TOKEN_LENGTH || /\s/.test(token)) {
-    throw new UsageError(`${label} ${path} must hold one token of at least ${MIN_TOKEN_LENGTH} characters without spaces ` +
-      '(e.g. from: openssl rand -hex 32)')
+    throw new UsageError(`${label} ${path} must hold one token of at least ${MIN_TOKEN_LENGTH} characters without spaces (e.g. from: openssl rand -hex 32)`)
   }
   return tokenDigest(token)
 }
@@ -104,8 +103,7 @@ export class CallerToken {
           `the token callers must present cannot be read: ${next.broken}; every caller is refused (401) until the file holds a token again`)
       }
     } else if ('broken' in before || !before.digest.equals(next.digest)) {
-      this.#logger.info({ trigger }, `the token callers must present was ${'broken' in before ? 'read again' : 'replaced'} from ` +
-        `${this.#source.path}: only the token it holds now is accepted`)
+      this.#logger.info({ trigger }, `the token callers must present was ${'broken' in before ? 'read again' : 'replaced'} from ${this.#source.path}: only the token it holds now is accepted`)
     }
   }
 

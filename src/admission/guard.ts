@@ -60,9 +60,7 @@ export function rulesNamingPrefix (
   const written = (p: RegExp) => p.source.replaceAll('\\/', '/')
   return rules.flatMap(({ flag, patterns }) => patterns.filter((p) =>
     written(p).includes('clusters/') || names.some((n) => p.test(`/clusters/${n}${path}`) && !p.test(path)))
-    .map((p) => `${flag} '${written(p)}' never matches: with several clusters the path rules judge the path after ` +
-      '/clusters/NAME (^/api/v1/secrets applies to every cluster); to leave a cluster out, leave it out of the kubeconfig or the ' +
-      'config file\'s clusters:'))
+    .map((p) => `${flag} '${written(p)}' never matches: with several clusters the path rules judge the path after /clusters/NAME (^/api/v1/secrets applies to every cluster); to leave a cluster out, leave it out of the kubeconfig or the config file's clusters:`))
 }
 
 /** The way a request came in: Node hands `Connection: Upgrade` requests past Fastify, to our tunnels. */
@@ -123,14 +121,12 @@ function checkHost (target: string, host: string | undefined, options: GuardOpti
     const name = parsed?.protocol === `${options.scheme}:` ? hostName(parsed.host) : undefined
     const port = Number(parsed?.port || (options.scheme === 'https' ? 443 : 80))
     if (name === undefined || !matches(name, acceptHosts) || port !== options.listenPort()) {
-      return forbidden('mtls-proxy is not an open proxy: it forwards only to its upstream; send the path (GET /api/... HTTP/1.1), not ' +
-        `'${target.slice(0, 100)}'`)
+      return forbidden(`mtls-proxy is not an open proxy: it forwards only to its upstream; send the path (GET /api/... HTTP/1.1), not '${target.slice(0, 100)}'`)
     }
   }
   const name = hostName(host)
   if (name === undefined || !matches(name, acceptHosts)) {
-    return forbidden(`Host '${host.slice(0, 100)}' is not accepted: mtls-proxy answers only requests addressed to localhost, 127.0.0.1 ` +
-      'or [::1] (this blocks DNS rebinding from web pages); see --accept-hosts')
+    return forbidden(`Host '${host.slice(0, 100)}' is not accepted: mtls-proxy answers only requests addressed to localhost, 127.0.0.1 or [::1] (this blocks DNS rebinding from web pages); see --accept-hosts`)
   }
   return undefined
 }
@@ -151,8 +147,7 @@ function checkBrowser (headers: IncomingHttpHeaders, options: GuardOptions): Err
 }
 
 function refusedOrigin (origin: string): ErrorAnswer {
-  return forbidden(`requests from web pages are refused (Origin: ${origin.slice(0, 100)}); if that page should use the proxy, start ` +
-    `it with --allow-origin ${origin.slice(0, 100)}`)
+  return forbidden(`requests from web pages are refused (Origin: ${origin.slice(0, 100)}); if that page should use the proxy, start it with --allow-origin ${origin.slice(0, 100)}`)
 }
 
 // WebSocket libraries send the URL they dial as Origin (Python's websocket-client does), which names
@@ -169,8 +164,7 @@ function ownOriginFromNoBrowser (origin: string, headers: IncomingHttpHeaders, s
 // What works, by what the listener speaks: kubectl (client-go) never sends a token to an http:// server.
 const TOKEN_HINT = {
   https: 'with kubectl: --token "$(cat TOKEN_FILE)"; with curl: -H "Authorization: Bearer $(cat TOKEN_FILE)"',
-  http: 'with curl: -H "Authorization: Bearer $(cat TOKEN_FILE)"; kubectl sends a token only to an https:// server, so start the proxy ' +
-    'with --listen-cert and --listen-key and use kubectl --server https://… --token "$(cat TOKEN_FILE)"',
+  http: 'with curl: -H "Authorization: Bearer $(cat TOKEN_FILE)"; kubectl sends a token only to an https:// server, so start the proxy with --listen-cert and --listen-key and use kubectl --server https://… --token "$(cat TOKEN_FILE)"',
 }
 
 // Other local users (a loopback port is open to every account) or the network: a shared secret.
@@ -190,9 +184,7 @@ function checkToken (target: string, authorization: string | undefined, options:
     httpStatus: 401,
     reason: 'Unauthorized',
     message: wanted.run
-      ? `mtls-proxy serves only the command it runs, which has its token in MTLS_PROXY_TOKEN and its CA in MTLS_PROXY_CACERT${sent}; ` +
-        'with curl: --cacert "$MTLS_PROXY_CACERT" -H "Authorization: Bearer $MTLS_PROXY_TOKEN"; kubectl inside it needs nothing (its ' +
-        'KUBECONFIG has both)'
+      ? `mtls-proxy serves only the command it runs, which has its token in MTLS_PROXY_TOKEN and its CA in MTLS_PROXY_CACERT${sent}; with curl: --cacert "$MTLS_PROXY_CACERT" -H "Authorization: Bearer $MTLS_PROXY_TOKEN"; kubectl inside it needs nothing (its KUBECONFIG has both)`
       : `mtls-proxy needs Authorization: Bearer <the token in its --token-file>${sent}; ${TOKEN_HINT[options.scheme]}`,
   }
 }
@@ -203,16 +195,14 @@ function checkOwn (method: string, headers: IncomingHttpHeaders, door: Door): Er
     return {
       httpStatus: 405,
       reason: 'MethodNotAllowed',
-      message: `mtls-proxy's own endpoints (${OWN_PREFIX}…) answer only GET and ` +
-      `HEAD, not ${method}`
+      message: `mtls-proxy's own endpoints (${OWN_PREFIX}…) answer only GET and HEAD, not ${method}`
     }
   }
   if (door === 'upgrade') {
     return {
       httpStatus: 400,
       reason: 'BadRequest',
-      message: `mtls-proxy's own endpoints (${OWN_PREFIX}…) do not upgrade (Upgrade: ` +
-      `${String(headers.upgrade).slice(0, 40)}); ask without it`
+      message: `mtls-proxy's own endpoints (${OWN_PREFIX}…) do not upgrade (Upgrade: ${String(headers.upgrade).slice(0, 40)}); ask without it`
     }
   }
   return undefined
@@ -225,8 +215,7 @@ function checkRules (path: string, method: string, options: GuardOptions): Error
     return {
       httpStatus: 405,
       reason: 'MethodNotAllowed',
-      message: `method ${method} is refused by --reject-methods ` +
-      `${rejectedMethod.source}`
+      message: `method ${method} is refused by --reject-methods ${rejectedMethod.source}`
     }
   }
   if (!matches(path, options.acceptPaths)) {
@@ -303,8 +292,7 @@ export function checkRequest (target: RequestTarget, req: Judged, options: Guard
     return {
       httpStatus: 405,
       reason: 'MethodNotAllowed',
-      message: `method ${method.slice(0, 20)} is not ` +
-    'forwarded'
+      message: `method ${method.slice(0, 20)} is not forwarded`
     }
   }
   if (target.path === undefined) return { httpStatus: 400, reason: 'BadRequest', message: target.problem! }

@@ -66,8 +66,7 @@ export function refuseConnect (app: FastifyInstance): void {
     endSocketWithError(socket, {
       httpStatus: 405,
       reason: 'MethodNotAllowed',
-      message: 'CONNECT is refused: mtls-proxy is not an open ' +
-      'proxy'
+      message: 'CONNECT is refused: mtls-proxy is not an open proxy'
     })
   })
 }

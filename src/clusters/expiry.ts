@@ -112,8 +112,7 @@ export class ExpiryMonitor {
       if (r.level === 'expired' || r.level === 'critical') logger.error(fields, expiryMessage(r))
       else if (r.level === 'warning') logger.warn(fields, expiryMessage(r))
       else if (this.#checks === 0) {
-        logger.info(fields, `${r.role === 'ca' ? 'CA' : r.role} certificate ${r.subject} valid until ` +
-        `${r.notAfter} (${r.daysLeft} days)`)
+        logger.info(fields, `${r.role === 'ca' ? 'CA' : r.role} certificate ${r.subject} valid until ${r.notAfter} (${r.daysLeft} days)`)
       }
     }
     this.#checks++

@@ -55,8 +55,7 @@ export async function pinClusters (config: Config): Promise<Pins> {
   }
   for (const cluster of config.clusters) {
     if (clusters[cluster.name] !== undefined) {
-      throw new UsageError(`the config file's clusters: names '${cluster.name}', which is already ` +
-        `${cluster.name === name ? 'the default cluster\'s name' : 'a context of the kubeconfig (--all-contexts)'}; give it another name`)
+      throw new UsageError(`the config file's clusters: names '${cluster.name}', which is already ${cluster.name === name ? 'the default cluster\'s name' : 'a context of the kubeconfig (--all-contexts)'}; give it another name`)
     }
     clusters[cluster.name] = await pin(cluster.credentials, read).catch(() => ({}))
   }

@@ -92,12 +92,10 @@ function checkValidNow (source: PemSource, certificate: X509Certificate, now: Da
   const notBefore = new Date(certificate.validFrom)
   const notAfter = new Date(certificate.validTo)
   if (now < notBefore) {
-    throw new UsageError(`${sourceName(source)}: the client certificate is not valid until ${notBefore.toISOString()} (check this ` +
-      'machine\'s clock)')
+    throw new UsageError(`${sourceName(source)}: the client certificate is not valid until ${notBefore.toISOString()} (check this machine's clock)`)
   }
   if (now > notAfter) {
-    throw new UsageError(`${sourceName(source)}: the client certificate expired on ${notAfter.toISOString()}; get a new one ` +
-      'from your cluster\'s console')
+    throw new UsageError(`${sourceName(source)}: the client certificate expired on ${notAfter.toISOString()}; get a new one from your cluster's console`)
   }
 }
 
@@ -132,8 +130,7 @@ function warningsOf (sources: ResolvedSources, read: Read, caCertificates: reado
   const signedByCa = clientCertificate &&
     caCertificates.some((ca) => clientCertificate.checkIssued(ca) && clientCertificate.verify(ca.publicKey))
   if (clientCertificate && caCertificates.length > 0 && !signedByCa) {
-    warnings.push(`the client certificate (issuer ${oneLine(clientCertificate.issuer)}) is not signed by a CA in ${sourceName(sources.ca!)}; ` +
-      'fine if the cluster signs client certificates with a separate CA')
+    warnings.push(`the client certificate (issuer ${oneLine(clientCertificate.issuer)}) is not signed by a CA in ${sourceName(sources.ca!)}; fine if the cluster signs client certificates with a separate CA`)
   }
   return warnings
 }

@@ -122,8 +122,7 @@ async function runPlugin (
   config: ExecConfig, logger: Logger | undefined, now: Date, running: Set<() => Promise<void>>
 ): Promise<ExecResult> {
   if (config.interactiveMode === 'Always') {
-    throw new PluginError(`${config.label} needs an interactive terminal (interactiveMode: Always); mtls-proxy runs plugins ` +
-      'without one, as a service: use a plugin mode that needs no prompt')
+    throw new PluginError(`${config.label} needs an interactive terminal (interactiveMode: Always); mtls-proxy runs plugins without one, as a service: use a plugin mode that needs no prompt`)
   }
   // Loaded here: most proxies run no plugin, and node:child_process cost ~5 ms of every start on Node.js 24.
   const { spawn } = await import('node:child_process')
@@ -221,8 +220,7 @@ function parseCredential (text: string, config: ExecConfig, now: Date): ExecResu
     throw new PluginError(`${config.label}: its output is not an ExecCredential (kind '${String(doc?.kind)}')`)
   }
   if (doc.apiVersion !== config.apiVersion) {
-    throw new PluginError(`${config.label}: it answered apiVersion '${String(doc.apiVersion)}', the kubeconfig asked for ` +
-      `'${config.apiVersion}'`)
+    throw new PluginError(`${config.label}: it answered apiVersion '${String(doc.apiVersion)}', the kubeconfig asked for '${config.apiVersion}'`)
   }
   const status = (doc.status ?? {}) as Record<string, unknown>
   const str = (v: unknown) => (typeof v === 'string' && v !== '' ? v : undefined)
@@ -232,8 +230,7 @@ function parseCredential (text: string, config: ExecConfig, now: Date): ExecResu
   if ((certPem === undefined) !== (keyPem === undefined)) {
     throw new PluginError(`${config.label}: its status has ${certPem
 ? 'clientCertificateData without clientKeyData'
-: 'clientKeyData ' +
-      'without clientCertificateData'}`)
+: 'clientKeyData without clientCertificateData'}`)
   }
   if (!token && !certPem) throw new PluginError(`${config.label}: its status holds neither a token nor a client certificate`)
   let expiresAt: Date | undefined

@@ -139,8 +139,7 @@ async function merge (choice: KubeconfigChoice): Promise<Merged> {
     addEntries(merged.contexts, doc.contexts, 'context', file)
   })
   if (docs.every((d) => d === undefined)) {
-    throw new UsageError(`no kubeconfig found: looked for ${choice.from} (${choice.files.join(', ')}); give --kubeconfig FILE, set ` +
-      'KUBECONFIG, or give --upstream, --cacert, --cert and --key')
+    throw new UsageError(`no kubeconfig found: looked for ${choice.from} (${choice.files.join(', ')}); give --kubeconfig FILE, set KUBECONFIG, or give --upstream, --cacert, --cert and --key`)
   }
   return merged
 }
@@ -242,8 +241,7 @@ async function pick (merged: Merged, choice: KubeconfigChoice): Promise<Kubeconf
   }
   if (!cert && !token && !exec) {
     const other = user['auth-provider']
-      ? `an auth-provider ('${String((user['auth-provider'] as Record<string, unknown>)?.name ?? '')}'), which kubectl no longer ` +
-        'supports either; use its exec plugin (e.g. kubelogin)'
+      ? `an auth-provider ('${String((user['auth-provider'] as Record<string, unknown>)?.name ?? '')}'), which kubectl no longer supports either; use its exec plugin (e.g. kubelogin)`
       : user.username || user.password ? 'a user name and password, which mtls-proxy does not send' : 'no credentials'
     throw new UsageError(`${who} has ${other}; mtls-proxy needs a client certificate, a token, a tokenFile or an exec plugin`)
   }

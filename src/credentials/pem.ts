@@ -80,8 +80,7 @@ async function parseKey (source: PemSource, text: string, passphraseFile: string
   let passphrase: string | undefined
   if (ENCRYPTED.test(text)) {
     if (!passphraseFile) {
-      throw new UsageError(`${sourceName(source)}: the private key is encrypted; pass --key-passphrase-file FILE with its ` +
-      'passphrase')
+      throw new UsageError(`${sourceName(source)}: the private key is encrypted; pass --key-passphrase-file FILE with its passphrase`)
     }
     try {
       passphrase = (await readRegularFile(passphraseFile, MAX_SECRET_FILE_BYTES)).text.replace(/\r?\n$/, '')
@@ -99,8 +98,7 @@ async function parseKey (source: PemSource, text: string, passphraseFile: string
 
 export function permissionWarning (source: PemSource, mode: number | undefined): string | undefined {
   if (source.kind !== 'file' || mode === undefined || (mode & 0o077) === 0) return undefined
-  return `${sourceName(source)} is readable by group or others (mode ${mode.toString(8).padStart(4, '0')}): anyone who reads it can act as ` +
-    `you; run: chmod 600 ${source.path}`
+  return `${sourceName(source)} is readable by group or others (mode ${mode.toString(8).padStart(4, '0')}): anyone who reads it can act as you; run: chmod 600 ${source.path}`
 }
 
 /** A distinguished name on one line: `CN=jane, O=devs`. */

@@ -112,8 +112,7 @@ export function fileSetSource (spec: CredentialSpec, deps: SourceDeps = {}): Cre
         toldOf = kube.currentContext
         const now = kube.currentContext ?? ''
         deps.logger?.warn({ context: kube.context, currentContext: kube.currentContext },
-          `the kubeconfig's current-context is now '${now}'; mtls-proxy keeps serving context '${kube.context ?? ''}', which it ` +
-          'started with (as kubectl proxy does): a restart follows the new one')
+          `the kubeconfig's current-context is now '${now}'; mtls-proxy keeps serving context '${kube.context ?? ''}', which it started with (as kubectl proxy does): a restart follows the new one`)
       }
       const execConfig = spec.cert ? undefined : kube?.exec
       usesExec = execConfig !== undefined
@@ -201,8 +200,7 @@ export function upstreamUrl (text: string, label: string): URL {
   }
   if (url.protocol !== 'https:') throw new UsageError(`${label} must be an https:// URL (mutual TLS), got '${withoutUserinfo(text)}'`)
   if (url.username || url.password) {
-    throw new UsageError(`${label} must not hold a user name or password: the client certificate is the ` +
-    'identity')
+    throw new UsageError(`${label} must not hold a user name or password: the client certificate is the identity`)
   }
   if (url.search || url.hash) throw new UsageError(`${label} must not have a query or fragment, got '${withoutUserinfo(text)}'`)
   return url

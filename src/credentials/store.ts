@@ -59,8 +59,7 @@ function movedFrom (bound: ServerBinding, bundle: CredentialBundle): string | un
   const now = bindingOf(bundle.server)
   if (sameBinding(bound, now)) return undefined
   const context = bundle.sources.context === undefined ? '' : ` (context '${bundle.sources.context}')`
-  return `the settings now name server ${describeBinding(now)}${context}, but these credentials are bound to ${describeBinding(bound)}, ` +
-    'the server they were read for at start: refused; a restart follows the new server'
+  return `the settings now name server ${describeBinding(now)}${context}, but these credentials are bound to ${describeBinding(bound)}, the server they were read for at start: refused; a restart follows the new server`
 }
 
 type Listener = (bundle: CredentialBundle, previous: CredentialBundle) => void

@@ -45,13 +45,11 @@ async function prepare (path: string): Promise<void> {
     }
     const which = dir === folder ? 'folder' : 'the folder above it,'
     if (uid !== undefined && info.uid !== uid && info.uid !== 0) {
-      throw new UsageError(`--unix-socket ${path}: ${which} ${dir} belongs to uid ${info.uid}, not to you (uid ${uid}); put the socket ` +
-        'in a folder you own, e.g. $XDG_RUNTIME_DIR')
+      throw new UsageError(`--unix-socket ${path}: ${which} ${dir} belongs to uid ${info.uid}, not to you (uid ${uid}); put the socket in a folder you own, e.g. $XDG_RUNTIME_DIR`)
     }
     if ((info.mode & GROUP_OR_OTHERS_WRITE) !== 0 && (info.mode & STICKY) === 0) {
       const mode = (info.mode & 0o7777).toString(8).padStart(4, '0')
-      throw new UsageError(`--unix-socket ${path}: ${which} ${dir} (mode ${mode}) can be written by other users, who could replace the ` +
-        `socket with their own; use a folder only you can write to (chmod go-w ${dir}), e.g. $XDG_RUNTIME_DIR`)
+      throw new UsageError(`--unix-socket ${path}: ${which} ${dir} (mode ${mode}) can be written by other users, who could replace the socket with their own; use a folder only you can write to (chmod go-w ${dir}), e.g. $XDG_RUNTIME_DIR`)
     }
     if (dir === dirname(dir)) break
   }
@@ -63,8 +61,7 @@ async function prepare (path: string): Promise<void> {
   }
   if (!existing.isSocket()) throw new UsageError(`--unix-socket ${path} exists and is not a socket; remove it or choose another path`)
   if (uid !== undefined && existing.uid !== uid) {
-    throw new UsageError(`--unix-socket ${path} exists and belongs to uid ${existing.uid}; ` +
-    'choose another path')
+    throw new UsageError(`--unix-socket ${path} exists and belongs to uid ${existing.uid}; choose another path`)
   }
   if (await answers(path)) throw new UsageError(`--unix-socket ${path} is in use by a running process (another mtls-proxy?)`)
   await fsAsync.unlink(path)
@@ -98,8 +95,7 @@ export async function listenUnixSocket (app: FastifyInstance, path: string, onLo
     void fsAsync.lstat(path).then(
       (now) => (sameFile(now, ours)
         ? undefined
-        : `the socket file ${path} was replaced by another ` +
-        `(${now.isSocket() ? 'a socket' : 'not a socket'}, owner uid ${now.uid})`),
+        : `the socket file ${path} was replaced by another (${now.isSocket() ? 'a socket' : 'not a socket'}, owner uid ${now.uid})`),
       () => `the socket file ${path} was removed`
     ).then((lost) => {
       checking = false

@@ -60,8 +60,7 @@ export async function registerForwarding (app: FastifyInstance, deps: Forwarding
             request.log.warn(fields, 'upstream answered 401 Unauthorized: running the exec plugin again for a new credential')
           } else {
             const what = current.clientCertificate ? 'the client certificate' : 'the token'
-            request.log.warn(fields, `upstream answered 401 Unauthorized: ${what} ` +
-              'may have expired or been revoked (consoles can revoke a credential); get a new one')
+            request.log.warn(fields, `upstream answered 401 Unauthorized: ${what} may have expired or been revoked (consoles can revoke a credential); get a new one`)
           }
         }
       },

@@ -123,14 +123,12 @@ export function describeUpstreamError (err: unknown, upstream: UpstreamName): Up
     return bad('tls', `TLS handshake with upstream ${where} failed: ${innermostMessage(err)}`)
   }
   if (code === 'ECONNREFUSED') {
-    return bad('refused', `upstream ${where} refused the connection (is the API server running, and is the ` +
-    'port right?)')
+    return bad('refused', `upstream ${where} refused the connection (is the API server running, and is the port right?)`)
   }
   if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') return bad('dns', `upstream host ${upstream.url.hostname} cannot be resolved`)
   if (code === 'EHOSTUNREACH' || code === 'ENETUNREACH') return bad('refused', `upstream ${where} is unreachable (${code})`)
   if (code === 'ECONNRESET' || code === 'UND_ERR_SOCKET' || code === 'EPIPE') {
-    return bad('reset', `upstream ${where} closed the connection (${innermostMessage(err) || code}); if this happens at once, it may ` +
-      'have rejected our client certificate')
+    return bad('reset', `upstream ${where} closed the connection (${innermostMessage(err) || code}); if this happens at once, it may have rejected our client certificate`)
   }
   return bad('other', `request to upstream ${where} failed: ${innermostMessage(err) || 'unknown error'}`)
 }

@@ -150,8 +150,7 @@ class Supervisor {
       this.#gatherer.retire(worker)
       if (this.#voice === worker) this.#handOnVoice()
       if (this.#stopping) return
-      this.#log.error({ pid: worker.process.pid, code, signal }, `worker ${worker.id} (pid ${worker.process.pid}) exited ` +
-        `${signal ? `on ${signal}` : `with code ${code}`}`)
+      this.#log.error({ pid: worker.process.pid, code, signal }, `worker ${worker.id} (pid ${worker.process.pid}) exited ${signal ? `on ${signal}` : `with code ${code}`}`)
       this.#replace(Date.now() - forkedAt)
     })
   }
