@@ -4,6 +4,7 @@
 // reload run the same `load`.
 import type { Logger } from 'pino'
 import { UsageError } from '../util/errors.js'
+import { watchFiles } from '../util/file-watch.js'
 import { missingSetting } from '../settings/options.js'
 import { loadBundle, type CredentialBundle } from './bundle.js'
 import { ExecCredentials } from './exec.js'
@@ -86,11 +87,15 @@ export interface LoadOptions {
 
 /**
  * A source of credentials: each load returns a whole, validated bundle. `renewable`: a load with
- * `renew` can bring a new credential when the upstream refuses the one in use.
+ * `renew` can bring a new credential when the upstream refuses the one in use. Each source knows what
+ * a change of its credentials looks like (files rewritten, a token replaced) and says so to `watch`'s
+ * caller, who loads again.
  */
 export interface CredentialSource {
   load: (now: Date, options?: LoadOptions) => Promise<CredentialBundle>
   readonly renewable: () => boolean
+  /** calls `changed` (with what changed, for the log) whenever what `current` was read from may have changed; returns what stops it */
+  watch: (current: CredentialBundle, changed: (trigger: string) => void, logger: Logger) => () => void
   /** stopping: an exec plugin running now is ended (TERM, then KILL), and none runs again; resolves once it has */
   close: () => Promise<void>
 }
@@ -120,6 +125,8 @@ export function fileSetSource (spec: CredentialSpec, deps: SourceDeps = {}): Cre
       return await loadBundle(resolveSources(spec, kube, fromPlugin && { config: execConfig!, ...fromPlugin }), now)
     },
     renewable: () => usesExec,
+    // Every file the bundle was read from (kubeconfigs included): their folders watched, token files polled.
+    watch: (current, changed, logger) => watchFiles(current.sources, () => changed('file change'), logger, 'the certificates'),
     close: () => exec.stop(),
   }
 }

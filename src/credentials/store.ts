@@ -1,12 +1,11 @@
 // The one owner of the credentials in use. It is opened by the same load as every later reload
 // (ghostunnel's certloader: the first load is a reload), holds the current bundle, and tells its
 // readers when a new one is in use. A load reads and validates a whole new bundle; only a good one
-// is swapped in, with one assignment, and a bad one leaves the old one serving. File changes are
-// seen by watching the folders, which also catches renames and the `..data` symlink swap
-// Kubernetes uses to update Secret volumes.
+// is swapped in, with one assignment, and a bad one leaves the old one serving. The source says when
+// its credentials may have changed (a file source watches their folders, which also catches renames
+// and the `..data` symlink swap Kubernetes uses to update Secret volumes); the store loads again.
 import type { Logger } from 'pino'
 import { UsageError } from '../util/errors.js'
-import { watchFiles } from '../util/file-watch.js'
 import { bindingOf, describeBinding, sameBinding, type ServerBinding } from './binding.js'
 import { clientIdentity, sameBundle, sameClient, type CredentialBundle } from './bundle.js'
 import { subjectOf } from './pem.js'
@@ -219,10 +218,10 @@ export class CredentialStore {
     for (const warning of bundle.warnings) logger.warn(warning)
   }
 
-  /** Watches the folders of every file the current bundle was read from, and starts renewing an exec plugin's credential. */
+  /** Reloads whenever the source says its credentials changed, and starts renewing an exec plugin's credential when due. */
   watch (): void {
     this.#scheduleRefresh()
-    this.#unwatch = watchFiles(this.#current.sources, () => { void this.reload('file change') }, this.#logger, 'the certificates')
+    this.#unwatch = this.#source.watch(this.#current, (trigger) => { void this.reload(trigger) }, this.#logger)
   }
 
   /**
