@@ -5,7 +5,7 @@
 import { X509Certificate } from 'node:crypto'
 import type { Logger } from 'pino'
 import { UsageError } from '../util/errors.js'
-import { childEnvironment } from '../settings/options.js'
+import { childEnvironment } from '../process/child-environment.js'
 import type { ExecConfig } from './kubeconfig.js'
 
 // An ExecCredential is a few KB (a certificate chain and key at most); stderr is for a few lines.

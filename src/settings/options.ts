@@ -81,22 +81,6 @@ export function envName (name: string): string {
 /** The variables that carry secrets (the `-data` settings), which no process the proxy starts is given. */
 export const SECRET_VARIABLES: readonly string[] = (OPTIONS as readonly OptionSpec[]).filter((o) => o.noFlag).map((o) => envName(o.name))
 
-// Between the --workers primary and its workers only: the settings, key material included.
-const PRIVATE_PREFIX = '_MTLS_PROXY_'
-
-/**
- * The environment of a process the proxy starts (an exec plugin, the command of `-- COMMAND`): the
- * proxy's own without the variables that carry its secrets. A plugin of another cluster, or the
- * command, has no business with this cluster's key.
- */
-export function childEnvironment (env: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
-  const out: NodeJS.ProcessEnv = {}
-  for (const [name, value] of Object.entries(env)) {
-    if (!SECRET_VARIABLES.includes(name) && !name.startsWith(PRIVATE_PREFIX)) out[name] = value
-  }
-  return out
-}
-
 /** A required setting that was given nowhere, with every way to give it. */
 export function missingSetting (name: OptionName): UsageError {
   const example = (OPTIONS as readonly OptionSpec[]).find((o) => o.name === name)?.example ?? 'VALUE'
