@@ -1,7 +1,9 @@
 #!/usr/bin/env node
 // The only place that reads the command line, exits and says why. Serving is loaded only when
 // asked for, so --help, --version and the --workers supervisor stay small.
-import { configFromSettings, helpText, loadConfig, WORKER_ROLE_ENV } from './settings/config.js'
+import { configFromSettings, loadConfig } from './settings/load.js'
+import { helpText } from './settings/help.js'
+import { WORKER_ROLE_ENV } from './process/child-environment.js'
 import { signalStatus, StoppedWhileStarting, UsageError } from './util/errors.js'
 import { VERSION } from './version.js'
 

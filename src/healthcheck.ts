@@ -7,7 +7,8 @@ import { request as httpRequest, type RequestOptions } from 'node:http'
 import { request as httpsRequest } from 'node:https'
 import { fileURLToPath } from 'node:url'
 import { bracketed } from './util/addresses.js'
-import { loadConfig, type Config } from './settings/config.js'
+import { loadConfig } from './settings/load.js'
+import type { Config } from './settings/types.js'
 
 const TIMEOUT_MS = 3_000
 // The CLI of this very installation; the `mtls-proxy` bin is a link to it.

@@ -4,7 +4,7 @@
 // at start (pins.ts): its credentials are bound to that server when its store opens. Nothing is read here.
 import type { Logger } from 'pino'
 import type { ClusterDefinition } from './cluster.js'
-import type { Config } from '../settings/config.js'
+import type { Config } from '../settings/types.js'
 import { readKubeconfig } from '../credentials/kubeconfig.js'
 import { contextSpec, pinnedSpec, type ClusterPin, type Pins } from './pins.js'
 import { fileSetSource, type CredentialSpec } from '../credentials/source.js'

@@ -2,7 +2,7 @@
 // expiry checks, around its own store. Every cluster's parts are made here, the default's included,
 // and started and stopped through one list, so a new part is one entry.
 import type { Logger } from 'pino'
-import type { Config } from '../settings/config.js'
+import type { Config } from '../settings/types.js'
 import type { CredentialStore } from '../credentials/store.js'
 import type { Metrics } from '../ops/metrics.js'
 import { Upstream } from '../upstream/upstream.js'

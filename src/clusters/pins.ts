@@ -3,7 +3,7 @@
 // use-context` does later), the other contexts served (--all-contexts), and the server each
 // cluster's credentials are bound to (binding.ts). The --workers primary works this out once and
 // hands it to every worker it starts, replacements included, so that all serve the same servers.
-import type { Config } from '../settings/config.js'
+import type { Config } from '../settings/types.js'
 import { UsageError } from '../util/errors.js'
 import { clusterNameProblem } from '../admission/target.js'
 import { bindingOf, type ServerBinding } from '../credentials/binding.js'

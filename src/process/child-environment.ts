@@ -3,6 +3,8 @@ import { SECRET_VARIABLES } from '../settings/options.js'
 
 // Between the --workers primary and its workers only: the settings, key material included.
 const PRIVATE_PREFIX = '_MTLS_PROXY_'
+/** Set by the --workers primary on each worker it starts (process/workers.ts); deleted once read. */
+export const WORKER_ROLE_ENV = `${PRIVATE_PREFIX}WORKER`
 
 /**
  * The environment of a process the proxy starts (an exec plugin, the command of `-- COMMAND`): the

@@ -3,7 +3,7 @@
 // The CLI's serve() and the tests open a proxy through this one function.
 import type { Logger } from 'pino'
 import { buildApp, type App } from '../app.js'
-import type { Config } from '../settings/config.js'
+import type { Config } from '../settings/types.js'
 import { clusterDefinitions } from '../clusters/definitions.js'
 import { pinClusters, type Pins } from '../clusters/pins.js'
 import type { MetricsOptions } from '../ops/metrics.js'

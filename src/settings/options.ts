@@ -73,6 +73,9 @@ export const OPTIONS = [
 
 export type OptionName = (typeof OPTIONS)[number]['name']
 
+/** The table by name. */
+export const SPECS: ReadonlyMap<string, OptionSpec> = new Map(OPTIONS.map((o) => [o.name, o]))
+
 /** MTLS_PROXY_TLS_SERVER_NAME for tls-server-name */
 export function envName (name: string): string {
   return `MTLS_PROXY_${name.toUpperCase().replaceAll('-', '_')}`

@@ -1,6 +1,6 @@
 import type { FastifyBaseLogger } from 'fastify'
 import { pino, type DestinationStream, type Logger } from 'pino'
-import type { LogLevel } from '../settings/config.js'
+import type { LogLevel } from '../settings/types.js'
 
 // Belt and braces: nothing logs these today, and nothing ever should.
 const REDACTED_PATHS = [

@@ -11,7 +11,7 @@ import { freePort } from '../helpers/net.js'
 import { pkiWithFiles } from '../helpers/pki.js'
 import { echoHandler, startUpstream } from '../helpers/upstream.js'
 import { runCli, startCli } from '../helpers/cli.js'
-import { loadConfig } from '../../src/settings/config.js'
+import { loadConfig } from '../../src/settings/load.js'
 import { CallerToken, tokenDigest } from '../../src/admission/caller-token.js'
 import { capturedLogger } from '../helpers/proxy.js'
 

@@ -12,7 +12,7 @@ import { settingsIn } from '../helpers/settings.js'
 import { startUpstream } from '../helpers/upstream.js'
 import { capturedLogger, startProxy } from '../helpers/proxy.js'
 import { get } from '../helpers/http.js'
-import { loadConfig } from '../../src/settings/config.js'
+import { loadConfig } from '../../src/settings/load.js'
 import { fileSetSource } from '../../src/credentials/source.js'
 import { openCredentialStore } from '../../src/credentials/store.js'
 

@@ -1,5 +1,6 @@
 // Settings read as the CLI reads them, from a folder, and the credentials they load.
-import { loadConfig, type Config } from '../../src/settings/config.js'
+import { loadConfig } from '../../src/settings/load.js'
+import type { Config } from '../../src/settings/types.js'
 import type { CredentialBundle } from '../../src/credentials/bundle.js'
 import { fileSetSource } from '../../src/credentials/source.js'
 

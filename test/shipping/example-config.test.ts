@@ -1,7 +1,7 @@
 // The example config file and the README stay in step with the settings the code knows.
 import { readFileSync } from 'node:fs'
 import t from 'tap'
-import { loadConfig } from '../../src/settings/config.js'
+import { loadConfig } from '../../src/settings/load.js'
 import { OPTIONS, envName, type OptionSpec } from '../../src/settings/options.js'
 import { ROOT } from '../helpers/cli.js'
 

@@ -2,11 +2,11 @@
 // and the messages on node:cluster's channel. Both sides read this file; neither reads the other's.
 import type { Worker } from 'node:cluster'
 import type { Registry } from 'prom-client'
-import type { Settings } from '../../settings/config.js'
+import type { Settings } from '../../settings/types.js'
 import type { Pins } from '../../clusters/pins.js'
 
 // From the primary to a worker, deleted once read (nothing the worker starts inherits them), as is
-// settings/config.ts's WORKER_ROLE_ENV with the worker's role (cli.ts reads that one before any settings).
+// process/child-environment.ts's WORKER_ROLE_ENV with the worker's role (cli.ts reads that one before any settings).
 export const SETTINGS_ENV = '_MTLS_PROXY_SETTINGS'
 
 /** What the primary read at start, as a worker gets it in SETTINGS_ENV. */

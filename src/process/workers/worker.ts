@@ -2,7 +2,8 @@
 // that logs what concerns the whole proxy), and the primary's messages turned into calls serve.ts makes.
 import cluster, { type Worker } from 'node:cluster'
 import type { Registry } from 'prom-client'
-import { WORKER_ROLE_ENV, type Settings } from '../../settings/config.js'
+import { WORKER_ROLE_ENV } from '../child-environment.js'
+import type { Settings } from '../../settings/types.js'
 import type { Pins } from '../../clusters/pins.js'
 import { isMessage, parseRole, SETTINGS_ENV, type Given, type Message, type Role } from './protocol.js'
 

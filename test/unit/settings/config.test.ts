@@ -3,7 +3,8 @@ import { mkdtemp, writeFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
-import { loadConfig, type Config } from '../../../src/settings/config.js'
+import { loadConfig } from '../../../src/settings/load.js'
+import type { Config } from '../../../src/settings/types.js'
 import { OPTIONS, envName } from '../../../src/settings/options.js'
 
 const dir = await mkdtemp(join(tmpdir(), 'mtls-proxy-config-'))

@@ -1,0 +1,60 @@
+// The settings that say where the API server and the credentials are → a CredentialSpec; nothing is read here.
+import { UsageError } from '../util/errors.js'
+import { checkComplete, upstreamUrl, type CredentialSpec, type PemSource } from '../credentials/source.js'
+import { missingSetting, type OptionName } from './options.js'
+import { str } from './raw.js'
+import type { Environment, RawSettings } from './types.js'
+
+/** The settings that say where credentials come from; nothing is read here. */
+export function credentialSpec (raw: RawSettings, given: (name: OptionName) => string, environment: Environment): CredentialSpec {
+  const file = (name: OptionName): { path: string; label: string } | undefined => {
+    const path = str(raw, name)
+    return path === undefined ? undefined : { path, label: given(name) }
+  }
+  const pem = (name: 'cacert' | 'cert' | 'key'): PemSource | undefined => {
+    const named = file(name)
+    if (named) return { kind: 'file', ...named }
+    const data = str(raw, `${name}-data`)
+    return data ? { kind: 'inline', pem: pemText(data), label: given(`${name}-data`) } : undefined
+  }
+  const upstream = str(raw, 'upstream')
+  const kubeconfigFile = str(raw, 'kubeconfig')
+  const picked = { context: str(raw, 'context'), cluster: str(raw, 'cluster'), user: str(raw, 'user') }
+  // As kubectl: with neither a server nor a certificate nor a kubeconfig named, $KUBECONFIG or ~/.kube/config.
+  const useDefault = kubeconfigFile === undefined && upstream === undefined && str(raw, 'cert') === undefined &&
+    str(raw, 'cert-data') === undefined
+  const kubeconfig = kubeconfigFile !== undefined
+    ? { files: [kubeconfigFile], from: '--kubeconfig', ...picked }
+    : useDefault ? { ...environment.kubeconfig, ...picked } : undefined
+  const pickedName = (['context', 'cluster', 'user'] as const).find((n) => picked[n] !== undefined)
+  if (pickedName && !kubeconfig) {
+    throw new UsageError(`--${pickedName} picks from a kubeconfig, and none is read when --upstream or --cert is given; ` +
+      'add --kubeconfig FILE')
+  }
+  if (upstream === undefined && kubeconfig === undefined) throw missingSetting('upstream')
+  const listenCert = file('listen-cert')
+  const listenKey = file('listen-key')
+  if ((listenCert === undefined) !== (listenKey === undefined)) {
+    throw new UsageError('--listen-cert and --listen-key go together: the certificate the listener serves HTTPS with, and its key')
+  }
+  const spec: CredentialSpec = {
+    kubeconfig,
+    server: upstream === undefined ? undefined : upstreamUrl(upstream, '--upstream'),
+    tlsServerName: str(raw, 'tls-server-name'),
+    insecureSkipTlsVerify: raw['insecure-skip-tls-verify'] === true,
+    ca: pem('cacert'),
+    cert: pem('cert'),
+    key: pem('key'),
+    passphraseFile: str(raw, 'key-passphrase-file'),
+    listener: listenCert && listenKey ? { cert: { kind: 'file', ...listenCert }, key: { kind: 'file', ...listenKey } } : undefined,
+    proxyEnv: environment.proxy,
+  }
+  // Without a kubeconfig, nothing can fill a gap later: say so now.
+  checkComplete(spec)
+  return spec
+}
+
+/** PEM text as is; anything else is taken as base64 of PEM (how Secrets often arrive in env). */
+function pemText (value: string): string {
+  return value.includes('-----BEGIN') ? value : Buffer.from(value, 'base64').toString('utf8')
+}
