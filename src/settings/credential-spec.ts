@@ -1,21 +1,22 @@
 // The settings that say where the API server and the credentials are → a CredentialSpec; nothing is read here.
 import { UsageError } from '../util/errors.js'
+import { clusterNameProblem } from '../admission/target.js'
 import { checkComplete, upstreamUrl, type CredentialSpec, type PemSource } from '../credentials/source.js'
 import { missingSetting, type OptionName } from './options.js'
 import { str } from './raw.js'
-import type { Environment, RawSettings } from './types.js'
+import type { Config, Environment, RawSettings, Settings, Where } from './types.js'
 
 /** The settings that say where credentials come from; nothing is read here. */
-export function credentialSpec (raw: RawSettings, given: (name: OptionName) => string, environment: Environment): CredentialSpec {
+export function credentialSpec (raw: RawSettings, where: Where, environment: Environment): CredentialSpec {
   const file = (name: OptionName): { path: string; label: string } | undefined => {
     const path = str(raw, name)
-    return path === undefined ? undefined : { path, label: given(name) }
+    return path === undefined ? undefined : { path, label: where(name) }
   }
   const pem = (name: 'cacert' | 'cert' | 'key'): PemSource | undefined => {
     const named = file(name)
     if (named) return { kind: 'file', ...named }
     const data = str(raw, `${name}-data`)
-    return data ? { kind: 'inline', pem: pemText(data), label: given(`${name}-data`) } : undefined
+    return data ? { kind: 'inline', pem: pemText(data), label: where(`${name}-data`) } : undefined
   }
   const upstream = str(raw, 'upstream')
   const kubeconfigFile = str(raw, 'kubeconfig')
@@ -52,6 +53,33 @@ export function credentialSpec (raw: RawSettings, given: (name: OptionName) => s
   // Without a kubeconfig, nothing can fill a gap later: say so now.
   checkComplete(spec)
   return spec
+}
+
+/** A config file's `clusters:`, each entry's CredentialSpec; an entry's context may be of the top-level kubeconfig (in `raw`). */
+export function clusterSpecs (entries: Settings['clusters'], raw: RawSettings, environment: Environment): Config['clusters'] {
+  const clusters = entries.map(({ name, raw: entry, where }) => {
+    const settings = { ...entry }
+    const problem = clusterNameProblem(name)
+    if (problem) throw new UsageError(`${where}: '${name.slice(0, 100)}' cannot be a cluster's name: ${problem}`)
+    if (settings.upstream === undefined && settings.kubeconfig === undefined && settings.context === undefined) {
+      throw new UsageError(`${where} ('${name}') says nowhere to forward: give upstream (with cacert, cert and key), or a context (of its own kubeconfig, or of the top-level one)`)
+    }
+    // A context without a kubeconfig of its own is one of the top-level kubeconfig's.
+    if (settings.upstream === undefined && settings.kubeconfig === undefined && raw.kubeconfig !== undefined) {
+      settings.kubeconfig = raw.kubeconfig
+    }
+    try {
+      return { name, credentials: credentialSpec(settings, (n) => `${where} '${n}'`, environment) }
+    } catch (err) {
+      throw err instanceof UsageError ? new UsageError(`${where} ('${name}'): ${err.message}`) : err
+    }
+  })
+  const names = new Set<string>()
+  for (const { name } of clusters) {
+    if (names.has(name)) throw new UsageError(`two clusters are named '${name}' in the config file's clusters:; each needs its own name`)
+    names.add(name)
+  }
+  return clusters
 }
 
 /** PEM text as is; anything else is taken as base64 of PEM (how Secrets often arrive in env). */

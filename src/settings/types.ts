@@ -66,6 +66,8 @@ export type CommandLine =
 export type RawSettings = Partial<Record<OptionName, string | number | boolean>>
 /** Where each setting was given, for messages: `--cacert`, `MTLS_PROXY_CACERT`, or `'cacert' in config file F`. */
 export type GivenAt = Partial<Record<OptionName, string>>
+/** Where a setting was given, for a message about it; a setting given nowhere is named by its flag. */
+export type Where = (name: OptionName) => string
 
 /**
  * The settings as read, before validation: plain data (JSON), paths resolved. What --workers hands

@@ -1,7 +1,7 @@
 // How many workers `--workers auto` means.
 import { readFileSync } from 'node:fs'
 import { availableParallelism } from 'node:os'
-import { MAX_WORKERS } from '../../settings/validate.js'
+import { MAX_WORKERS } from '../../settings/listening.js'
 
 /** The cores this process may use, within its cgroup's CPU quota. */
 export function cpuCount (): number {
