@@ -5,6 +5,8 @@ import * as lazy from '../util/lazy.js'
 import { describeFsError } from '../util/fs-errors.js'
 import { readRegularFileSync } from '../util/files.js'
 import { coerce } from './coerce.js'
+import { unknownSetting } from './mistakes.js'
+import { nearest } from './suggest.js'
 import { SPECS, type OptionName } from './options.js'
 import type { RawSettings, Settings } from './types.js'
 
@@ -14,6 +16,11 @@ const MAX_CONFIG_FILE_BYTES = 1024 * 1024
 // What a config file's `clusters:` entry may say: where one cluster is and how to reach it.
 const CLUSTER_KEYS = new Set(['upstream', 'cacert', 'cert', 'key', 'cacert-data', 'cert-data', 'key-data', 'key-passphrase-file',
   'insecure-skip-tls-verify', 'tls-server-name', 'kubeconfig', 'context', 'cluster', 'user'])
+
+/** Where a setting was given, when it was given in a config file: `'port' (config file /etc/mtls-proxy.yaml)`. */
+export function inConfigFile (name: string, file: string): string {
+  return `'${name}' (config file ${file})`
+}
 
 /** One setting from a config file, coerced, a path made relative to the file. */
 function fileValue (file: string, name: string, value: unknown, label: string): string | number | boolean {
@@ -32,7 +39,7 @@ function readClusters (file: string, list: unknown): Settings['clusters'] {
       if (!CLUSTER_KEYS.has(name)) {
         throw new UsageError(`${where}: '${name}' cannot be set for one cluster (it may say name, ${[...CLUSTER_KEYS].join(', ')})`)
       }
-      if (value !== null && value !== undefined) raw[name as OptionName] = fileValue(file, name, value, `${where}: '${name}'`)
+      if (value !== null && value !== undefined) raw[name as OptionName] = fileValue(file, name, value, `${where} '${name}'`)
     }
     const name = (entry as Record<string, unknown>).name
     if (typeof name !== 'string' || name === '') throw new UsageError(`${where} needs a name: it is served under /clusters/NAME/`)
@@ -65,10 +72,13 @@ export function readConfigFile (file: string): { raw: RawSettings; clusters: Set
       if (value !== null && value !== undefined) clusters = readClusters(file, value)
       continue
     }
-    if (!SPECS.has(name)) throw new UsageError(`config file ${file}: unknown setting '${name}' (the keys are the flag names, see --help)`)
+    if (!SPECS.has(name)) {
+      const near = nearest(name, [...SPECS.keys(), 'clusters'].filter((key) => key !== 'config'))
+      throw new UsageError(`${unknownSetting(inConfigFile(name, file), near === undefined ? undefined : `'${near}'`)} (see --help)`)
+    }
     if (value === null || value === undefined) continue
     // A path in the file means a path next to the file, wherever the proxy was started from.
-    raw[name as OptionName] = fileValue(file, name, value, `config file ${file}: '${name}'`)
+    raw[name as OptionName] = fileValue(file, name, value, inConfigFile(name, file))
   }
   return { raw, clusters }
 }

@@ -22,15 +22,13 @@ export function credentialSpec (raw: RawSettings, where: Where, environment: Env
   const kubeconfigFile = str(raw, 'kubeconfig')
   const picked = { context: str(raw, 'context'), cluster: str(raw, 'cluster'), user: str(raw, 'user') }
   // As kubectl: with neither a server nor a certificate nor a kubeconfig named, $KUBECONFIG or ~/.kube/config.
-  const useDefault = kubeconfigFile === undefined && upstream === undefined && str(raw, 'cert') === undefined &&
-    str(raw, 'cert-data') === undefined
+  const useDefault = kubeconfigFile === undefined && upstream === undefined && str(raw, 'cert') === undefined && str(raw, 'cert-data') === undefined
   const kubeconfig = kubeconfigFile !== undefined
     ? { files: [kubeconfigFile], from: '--kubeconfig', ...picked }
     : useDefault ? { ...environment.kubeconfig, ...picked } : undefined
   const pickedName = (['context', 'cluster', 'user'] as const).find((n) => picked[n] !== undefined)
   if (pickedName && !kubeconfig) {
-    throw new UsageError(`--${pickedName} picks from a kubeconfig, and none is read when --upstream or --cert is given; ` +
-      'add --kubeconfig FILE')
+    throw new UsageError(`${where(pickedName)} picks from a kubeconfig, and none is read when --upstream or --cert is given; add --kubeconfig FILE`)
   }
   if (upstream === undefined && kubeconfig === undefined) throw missingSetting('upstream')
   const listenCert = file('listen-cert')
@@ -40,7 +38,7 @@ export function credentialSpec (raw: RawSettings, where: Where, environment: Env
   }
   const spec: CredentialSpec = {
     kubeconfig,
-    server: upstream === undefined ? undefined : upstreamUrl(upstream, '--upstream'),
+    server: upstream === undefined ? undefined : upstreamUrl(upstream, where('upstream')),
     tlsServerName: str(raw, 'tls-server-name'),
     insecureSkipTlsVerify: raw['insecure-skip-tls-verify'] === true,
     ca: pem('cacert'),
@@ -71,7 +69,10 @@ export function clusterSpecs (entries: Settings['clusters'], raw: RawSettings, e
     try {
       return { name, credentials: credentialSpec(settings, (n) => `${where} '${n}'`, environment) }
     } catch (err) {
-      throw err instanceof UsageError ? new UsageError(`${where} ('${name}'): ${err.message}`) : err
+      if (!(err instanceof UsageError)) throw err
+      // A message that names the entry's key (`clusters[0] (config file F) 'upstream' must be…`) names the entry once.
+      const message = err.message.startsWith(`${where} '`) ? err.message.slice(where.length + 1) : err.message
+      throw new UsageError(`${where} ('${name}'): ${message}`)
     }
   })
   const names = new Set<string>()

@@ -1,9 +1,10 @@
 // The MTLS_PROXY_* variables, read by env-schema from the table.
 import { UsageError } from '../util/errors.js'
+import { unknownSetting, wrongType } from './mistakes.js'
 import { nearest } from './suggest.js'
 import * as lazy from '../util/lazy.js'
 import { coerce } from './coerce.js'
-import { OPTIONS, envName } from './options.js'
+import { OPTIONS, envName, type OptionSpec } from './options.js'
 import type { RawSettings } from './types.js'
 
 export function readEnv (env: NodeJS.ProcessEnv): RawSettings {
@@ -15,28 +16,35 @@ export function readEnv (env: NodeJS.ProcessEnv): RawSettings {
   try {
     values = lazy.envSchema()({ schema: { type: 'object', properties }, data: { ...env }, env: false, dotenv: false })
   } catch (err) {
-    const first = (err as { errors?: Array<{ instancePath: string; message?: string }> }).errors?.[0]
-    const variable = first?.instancePath.replace(/^\//, '') ?? ''
-    throw new UsageError(`environment variable ${variable} ${first?.message ?? (err as Error).message}, got '${env[variable] ?? ''}'`)
+    throw variableMistake(err as EnvSchemaError, env)
   }
   const raw: RawSettings = {}
   for (const o of OPTIONS) {
     const value = values[envName(o.name)]
-    if (value !== undefined && value !== '') {
-      raw[o.name] = o.type === 'duration'
-        ? coerce(o.name, value, 'environment variable ' +
-      `${envName(o.name)}`)
-        : value as string | number | boolean
-    }
+    // What env-schema made of the text is checked as a flag's or the config file's value is (Infinity is no port).
+    if (value !== undefined && value !== '') raw[o.name] = coerce(o.name, value, envName(o.name))
   }
   return raw
+}
+
+/** What env-schema throws for data its schema refuses: ajv's errors, each naming the variable by its path (`/MTLS_PROXY_PORT`). */
+interface EnvSchemaError extends Error {
+  errors?: Array<{ instancePath: string; keyword: string }>
+}
+
+/** env-schema's complaint (ajv's `must be number`) in the words a flag or the config file gets for the same value. */
+function variableMistake (err: EnvSchemaError, env: NodeJS.ProcessEnv): UsageError {
+  const first = err.errors?.[0]
+  const variable = first?.instancePath.replace(/^\//, '') ?? ''
+  const spec = (OPTIONS as readonly OptionSpec[]).find((o) => envName(o.name) === variable)
+  if (first?.keyword === 'type' && spec !== undefined) return wrongType(variable, spec, env[variable])
+  // The schema says only types; should ajv say more, it is said as ajv says it.
+  return new UsageError(`${variable || 'the environment'}: ${err.message}`)
 }
 
 /** MTLS_PROXY_* variables that name no setting: a typo would otherwise be silently ignored. */
 export function unknownVariables (env: NodeJS.ProcessEnv): string[] {
   const known = OPTIONS.map((o) => envName(o.name))
-  return Object.keys(env).filter((name) => name.startsWith('MTLS_PROXY_') && !known.includes(name)).map((name) => {
-    const near = nearest(name, known)
-    return `environment variable ${name} is no setting of mtls-proxy and is ignored${near ? `; did you mean ${near}?` : ''}`
-  })
+  return Object.keys(env).filter((name) => name.startsWith('MTLS_PROXY_') && !known.includes(name))
+    .map((name) => `${unknownSetting(name, nearest(name, known))} (ignored)`)
 }

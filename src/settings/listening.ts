@@ -2,33 +2,34 @@
 // how many processes and connections, and the status listener.
 import { isIP } from 'node:net'
 import { UsageError } from '../util/errors.js'
+import { mustBe } from './mistakes.js'
 import { isLoopback, unbracketed } from '../util/addresses.js'
 import { str, text } from './raw.js'
-import type { Config, RawSettings } from './types.js'
+import type { Config, RawSettings, Where } from './types.js'
 
 // More processes than this only share out the same cores more thinly.
 export const MAX_WORKERS = 64
 
 type Listening = Pick<Config, 'address' | 'port' | 'unixSocket' | 'maxConnections' | 'workers' | 'allowNonLoopback'>
 
-export function listening (raw: RawSettings): Listening {
-  const address = listenAddress(raw)
+export function listening (raw: RawSettings, where: Where): Listening {
+  const address = listenAddress(raw, where)
   const unixSocket = str(raw, 'unix-socket')
   const allowNonLoopback = raw['allow-non-loopback'] === true
   if (!unixSocket && !isLoopback(address)) checkBeyondLoopback(raw, address)
-  const maxConnections = connectionCap(raw)
-  const workers = workerCount(text(raw, 'workers'))
+  const maxConnections = connectionCap(raw, where)
+  const workers = workerCount(text(raw, 'workers'), where)
   if (workers !== 1 && unixSocket) {
     throw new UsageError(`--workers ${workers} cannot share --unix-socket: the socket is checked and watched by one process; use --workers 1 or a TCP --port`)
   }
-  return { address, port: port(raw), unixSocket, maxConnections, workers, allowNonLoopback }
+  return { address, port: port(raw, where), unixSocket, maxConnections, workers, allowNonLoopback }
 }
 
 /** Bare, without IPv6 brackets. */
-function listenAddress (raw: RawSettings): string {
+function listenAddress (raw: RawSettings, where: Where): string {
   const address = unbracketed(text(raw, 'address'))
   if (address !== 'localhost' && isIP(address) === 0) {
-    throw new UsageError(`--address must be an IP address or localhost, got '${text(raw, 'address')}'`)
+    throw mustBe(where('address'), 'an IP address or localhost', text(raw, 'address'))
   }
   return address
 }
@@ -46,36 +47,37 @@ function checkBeyondLoopback (raw: RawSettings, address: string): void {
   throw new UsageError(`--address ${address} is not a loopback address: anyone who can reach it would act with your client certificate; to listen there anyway, pass ${missing.join(', and ')}`)
 }
 
-function connectionCap (raw: RawSettings): number {
+function connectionCap (raw: RawSettings, where: Where): number {
   const maxConnections = raw['max-connections'] as number
   if (!Number.isInteger(maxConnections) || maxConnections < 1) {
-    throw new UsageError(`--max-connections must be a whole number above zero, got ${maxConnections}`)
+    throw mustBe(where('max-connections'), 'a whole number above zero', maxConnections)
   }
   return maxConnections
 }
 
-function workerCount (value: string): number | 'auto' {
+function workerCount (value: string, where: Where): number | 'auto' {
   if (value === 'auto') return 'auto'
   const n = /^\d{1,3}$/.test(value) ? Number(value) : NaN
   if (!(n >= 1 && n <= MAX_WORKERS)) {
-    throw new UsageError(`--workers must be auto or a whole number from 1 to ${MAX_WORKERS}, got '${value}'`)
+    throw mustBe(where('workers'), `auto or a whole number from 1 to ${MAX_WORKERS}`, value)
   }
   return n
 }
 
-function port (raw: RawSettings): number {
+function port (raw: RawSettings, where: Where): number {
   const port = raw.port as number
-  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError(`--port must be a whole number from 0 to 65535, got ${port}`)
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw mustBe(where('port'), 'a whole number from 0 to 65535', port)
   return port
 }
 
 /** --status-address: HOST:PORT, the host an IP address (bracketed for IPv6) or localhost. */
-export function statusAddress (value: string | undefined): { host: string; port: number } | undefined {
+export function statusAddress (raw: RawSettings, where: Where): { host: string; port: number } | undefined {
+  const value = str(raw, 'status-address')
   if (value === undefined) return undefined
   const m = /^(?:\[([0-9a-fA-F:.]+)\]|([0-9.]+|localhost)):(\d{1,5})$/.exec(value)
   const port = Number(m?.[3])
   if (!m || port > 65535) {
-    throw new UsageError(`--status-address must be HOST:PORT with an IP address, e.g. 0.0.0.0:9090 or [::]:9090, got '${value}'`)
+    throw mustBe(where('status-address'), 'HOST:PORT with an IP address, e.g. 0.0.0.0:9090 or [::]:9090', value)
   }
   return { host: m[1] ?? m[2]!, port }
 }

@@ -6,7 +6,7 @@ import { defaultKubeconfigFiles } from '../credentials/kubeconfig.js'
 import { proxyEnvironment } from '../upstream/connect-proxy.js'
 import { readFlags } from './flags.js'
 import { readEnv, unknownVariables } from './environment.js'
-import { readConfigFile } from './config-file.js'
+import { inConfigFile, readConfigFile } from './config-file.js'
 import { defaults, str } from './raw.js'
 import { validate } from './validate.js'
 import { runModeConfig } from './run-mode.js'
@@ -62,7 +62,7 @@ function readSettings (flags: RawSettings, env: NodeJS.ProcessEnv, cwd: string):
   const fromFile = read.raw
   const raw = { ...defaults(), ...fromFile, ...fromEnv, ...flagged }
   const givenAt: GivenAt = {}
-  for (const name of Object.keys(fromFile) as OptionName[]) givenAt[name] = `'${name}' (config file ${resolve(cwd, configFile!)})`
+  for (const name of Object.keys(fromFile) as OptionName[]) givenAt[name] = inConfigFile(name, resolve(cwd, configFile!))
   for (const name of Object.keys(fromEnv) as OptionName[]) givenAt[name] = envName(name)
   for (const name of Object.keys(flagged) as OptionName[]) givenAt[name] = `--${name}`
   const environment = { kubeconfig: defaultKubeconfigFiles(env, cwd), proxy: proxyEnvironment(env) }

@@ -64,7 +64,7 @@ export type CommandLine =
   | { action: 'kubeconfig'; address: string; port: number }
 
 export type RawSettings = Partial<Record<OptionName, string | number | boolean>>
-/** Where each setting was given, for messages: `--cacert`, `MTLS_PROXY_CACERT`, or `'cacert' in config file F`. */
+/** Where each setting was given, for messages: `--cacert`, `MTLS_PROXY_CACERT`, or `'cacert' (config file F)`. */
 export type GivenAt = Partial<Record<OptionName, string>>
 /** Where a setting was given, for a message about it; a setting given nowhere is named by its flag. */
 export type Where = (name: OptionName) => string

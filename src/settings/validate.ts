@@ -1,5 +1,6 @@
 // The settings as read → the Config they mean, or a UsageError that says which setting and why.
 import { UsageError } from '../util/errors.js'
+import { mustBe } from './mistakes.js'
 import type { CredentialSpec } from '../credentials/source.js'
 import { clusterSpecs, credentialSpec } from './credential-spec.js'
 import { listening, statusAddress } from './listening.js'
@@ -13,9 +14,9 @@ export function validate (raw: RawSettings, givenAt: GivenAt, environment: Envir
   const credentials = credentialSpec(raw, where, environment)
   const allContexts = allContextsOf(raw, where, credentials)
   const clusters = clusterSpecs(clusterEntries, raw, environment)
-  const listener = listening(raw)
-  const logLevel = logLevelOf(raw)
-  const probePath = probePathOf(raw)
+  const listener = listening(raw, where)
+  const logLevel = logLevelOf(raw, where)
+  const probePath = probePathOf(raw, where)
   const ms = (name: OptionName, allowZero: boolean) => milliseconds(raw, name, { allowZero }, where(name))
   const tokenFile = str(raw, 'token-file')
   return {
@@ -23,15 +24,15 @@ export function validate (raw: RawSettings, givenAt: GivenAt, environment: Envir
     callerToken: tokenFile === undefined ? undefined : { path: tokenFile, label: where('token-file') },
     allContexts,
     clusters,
-    expiry: { ...expiryDays(raw), checkIntervalMs: ms('expiry-check-interval', false) },
+    expiry: { ...expiryDays(raw, where), checkIntervalMs: ms('expiry-check-interval', false) },
     ...listener,
-    statusAddress: statusAddress(str(raw, 'status-address')),
+    statusAddress: statusAddress(raw, where),
     https: credentials.listener !== undefined,
-    allowOrigins: origins(str(raw, 'allow-origin')),
-    acceptHosts: regexps(raw, 'accept-hosts'),
-    acceptPaths: regexps(raw, 'accept-paths'),
-    rejectPaths: regexps(raw, 'reject-paths'),
-    rejectMethods: regexps(raw, 'reject-methods'),
+    allowOrigins: origins(raw, where),
+    acceptHosts: regexps(raw, 'accept-hosts', where),
+    acceptPaths: regexps(raw, 'accept-paths', where),
+    rejectPaths: regexps(raw, 'reject-paths', where),
+    rejectMethods: regexps(raw, 'reject-methods', where),
     logLevel,
     logTo: 'stdout',
     accessLog: raw['access-log'] !== false,
@@ -54,50 +55,51 @@ function allContextsOf (raw: RawSettings, where: Where, credentials: CredentialS
   return allContexts
 }
 
-function logLevelOf (raw: RawSettings): LogLevel {
+function logLevelOf (raw: RawSettings, where: Where): LogLevel {
   const logLevel = text(raw, 'log-level') as LogLevel
-  if (!LOG_LEVELS.includes(logLevel)) throw new UsageError(`--log-level must be one of ${LOG_LEVELS.join(', ')}, got '${logLevel}'`)
+  if (!LOG_LEVELS.includes(logLevel)) throw mustBe(where('log-level'), `one of ${LOG_LEVELS.join(', ')}`, logLevel)
   return logLevel
 }
 
-function probePathOf (raw: RawSettings): string {
+function probePathOf (raw: RawSettings, where: Where): string {
   const probePath = text(raw, 'probe-path')
-  if (!probePath.startsWith('/')) throw new UsageError(`--probe-path must start with /, got '${probePath}'`)
+  if (!probePath.startsWith('/')) throw new UsageError(`${where('probe-path')} must start with /, got '${probePath}'`)
   return probePath
 }
 
-function expiryDays (raw: RawSettings): { warningDays: number; criticalDays: number } {
+function expiryDays (raw: RawSettings, where: Where): { warningDays: number; criticalDays: number } {
   const warningDays = raw['expiry-warning-days'] as number
   const criticalDays = raw['expiry-critical-days'] as number
   if (!(criticalDays >= 0 && warningDays >= criticalDays)) {
-    throw new UsageError(`--expiry-warning-days (${warningDays}) must be at least --expiry-critical-days (${criticalDays}), both zero or more`)
+    throw new UsageError(`${where('expiry-warning-days')} (${warningDays}) must be at least ${where('expiry-critical-days')} (${criticalDays}), both zero or more`)
   }
   return { warningDays, criticalDays }
 }
 
 /** kubectl proxy's form: comma-separated regular expressions; matched case-insensitively so case cannot dodge a rule. */
-function regexps (raw: RawSettings, name: OptionName): RegExp[] {
+function regexps (raw: RawSettings, name: OptionName, where: Where): RegExp[] {
   const value = str(raw, name) ?? ''
   return value.split(',').map((p) => p.trim()).filter(Boolean).map((p) => {
     try {
       return new RegExp(p, 'i')
     } catch (err) {
-      throw new UsageError(`--${name}: '${p}' is not a valid regular expression (${(err as Error).message})`)
+      throw new UsageError(`${where(name)}: '${p}' is not a valid regular expression (${(err as Error).message})`)
     }
   })
 }
 
-function origins (value: string | undefined): string[] {
+function origins (raw: RawSettings, where: Where): string[] {
+  const value = str(raw, 'allow-origin')
   if (!value) return []
   return value.split(',').map((o) => o.trim()).filter(Boolean).map((o) => {
     let url: URL
     try {
       url = new URL(o)
     } catch {
-      throw new UsageError(`--allow-origin '${o}' is not an origin; expected e.g. http://localhost:3000`)
+      throw new UsageError(`${where('allow-origin')} '${o}' is not an origin; expected e.g. http://localhost:3000`)
     }
     if (url.origin === 'null' || url.pathname !== '/' || url.search || o.endsWith('/')) {
-      throw new UsageError(`--allow-origin '${o}' is not an origin: scheme, host and port only, e.g. http://localhost:3000`)
+      throw new UsageError(`${where('allow-origin')} '${o}' is not an origin: scheme, host and port only, e.g. http://localhost:3000`)
     }
     return url.origin
   })
