@@ -3,6 +3,7 @@
 // the proxy is decided here: readiness, metrics, the access line and the hint after a 401.
 import proxy from '@fastify/http-proxy'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
+import type { Dispatcher } from 'undici'
 import type { ClusterParts } from '../clusters/parts.js'
 import type { Cors } from '../admission/cors.js'
 import { clientIdentity } from '../credentials/bundle.js'
@@ -15,7 +16,7 @@ import { describeUpstreamError } from '../upstream/failures.js'
 import type { OpenWatches } from './watches.js'
 
 export interface ForwardingDeps {
-  /** the default cluster's upstream: what reply-from is given, never used */
+  /** the default cluster's upstream: its origin is what @fastify/http-proxy is registered for */
   upstream: Upstream
   /** the cluster a request is for */
   cluster: (request: FastifyRequest) => ClusterParts | Promise<ClusterParts | ErrorAnswer>
@@ -30,6 +31,14 @@ export interface ForwardingDeps {
   confine: (request: FastifyRequest, headers: string[], cluster: ClusterParts, statusCode: number) => ErrorAnswer | undefined
 }
 
+/**
+ * What reply-from (which http-proxy registers) takes as its pool instead of making one of its own:
+ * anything with undici's `request`. The handler below carries every request, so it is never asked;
+ * were it asked, that would be our mistake, said at once rather than sent with the credentials.
+ */
+type ReplyFromPool = { request: Dispatcher['request'] }
+const idlePool: ReplyFromPool = { request: () => { throw new Error('reply-from\'s pool was asked to send a request: the forwarder carries every request') } }
+
 export async function registerForwarding (app: FastifyInstance, deps: ForwardingDeps): Promise<void> {
   const { upstream, metrics } = deps
   // Fastify would parse JSON and text bodies (and drop a charset); a proxy passes every body on as a stream.
@@ -38,9 +47,7 @@ export async function registerForwarding (app: FastifyInstance, deps: Forwarding
     // The origin alone: each cluster's own path goes in front of the target (Upstream.path), not http-proxy's.
     upstream: upstream.origin,
     httpMethods: FORWARDED_METHODS,
-    // http-proxy registers reply-from, which makes a pool of its own unless given one. It carries no
-    // traffic (the handler below does), so it gets ours, never used; its type wants undici's Pool.
-    undici: upstream as never,
+    undici: idlePool,
     disableRequestLogging: true,
     handler: createForwarder({
       cluster: deps.cluster,
