@@ -2,7 +2,7 @@
 // HTTPS with --listen-cert), and how its certificate follows a rotation.
 import type { IncomingMessage } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import type { Server as TlsServer } from 'node:tls'
+import { Server as TlsServer } from 'node:tls'
 import Fastify, { LogController, type FastifyInstance } from 'fastify'
 import type { Logger } from 'pino'
 import { sameListener } from '../credentials/bundle.js'
@@ -46,7 +46,11 @@ export function createMainServer (
   })
   // Past --max-connections an idle connection makes room, or the new one is refused; open watches are never cut.
   new ConnectionTable(limits).install(app.server)
-  if (listener) followListenerCertificate(app, credentials, events)
+  if (listener) {
+    // Fastify's type says http.Server whatever the options; given `https` it made an https.Server, a TLS server.
+    if (!(app.server instanceof TlsServer)) throw new Error('Fastify was given a listener key pair and made no TLS server')
+    followListenerCertificate(app.server, credentials, events)
+  }
   return app
 }
 
@@ -54,12 +58,12 @@ export function createMainServer (
  * New connections to the listener get a rotated certificate; open ones keep theirs. Checked
  * servable when loaded; should OpenSSL refuse it anyway, the old certificate goes on serving.
  */
-function followListenerCertificate (app: FastifyInstance, credentials: CredentialStore, logger: Logger): void {
+function followListenerCertificate (server: TlsServer, credentials: CredentialStore, logger: Logger): void {
   credentials.onChange(({ listener }, previous) => {
     // A reload of the client's certificate alone leaves the listener's context as it is.
     if (!listener || sameListener(listener, previous.listener)) return
     try {
-      (app.server as unknown as TlsServer).setSecureContext({ cert: listener.certPem, key: listener.keyPem })
+      server.setSecureContext({ cert: listener.certPem, key: listener.keyPem })
     } catch (err) {
       const message = (err as Error).message
       logger.error({ err: message }, `the new --listen-cert could not be put in use; still serving the previous one: ${message}`)
