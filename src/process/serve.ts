@@ -204,15 +204,18 @@ function stopOnSignals (
   config: Config, worker: WorkerLink | undefined, logger: Logger, events: Logger, shutDown: () => Promise<void>
 ): () => Promise<void> {
   const skip = worker ? ['SIGHUP' as const, 'SIGINT' as const, 'SIGTERM' as const] : ['SIGHUP' as const]
+  // close-with-grace calls this as it begins closing, however that began; a stop asked for after is none.
+  let closing = false
   const grace = closeWithGrace({ delay: config.shutdownTimeoutMs + 5_000, logger, skip },
     async ({ signal, err, manual }) => {
+      closing = true
       if (err) logger.error({ err }, 'fatal error, shutting down')
       else {
         events.info({ signal: signal ?? (manual ? 'stop' : undefined) }, `${signal ?? 'asked to stop'}: shutting down (waiting up to ${config.shutdownTimeoutMs / 1000} s for requests in flight)`)
       }
       await shutDown()
     })
-  const stopOnce = () => { if (!(closeWithGrace as unknown as { closing: boolean }).closing) void grace.close() }
+  const stopOnce = () => { if (!closing) void grace.close() }
   worker?.onStop(stopOnce)
   if (worker) process.on('SIGTERM', stopOnce)
   return async () => { stopOnce() }
