@@ -17,10 +17,8 @@ import type { CommandLine, Config, GivenAt, RawSettings, Settings } from './type
 /** Reads flags, environment and config file into one validated Config; a user mistake throws UsageError. */
 export function loadConfig (argv: string[], env: NodeJS.ProcessEnv = process.env, cwd = process.cwd()): CommandLine {
   if (argv[0] === 'kubeconfig') return kubeconfigCommand(argv.slice(1))
-  // `-- COMMAND ARGS…`: everything after the first `--` is the command's, untouched.
-  const dash = argv.indexOf('--')
-  const exec = dash < 0 ? undefined : argv.slice(dash + 1)
-  const flags = readFlags(dash < 0 ? argv : argv.slice(0, dash))
+  const { ours, exec } = splitAtCommand(argv)
+  const flags = readFlags(ours)
   if (flags.help) return { action: 'help' }
   if (flags.version) return { action: 'version' }
   if (exec?.length === 0) throw new UsageError('nothing to run after --; e.g. mtls-proxy --kubeconfig cce.yaml -- kubectl get pods')
@@ -33,6 +31,12 @@ export function loadConfig (argv: string[], env: NodeJS.ProcessEnv = process.env
   } catch (err) {
     throw alsoSaying(err, warnings)
   }
+}
+
+/** `-- COMMAND ARGS…`: everything after the first `--` is the command's, untouched. */
+function splitAtCommand (argv: string[]): { ours: string[]; exec: string[] | undefined } {
+  const dash = argv.indexOf('--')
+  return dash < 0 ? { ours: argv, exec: undefined } : { ours: argv.slice(0, dash), exec: argv.slice(dash + 1) }
 }
 
 /** The Config of settings read earlier (by another process); throws UsageError as loadConfig does. */
@@ -55,16 +59,25 @@ function resolvePaths (raw: RawSettings, base: string): RawSettings {
 }
 
 function readSettings (flags: RawSettings, env: NodeJS.ProcessEnv, cwd: string): Settings {
-  const flagged = resolvePaths(flags, cwd)
+  const fromFlags = resolvePaths(flags, cwd)
   const fromEnv = resolvePaths(readEnv(env), cwd)
-  const configFile = str(flagged, 'config') ?? str(fromEnv, 'config')
-  const read = configFile ? readConfigFile(resolve(cwd, configFile)) : { raw: {}, clusters: [] }
-  const fromFile = read.raw
-  const raw = { ...defaults(), ...fromFile, ...fromEnv, ...flagged }
-  const givenAt: GivenAt = {}
-  for (const name of Object.keys(fromFile) as OptionName[]) givenAt[name] = inConfigFile(name, resolve(cwd, configFile!))
-  for (const name of Object.keys(fromEnv) as OptionName[]) givenAt[name] = envName(name)
-  for (const name of Object.keys(flagged) as OptionName[]) givenAt[name] = `--${name}`
-  const environment = { kubeconfig: defaultKubeconfigFiles(env, cwd), proxy: proxyEnvironment(env) }
-  return { raw, givenAt, environment, clusters: read.clusters }
+  const named = str(fromFlags, 'config') ?? str(fromEnv, 'config')
+  const file = named === undefined ? undefined : resolve(cwd, named)
+  const fromFile = file === undefined ? { raw: {}, clusters: [] } : readConfigFile(file)
+  return {
+    // Flags beat variables, which beat the config file, which beats the defaults.
+    raw: { ...defaults(), ...fromFile.raw, ...fromEnv, ...fromFlags },
+    givenAt: {
+      ...(file === undefined ? {} : labels(fromFile.raw, (name) => inConfigFile(name, file))),
+      ...labels(fromEnv, envName),
+      ...labels(fromFlags, (name) => `--${name}`),
+    },
+    environment: { kubeconfig: defaultKubeconfigFiles(env, cwd), proxy: proxyEnvironment(env) },
+    clusters: fromFile.clusters,
+  }
+}
+
+/** Each setting of one source, named as that source names it. */
+function labels (raw: RawSettings, label: (name: OptionName) => string): GivenAt {
+  return Object.fromEntries(Object.keys(raw).map((name) => [name, label(name as OptionName)]))
 }
