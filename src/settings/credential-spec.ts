@@ -8,7 +8,7 @@ import type { Config, Environment, RawSettings, Settings, Where } from './types.
 
 /** The settings that say where credentials come from; nothing is read here. */
 export function credentialSpec (raw: RawSettings, where: Where, environment: Environment): CredentialSpec {
-  const file = (name: OptionName): { path: string; label: string } | undefined => {
+  const file = (name: OptionName): NamedFile | undefined => {
     const path = str(raw, name)
     return path === undefined ? undefined : { path, label: where(name) }
   }
@@ -19,23 +19,9 @@ export function credentialSpec (raw: RawSettings, where: Where, environment: Env
     return data ? { kind: 'inline', pem: pemText(data), label: where(`${name}-data`) } : undefined
   }
   const upstream = str(raw, 'upstream')
-  const kubeconfigFile = str(raw, 'kubeconfig')
-  const picked = { context: str(raw, 'context'), cluster: str(raw, 'cluster'), user: str(raw, 'user') }
-  // As kubectl: with neither a server nor a certificate nor a kubeconfig named, $KUBECONFIG or ~/.kube/config.
-  const useDefault = kubeconfigFile === undefined && upstream === undefined && str(raw, 'cert') === undefined && str(raw, 'cert-data') === undefined
-  const kubeconfig = kubeconfigFile !== undefined
-    ? { files: [kubeconfigFile], from: '--kubeconfig', ...picked }
-    : useDefault ? { ...environment.kubeconfig, ...picked } : undefined
-  const pickedName = (['context', 'cluster', 'user'] as const).find((n) => picked[n] !== undefined)
-  if (pickedName && !kubeconfig) {
-    throw new UsageError(`${where(pickedName)} picks from a kubeconfig, and none is read when --upstream or --cert is given; add --kubeconfig FILE`)
-  }
+  const kubeconfig = kubeconfigToRead(raw, where, environment)
   if (upstream === undefined && kubeconfig === undefined) throw missingSetting('upstream')
-  const listenCert = file('listen-cert')
-  const listenKey = file('listen-key')
-  if ((listenCert === undefined) !== (listenKey === undefined)) {
-    throw new UsageError('--listen-cert and --listen-key go together: the certificate the listener serves HTTPS with, and its key')
-  }
+  const listener = listenerPair(file('listen-cert'), file('listen-key'))
   const spec: CredentialSpec = {
     kubeconfig,
     server: upstream === undefined ? undefined : upstreamUrl(upstream, where('upstream')),
@@ -45,12 +31,37 @@ export function credentialSpec (raw: RawSettings, where: Where, environment: Env
     cert: pem('cert'),
     key: pem('key'),
     passphraseFile: str(raw, 'key-passphrase-file'),
-    listener: listenCert && listenKey ? { cert: { kind: 'file', ...listenCert }, key: { kind: 'file', ...listenKey } } : undefined,
+    listener,
     proxyEnv: environment.proxy,
   }
   // Without a kubeconfig, nothing can fill a gap later: say so now.
   checkComplete(spec)
   return spec
+}
+
+/** The kubeconfig named, or (as kubectl: with neither a server nor a certificate named) the one kubectl would read, or none. */
+function kubeconfigToRead (raw: RawSettings, where: Where, environment: Environment): CredentialSpec['kubeconfig'] {
+  const upstream = str(raw, 'upstream')
+  const kubeconfigFile = str(raw, 'kubeconfig')
+  const picked = { context: str(raw, 'context'), cluster: str(raw, 'cluster'), user: str(raw, 'user') }
+  const useDefault = kubeconfigFile === undefined && upstream === undefined && str(raw, 'cert') === undefined && str(raw, 'cert-data') === undefined
+  const kubeconfig = kubeconfigFile !== undefined
+    ? { files: [kubeconfigFile], from: '--kubeconfig', ...picked }
+    : useDefault ? { ...environment.kubeconfig, ...picked } : undefined
+  const pickedName = (['context', 'cluster', 'user'] as const).find((n) => picked[n] !== undefined)
+  if (pickedName && !kubeconfig) {
+    throw new UsageError(`${where(pickedName)} picks from a kubeconfig, and none is read when --upstream or --cert is given; add --kubeconfig FILE`)
+  }
+  return kubeconfig
+}
+
+type NamedFile = { path: string; label: string }
+
+function listenerPair (cert: NamedFile | undefined, key: NamedFile | undefined): CredentialSpec['listener'] {
+  if ((cert === undefined) !== (key === undefined)) {
+    throw new UsageError('--listen-cert and --listen-key go together: the certificate the listener serves HTTPS with, and its key')
+  }
+  return cert && key ? { cert: { kind: 'file', ...cert }, key: { kind: 'file', ...key } } : undefined
 }
 
 /** A config file's `clusters:`, each entry's CredentialSpec; an entry's context may be of the top-level kubeconfig (in `raw`). */
