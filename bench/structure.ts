@@ -26,7 +26,7 @@ function functions (file: string): Fn[] {
     let name = owner
     if (ts.isClassDeclaration(node) && node.name) name = node.name.text
     if (ts.isFunctionLike(node) && 'body' in node && node.body) {
-      const named = node.name && ts.isIdentifier(node.name)
+      const named = node.name && (ts.isIdentifier(node.name) || ts.isPrivateIdentifier(node.name))
         ? node.name.text
         : ts.isVariableDeclaration(node.parent) && ts.isIdentifier(node.parent.name) ? node.parent.name.text : undefined
       if (named) {
