@@ -7,7 +7,7 @@ import type { ClusterDefinition } from './cluster.js'
 import type { Config } from '../settings/types.js'
 import { readKubeconfig } from '../credentials/kubeconfig.js'
 import { contextSpec, pinnedSpec, type ClusterPin, type Pins } from './pins.js'
-import { fileSetSource, type CredentialSpec } from '../credentials/source.js'
+import { sourceOf, type CredentialSpec } from '../credentials/source.js'
 import { openCredentialStore } from '../credentials/store.js'
 
 interface DefinitionDeps {
@@ -28,7 +28,7 @@ function definition (
       if (isDefault || !spec.kubeconfig || spec.cert) return { lazy: false }
       return { lazy: (await readKubeconfig(spec.kubeconfig)).exec !== undefined }
     },
-    source: () => fileSetSource(spec, { logger }),
+    source: () => sourceOf(spec, { logger }),
     open: (source) => openCredentialStore(source, { logger, now, ...(pin?.server ? { bound: pin.server } : {}) }),
   }
 }

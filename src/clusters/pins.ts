@@ -8,7 +8,8 @@ import { UsageError } from '../util/errors.js'
 import { clusterNameProblem } from '../admission/target.js'
 import { bindingOf, type ServerBinding } from '../credentials/binding.js'
 import { openKubeconfig, type Kubeconfig, type KubeconfigChoice } from '../credentials/kubeconfig.js'
-import { serverEndpoint, type CredentialSpec } from '../credentials/source.js'
+import { serverEndpoint } from '../credentials/file-set.js'
+import type { CredentialSpec } from '../credentials/source.js'
 
 /** One cluster, as it started. Plain data. */
 export interface ClusterPin {
@@ -94,6 +95,7 @@ export function pinnedSpec (spec: CredentialSpec, pin: ClusterPin | undefined): 
  */
 export function contextSpec (spec: CredentialSpec, context: string): CredentialSpec {
   return {
+    kind: 'file-set',
     kubeconfig: { ...spec.kubeconfig!, context, cluster: undefined, user: undefined },
     server: undefined,
     tlsServerName: undefined,

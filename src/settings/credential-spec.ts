@@ -1,7 +1,8 @@
 // The settings that say where the API server and the credentials are → a CredentialSpec; nothing is read here.
 import { UsageError } from '../util/errors.js'
 import { clusterNameProblem } from '../admission/target.js'
-import { checkComplete, upstreamUrl, type CredentialSpec, type PemSource } from '../credentials/source.js'
+import { checkComplete, upstreamUrl } from '../credentials/file-set.js'
+import type { CredentialSpec, PemSource } from '../credentials/source.js'
 import { missingSetting, type OptionName } from './options.js'
 import { str } from './raw.js'
 import type { Config, Environment, RawSettings, Settings, Where } from './types.js'
@@ -23,6 +24,7 @@ export function credentialSpec (raw: RawSettings, where: Where, environment: Env
   if (upstream === undefined && kubeconfig === undefined) throw missingSetting('upstream')
   const listener = listenerPair(file('listen-cert'), file('listen-key'))
   const spec: CredentialSpec = {
+    kind: 'file-set',
     kubeconfig,
     server: upstream === undefined ? undefined : upstreamUrl(upstream, where('upstream')),
     tlsServerName: str(raw, 'tls-server-name'),

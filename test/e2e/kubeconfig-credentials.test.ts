@@ -17,7 +17,7 @@ import { startProxy } from '../helpers/proxy.js'
 import { get } from '../helpers/http.js'
 import { runCli } from '../helpers/cli.js'
 import { until } from '../helpers/until.js'
-import { fileSetSource } from '../../src/credentials/source.js'
+import { sourceOf } from '../../src/credentials/source.js'
 import { exempt, proxyFor } from '../../src/upstream/connect-proxy.js'
 import { renewalTime } from '../../src/credentials/exec.js'
 
@@ -437,7 +437,7 @@ t.test('HTTPS_PROXY and NO_PROXY, as kubectl honours them; socks5 said in one li
   t.ok(exempt('anything', '443', '*'), '* exempts all')
   t.throws(() => proxyFor(new URL('https://k8s.example.org'), 'socks5://127.0.0.1:1080', env), { message: /^kubeconfig proxy-url: socks5 proxies are not supported by mtls-proxy; use an http:\/\/ or https:\/\/ \(CONNECT\) proxy$/ })
   const c = config(['--upstream', 'https://k8s.example.org', '--cacert', files.cacert, '--cert', files.cert, '--key', files.key], { HTTPS_PROXY: 'http://p:1', NO_PROXY: 'example.org' })
-  t.equal((await fileSetSource(c.credentials).load(new Date())).server.proxy, undefined, 'the environment is read at start, NO_PROXY included')
+  t.equal((await sourceOf(c.credentials).load(new Date())).server.proxy, undefined, 'the environment is read at start, NO_PROXY included')
 })
 
 t.test('a plugin is asked again after it handed back the same credential no sooner than 10 s, and a failure is not re-run at once', async (t) => {

@@ -13,7 +13,7 @@ import { startUpstream } from '../helpers/upstream.js'
 import { capturedLogger, startProxy } from '../helpers/proxy.js'
 import { get } from '../helpers/http.js'
 import { loadConfig } from '../../src/settings/load.js'
-import { fileSetSource } from '../../src/credentials/source.js'
+import { sourceOf } from '../../src/credentials/source.js'
 import { openCredentialStore } from '../../src/credentials/store.js'
 
 const { pki, files } = await pkiWithFiles(t)
@@ -91,7 +91,7 @@ t.test('kubeconfig mistakes are clear errors, never a silent fallback', async (t
 t.test('a kubeconfig that names another server on reload: refused whole, the first one still served', async (t) => {
   const file = await kubeconfig('moving.yaml', kubeDoc('https://192.168.0.18:5443', { 'client-certificate': 'client.crt', 'client-key': 'client.key' }))
   const { logger, lines } = capturedLogger()
-  const store = await openCredentialStore(fileSetSource(config(['--kubeconfig', file]).credentials), { logger })
+  const store = await openCredentialStore(sourceOf(config(['--kubeconfig', file]).credentials), { logger })
   t.teardown(() => store.close())
   t.equal((await store.reload('test')).outcome, 'unchanged')
   await kubeconfig('moving.yaml', kubeDoc('https://192.168.0.19:5443', { 'client-certificate': 'client.crt', 'client-key': 'client.key' }))

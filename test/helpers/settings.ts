@@ -2,7 +2,7 @@
 import { loadConfig } from '../../src/settings/load.js'
 import type { Config } from '../../src/settings/types.js'
 import type { CredentialBundle } from '../../src/credentials/bundle.js'
-import { fileSetSource } from '../../src/credentials/source.js'
+import { sourceOf } from '../../src/credentials/source.js'
 
 /** `config` and `load` for settings given in `dir`: the Config, and what the proxy would load at start (the same load as every reload). */
 export function settingsIn (dir: string) {
@@ -12,6 +12,6 @@ export function settingsIn (dir: string) {
     return c.config
   }
   const load = (argv: string[], env: NodeJS.ProcessEnv = {}): Promise<CredentialBundle> =>
-    fileSetSource(config(argv, env).credentials).load(new Date())
+    sourceOf(config(argv, env).credentials).load(new Date())
   return { config, load }
 }

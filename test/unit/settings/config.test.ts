@@ -184,13 +184,13 @@ t.test('a YAML mistake is one clean line; a bad path from a config file is named
   // Only the CA is missing: the three are read at once, and the first to fail is the one reported.
   const { createDemoPki, writeClientFiles } = await import('../../../src/demo/pki.js')
   await writeClientFiles(await createDemoPki(), yamlDir)
-  const { fileSetSource } = await import('../../../src/credentials/source.js')
+  const { sourceOf } = await import('../../../src/credentials/source.js')
   const command = loadConfig(['--config', withPaths], {}, yamlDir)
   if (command.action !== 'run') throw new Error('expected run')
-  await t.rejects(fileSetSource(command.config.credentials).load(new Date()), { message: new RegExp(`^'cacert' \\(config file ${withPaths.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\) .*missing-ca\\.crt: cannot read: no such file`) })
+  await t.rejects(sourceOf(command.config.credentials).load(new Date()), { message: new RegExp(`^'cacert' \\(config file ${withPaths.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\) .*missing-ca\\.crt: cannot read: no such file`) })
   const fromEnv = loadConfig(['--upstream', 'https://h:1', '--cert', 'client.crt', '--key', 'client.key'], { MTLS_PROXY_CACERT: join(yamlDir, 'nope.crt') }, yamlDir)
   if (fromEnv.action !== 'run') throw new Error('expected run')
-  await t.rejects(fileSetSource(fromEnv.config.credentials).load(new Date()), { message: /^MTLS_PROXY_CACERT .*nope\.crt: cannot read/ })
+  await t.rejects(sourceOf(fromEnv.config.credentials).load(new Date()), { message: /^MTLS_PROXY_CACERT .*nope\.crt: cannot read/ })
 })
 
 t.test('durations stay within what a timer can hold: at least 1ms, at most 24.8 days; the message names where it was given', async (t) => {
