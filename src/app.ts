@@ -14,7 +14,7 @@ import { checkUpstream } from './clusters/startup-check.js'
 import type { Config } from './settings/types.js'
 import { registerForwarding } from './forwarding/routes.js'
 import { Cors } from './admission/cors.js'
-import { checkPreflight, checkRequest, FORWARDED_METHODS, listenerGuard, rulesNamingPrefix, type Door } from './admission/guard.js'
+import { checkPreflight, checkRequest, FORWARDED_METHODS, listenerGuard, rulesNamingPrefix, type Door, type GuardOptions } from './admission/guard.js'
 import { registerOwnRoutes } from './ops/routes.js'
 import { Redirects } from './forwarding/redirects.js'
 import { Metrics, type MetricsOptions } from './ops/metrics.js'
@@ -133,25 +133,7 @@ async function wire (config: Config, deps: AppDeps, built: WireDeps): Promise<Ap
     return cluster.parts ?? cluster.open()
   }
   const clusterName = (req: IncomingMessage) => clusters.of(req)?.name ?? ''
-  // An answer's Location must keep its client in the cluster the request named (forwarding/redirects.ts).
-  const redirects = new Redirects({ scheme: guard.scheme, port: guard.listenPort, acceptHosts: guard.acceptHosts })
-  const confine = (req: IncomingMessage, headers: string[], cluster: ClusterParts, statusCode: number,
-    log: Pick<Logger, 'error'>): ErrorAnswer | undefined => {
-    const { target } = clusters.route(req)
-    const why = redirects.confine(headers, () => ({
-      host: req.headers.host ?? 'localhost',
-      target: target.origin,
-      prefix: target.prefix,
-      cluster: cluster.name,
-      landing: (t) => clusters.landing(t)?.name,
-    }))
-    if (why === undefined) return undefined
-    const named = cluster.name.slice(0, 100)
-    const message = `the API server of cluster '${named}' answered ${statusCode}, and ${why}: mtls-proxy refused the answer`
-    log.error({ cluster: cluster.name, status: statusCode, url: target.raw.slice(0, 200) }, message)
-    metrics.upstreamError('redirect', cluster.name)
-    return { httpStatus: 502, reason: 'BadGateway', message }
-  }
+  const confine = confiner(clusters, guard, metrics)
   const tunnels = new Tunnels({
     admit: (req) => admit(req, 'upgrade'),
     route: (req) => ({ cluster: clusterOf(req), forward: clusters.route(req).target.forward }),
@@ -208,4 +190,31 @@ async function wire (config: Config, deps: AppDeps, built: WireDeps): Promise<Ap
     stop: [() => statusApp.close(), () => callerToken?.close(), () => clusters.close()],
   })
   return app
+}
+
+type Confine = (
+  req: IncomingMessage, headers: string[], cluster: ClusterParts, statusCode: number, log: Pick<Logger, 'error'>
+) => ErrorAnswer | undefined
+
+/**
+ * An answer's Location must keep its client in the cluster the request named (forwarding/redirects.ts);
+ * else the answer is refused, logged and counted.
+ */
+function confiner (clusters: Clusters, guard: GuardOptions, metrics: Metrics): Confine {
+  const redirects = new Redirects({ scheme: guard.scheme, port: guard.listenPort, acceptHosts: guard.acceptHosts })
+  return (req, headers, cluster, statusCode, log) => {
+    const { target } = clusters.route(req)
+    const why = redirects.confine(headers, () => ({
+      host: req.headers.host ?? 'localhost',
+      target: target.origin,
+      prefix: target.prefix,
+      cluster: cluster.name,
+      landing: (t) => clusters.landing(t)?.name,
+    }))
+    if (why === undefined) return undefined
+    const message = `the API server of cluster '${cluster.name.slice(0, 100)}' answered ${statusCode}, and ${why}: mtls-proxy refused the answer`
+    log.error({ cluster: cluster.name, status: statusCode, url: target.raw.slice(0, 200) }, message)
+    metrics.upstreamError('redirect', cluster.name)
+    return { httpStatus: 502, reason: 'BadGateway', message }
+  }
 }
