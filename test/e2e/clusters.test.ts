@@ -3,9 +3,8 @@
 // servers with different CAs and client identities, real TLS, kubectl through the prefix.
 import { execFile, spawn } from 'node:child_process'
 import { existsSync } from 'node:fs'
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises'
 import type { IncomingMessage, ServerResponse } from 'node:http'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { TLSSocket } from 'node:tls'
 import { promisify } from 'node:util'
@@ -23,6 +22,7 @@ import { runCli, startCli } from '../helpers/cli.js'
 import { startDemoUpstream, startUpstream } from '../helpers/upstream.js'
 import { startTunnelUpstream } from '../helpers/tunnel-upstream.js'
 import { until } from '../helpers/until.js'
+import { tempDir } from '../helpers/temp.js'
 
 const run = promisify(execFile)
 const kubectl = findKubectl()
@@ -297,8 +297,7 @@ t.test('kubectl through /clusters/NAME: get, watch and exec reach each cluster',
   const prod = await startDemoUpstream(t, prodPki)
   const file = await kubeconfig('kubectl.yaml', { dev: dev.url, prod: prod.url })
   const proxy = await startProxyWith(t, ['--kubeconfig', file, '--all-contexts', '--port', '0'])
-  const home = await mkdtemp(join(tmpdir(), 'mtls-proxy-kubectl-'))
-  t.teardown(() => rm(home, { recursive: true, force: true }))
+  const home = await tempDir(t, 'kubectl')
   const env = { PATH: process.env.PATH, HOME: home, KUBECONFIG: join(home, 'none') }
   const server = `${proxy.url}/clusters/prod`
   const k = (...args: string[]) => run(kubectl!, ['--server', server, '--cache-dir', join(home, 'cache'), ...args], { env, timeout: 30_000 })
@@ -349,8 +348,7 @@ t.test('kubectl port-forward through /clusters/NAME reaches that cluster\'s API 
   const dev = await startUpstream(t, devPki, whoAmI)
   const file = await kubeconfig('port-forward.yaml', { dev: dev.url, prod: upstream.url })
   const proxy = await startProxyWith(t, ['--kubeconfig', file, '--all-contexts', '--port', '0'])
-  const home = await mkdtemp(join(tmpdir(), 'mtls-proxy-kubectl-'))
-  t.teardown(() => rm(home, { recursive: true, force: true }))
+  const home = await tempDir(t, 'kubectl')
   const env = { PATH: process.env.PATH, HOME: home, KUBECONFIG: join(home, 'none') }
   const forward = spawn(kubectl!, ['--server', `${proxy.url}/clusters/prod`, '--cache-dir', join(home, 'cache'), 'port-forward', 'pod/web', ':8080'], { env })
   t.teardown(() => { forward.kill() })
@@ -370,8 +368,7 @@ t.test('EKS context names reach their cluster through kubectl, however it escape
   const prod = await startDemoUpstream(t, prodPki)
   const file = await kubeconfig('eks.yaml', { dev: dev.url, prod: prod.url })
   const proxy = await startProxyWith(t, ['--kubeconfig', file, '--all-contexts', '--port', '0'])
-  const home = await mkdtemp(join(tmpdir(), 'mtls-proxy-kubectl-'))
-  t.teardown(() => rm(home, { recursive: true, force: true }))
+  const home = await tempDir(t, 'kubectl')
   const env = { PATH: process.env.PATH, HOME: home, KUBECONFIG: join(home, 'none') }
   const arn = 'arn:aws:eks:eu-west-1:1:cluster/team'
   // kubectl decodes %2F in --server's path and sends the name with a bare slash.

@@ -4,11 +4,10 @@
 // context it started with, as kubectl proxy does; a reload that would change a cluster's server is
 // refused whole.
 import { execFile } from 'node:child_process'
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { readFile, writeFile } from 'node:fs/promises'
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { AddressInfo, Socket } from 'node:net'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 import t, { type Test } from 'tap'
@@ -19,12 +18,12 @@ import { createDemoPki } from '../helpers/pki.js'
 import { startProxyWith } from '../helpers/proxy.js'
 import { until } from '../helpers/until.js'
 import { fresh, pidsOf, startWorkers, workersSeen } from '../helpers/workers.js'
+import { tempDir } from '../helpers/temp.js'
 
 const run = promisify(execFile)
 const kubectl = findKubectl()
 const pki = await createDemoPki()
-const dir = await mkdtemp(join(tmpdir(), 'mtls-proxy-context-'))
-t.teardown(() => rm(dir, { recursive: true, force: true }))
+const dir = await tempDir(t, 'context')
 const b64 = (text: string) => Buffer.from(text).toString('base64')
 
 interface ApiServer { name: string; url: string; tokens: () => string[] }

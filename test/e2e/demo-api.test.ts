@@ -2,8 +2,7 @@
 // proxy: get (tables), watch with real events, create, apply, label, patch, logs (-f), exec,
 // describe, delete; namespaces to list; stable UIDs.
 import { execFile, spawn } from 'node:child_process'
-import { mkdtemp, rm, writeFile } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
+import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 import t from 'tap'
@@ -13,6 +12,7 @@ import { get } from '../helpers/http.js'
 import { findKubectl, NO_KUBECTL } from '../helpers/kubectl.js'
 import { startDemoUpstream } from '../helpers/upstream.js'
 import { until } from '../helpers/until.js'
+import { tempDir } from '../helpers/temp.js'
 
 const run = promisify(execFile)
 const kubectl = findKubectl()
@@ -34,8 +34,7 @@ t.test('the README\'s kubectl commands, against the demo through the proxy', { s
   const { pki, files } = await pkiWithFiles(t)
   const api = await startDemoUpstream(t, pki)
   const proxy = await startProxy(t, api.url, files)
-  const home = await mkdtemp(join(tmpdir(), 'mtls-proxy-kubectl-'))
-  t.teardown(() => rm(home, { recursive: true, force: true }))
+  const home = await tempDir(t, 'kubectl')
   const manifest = join(home, 'pod.yaml')
   await writeFile(manifest, POD)
   const env = { PATH: process.env.PATH, HOME: home, KUBECONFIG: join(home, 'none') }

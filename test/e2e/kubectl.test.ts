@@ -1,7 +1,5 @@
 // A real client end to end: kubectl 1.32 against the demo API server, through mtls-proxy.
 import { execFile } from 'node:child_process'
-import { mkdtemp, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 import t from 'tap'
@@ -10,6 +8,7 @@ import { echoHandler, startDemoUpstream, startUpstream } from '../helpers/upstre
 import { startProxy } from '../helpers/proxy.js'
 import { until } from '../helpers/until.js'
 import { findKubectl, NO_KUBECTL } from '../helpers/kubectl.js'
+import { tempDir } from '../helpers/temp.js'
 
 const run = promisify(execFile)
 
@@ -20,8 +19,7 @@ async function kubectlThroughProxy (t: Parameters<typeof pkiWithFiles>[0]) {
   const { pki, files } = await pkiWithFiles(t)
   const api = await startDemoUpstream(t, pki)
   const proxy = await startProxy(t, api.url, files)
-  const home = await mkdtemp(join(tmpdir(), 'mtls-proxy-kubectl-'))
-  t.teardown(() => rm(home, { recursive: true, force: true }))
+  const home = await tempDir(t, 'kubectl')
   const env = { PATH: process.env.PATH, HOME: home, KUBECONFIG: join(home, 'no-kubeconfig') }
   const k = (...args: string[]) => run(kubectl!, ['--server', proxy.url, '--cache-dir', join(home, 'cache'), ...args], { env, timeout: 30_000 })
   return { api, proxy, k, home }
@@ -74,8 +72,7 @@ t.test('kubectl --as jane --as-group devs --as-group ops: each group reaches the
   const { pki, files } = await pkiWithFiles(t)
   const upstream = await startUpstream(t, pki, echoHandler)
   const proxy = await startProxy(t, upstream.url, files)
-  const home = await mkdtemp(join(tmpdir(), 'mtls-proxy-kubectl-'))
-  t.teardown(() => rm(home, { recursive: true, force: true }))
+  const home = await tempDir(t, 'kubectl')
   const env = { PATH: process.env.PATH, HOME: home, KUBECONFIG: join(home, 'no-kubeconfig') }
   await run(kubectl!, ['--server', proxy.url, '--cache-dir', join(home, 'cache'), '--as', 'jane', '--as-group', 'devs', '--as-group', 'ops',
     'get', '--raw', '/api/v1/namespaces/default/pods'], { env, timeout: 30_000 })

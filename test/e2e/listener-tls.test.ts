@@ -2,9 +2,8 @@
 // server, so this is how a proxy that asks for a token serves kubectl. Rotated like the client
 // certificate; the 401 message says what works for what the listener speaks.
 import { execFile, execFileSync } from 'node:child_process'
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { readFile, writeFile } from 'node:fs/promises'
 import { connect as tlsConnect } from 'node:tls'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 import t from 'tap'
@@ -16,6 +15,7 @@ import { runCli, startCli } from '../helpers/cli.js'
 import { findKubectl, NO_KUBECTL } from '../helpers/kubectl.js'
 import { startDemoUpstream } from '../helpers/upstream.js'
 import { until } from '../helpers/until.js'
+import { tempDir } from '../helpers/temp.js'
 
 const run = promisify(execFile)
 const TOKEN = 'f00dfeedf00dfeedf00dfeedf00dfeed'
@@ -58,8 +58,7 @@ t.test('it serves HTTPS with the given certificate; a token is asked for and acc
 })
 
 t.test('kubectl --server https://… --certificate-authority … --token: get pods, and a clear error without the token', { skip: kubectl ? false : NO_KUBECTL }, async (t) => {
-  const home = await mkdtemp(join(tmpdir(), 'mtls-proxy-kubectl-'))
-  t.teardown(() => rm(home, { recursive: true, force: true }))
+  const home = await tempDir(t, 'kubectl')
   const env = { PATH: process.env.PATH, HOME: home, KUBECONFIG: join(home, 'none') }
   const k = (...args: string[]) => {
     const running = run(kubectl!, ['--server', proxy.url, '--certificate-authority', paths.ca, '--cache-dir', join(home, 'cache'), ...args], { env, timeout: 30_000 })

@@ -1,8 +1,7 @@
 // Other users of the same machine: a Unix socket only its owner can open, or a token.
 import { spawn } from 'node:child_process'
-import { chmod, mkdir, mkdtemp, rm, stat, writeFile } from 'node:fs/promises'
+import { chmod, mkdir, rm, stat, writeFile } from 'node:fs/promises'
 import { createServer } from 'node:net'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { request } from 'node:http'
 import t from 'tap'
@@ -14,6 +13,7 @@ import { runCli, startCli } from '../helpers/cli.js'
 import { loadConfig } from '../../src/settings/load.js'
 import { CallerToken, tokenDigest } from '../../src/admission/caller-token.js'
 import { capturedLogger } from '../helpers/proxy.js'
+import { tempDir } from '../helpers/temp.js'
 
 const { pki, files } = await pkiWithFiles(t)
 const flags = (url: string) => clientFlags(url, files)
@@ -30,8 +30,7 @@ function overSocket (path: string, target: string): Promise<{ status: number; bo
 
 t.test('--unix-socket: created 0600, served, a stale socket replaced, a live one and a plain file left alone', async (t) => {
   const upstream = await startUpstream(t, pki, echoHandler)
-  const dir = await mkdtemp(join(tmpdir(), 'mtls-proxy-sock-'))
-  t.teardown(() => rm(dir, { recursive: true, force: true }))
+  const dir = await tempDir(t, 'sock')
   await writeFile(join(dir, 'keep.txt'), 'x')
   // a stale socket, as a killed proxy leaves it
   const stale2 = createServer()
@@ -60,8 +59,7 @@ t.test('--unix-socket: created 0600, served, a stale socket replaced, a live one
 const notRoot = process.getuid?.() === 0 ? false : 'needs root to act as another uid'
 
 t.test('--unix-socket in a folder that is not the user\'s own is refused', { skip: notRoot }, async (t) => {
-  const dir = await mkdtemp(join(tmpdir(), 'mtls-proxy-sock-'))
-  t.teardown(() => rm(dir, { recursive: true, force: true }))
+  const dir = await tempDir(t, 'sock')
   const foreign = join(dir, 'foreign')
   await mkdir(foreign)
   const { chown } = await import('node:fs/promises')
@@ -73,8 +71,7 @@ t.test('--unix-socket in a folder that is not the user\'s own is refused', { ski
 
 t.test('--unix-socket in a folder other users can write to is refused, unless the sticky bit protects the socket', async (t) => {
   const upstream = await startUpstream(t, pki, echoHandler)
-  const dir = await mkdtemp(join(tmpdir(), 'mtls-proxy-sock-'))
-  t.teardown(() => rm(dir, { recursive: true, force: true }))
+  const dir = await tempDir(t, 'sock')
   for (const mode of [0o777, 0o770, 0o703]) {
     const folder = join(dir, mode.toString(8))
     await mkdir(folder)
@@ -102,8 +99,7 @@ t.test('--unix-socket in a folder other users can write to is refused, unless th
 
 t.test('a socket file removed or replaced by an impostor is noticed: an error line, and not ready', async (t) => {
   const upstream = await startUpstream(t, pki, echoHandler)
-  const dir = await mkdtemp(join(tmpdir(), 'mtls-proxy-sock-'))
-  t.teardown(() => rm(dir, { recursive: true, force: true }))
+  const dir = await tempDir(t, 'sock')
   const path = join(dir, 'p.sock')
   const proxy = await startCli(t, [...flags(upstream.url), '--unix-socket', path, '--status-address', '127.0.0.1:0'])
   const status = proxy.logs().find((l) => typeof l.status === 'string')!.status as string
@@ -123,8 +119,7 @@ t.test('a socket file removed or replaced by an impostor is noticed: an error li
 
 t.test('a process of another uid cannot connect to the socket', { skip: notRoot }, async (t) => {
   const upstream = await startUpstream(t, pki, echoHandler)
-  const dir = await mkdtemp(join(tmpdir(), 'mtls-proxy-sock-'))
-  t.teardown(() => rm(dir, { recursive: true, force: true }))
+  const dir = await tempDir(t, 'sock')
   await chmod(dir, 0o755) // the folder is open; only the socket's own mode protects it
   const path = join(dir, 'p.sock')
   await startCli(t, [...flags(upstream.url), '--unix-socket', path])
@@ -179,8 +174,7 @@ t.test('a rotated token file: the new token is taken up without a restart, the o
   const { get } = await import('../helpers/http.js')
   const { until } = await import('../helpers/until.js')
   const upstream = await startUpstream(t, pki, echoHandler)
-  const dir = await mkdtemp(join(tmpdir(), 'mtls-proxy-token-'))
-  t.teardown(() => rm(dir, { recursive: true, force: true }))
+  const dir = await tempDir(t, 'token')
   const tokenFile = join(dir, 'token')
   await writeFile(tokenFile, 'first-token-0123456789abcdef\n')
   const proxy = await startProxy(t, upstream.url, files, ['--token-file', tokenFile])
@@ -199,8 +193,7 @@ t.test('the callers\' token is read on its own: a rotation takes effect while th
   const { get } = await import('../helpers/http.js')
   const { until } = await import('../helpers/until.js')
   const upstream = await startUpstream(t, pki, echoHandler)
-  const dir = await mkdtemp(join(tmpdir(), 'mtls-proxy-token-'))
-  t.teardown(() => rm(dir, { recursive: true, force: true }))
+  const dir = await tempDir(t, 'token')
   const kubeconfig = join(dir, 'kubeconfig')
   const b64 = (text: string) => Buffer.from(text).toString('base64')
   await writeFile(kubeconfig, JSON.stringify({

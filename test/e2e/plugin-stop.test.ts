@@ -4,8 +4,7 @@
 // child of their own.
 import { spawn } from 'node:child_process'
 import { existsSync, readFileSync } from 'node:fs'
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
+import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import t from 'tap'
 import { stringify } from 'yaml'
@@ -15,10 +14,10 @@ import { get } from '../helpers/http.js'
 import { createDemoPki } from '../helpers/pki.js'
 import { echoHandler, startUpstream } from '../helpers/upstream.js'
 import { until } from '../helpers/until.js'
+import { tempDir } from '../helpers/temp.js'
 
 const pki = await createDemoPki()
-const dir = await mkdtemp(join(tmpdir(), 'mtls-proxy-plugin-stop-'))
-t.teardown(() => rm(dir, { recursive: true, force: true }))
+const dir = await tempDir(t, 'plugin-stop')
 await mkdir(join(dir, 'certs'))
 await writeClientFiles(pki, join(dir, 'certs'))
 

@@ -3,9 +3,8 @@
 // Real kubectl against two API servers with their own CAs and identities, and raw sockets for the
 // tunnel door.
 import { execFile } from 'node:child_process'
-import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { writeFile } from 'node:fs/promises'
 import type { IncomingMessage, ServerResponse } from 'node:http'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { TLSSocket } from 'node:tls'
 import { promisify } from 'node:util'
@@ -21,6 +20,7 @@ import { startProxyWith } from '../helpers/proxy.js'
 import { startDemoUpstream, startUpstream } from '../helpers/upstream.js'
 import { startTunnelUpstream } from '../helpers/tunnel-upstream.js'
 import { until } from '../helpers/until.js'
+import { tempDir } from '../helpers/temp.js'
 
 const run = promisify(execFile)
 const kubectl = findKubectl()
@@ -115,8 +115,7 @@ async function kubeconfig (name: string, servers: { dev: string; prod: string })
 type Kubectl = (server: string, ...args: string[]) => Promise<{ code: number; stdout: string; stderr: string }>
 
 async function kubectlAt (tt: Teardown): Promise<Kubectl> {
-  const home = await mkdtemp(join(tmpdir(), 'mtls-proxy-kubectl-'))
-  tt.teardown(() => rm(home, { recursive: true, force: true }))
+  const home = await tempDir(tt, 'kubectl')
   const env = { PATH: process.env.PATH, HOME: home, KUBECONFIG: join(home, 'none') }
   return (server, ...args) =>
     run(kubectl!, ['--server', server, '--cache-dir', join(home, 'cache'), ...args], { env, timeout: 30_000 }).then(

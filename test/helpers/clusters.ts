@@ -1,10 +1,10 @@
 // Two clusters that share nothing: each CA signs only its own API server and client, each client its
 // own identity (demo-admin, prod-admin), their files in a folder removed with the test.
-import { mkdir, mkdtemp, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
+import { mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { writeClientFiles, type ClientFiles } from '../../src/demo/pki.js'
 import { createCA, createDemoPki, type DemoPki, type Teardown } from './pki.js'
+import { tempDir } from './temp.js'
 
 export interface TwoClusters {
   dir: string
@@ -16,8 +16,7 @@ export interface TwoClusters {
 }
 
 export async function twoClusters (t: Teardown, name: string): Promise<TwoClusters> {
-  const dir = await mkdtemp(join(tmpdir(), `mtls-proxy-${name}-`))
-  t.teardown(() => rm(dir, { recursive: true, force: true }))
+  const dir = await tempDir(t, `${name}`)
   const devPki = await createDemoPki()
   const prodCa = await createCA('prod CA')
   const prodPki: DemoPki = {

@@ -1,5 +1,5 @@
-import { rm } from 'node:fs/promises'
 import { createDemoPki, writeClientFiles, type ClientFiles, type DemoPki } from '../../src/demo/pki.js'
+import { tempDir } from './temp.js'
 
 export { createCA, createDemoPki, type DemoPki } from '../../src/demo/pki.js'
 
@@ -10,7 +10,6 @@ export interface Teardown {
 /** A fresh PKI and its client files in a temp folder removed when the test ends. */
 export async function pkiWithFiles (t: Teardown, pki?: DemoPki): Promise<{ pki: DemoPki; files: ClientFiles }> {
   const p = pki ?? await createDemoPki()
-  const files = await writeClientFiles(p)
-  t.teardown(() => rm(files.dir, { recursive: true, force: true }))
+  const files = await writeClientFiles(p, await tempDir(t, 'pki'))
   return { pki: p, files }
 }

@@ -1,11 +1,11 @@
 // No Docker engine runs on these machines, so this test runs the Dockerfile's own steps outside
 // Docker: each stage in a folder of its own standing for its root, WORKDIR, COPY, ENV and RUN as
 // written; then the image's ENTRYPOINT is started and its HEALTHCHECK run.
-import { execFileSync, spawn } from 'node:child_process'
-import { cp, mkdir, mkdtemp, readFile, rm } from 'node:fs/promises'
+import { execFile, execFileSync, spawn } from 'node:child_process'
+import { cp, mkdir, readFile } from 'node:fs/promises'
 import { existsSync } from 'node:fs'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { promisify } from 'node:util'
 import t from 'tap'
 import { freePort } from '../helpers/net.js'
 import { ROOT } from '../helpers/cli.js'
@@ -13,6 +13,7 @@ import { pkiWithFiles } from '../helpers/pki.js'
 import { echoHandler, startUpstream } from '../helpers/upstream.js'
 import { get } from '../helpers/http.js'
 import { until } from '../helpers/until.js'
+import { tempDir } from '../helpers/temp.js'
 
 interface Stage { root: string; workdir: string; env: Record<string, string> }
 
@@ -21,12 +22,12 @@ function instructions (text: string): Array<[string, string]> {
     .map((l) => { const i = l.indexOf(' '); return [l.slice(0, i).toUpperCase(), l.slice(i + 1).trim()] as [string, string] })
 }
 
+const run = promisify(execFile)
 const execForm = (args: string) => JSON.parse(args) as string[]
 
 t.test('the Dockerfile\'s steps build a runnable image layout: production dependencies only, healthy', async (t) => {
   const dockerfile = await readFile(join(ROOT, 'Dockerfile'), 'utf8')
-  const base = await mkdtemp(join(tmpdir(), 'mtls-proxy-image-'))
-  t.teardown(() => rm(base, { recursive: true, force: true }))
+  const base = await tempDir(t, 'image')
   const stages = new Map<string, Stage>()
   let stage!: Stage
   let entrypoint: string[] = []
@@ -56,8 +57,9 @@ t.test('the Dockerfile\'s steps build a runnable image layout: production depend
         await cp(source, target, { recursive: true })
       }
     } else if (op === 'RUN') {
-      // The package cache the project's own `npm ci` filled answers these installs.
-      execFileSync('bash', ['-c', args], { cwd: inStage(stage, '.'), env: { ...process.env, ...imageEnv(stage), npm_config_prefer_offline: 'true' }, stdio: 'pipe', timeout: 240_000 })
+      // The package cache the project's own `npm ci` filled answers these installs. Not execFileSync: a
+      // blocked event loop cannot hear tap's timeout, and the teardown that removes the image would never run.
+      await run('bash', ['-c', args], { cwd: inStage(stage, '.'), env: { ...process.env, ...imageEnv(stage), npm_config_prefer_offline: 'true' }, maxBuffer: 64 << 20, timeout: 240_000 })
     } else if (op === 'ENTRYPOINT') {
       entrypoint = execForm(args)
     } else if (op === 'HEALTHCHECK') {

@@ -2,8 +2,7 @@
 // its settings: flags, MTLS_PROXY_* environment, config file. It once asked 127.0.0.1:8001 whatever
 // the proxy said, and so called a healthy proxy on another port, socket or scheme unhealthy.
 import { execFile, spawn } from 'node:child_process'
-import { mkdtemp, rm, symlink, writeFile } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
+import { symlink, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 import t from 'tap'
@@ -14,6 +13,7 @@ import { startCli } from '../helpers/cli.js'
 import { createCA, pkiWithFiles } from '../helpers/pki.js'
 import { echoHandler, startUpstream } from '../helpers/upstream.js'
 import { until } from '../helpers/until.js'
+import { tempDir } from '../helpers/temp.js'
 
 const run = promisify(execFile)
 const dist = await buildDist(t)
@@ -36,8 +36,7 @@ const cases: Array<[string, () => Promise<{ flags: string[]; env?: NodeJS.Proces
   }],
   ['MTLS_PROXY_PORT', async () => ({ flags: credentials, env: { MTLS_PROXY_PORT: String(await freePort()) } })],
   ['a Unix socket', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'mtls-proxy-hc-'))
-    t.teardown(() => rm(dir, { recursive: true, force: true }))
+    const dir = await tempDir(t, 'hc')
     return { flags: [...credentials, '--unix-socket', join(dir, 'p.sock')] }
   }],
   ['HTTPS on the listener', async () => {
@@ -95,8 +94,7 @@ t.test('in a container the proxy is the first process: its flags are read from t
 })
 
 t.test('another program as the first process is not taken for the proxy', { skip: asRoot ? false : 'needs root for a PID namespace (unshare)' }, async (t) => {
-  const dir = await mkdtemp(join(tmpdir(), 'mtls-proxy-hc-'))
-  t.teardown(() => rm(dir, { recursive: true, force: true }))
+  const dir = await tempDir(t, 'hc')
   await writeFile(join(dir, 'cli.js'), 'setInterval(() => {}, 1000)\n')
   const result = await inContainer(t, [process.execPath, join(dir, 'cli.js'), '--help'])
   t.equal(result.code, 1, 'unhealthy: no proxy is configured here')

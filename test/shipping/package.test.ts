@@ -1,18 +1,17 @@
 // What a user installs: the packed tarball, installed globally as the README says, gives a working
 // `mtls-proxy` with nothing built at install time and nothing warned about, and carries what a package should.
 import { execFile } from 'node:child_process'
-import { mkdtemp, readFile, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
+import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 import t from 'tap'
 import { ROOT } from '../helpers/cli.js'
+import { tempDir } from '../helpers/temp.js'
 
 const run = promisify(execFile)
 
 t.test('npm pack, then npm install -g of the tarball: the bin runs, nothing warned about', async (t) => {
-  const dir = await mkdtemp(join(tmpdir(), 'mtls-proxy-pack-'))
-  t.teardown(() => rm(dir, { recursive: true, force: true }))
+  const dir = await tempDir(t, 'pack')
   const packed = await run('npm', ['pack', '--json', '--pack-destination', dir], { cwd: ROOT, timeout: 120_000 })
   const [info] = JSON.parse(packed.stdout.slice(packed.stdout.indexOf('['))) as Array<{ filename: string; files: Array<{ path: string }> }>
   const files = info!.files.map((f) => f.path)

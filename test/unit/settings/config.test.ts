@@ -1,14 +1,13 @@
 // Settings: flags beat environment variables, which beat the config file, which beats defaults.
-import { mkdtemp, writeFile, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
+import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import t from 'tap'
 import { loadConfig } from '../../../src/settings/load.js'
 import type { Config } from '../../../src/settings/types.js'
 import { OPTIONS, envName } from '../../../src/settings/options.js'
+import { tempDir } from '../../helpers/temp.js'
 
-const dir = await mkdtemp(join(tmpdir(), 'mtls-proxy-config-'))
-t.teardown(() => rm(dir, { recursive: true, force: true }))
+const dir = await tempDir(t, 'config')
 
 function run (argv: string[], env: NodeJS.ProcessEnv = {}, cwd = dir): Config {
   const command = loadConfig(argv, env, cwd)
@@ -144,8 +143,7 @@ t.test('every setting has a flag (secrets excepted), an environment variable and
 })
 
 t.test('durations as Kubernetes writes them, or seconds, from flags, environment and config file', async (t) => {
-  const dir = await mkdtemp(join(tmpdir(), 'mtls-proxy-durations-'))
-  t.teardown(() => rm(dir, { recursive: true, force: true }))
+  const dir = await tempDir(t, 'durations')
   const file = join(dir, 'c.yaml')
   await writeFile(file, 'connect-timeout: 2s\nprobe-interval: 1.5\n')
   const base = required
@@ -173,8 +171,7 @@ t.test('an unknown flag names the nearest known one; an unknown MTLS_PROXY_ vari
 })
 
 t.test('a YAML mistake is one clean line; a bad path from a config file is named by its key and file', async (t) => {
-  const yamlDir = await mkdtemp(join(tmpdir(), 'mtls-proxy-yaml-'))
-  t.teardown(() => rm(yamlDir, { recursive: true, force: true }))
+  const yamlDir = await tempDir(t, 'yaml')
   const broken = join(yamlDir, 'broken.yaml')
   await writeFile(broken, 'upstream: https://h:1\n  port: 8001\n')
   const err = (() => { try { loadConfig(['--config', broken], {}, yamlDir) } catch (e) { return (e as Error).message } return '' })()
