@@ -3,7 +3,7 @@
 import { spawn } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import t from 'tap'
-import { ROOT } from '../helpers/cli.js'
+import { ROOT } from '../helpers/root.js'
 import { get } from '../helpers/http.js'
 import { until } from '../helpers/until.js'
 

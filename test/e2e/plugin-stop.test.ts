@@ -9,7 +9,9 @@ import { join } from 'node:path'
 import t from 'tap'
 import { stringify } from 'yaml'
 import { writeClientFiles } from '../../src/demo/pki.js'
-import { ROOT, startCli } from '../helpers/cli.js'
+import { startCli } from '../helpers/cli.js'
+import { ROOT } from '../helpers/root.js'
+import { bundledCli } from '../helpers/dist.js'
 import { get } from '../helpers/http.js'
 import { createDemoPki } from '../helpers/pki.js'
 import { echoHandler, startUpstream } from '../helpers/upstream.js'
@@ -72,7 +74,7 @@ t.test('the default cluster\'s plugin running while the proxy starts: SIGTERM en
   const upstream = await startUpstream(t, pki, echoHandler)
   const { command, pids } = await plugin('starting', true)
   const file = await kubeconfig('starting.yaml', upstream.url, command, 'dev')
-  const proxy = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', '--kubeconfig', file, '--port', '0'],
+  const proxy = spawn(process.execPath, [await bundledCli(), '--kubeconfig', file, '--port', '0'],
     { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'] })
   t.teardown(() => { proxy.kill('SIGKILL') })
   let stderr = ''

@@ -9,7 +9,9 @@ import t from 'tap'
 import { parse } from 'yaml'
 import { pkiWithFiles } from '../helpers/pki.js'
 import { startDemoUpstream } from '../helpers/upstream.js'
-import { ROOT, runCli } from '../helpers/cli.js'
+import { runCli } from '../helpers/cli.js'
+import { ROOT } from '../helpers/root.js'
+import { bundledCli } from '../helpers/dist.js'
 import { findKubectl, NO_KUBECTL } from '../helpers/kubectl.js'
 import { until } from '../helpers/until.js'
 
@@ -75,7 +77,7 @@ t.test('another account of the machine finds the port and cannot use the proxy',
   const command = `require('node:fs').writeFileSync(process.argv[1], JSON.stringify({ url: process.env.MTLS_PROXY_URL,
     kubeconfig: process.env.KUBECONFIG, cacert: process.env.MTLS_PROXY_CACERT })); setInterval(() => {}, 1000)`
   const found = join(files.dir, 'found.json')
-  const child = spawn(node, ['--import', 'tsx', 'src/cli.ts', ...settings, '--', node, '-e', command, found],
+  const child = spawn(node, [await bundledCli(), ...settings, '--', node, '-e', command, found],
     { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'] })
   t.teardown(() => { child.kill('SIGKILL') })
   const exited = new Promise((resolve) => child.once('exit', resolve))
@@ -140,7 +142,7 @@ for (const s of ['SIGTERM', 'SIGINT', 'SIGHUP']) process.on(s, () => { console.l
 console.log('ready')
 setInterval(() => {}, 1000)
 `
-  const child = spawn(node, ['--import', 'tsx', 'src/cli.ts', ...settings, '--', node, '-e', handler], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] })
+  const child = spawn(node, [await bundledCli(), ...settings, '--', node, '-e', handler], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] })
   t.teardown(() => { child.kill('SIGKILL') })
   let out = ''
   child.stdout.on('data', (d: Buffer) => { out += d.toString() })

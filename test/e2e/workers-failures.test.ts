@@ -5,7 +5,9 @@ import { spawn } from 'node:child_process'
 import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import t from 'tap'
-import { ROOT, startCli } from '../helpers/cli.js'
+import { startCli } from '../helpers/cli.js'
+import { ROOT } from '../helpers/root.js'
+import { bundledCli } from '../helpers/dist.js'
 import { freePort } from '../helpers/net.js'
 import { pkiWithFiles } from '../helpers/pki.js'
 import { until } from '../helpers/until.js'
@@ -134,8 +136,9 @@ t.test('metrics: what a worker counted before it died stays in the sum, though n
 t.test('under another program\'s cluster (pm2 and the like), --workers 1 serves as one plain process', async (t) => {
   const dir = (await pkiWithFiles(t, pki)).files.dir
   const wrapper = join(dir, 'wrapper.mjs')
+  // The installed CLI (the bundle) forked as pm2 forks a script.
   await writeFile(wrapper, "import cluster from 'node:cluster'\n" +
-    `cluster.setupPrimary({ exec: ${JSON.stringify(join(ROOT, 'src/cli.ts'))}, execArgv: ['--import', 'tsx'], args: process.argv.slice(2) })\n` +
+    `cluster.setupPrimary({ exec: ${JSON.stringify(await bundledCli())}, args: process.argv.slice(2) })\n` +
     'cluster.fork()\n')
   const child = spawn(process.execPath, [wrapper, ...credentials(), '--port', '0'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] })
   t.teardown(() => { try { process.kill(child.pid!, 'SIGKILL') } catch {} })

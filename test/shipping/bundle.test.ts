@@ -5,7 +5,7 @@ import { once } from 'node:events'
 import { readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import t from 'tap'
-import { buildDist } from '../helpers/dist.js'
+import { bundledCli } from '../helpers/dist.js'
 import { get } from '../helpers/http.js'
 import { freePort } from '../helpers/net.js'
 import { pkiWithFiles } from '../helpers/pki.js'
@@ -14,7 +14,6 @@ import { echoHandler, startUpstream } from '../helpers/upstream.js'
 import { until } from '../helpers/until.js'
 
 t.test('a start loads no module serving does not use: node:http2, node:fs/promises, node:zlib', async (t) => {
-  const dist = await buildDist(t)
   const { pki, files } = await pkiWithFiles(t)
   const upstream = await startUpstream(t, pki, echoHandler)
   // Node.js lists every built-in module a process loaded: written as the proxy exits.
@@ -22,7 +21,7 @@ t.test('a start loads no module serving does not use: node:http2, node:fs/promis
   const preload = join(files.dir, 'modules.cjs')
   await writeFile(preload, `process.on('exit', () => require('node:fs').writeFileSync(${JSON.stringify(list)}, process.moduleLoadList.join('\\n')))\n`)
   const port = await freePort()
-  const child = spawn(process.execPath, ['--require', preload, join(dist, 'dist/cli.js'), ...clientFlags(upstream.url, files), '--port', String(port)],
+  const child = spawn(process.execPath, ['--require', preload, await bundledCli(), ...clientFlags(upstream.url, files), '--port', String(port)],
     { stdio: 'ignore' })
   t.teardown(() => { child.kill('SIGKILL') })
   const exited = once(child, 'exit')

@@ -2,7 +2,7 @@
 import { readFileSync } from 'node:fs'
 import t from 'tap'
 import { parseAllDocuments } from 'yaml'
-import { ROOT } from '../helpers/cli.js'
+import { ROOT } from '../helpers/root.js'
 import { OPTIONS, envName } from '../../src/settings/options.js'
 
 const envNames = new Set(OPTIONS.map((o) => envName(o.name)))

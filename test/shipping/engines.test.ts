@@ -5,7 +5,7 @@ import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import t from 'tap'
 import semver from 'semver'
-import { ROOT } from '../helpers/cli.js'
+import { ROOT } from '../helpers/root.js'
 
 const promised = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { engines: { node: string } }).engines.node
 

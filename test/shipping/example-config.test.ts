@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs'
 import t from 'tap'
 import { loadConfig } from '../../src/settings/load.js'
 import { OPTIONS, envName, type OptionSpec } from '../../src/settings/options.js'
-import { ROOT } from '../helpers/cli.js'
+import { ROOT } from '../helpers/root.js'
 
 t.test('config/mtls-proxy.example.yaml loads and names every setting', async (t) => {
   const file = `${ROOT}/config/mtls-proxy.example.yaml`

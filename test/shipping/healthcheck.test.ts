@@ -8,15 +8,15 @@ import { promisify } from 'node:util'
 import t from 'tap'
 import { clientFlags } from '../helpers/proxy.js'
 import { freePort } from '../helpers/net.js'
-import { buildDist } from '../helpers/dist.js'
+import { bundle } from '../helpers/dist.js'
 import { startCli } from '../helpers/cli.js'
-import { createCA, pkiWithFiles } from '../helpers/pki.js'
+import { createCA, pkiWithFiles, type Teardown } from '../helpers/pki.js'
 import { echoHandler, startUpstream } from '../helpers/upstream.js'
 import { until } from '../helpers/until.js'
 import { tempDir } from '../helpers/temp.js'
 
 const run = promisify(execFile)
-const dist = await buildDist(t)
+const dist = await bundle()
 const { pki, files } = await pkiWithFiles(t)
 const upstream = await startUpstream(t, pki, echoHandler)
 const credentials = clientFlags(upstream.url, files)
@@ -66,7 +66,7 @@ for (const [name, settings] of cases) {
 const asRoot = process.getuid?.() === 0
 
 /** Runs `command` as PID 1 of a PID namespace of its own (a container, as far as /proc/1 goes); the healthcheck inside it. */
-async function inContainer (t: Parameters<typeof buildDist>[0], command: string[]): Promise<{ code: number; stderr: string }> {
+async function inContainer (t: Teardown, command: string[]): Promise<{ code: number; stderr: string }> {
   const container = spawn('unshare', ['--pid', '--fork', '--kill-child', '--mount-proc', ...command], { stdio: ['ignore', 'pipe', 'pipe'] })
   t.teardown(() => { container.kill('SIGKILL') })
   let out = ''
@@ -86,7 +86,7 @@ t.test('in a container the proxy is the first process: its flags are read from t
   const direct = await inContainer(t, [process.execPath, join(dist, 'dist/cli.js'), ...credentials, '--port', String(port)])
   t.equal(direct.code, 0, `healthy: it asked port ${port}, from the proxy's own command line (${direct.stderr.trim()})`)
   // As an image built with `npm install -g` runs it: the bin, a link to dist/cli.js.
-  const bin = join(dist, 'mtls-proxy')
+  const bin = join(await tempDir(t, 'bin'), 'mtls-proxy')
   await symlink(join(dist, 'dist/cli.js'), bin)
   const other = await freePort()
   const viaBin = await inContainer(t, [process.execPath, bin, ...credentials, '--port', String(other)])

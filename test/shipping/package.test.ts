@@ -5,7 +5,7 @@ import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 import t from 'tap'
-import { ROOT } from '../helpers/cli.js'
+import { ROOT } from '../helpers/root.js'
 import { tempDir } from '../helpers/temp.js'
 
 const run = promisify(execFile)

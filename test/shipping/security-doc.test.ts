@@ -2,7 +2,7 @@
 import { execFileSync } from 'node:child_process'
 import { readFileSync } from 'node:fs'
 import t from 'tap'
-import { ROOT } from '../helpers/cli.js'
+import { ROOT } from '../helpers/root.js'
 
 const doc = readFileSync(`${ROOT}/SECURITY.md`, 'utf8')
 const pkg = JSON.parse(readFileSync(`${ROOT}/package.json`, 'utf8')) as { dependencies: Record<string, string> }

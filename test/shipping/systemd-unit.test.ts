@@ -5,8 +5,8 @@ import { execFileSync, spawn } from 'node:child_process'
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import t from 'tap'
-import { ROOT } from '../helpers/cli.js'
-import { buildDist } from '../helpers/dist.js'
+import { ROOT } from '../helpers/root.js'
+import { bundledCli } from '../helpers/dist.js'
 import { get } from '../helpers/http.js'
 import { pkiWithFiles } from '../helpers/pki.js'
 import { buildRunner, seccompUnavailable, unitFilter } from '../helpers/seccomp.js'
@@ -19,19 +19,19 @@ t.test('the unit\'s SystemCallFilter: the CLI starts, prints its version and for
   const unit = await readFile(join(ROOT, 'config/mtls-proxy.service'), 'utf8')
   const filter = unitFilter(unit)
   t.equal(filter.errorNumber, 'EPERM', 'a call outside the list fails with EPERM instead of killing the proxy')
-  // The compiled CLI, as the unit runs it (node dist/cli.js).
-  const dir = await buildDist(t)
+  // The compiled CLI, as the unit runs it (node dist/cli.js); the filter's runner is compiled beside the test's files.
+  const cli = await bundledCli()
   const { pki, files } = await pkiWithFiles(t)
   const upstream = await startUpstream(t, pki, echoHandler)
 
   // Both as the unit refuses (EPERM) and stricter, killing on any call outside the list: the list
   // itself must hold every call the proxy makes, not lean on EPERM.
   for (const refuse of ['errno', 'kill'] as const) {
-    const runner = await buildRunner(dir, filter, refuse)
-    const version = execFileSync(runner, ['--', process.execPath, join(dir, 'dist/cli.js'), '--version'], { encoding: 'utf8' })
+    const runner = await buildRunner(files.dir, filter, refuse)
+    const version = execFileSync(runner, ['--', process.execPath, cli, '--version'], { encoding: 'utf8' })
     t.match(version, /^\d+\.\d+\.\d+/, `${refuse}: --version`)
 
-    const child = spawn(runner, ['--', process.execPath, join(dir, 'dist/cli.js'), '--upstream', upstream.url, '--cacert', files.cacert,
+    const child = spawn(runner, ['--', process.execPath, cli, '--upstream', upstream.url, '--cacert', files.cacert,
       '--cert', files.cert, '--key', files.key, '--port', '0'], { stdio: ['ignore', 'pipe', 'pipe'] })
     t.teardown(() => { child.kill('SIGKILL') })
     let out = ''
