@@ -65,9 +65,14 @@ for (const [name, settings] of cases) {
 
 const asRoot = process.getuid?.() === 0
 
-/** Runs `command` as PID 1 of a PID namespace of its own (a container, as far as /proc/1 goes); the healthcheck inside it. */
-async function inContainer (t: Teardown, command: string[]): Promise<{ code: number; stderr: string }> {
-  const container = spawn('unshare', ['--pid', '--fork', '--kill-child', '--mount-proc', ...command], { stdio: ['ignore', 'pipe', 'pipe'] })
+/**
+ * Runs `command` as PID 1 of a PID namespace of its own (a container, as far as /proc/1 goes); the healthcheck inside it.
+ * ownNetwork: a network namespace of its own too, with only loopback up, so no port there is open whatever listens on this machine.
+ */
+async function inContainer (t: Teardown, command: string[], { ownNetwork = false } = {}): Promise<{ code: number; stderr: string }> {
+  const namespaces = ['--pid', '--fork', '--kill-child', '--mount-proc', ...(ownNetwork ? ['--net'] : [])]
+  const start = ownNetwork ? ['sh', '-c', 'ip link set lo up && exec "$@"', 'sh', ...command] : command
+  const container = spawn('unshare', [...namespaces, ...start], { stdio: ['ignore', 'pipe', 'pipe'] })
   t.teardown(() => { container.kill('SIGKILL') })
   let out = ''
   container.stdout.on('data', (d: Buffer) => { out += d })
@@ -77,7 +82,7 @@ async function inContainer (t: Teardown, command: string[]): Promise<{ code: num
   const pid = (await run('pgrep', ['-P', String(container.pid)])).stdout.trim()
   t.teardown(() => { try { process.kill(Number(pid), 'SIGKILL') } catch { /* gone already */ } })
   // HEALTHCHECK runs in the container with no flags of its own.
-  return run('nsenter', ['-t', pid, '-p', '-m', process.execPath, join(dist, 'dist/healthcheck.js')], { env: { PATH: process.env.PATH } })
+  return run('nsenter', ['-t', pid, '-p', '-m', ...(ownNetwork ? ['-n'] : []), process.execPath, join(dist, 'dist/healthcheck.js')], { env: { PATH: process.env.PATH } })
     .then(() => ({ code: 0, stderr: '' }), (err: { code: number; stderr: string }) => ({ code: err.code, stderr: err.stderr }))
 }
 
@@ -96,8 +101,10 @@ t.test('in a container the proxy is the first process: its flags are read from t
 t.test('another program as the first process is not taken for the proxy', { skip: asRoot ? false : 'needs root for a PID namespace (unshare)' }, async (t) => {
   const dir = await tempDir(t, 'hc')
   await writeFile(join(dir, 'cli.js'), 'setInterval(() => {}, 1000)\n')
-  const result = await inContainer(t, [process.execPath, join(dir, 'cli.js'), '--help'])
+  // In a network of its own: 127.0.0.1:8001 there is closed, whatever answers on this machine's (a demo, kubectl proxy).
+  const result = await inContainer(t, [process.execPath, join(dir, 'cli.js'), '--help'], { ownNetwork: true })
   t.equal(result.code, 1, 'unhealthy: no proxy is configured here')
+  t.match(result.stderr, /^http:\/\/127\.0\.0\.1:8001\/-\/healthz: connect ECONNREFUSED/, `its own settings, the defaults, were asked, not the program's --help (${result.stderr.trim()})`)
   t.notMatch(result.stderr, /\n\s+at /, 'one line, no stack trace')
 })
 
