@@ -1,64 +1,11 @@
-// kubectl proxy's path and method filters, judged on the path the API server will act on.
+// kubectl proxy's path and method filters, judged on the path the API server will act on, over a
+// real listener (the normalisation itself: test/unit/admission/target.test.ts).
 import t from 'tap'
 import { pkiWithFiles } from '../helpers/pki.js'
 import { echoHandler, startUpstream } from '../helpers/upstream.js'
 import { startProxy } from '../helpers/proxy.js'
 import { rawRequest, statusLine } from '../helpers/http.js'
 import { startTunnelUpstream } from '../helpers/tunnel-upstream.js'
-import { clusterNameProblem, normalizeTarget, splitClusterPrefix } from '../../src/admission/target.js'
-
-t.test('normalisation: decoded, dot and empty segments resolved, re-encoded for the upstream', async (t) => {
-  const cases: Array<[string, string, string]> = [
-    ['/api/v1/pods?watch=1', '/api/v1/pods', '/api/v1/pods?watch=1'],
-    ['/api/v1/namespaces/default/pods/x/%65xec', '/api/v1/namespaces/default/pods/x/exec', '/api/v1/namespaces/default/pods/x/exec'],
-    ['/api/v1/namespaces/default/pods/x/foo/%2e%2e/exec?c=1', '/api/v1/namespaces/default/pods/x/exec', '/api/v1/namespaces/default/pods/x/exec?c=1'],
-    ['//api//v1/./pods/', '/api/v1/pods/', '/api/v1/pods/'],
-    ['/api/v1/namespaces%2fdefault/pods', '/api/v1/namespaces/default/pods', '/api/v1/namespaces/default/pods'],
-    ['/api/v1/namespaces/a%20b', '/api/v1/namespaces/a b', '/api/v1/namespaces/a%20b'],
-    ['/api\\v1\\pods', '/api/v1/pods', '/api/v1/pods'],
-  ]
-  for (const [target, path, forward] of cases) t.same(normalizeTarget(target), { ok: true, path, forward }, target)
-  t.match(normalizeTarget('/%zz'), { ok: false, message: /malformed percent-encoding/ })
-  t.match(normalizeTarget('/../etc'), { ok: false, message: /climbs above the root/ })
-  t.match(normalizeTarget('/a%00b'), { ok: false, message: /control characters/ })
-})
-
-t.test('the cluster prefix: the longest served name at a segment boundary, however the client escaped it', async (t) => {
-  const served = new Set(['dev', 'prod', 'arn:aws:eks:eu-west-1:1:cluster/team', 'a', 'a/b', 'caf\u00e9'])
-  const longest = Math.max(...[...served].map((n) => n.length))
-  const split = (target: string) => splitClusterPrefix(target, (n) => served.has(n), longest)
-  const arn = 'arn:aws:eks:eu-west-1:1:cluster/team'
-  const cases: Array<[string, { name: string | undefined; served: boolean; prefix: string; rest: string } | undefined]> = [
-    ['/api/v1/pods', undefined],
-    ['/clustersx/a', undefined],
-    ['/clusters/dev/api?watch=1', { name: 'dev', served: true, prefix: '/clusters/dev', rest: '/api?watch=1' }],
-    ['/clusters/dev', { name: 'dev', served: true, prefix: '/clusters/dev', rest: '/' }],
-    ['/clusters/dev?x=1', { name: 'dev', served: true, prefix: '/clusters/dev', rest: '/?x=1' }],
-    // curl keeps the %2F; kubectl decodes it from --server and sends the name bare.
-    [`/clusters/${encodeURIComponent(arn)}/api/v1/pods`, { name: arn, served: true, prefix: `/clusters/${encodeURIComponent(arn)}`, rest: '/api/v1/pods' }],
-    [`/clusters/${arn}/api/v1/pods`, { name: arn, served: true, prefix: `/clusters/${arn}`, rest: '/api/v1/pods' }],
-    ['/clusters/arn%3Aaws%3Aeks%3Aeu-west-1%3A1%3Acluster/team/version', { name: arn, served: true, prefix: '/clusters/arn%3Aaws%3Aeks%3Aeu-west-1%3A1%3Acluster/team', rest: '/version' }],
-    ['/clusters/a/b/api', { name: 'a/b', served: true, prefix: '/clusters/a/b', rest: '/api' }],
-    ['/clusters/a/bc/api', { name: 'a', served: true, prefix: '/clusters/a', rest: '/bc/api' }],
-    ['/clusters/a%2Fb?x', { name: 'a/b', served: true, prefix: '/clusters/a%2Fb', rest: '/?x' }],
-    ['/clusters/caf%C3%A9/api', { name: 'caf\u00e9', served: true, prefix: '/clusters/caf%C3%A9', rest: '/api' }],
-    ['/clusters/staging/api', { name: 'staging', served: false, prefix: '/clusters/staging', rest: '/api' }],
-    ['/clusters/arn:aws:eks:eu-west-1:1:cluster/other/api', { name: 'arn:aws:eks:eu-west-1:1:cluster', served: false, prefix: '/clusters/arn:aws:eks:eu-west-1:1:cluster', rest: '/other/api' }],
-    ['/clusters/%zz/api', { name: undefined, served: false, prefix: '/clusters/%zz', rest: '/api' }],
-    ['/clusters/dev/%zz', { name: 'dev', served: true, prefix: '/clusters/dev', rest: '/%zz' }],
-    ['/clusters', { name: '', served: false, prefix: '/clusters', rest: '/' }],
-    ['/clusters/', { name: '', served: false, prefix: '/clusters/', rest: '/' }],
-    // Dot segments are the rest's, judged (and refused when they climb) once normalised.
-    ['/clusters/dev/../prod/api', { name: 'dev', served: true, prefix: '/clusters/dev', rest: '/../prod/api' }],
-  ]
-  for (const [target, expected] of cases) t.same(split(target), expected, target)
-  // Many slashes cost no more than the longest name: the search stops past it.
-  let asked = 0
-  splitClusterPrefix(`/clusters/${'a/'.repeat(8000)}x`, (n) => { asked++; return served.has(n) }, longest)
-  t.ok(asked <= longest, `a target of 8,000 slashes asks about ${asked} names, not 8,000`)
-  t.equal(clusterNameProblem('arn:aws:eks:eu-west-1:1:cluster/team'), undefined)
-  for (const bad of ['', '.', '..', 'a/../b', 'a//b', 'a/', '/a', 'x'.repeat(1001)]) t.ok(clusterNameProblem(bad), `'${bad.slice(0, 20)}' is no cluster name`)
-})
 
 const { pki, files } = await pkiWithFiles(t)
 
