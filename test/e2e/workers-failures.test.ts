@@ -14,6 +14,10 @@ import { until } from '../helpers/until.js'
 import { LAST_SEEN_MS } from '../../src/process/workers/gatherer.js'
 import { count, fresh, gone, identityUpstream, pidsOf, said, sleep, startWorkers, workersSeen } from '../helpers/workers.js'
 
+// Mostly waiting on the workers' own clocks (a restart, LAST_SEEN_MS between metric fetches): about 55 s on an idle
+// machine, past tap's 120 s per file beside two busy loops on 2 cores, where each worker takes seconds to start.
+t.setTimeout(300_000)
+
 const { pki, files } = await pkiWithFiles(t)
 const upstream = await identityUpstream(t, pki)
 const credentials = (f = files) => ['--upstream', upstream.url, '--cacert', f.cacert, '--cert', f.cert, '--key', f.key]

@@ -15,6 +15,10 @@ import { get } from '../helpers/http.js'
 import { until } from '../helpers/until.js'
 import { tempDir } from '../helpers/temp.js'
 
+// Four RUN steps, two of them npm ci (the build's and production's, each allowed 240 s): about 45 s on an
+// idle machine, past tap's 120 s per file beside two busy loops on 2 cores.
+t.setTimeout(600_000)
+
 interface Stage { root: string; workdir: string; env: Record<string, string> }
 
 function instructions (text: string): Array<[string, string]> {
