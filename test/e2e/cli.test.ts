@@ -137,7 +137,8 @@ t.test('SIGTERM ends open watches cleanly and exits well within the grace period
     res.writeHead(200, { 'content-type': 'application/json' })
     res.write('{"type":"ADDED"}\n')
   })
-  const proxy = await startCli(t, [...base(upstream.url), '--shutdown-timeout', '30'])
+  const GRACE_MS = 30_000
+  const proxy = await startCli(t, [...base(upstream.url), '--shutdown-timeout', String(GRACE_MS / 1000)])
   const ended = new Promise<{ body: string; complete: boolean }>((resolve, reject) => {
     httpRequest(`${proxy.url}/api/v1/pods?watch=1`, (res) => {
       let body = ''
@@ -154,5 +155,5 @@ t.test('SIGTERM ends open watches cleanly and exits well within the grace period
   t.equal(watch.body, '{"type":"ADDED"}\n')
   t.ok(watch.complete, 'the watch response ended properly (a clean end of the chunked body)')
   t.equal((await proxy.exited).code, 0)
-  t.ok(Date.now() - started < 10_000, 'did not wait for the 30 s grace period')
+  t.ok(Date.now() - started < GRACE_MS / 2, `did not wait for the 30 s grace period: exited ${Date.now() - started} ms after SIGTERM`)
 })

@@ -43,10 +43,11 @@ for (const framing of ['content-length', 'chunked'] as const) {
 }
 
 t.test('a client gone before the upstream answers: the upstream request is aborted at once', async (t) => {
+  const ANSWER_MS = 5_000
   const closed: number[] = []
   const upstream = await startUpstream(t, pki, (req, res) => {
     if (req.url === '/api/v1/pods') req.on('close', () => closed.push(Date.now()))
-    setTimeout(() => { if (!res.destroyed) res.end('{}') }, 5_000).unref()
+    setTimeout(() => { if (!res.destroyed) res.end('{}') }, ANSWER_MS).unref()
   })
   const proxy = await startProxy(t, upstream.url, files)
   const client = connect(proxy.port, '127.0.0.1')
@@ -55,7 +56,7 @@ t.test('a client gone before the upstream answers: the upstream request is abort
   const left = Date.now()
   client.destroy()
   await until(() => closed.length === 1)
-  t.ok(closed[0]! - left < 2_000, 'the upstream saw its request closed well before it would have answered')
+  t.ok(closed[0]! - left < ANSWER_MS / 2, `the upstream saw its request closed ${closed[0]! - left} ms after the client left, well before it would have answered`)
 })
 
 t.test('repeated response headers (Set-Cookie) reach the client as separate lines', async (t) => {

@@ -11,7 +11,7 @@ import { pkiWithFiles, type DemoPki } from '../helpers/pki.js'
 import { startUpstream } from '../helpers/upstream.js'
 import { startProxy } from '../helpers/proxy.js'
 import { get } from '../helpers/http.js'
-import { until } from '../helpers/until.js'
+import { timed, until } from '../helpers/until.js'
 import type { ClientFiles } from '../../src/demo/pki.js'
 
 /** An upstream that answers /whoami with the CN of the client certificate, and holds watches open. */
@@ -105,10 +105,12 @@ for (const [name, way] of Object.entries(ways)) {
     t.match(await watch.next(), /"cn":"demo-admin"/)
 
     const rotated = await pki.ca.issue({ commonName: 'rotated-admin', organization: 'system:masters', usage: 'client' })
+    // 2 s on an idle machine (the README's figure); a busy one slows every request alike, as a baseline request shows.
+    const pace = await timed(() => whoami(proxy.url))
     const started = Date.now()
     await way.rotate(files, rotated.certPem, rotated.keyPem)
-    await until(async () => (await whoami(proxy.url)) === 'rotated-admin', 2_000)
-    t.ok(Date.now() - started <= 2_000, `new identity in use ${Date.now() - started} ms after the change`)
+    await until(async () => (await whoami(proxy.url)) === 'rotated-admin', 10_000)
+    t.ok(Date.now() - started <= 2_000 + 20 * pace, `new identity in use ${Date.now() - started} ms after the change (a request took ${pace} ms)`)
 
     watches[0]!.write('{"type":"MODIFIED"}\n')
     t.equal(await watch.next(), '{"type":"MODIFIED"}\n', 'the watch opened before the rotation keeps receiving events')
@@ -170,7 +172,8 @@ t.test('a kubeconfig with -data fields, rewritten: the new identity is used', as
   const proxy = await startProxy(t, upstream.url, files, ['--kubeconfig', file, '--cacert', '', '--cert', '', '--key', ''])
   t.equal(await whoami(proxy.url), 'demo-admin')
   const rotated = await pki.ca.issue({ commonName: 'kubeconfig-rotated', usage: 'client' })
+  const pace = await timed(() => whoami(proxy.url))
   await writeFile(file, kubeconfig(rotated.certPem, rotated.keyPem))
-  const took = await until(async () => (await whoami(proxy.url)) === 'kubeconfig-rotated', 2_000)
-  t.ok(took <= 2_000, `new identity after ${took} ms`)
+  const took = await until(async () => (await whoami(proxy.url)) === 'kubeconfig-rotated', 10_000)
+  t.ok(took <= 2_000 + 20 * pace, `new identity after ${took} ms (a request took ${pace} ms)`)
 })

@@ -7,3 +7,10 @@ export async function until (check: () => boolean | Promise<boolean>, ms = 3_000
   }
   return Date.now() - started
 }
+
+/** Milliseconds step takes: a baseline of the machine's pace at that moment, for a bound that must hold on a busy machine too. */
+export async function timed (step: () => Promise<unknown>): Promise<number> {
+  const started = Date.now()
+  await step()
+  return Date.now() - started
+}
