@@ -6,7 +6,6 @@ import { existsSync } from 'node:fs'
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { join } from 'node:path'
-import type { TLSSocket } from 'node:tls'
 import { promisify } from 'node:util'
 import t from 'tap'
 import { stringify } from 'yaml'
@@ -19,7 +18,7 @@ import { startProxyWith } from '../helpers/proxy.js'
 import { loadConfig } from '../../src/settings/load.js'
 import { rulesNamingPrefix } from '../../src/admission/guard.js'
 import { runCli, startCli } from '../helpers/cli.js'
-import { startDemoUpstream, startUpstream } from '../helpers/upstream.js'
+import { startDemoUpstream, startUpstream, whoAmIHandler } from '../helpers/upstream.js'
 import { startTunnelUpstream } from '../helpers/tunnel-upstream.js'
 import { until } from '../helpers/until.js'
 import { tempDir } from '../helpers/temp.js'
@@ -38,9 +37,7 @@ const whoAmI: Handler = (req, res) => {
     res.end()
     return
   }
-  const cn = (req.socket as TLSSocket).getPeerCertificate().subject?.CN
-  res.writeHead(200, { 'content-type': 'application/json' })
-  res.end(JSON.stringify({ cn, url: req.url }))
+  whoAmIHandler(req, res)
 }
 
 // An exec plugin that hands out prod's certificate, and notes each time it runs.

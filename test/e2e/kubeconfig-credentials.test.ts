@@ -8,7 +8,6 @@ import { connect as netConnect, type AddressInfo, type Socket } from 'node:net'
 import { existsSync } from 'node:fs'
 import { readFile, writeFile, mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
-import type { TLSSocket } from 'node:tls'
 import t from 'tap'
 import { stringify } from 'yaml'
 import { pkiWithFiles, type Teardown } from '../helpers/pki.js'
@@ -17,6 +16,7 @@ import { startProxy } from '../helpers/proxy.js'
 import { get } from '../helpers/http.js'
 import { runCli } from '../helpers/cli.js'
 import { until } from '../helpers/until.js'
+import { caller, whoAmIHandler, type Caller } from '../helpers/upstream.js'
 import { sourceOf } from '../../src/credentials/source.js'
 import { proxyFor } from '../../src/upstream/connect-proxy.js'
 import { renewalTime } from '../../src/credentials/exec.js'
@@ -33,22 +33,18 @@ async function write (name: string, doc: unknown): Promise<string> {
   return file
 }
 
-interface Seen { cn: string | undefined; authorization: string | undefined; url: string }
-
 /**
  * An API server over TLS that asks for a client certificate but does not insist (a token alone
  * may do), and tells who called: the certificate's CN and the Authorization header. `/watch`
  * streams a line every 100 ms until the client goes; `accept` decides 401s.
  */
-async function startApiServer (tt: Teardown, accept: (seen: Seen) => boolean = () => true) {
-  const seen: Seen[] = []
+async function startApiServer (tt: Teardown, accept: (seen: Caller) => boolean = () => true) {
+  const seen: Caller[] = []
   let closedWatches = 0
   const server: HttpsServer = createHttpsServer({
     ca: pki.ca.certPem, cert: pki.server.certPem, key: pki.server.keyPem, requestCert: true, rejectUnauthorized: false,
   }, (req: IncomingMessage, res: ServerResponse) => {
-    const socket = req.socket as TLSSocket
-    const cert = socket.authorized ? socket.getPeerCertificate() : undefined
-    const who: Seen = { cn: cert?.subject?.CN as string | undefined, authorization: req.headers.authorization, url: req.url ?? '' }
+    const who = caller(req)
     if (req.url !== '/version') seen.push(who)
     if (req.url !== '/version' && !accept(who)) {
       res.writeHead(401, { 'content-type': 'application/json' })
@@ -231,14 +227,14 @@ t.test('an exec plugin\'s certificate that expires in seconds is renewed before,
   const proxy = await proxyWith(t, api.url, kubeconfig)
   t.equal((await get(`${proxy.url}/whoami`)).json().cn, 'exec-one', 'the plugin\'s first certificate')
   // A watch, read line by line, on a connection of its own.
-  const lines: Seen[] = []
+  const lines: Caller[] = []
   const watch = httpGet(`${proxy.url}/watch?watch=true`, { agent: false }, (res) => {
     let buffered = ''
     res.on('data', (chunk: Buffer) => {
       buffered += chunk.toString()
       const parts = buffered.split('\n')
       buffered = parts.pop()!
-      lines.push(...parts.map((l) => JSON.parse(l) as Seen))
+      lines.push(...parts.map((l) => JSON.parse(l) as Caller))
     })
   })
   watch.on('error', () => {})
@@ -365,10 +361,7 @@ async function startConnectProxy (tt: Teardown, refuse: false | string = false) 
 
 t.test('proxy-url: every connection goes through the CONNECT proxy, with Proxy-Authorization from its URL', async (t) => {
   const { startTunnelUpstream } = await import('../helpers/tunnel-upstream.js')
-  const { upstream: api, upgrades } = await startTunnelUpstream(t, pki, (req, res) => {
-    res.writeHead(200, { 'content-type': 'application/json' })
-    res.end(JSON.stringify({ cn: (req.socket as TLSSocket).getPeerCertificate().subject?.CN }))
-  })
+  const { upstream: api, upgrades } = await startTunnelUpstream(t, pki, whoAmIHandler)
   const via = await startConnectProxy(t)
   const user = { 'client-certificate': files.cert, 'client-key': files.key }
   const doc = kubeDoc(api.url, { u: user })

@@ -6,7 +6,6 @@ import { execFile } from 'node:child_process'
 import { writeFile } from 'node:fs/promises'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { join } from 'node:path'
-import type { TLSSocket } from 'node:tls'
 import { promisify } from 'node:util'
 import t from 'tap'
 import { stringify } from 'yaml'
@@ -17,7 +16,7 @@ import { findKubectl, NO_KUBECTL } from '../helpers/kubectl.js'
 import { twoClusters, twoContexts } from '../helpers/clusters.js'
 import type { Teardown } from '../helpers/pki.js'
 import { startProxyWith } from '../helpers/proxy.js'
-import { startDemoUpstream, startUpstream } from '../helpers/upstream.js'
+import { startDemoUpstream, startUpstream, whoAmIHandler } from '../helpers/upstream.js'
 import { startTunnelUpstream } from '../helpers/tunnel-upstream.js'
 import { until } from '../helpers/until.js'
 import { tempDir } from '../helpers/temp.js'
@@ -221,12 +220,8 @@ t.test('a redirect off this machine is refused: kubectl would carry the caller\'
 })
 
 t.test('the tunnel door: an upgrade answered with a Location out of its cluster is refused, 101 or not', async (t) => {
-  const handler = (req: IncomingMessage, res: ServerResponse) => {
-    res.writeHead(200, { 'content-type': 'application/json' })
-    res.end(JSON.stringify({ cn: (req.socket as TLSSocket).getPeerCertificate().subject?.CN, url: req.url }))
-  }
-  const prod = await startUpstream(t, prodPki, handler)
-  const { upstream: dev } = await startTunnelUpstream(t, devPki, handler)
+  const prod = await startUpstream(t, prodPki, whoAmIHandler)
+  const { upstream: dev } = await startTunnelUpstream(t, devPki, whoAmIHandler)
   // dev's API server answers upgrades on …/redirect with a 307, and on …/switch with a 101 carrying a Location.
   dev.server.prependListener('upgrade', (req: IncomingMessage, socket: import('node:stream').Duplex) => {
     if (req.url?.includes('redirect')) {

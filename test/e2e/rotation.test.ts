@@ -4,11 +4,10 @@
 import { mkdir, rename, symlink, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { ServerResponse } from 'node:http'
-import type { TLSSocket } from 'node:tls'
 import { request as httpRequest, type IncomingMessage } from 'node:http'
 import t from 'tap'
 import { pkiWithFiles, type DemoPki } from '../helpers/pki.js'
-import { startUpstream } from '../helpers/upstream.js'
+import { caller, startUpstream } from '../helpers/upstream.js'
 import { startProxy } from '../helpers/proxy.js'
 import { get } from '../helpers/http.js'
 import { timed, until } from '../helpers/until.js'
@@ -18,7 +17,7 @@ import type { ClientFiles } from '../../src/demo/pki.js'
 async function identityUpstream (t: Parameters<typeof startUpstream>[0], pki: DemoPki) {
   const watches: ServerResponse[] = []
   const upstream = await startUpstream(t, pki, (req, res) => {
-    const cn = (req.socket as TLSSocket).getPeerCertificate().subject?.CN
+    const { cn } = caller(req)
     if (req.url?.includes('watch=1')) {
       res.writeHead(200, { 'content-type': 'application/json' })
       res.write(`{"type":"ADDED","cn":"${cn}"}\n`)

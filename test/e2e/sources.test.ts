@@ -3,13 +3,12 @@
 import { generateKeyPairSync, webcrypto, type KeyObject } from 'node:crypto'
 import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import type { TLSSocket } from 'node:tls'
 import t from 'tap'
 import { until } from '../helpers/until.js'
 import { stringify } from 'yaml'
 import { createCA, pkiWithFiles } from '../helpers/pki.js'
 import { settingsIn } from '../helpers/settings.js'
-import { startUpstream } from '../helpers/upstream.js'
+import { startUpstream, whoAmIHandler } from '../helpers/upstream.js'
 import { capturedLogger, startProxy } from '../helpers/proxy.js'
 import { get } from '../helpers/http.js'
 import { loadConfig } from '../../src/settings/load.js'
@@ -22,10 +21,7 @@ const b64 = (s: string) => Buffer.from(s).toString('base64')
 
 const { config, load } = settingsIn(dir)
 
-const whoamiUpstream = (tt: Parameters<typeof startUpstream>[0]) => startUpstream(tt, pki, (req, res) => {
-  res.writeHead(200, { 'content-type': 'application/json' })
-  res.end(JSON.stringify({ cn: (req.socket as TLSSocket).getPeerCertificate().subject?.CN }))
-})
+const whoamiUpstream = (tt: Parameters<typeof startUpstream>[0]) => startUpstream(tt, pki, whoAmIHandler)
 
 async function kubeconfig (name: string, doc: Record<string, unknown>): Promise<string> {
   const file = join(dir, name)

@@ -3,12 +3,11 @@
 import { createHash } from 'node:crypto'
 import type { IncomingMessage } from 'node:http'
 import type { Duplex } from 'node:stream'
-import type { TLSSocket } from 'node:tls'
 import { WebSocketServer } from 'ws'
 import type { Handler } from '../../src/demo/api-server.js'
 import type { DemoPki } from '../../src/demo/pki.js'
 import type { Teardown } from './pki.js'
-import { startUpstream } from './upstream.js'
+import { caller, startUpstream } from './upstream.js'
 
 export interface SeenUpgrade {
   url: string
@@ -30,7 +29,7 @@ export async function startTunnelUpstream (t: Teardown, pki: DemoPki, handler: H
   })
   const upstream = await startUpstream(t, pki, handler)
   upstream.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
-    upgrades.push({ url: req.url ?? '', method: req.method ?? '', headers: req.headers, rawHeaders: req.rawHeaders, cn: (req.socket as TLSSocket).getPeerCertificate().subject?.CN as string | undefined })
+    upgrades.push({ url: req.url ?? '', method: req.method ?? '', headers: req.headers, rawHeaders: req.rawHeaders, cn: caller(req).cn })
     sockets.add(socket)
     socket.on('error', () => socket.destroy())
     socket.once('close', () => sockets.delete(socket))

@@ -1,5 +1,6 @@
-// Fake API servers over real mutual TLS, torn down with the test.
-import type { IncomingHttpHeaders } from 'node:http'
+// Fake API servers over real mutual TLS, torn down with the test, and what they tell of who called.
+import type { IncomingHttpHeaders, IncomingMessage } from 'node:http'
+import type { TLSSocket } from 'node:tls'
 import { startDemoApiServer, startMtlsServer, type DemoApiServer, type Handler, type MtlsServer } from '../../src/demo/api-server.js'
 import type { DemoPki } from '../../src/demo/pki.js'
 import type { Teardown } from './pki.js'
@@ -39,6 +40,26 @@ export async function startUpstream (t: Teardown, pki: DemoPki, handler: Handler
   server.server.on('secureConnection', () => { recording.connections++ })
   t.teardown(() => server.close())
   return recording
+}
+
+/** Who reached the upstream: its client certificate's CN, the Authorization it was sent, and the target. */
+export interface Caller {
+  /** undefined: no certificate the server trusts, or the connection is gone */
+  cn: string | undefined
+  authorization: string | undefined
+  url: string
+}
+
+export function caller (req: IncomingMessage): Caller {
+  const socket = req.socket as TLSSocket
+  const cn = socket.authorized ? socket.getPeerCertificate()?.subject?.CN : undefined
+  return { cn: typeof cn === 'string' ? cn : undefined, authorization: req.headers.authorization, url: req.url ?? '' }
+}
+
+/** Answers every request with who called, as JSON: `{ cn, url }`, and `authorization` when one was sent. */
+export const whoAmIHandler: Handler = (req, res) => {
+  res.writeHead(200, { 'content-type': 'application/json' })
+  res.end(JSON.stringify(caller(req)))
 }
 
 /** Answers every request with a JSON echo of what it received (method, url, headers, body length). */

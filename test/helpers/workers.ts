@@ -1,18 +1,17 @@
 // For the --workers tests: an upstream that answers with the caller's identity, fresh connections
 // (each handed to the next worker), and what the proxy's processes said.
 import { request, type IncomingMessage } from 'node:http'
-import type { TLSSocket } from 'node:tls'
 import { cpuCount } from '../../src/process/workers/cores.js'
 import type { DemoPki } from '../../src/demo/pki.js'
 import { startCli, type RunningCli } from './cli.js'
 import type { Teardown } from './pki.js'
-import { startUpstream } from './upstream.js'
+import { caller, startUpstream } from './upstream.js'
 import { until } from './until.js'
 
 /** Answers with the client certificate's CN the request came with; /slow after a second. */
 export function identityUpstream (t: Teardown, pki: DemoPki) {
   return startUpstream(t, pki, (req, res) => {
-    const answer = () => res.end((req.socket as TLSSocket).getPeerCertificate()?.subject?.CN ?? 'connection gone')
+    const answer = () => res.end(caller(req).cn ?? 'connection gone')
     if (req.url?.startsWith('/slow')) setTimeout(answer, 1_000)
     else answer()
   })
