@@ -2,7 +2,7 @@
 import { readdirSync, readFileSync, statSync } from 'node:fs'
 import { join, relative } from 'node:path'
 import t from 'tap'
-import { ROOT } from '../helpers/cli.js'
+import { ROOT } from '../helpers/root.js'
 
 const doc = readFileSync(join(ROOT, 'ARCHITECTURE.md'), 'utf8')
 const src = join(ROOT, 'src')
