@@ -1,9 +1,9 @@
 // The official JavaScript client, @kubernetes/client-node 1.x, through the proxy. It needs Node.js
 // 22 or newer, so it runs where the suite runs on the Dockerfile's Node (CI's second run), and is
-// installed here, into a folder of its own, not into the project's dependencies.
+// installed here, into a folder of its own, not into the project's dependencies: node_modules/.cache,
+// which outlives the run (the install is the slow part) and goes with node_modules, not into /tmp.
 import { execFile } from 'node:child_process'
 import { existsSync } from 'node:fs'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 import t from 'tap'
@@ -13,7 +13,7 @@ import { startProxy } from '../helpers/proxy.js'
 import { startDemoUpstream } from '../helpers/upstream.js'
 
 const run = promisify(execFile)
-const PACKAGE_DIR = join(tmpdir(), 'mtls-proxy-test-client-node')
+const PACKAGE_DIR = join(ROOT, 'node_modules/.cache/mtls-proxy-test-client-node')
 
 async function clientNode (): Promise<string | undefined> {
   const major = Number(process.versions.node.split('.')[0])
