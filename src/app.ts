@@ -18,7 +18,7 @@ import { checkPreflight, checkRequest, FORWARDED_METHODS, listenerGuard, rulesNa
 import { registerOwnRoutes } from './ops/routes.js'
 import { Redirects } from './forwarding/redirects.js'
 import { Metrics, type MetricsOptions } from './ops/metrics.js'
-import { createMainServer, portOf } from './doors/servers.js'
+import { createMainServer, portOf } from './doors/listener.js'
 import { Shutdown } from './doors/shutdown.js'
 import { buildStatusListener } from './ops/status-listener.js'
 import { installErrorHandlers, type ErrorAnswer } from './doors/status.js'

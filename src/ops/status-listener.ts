@@ -8,7 +8,7 @@ import { installAdmission } from '../admission/hook.js'
 import { readTarget } from '../admission/target.js'
 import { checkRequest, hostPatterns, type GuardOptions } from '../admission/guard.js'
 import { OWN_PATHS, registerOwnRoutes, type OwnRoutesDeps } from './routes.js'
-import { portOf, serverOptions } from '../doors/servers.js'
+import { portOf, serverOptions } from '../doors/listener.js'
 import { installErrorHandlers } from '../doors/status.js'
 
 // Any Host a request can carry: kubelet probes and Prometheus send the pod IP they dialled.
