@@ -7,8 +7,7 @@ import { createHash } from 'node:crypto'
 import type { Logger } from 'pino'
 import { UsageError } from '../util/errors.js'
 import { watchFiles } from '../util/file-watch.js'
-import { readRegularFile } from '../util/files.js'
-import { describeFsError } from '../util/fs-errors.js'
+import { describeFsError, readRegularFile } from '../util/files.js'
 
 // A token is one line.
 const MAX_TOKEN_FILE_BYTES = 64 * 1024

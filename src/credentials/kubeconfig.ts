@@ -5,9 +5,8 @@
 import { homedir } from 'node:os'
 import { delimiter, dirname, join, resolve } from 'node:path'
 import { firstLine, UsageError } from '../util/errors.js'
-import { readRegularFile } from '../util/files.js'
+import { describeFsError, readRegularFile } from '../util/files.js'
 import * as lazy from '../util/lazy.js'
-import { describeFsError } from '../util/fs-errors.js'
 import type { PemSource } from './source.js'
 
 // Room for about a thousand clusters with their certificates inline.

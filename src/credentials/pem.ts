@@ -3,8 +3,7 @@
 import { X509Certificate, createPrivateKey, type KeyObject } from 'node:crypto'
 import { createSecureContext } from 'node:tls'
 import { UsageError } from '../util/errors.js'
-import { readRegularFile } from '../util/files.js'
-import { describeFsError } from '../util/fs-errors.js'
+import { describeFsError, readRegularFile } from '../util/files.js'
 import type { PemSource, TokenSource } from './source.js'
 
 // A CA bundle of every public root is about 220 KB; a certificate or key file past this is not one.

@@ -4,8 +4,7 @@ import { connect } from 'node:net'
 import { dirname } from 'node:path'
 import type { FastifyInstance } from 'fastify'
 import { UsageError } from '../util/errors.js'
-import { fsAsync } from '../util/files.js'
-import { describeFsError } from '../util/fs-errors.js'
+import { describeFsError, fsAsync } from '../util/files.js'
 
 function answers (path: string): Promise<boolean> {
   return new Promise((resolve) => {
