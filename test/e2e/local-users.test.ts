@@ -1,5 +1,5 @@
 // Other users of the same machine: a Unix socket only its owner can open, or a token.
-import { spawn, spawnSync } from 'node:child_process'
+import { spawn } from 'node:child_process'
 import { chmod, mkdir, rm, stat, writeFile } from 'node:fs/promises'
 import { createServer } from 'node:net'
 import { join } from 'node:path'
@@ -14,7 +14,7 @@ import { loadConfig } from '../../src/settings/load.js'
 import { CallerToken, tokenDigest } from '../../src/admission/caller-token.js'
 import { capturedLogger } from '../helpers/proxy.js'
 import { tempDir } from '../helpers/temp.js'
-import { ROOT } from '../helpers/root.js'
+import { cannotRunAsOtherUid } from '../helpers/other-uid.js'
 
 const { pki, files } = await pkiWithFiles(t)
 const flags = (url: string) => clientFlags(url, files)
@@ -118,13 +118,7 @@ t.test('a socket file removed or replaced by an impostor is noticed: an error li
   t.match((await get(`${status}/-/status`)).json(), { state: 'not ready', reason: /was replaced/ })
 })
 
-/** Why uid 65534 cannot run node here at all (a checkout in a folder only root may enter: tap's hooks load from it), or undefined. */
-function otherUidCannotRun (): string | undefined {
-  const ran = spawnSync(process.execPath, ['-e', 'console.log("ran")'], { uid: 65534, gid: 65534, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] })
-  return ran.stdout.trim() === 'ran' ? undefined : `uid 65534 cannot run node from this checkout (${ROOT} or a folder above it is closed to others)`
-}
-
-t.test('a process of another uid cannot connect to the socket', { skip: notRoot || otherUidCannotRun() }, async (t) => {
+t.test('a process of another uid cannot connect to the socket', { skip: cannotRunAsOtherUid() }, async (t) => {
   const upstream = await startUpstream(t, pki, echoHandler)
   const dir = await tempDir(t, 'sock')
   await chmod(dir, 0o755) // the folder is open; only the socket's own mode protects it

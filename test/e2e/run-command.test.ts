@@ -10,6 +10,7 @@ import { parse } from 'yaml'
 import { pkiWithFiles } from '../helpers/pki.js'
 import { startDemoUpstream } from '../helpers/upstream.js'
 import { runCli } from '../helpers/cli.js'
+import { cannotRunAsOtherUid } from '../helpers/other-uid.js'
 import { ROOT } from '../helpers/root.js'
 import { bundledCli } from '../helpers/dist.js'
 import { findKubectl, NO_KUBECTL } from '../helpers/kubectl.js'
@@ -70,9 +71,7 @@ t.test('the command finds the proxy, and it alone can use it; its output is its 
   t.equal(exit.stderr, '', 'and at warn, a good start says nothing')
 })
 
-const notRoot = process.getuid?.() === 0 ? false : 'needs root to run a client as another uid'
-
-t.test('another account of the machine finds the port and cannot use the proxy', { skip: notRoot }, async (t) => {
+t.test('another account of the machine finds the port and cannot use the proxy', { skip: cannotRunAsOtherUid() }, async (t) => {
   // The command tells the test where the proxy is, then waits to be ended.
   const command = `require('node:fs').writeFileSync(process.argv[1], JSON.stringify({ url: process.env.MTLS_PROXY_URL,
     kubeconfig: process.env.KUBECONFIG, cacert: process.env.MTLS_PROXY_CACERT })); setInterval(() => {}, 1000)`
