@@ -63,14 +63,14 @@ export class Clusters {
   route (req: IncomingMessage): Route {
     let route = this.#routes.get(req)
     if (!route) {
-      route = this.routeTarget(req.url ?? '/')
+      route = this.#routeTarget(req.url ?? '/')
       this.#routes.set(req, route)
     }
     return route
   }
 
   /** Where a target (origin or absolute form, as a client sends it) goes. */
-  routeTarget (raw: string): Route {
+  #routeTarget (raw: string): Route {
     const target = readTarget(raw, this.multi ? this.#split : undefined)
     if (!target.prefixed) return { cluster: this.default, target }
     // (a name not served is no key of the table: the longest served name was matched first)
@@ -84,7 +84,7 @@ export class Clusters {
    * judges a request; undefined when it would be refused.
    */
   landing (target: string): Cluster | undefined {
-    const route = this.routeTarget(target)
+    const route = this.#routeTarget(target)
     if (route.target.prefixed) return route.cluster
     return this.multi && PLAIN_PREFIX.test(route.target.forward) ? undefined : this.default
   }
