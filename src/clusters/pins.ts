@@ -10,6 +10,7 @@ import { bindingOf, type ServerBinding } from '../credentials/binding.js'
 import { openKubeconfig, type Kubeconfig, type KubeconfigChoice } from '../credentials/kubeconfig.js'
 import { serverEndpoint } from '../credentials/file-set.js'
 import type { CredentialSpec } from '../credentials/source.js'
+import { serviceAccountNamespace } from '../credentials/in-cluster.js'
 
 /** One cluster, as it started. Plain data. */
 export interface ClusterPin {
@@ -17,6 +18,8 @@ export interface ClusterPin {
   context?: string
   /** the server they are bound to; missing: it could not be read at start, and binds when it first opens */
   server?: ServerBinding
+  /** the namespace a client of this cluster works in (run mode's kubeconfig says it) */
+  namespace?: string
 }
 
 export interface Pins {
@@ -79,7 +82,11 @@ function kubeconfigReader (): (choice: KubeconfigChoice) => Promise<Kubeconfig> 
 
 async function pin (spec: CredentialSpec, read: (choice: KubeconfigChoice) => Promise<Kubeconfig>): Promise<ClusterPin> {
   const kube = spec.kubeconfig ? await (await read(spec.kubeconfig)).pick(spec.kubeconfig) : undefined
-  return { ...(kube?.context !== undefined ? { context: kube.context } : {}), server: bindingOf(serverEndpoint(spec, kube)) }
+  return {
+    ...(kube?.context !== undefined ? { context: kube.context } : {}),
+    server: bindingOf(serverEndpoint(spec, kube)),
+    ...(spec.serviceAccount ? { namespace: await serviceAccountNamespace(spec.serviceAccount) } : {}),
+  }
 }
 
 /** The settings of a cluster with its context kept as it started (a context they name is theirs already). */
@@ -103,7 +110,9 @@ export function contextSpec (spec: CredentialSpec, context: string): CredentialS
     ca: undefined,
     cert: undefined,
     key: undefined,
+    token: undefined,
     passphraseFile: undefined,
+    serviceAccount: undefined,
     listener: undefined,
     proxyEnv: spec.proxyEnv,
   }

@@ -6,6 +6,7 @@ import {
   checkServable, loadKeyPair, oneLine, parseCertificates, permissionWarning, readBearerToken, readPem, sourceName, subjectOf, type KeyPair,
 } from './pem.js'
 import type { PemSource, ResolvedSources, ServerEndpoint, TokenSource } from './source.js'
+import { serviceAccountOf } from './in-cluster.js'
 
 export interface CredentialBundle {
   readonly sources: ResolvedSources
@@ -60,7 +61,7 @@ export async function loadBundle (sources: ResolvedSources, now: Date): Promise<
     caCertificates,
     clientCertificate,
     bearerToken: read.bearerToken,
-    identity: identityOf(clientCertificate, sources.token),
+    identity: identityOf(clientCertificate, sources.token, read.bearerToken),
     ...expiryOf(sources.expiresAt, clientCertificate),
     refreshAt: sources.refreshAt,
     loadedAt: now,
@@ -110,9 +111,12 @@ function expiryOf (
   return { expiresAt: pluginExpiresAt, expiring: 'the exec plugin\'s credential' }
 }
 
-/** Who the API server sees, for logs: the certificate's subject, or where the token came from. */
-function identityOf (clientCertificate: X509Certificate | undefined, token: TokenSource | undefined): string {
-  const tokenFrom = token && sourceName(token)
+/** Who the API server sees, for logs: the certificate's subject, or where the token came from (and its account). */
+function identityOf (
+  clientCertificate: X509Certificate | undefined, token: TokenSource | undefined, bearerToken: string | undefined
+): string {
+  const account = bearerToken === undefined ? undefined : serviceAccountOf(bearerToken)
+  const tokenFrom = token && (account ? `${account} (${sourceName(token)})` : sourceName(token))
   return clientCertificate ? subjectOf(clientCertificate) + (tokenFrom ? ` with ${tokenFrom}` : '') : tokenFrom ?? 'nobody'
 }
 

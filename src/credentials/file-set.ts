@@ -23,7 +23,8 @@ export function fileSetSource (spec: FileSetSpec, deps: SourceDeps = {}): Creden
         deps.logger?.warn({ context: kube.context, currentContext: kube.currentContext },
           `the kubeconfig's current-context is now '${now}'; mtls-proxy keeps serving context '${kube.context ?? ''}', which it started with (as kubectl proxy does): a restart follows the new one`)
       }
-      const execConfig = spec.cert ? undefined : kube?.exec
+      // A client certificate or a token the settings give replaces the kubeconfig user's plugin, as kubectl's flags do.
+      const execConfig = spec.cert || spec.token ? undefined : kube?.exec
       usesExec = execConfig !== undefined
       const fromPlugin = execConfig ? await exec.get(execConfig, now, options.renew === true) : undefined
       return await loadBundle(resolveSources(spec, kube, fromPlugin && { config: execConfig!, ...fromPlugin }), now)
@@ -56,11 +57,11 @@ function resolveSources (spec: FileSetSpec, kube: KubeconfigCredentials | undefi
   // A client certificate given as flags replaces the kubeconfig user's, exec plugin included, as kubectl's flags do.
   const cert = spec.cert ?? pluginPem(plugin?.certPem, 'the client certificate') ?? kube?.cert
   const key = spec.key ?? pluginPem(plugin?.keyPem, 'the client key') ?? kube?.key
-  const token: TokenSource | undefined = plugin?.token !== undefined
+  const token: TokenSource | undefined = spec.token ?? (plugin?.token !== undefined
     ? { kind: 'inline', token: plugin.token, label: `the token from ${plugin.config.label}` }
-    : kube?.token
+    : kube?.token)
   if (!ca && !spec.insecureSkipTlsVerify && kube?.insecureSkipTlsVerify !== true) throw missingSetting('cacert')
-  if (!cert && !token) throw missingSetting('cert')
+  if (!cert && !token) throw new UsageError(`${missingSetting('cert').message}; or, for a bearer token, --upstream-token-file FILE`)
   if (cert && !key) throw missingSetting('key')
   if (key && !cert) throw missingSetting('cert')
   const server = serverEndpoint(spec, kube)

@@ -46,11 +46,23 @@ export interface FileSetSpec {
   ca: PemSource | undefined
   cert: PemSource | undefined
   key: PemSource | undefined
+  /** the API server's bearer token (--upstream-token-file, or the pod's service account's); beats the kubeconfig user's */
+  token: TokenSource | undefined
   passphraseFile: string | undefined
+  /** in a pod with no kubeconfig, as kubectl proxy there: the pod's service account is the identity */
+  serviceAccount: ServiceAccount | undefined
   /** the key pair the listener serves HTTPS with; undefined: plain HTTP */
   listener: { cert: PemSource; key: PemSource } | undefined
   /** HTTPS_PROXY and NO_PROXY as the proxy was started with */
   proxyEnv: ProxyEnvironment
+}
+
+/** The pod's service account, as client-go's in-cluster config reads it. */
+export interface ServiceAccount {
+  /** its folder: ca.crt, token, namespace */
+  folder: string
+  /** POD_NAMESPACE (the downward API), which beats the folder's namespace file, as kubectl has it */
+  podNamespace: string | undefined
 }
 
 /** The files and texts one bundle was read from. */

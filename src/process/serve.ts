@@ -48,6 +48,14 @@ function warnAboutExposure (config: Config, bundle: CredentialBundle, logger: Lo
   }
 }
 
+/** In a pod with no kubeconfig, the identity is the pod's own: said first, as the reason it is. */
+function sayInCluster (config: Config, events: Logger): void {
+  const account = config.credentials.serviceAccount
+  if (!account) return
+  events.info({ serviceAccount: account.folder },
+    `no kubeconfig found, and in a pod (KUBERNETES_SERVICE_HOST is set): serving as the pod's service account (${account.folder}), as kubectl proxy does there; its token is read again whenever the kubelet replaces it`)
+}
+
 /**
  * Serves until stopped. Alone, it is the proxy; as a worker (`worker` given), it logs its requests,
  * leaves what concerns the whole proxy to the voice worker, and stops when the primary says so.
@@ -76,6 +84,7 @@ export async function serve (
   const { config } = command
   const { root, logger, events } = loggers(config, worker)
   for (const warning of command.warnings) events.warn(warning)
+  sayInCluster(config, events)
   const hangup = reloadOnHangup(worker, events)
   const starting = stopWhileStarting(worker, options.stopStarting)
   const app = await openProxy(config, {

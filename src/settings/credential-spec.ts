@@ -2,7 +2,8 @@
 import { UsageError } from '../util/errors.js'
 import { clusterNameProblem } from '../admission/target.js'
 import { checkComplete, upstreamUrl } from '../credentials/file-set.js'
-import type { CredentialSpec, PemSource } from '../credentials/source.js'
+import type { CredentialSpec, PemSource, TokenSource } from '../credentials/source.js'
+import { serviceAccountFiles } from '../credentials/in-cluster.js'
 import { missingSetting, type OptionName } from './options.js'
 import { str } from './raw.js'
 import type { Config, Environment, RawSettings, Settings, Where } from './types.js'
@@ -20,19 +21,30 @@ export function credentialSpec (raw: RawSettings, where: Where, environment: Env
     return data ? { kind: 'inline', pem: pemText(data), label: where(`${name}-data`) } : undefined
   }
   const upstream = str(raw, 'upstream')
-  const kubeconfig = kubeconfigToRead(raw, where, environment)
-  if (upstream === undefined && kubeconfig === undefined) throw missingSetting('upstream')
+  const read = kubeconfigToRead(raw, where, environment)
+  // As kubectl in a pod: no kubeconfig anywhere (environment.inCluster says so), nothing picked from one.
+  const inCluster = read?.default === true && !picksFromKubeconfig(raw) ? environment.inCluster : undefined
+  const kubeconfig = inCluster ? undefined : read?.choice
+  if (upstream === undefined && kubeconfig === undefined && !inCluster) throw missingSetting('upstream')
   const listener = listenerPair(file('listen-cert'), file('listen-key'))
+  const serviceAccount = inCluster && serviceAccountFiles(inCluster.serviceAccount)
+  const tokenFile = file('upstream-token-file')
+  const tokenData = str(raw, 'upstream-token-data')
+  const token: TokenSource | undefined = tokenFile
+    ? { kind: 'file', ...tokenFile }
+    : tokenData !== undefined ? { kind: 'inline', token: tokenData.trim(), label: where('upstream-token-data') } : serviceAccount?.token
   const spec: CredentialSpec = {
     kind: 'file-set',
     kubeconfig,
-    server: upstream === undefined ? undefined : upstreamUrl(upstream, where('upstream')),
+    server: upstream !== undefined ? upstreamUrl(upstream, where('upstream')) : inCluster && upstreamUrl(inCluster.server, 'KUBERNETES_SERVICE_HOST and KUBERNETES_SERVICE_PORT'),
     tlsServerName: str(raw, 'tls-server-name'),
     insecureSkipTlsVerify: raw['insecure-skip-tls-verify'] === true,
-    ca: pem('cacert'),
+    ca: pem('cacert') ?? serviceAccount?.ca,
     cert: pem('cert'),
     key: pem('key'),
+    token,
     passphraseFile: str(raw, 'key-passphrase-file'),
+    serviceAccount: inCluster?.serviceAccount,
     listener,
     proxyEnv: environment.proxy,
   }
@@ -41,15 +53,21 @@ export function credentialSpec (raw: RawSettings, where: Where, environment: Env
   return spec
 }
 
-/** The kubeconfig named, or (as kubectl: with neither a server nor a certificate named) the one kubectl would read, or none. */
-function kubeconfigToRead (raw: RawSettings, where: Where, environment: Environment): CredentialSpec['kubeconfig'] {
+function picksFromKubeconfig (raw: RawSettings): boolean {
+  return (['context', 'cluster', 'user'] as const).some((n) => str(raw, n) !== undefined)
+}
+
+/** The kubeconfig named, or (as kubectl: with neither a server nor a certificate named) the one kubectl would read (`default`), or none. */
+function kubeconfigToRead (
+  raw: RawSettings, where: Where, environment: Environment
+): { choice: NonNullable<CredentialSpec['kubeconfig']>; default: boolean } | undefined {
   const upstream = str(raw, 'upstream')
   const kubeconfigFile = str(raw, 'kubeconfig')
   const picked = { context: str(raw, 'context'), cluster: str(raw, 'cluster'), user: str(raw, 'user') }
   const useDefault = kubeconfigFile === undefined && upstream === undefined && str(raw, 'cert') === undefined && str(raw, 'cert-data') === undefined
   const kubeconfig = kubeconfigFile !== undefined
-    ? { files: [kubeconfigFile], from: '--kubeconfig', ...picked }
-    : useDefault ? { ...environment.kubeconfig, ...picked } : undefined
+    ? { choice: { files: [kubeconfigFile], from: '--kubeconfig', ...picked }, default: false }
+    : useDefault ? { choice: { ...environment.kubeconfig, ...picked }, default: true } : undefined
   const pickedName = (['context', 'cluster', 'user'] as const).find((n) => picked[n] !== undefined)
   if (pickedName && !kubeconfig) {
     throw new UsageError(`${where(pickedName)} picks from a kubeconfig, and none is read when --upstream or --cert is given; add --kubeconfig FILE`)

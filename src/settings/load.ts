@@ -4,6 +4,7 @@ import { resolve } from 'node:path'
 import { UsageError } from '../util/errors.js'
 import { defaultKubeconfigFiles } from '../credentials/kubeconfig.js'
 import { proxyEnvironment } from '../upstream/connect-proxy.js'
+import { inClusterEnvironment } from '../credentials/in-cluster.js'
 import { readFlags } from './flags.js'
 import { readEnv, unknownVariables } from './environment.js'
 import { inConfigFile, readConfigFile } from './config-file.js'
@@ -72,9 +73,15 @@ function readSettings (flags: RawSettings, env: NodeJS.ProcessEnv, cwd: string):
       ...labels(fromEnv, envName),
       ...labels(fromFlags, (name) => `--${name}`),
     },
-    environment: { kubeconfig: defaultKubeconfigFiles(env, cwd), proxy: proxyEnvironment(env) },
+    environment: environmentOf(env, cwd),
     clusters: fromFile.clusters,
   }
+}
+
+/** What kubectl would take from the environment, read once. */
+function environmentOf (env: NodeJS.ProcessEnv, cwd: string): Settings['environment'] {
+  const kubeconfig = defaultKubeconfigFiles(env, cwd)
+  return { kubeconfig, proxy: proxyEnvironment(env), inCluster: inClusterEnvironment(env, kubeconfig.files) }
 }
 
 /** Each setting of one source, named as that source names it. */

@@ -26,7 +26,7 @@ export interface OptionSpec {
 export const OPTIONS = [
   { name: 'upstream', type: 'string', value: 'URL', example: 'https://192.168.0.18:5443', help: 'API server to forward to, e.g. https://192.168.0.18:5443 (required unless --kubeconfig names it)' },
   { name: 'cacert', type: 'string', value: 'FILE', path: true, example: 'ca.crt', help: 'CA certificate(s) that sign the API server certificate, PEM' },
-  { name: 'cert', type: 'string', value: 'FILE', path: true, example: 'client.crt', help: 'client certificate, PEM (or --kubeconfig, or MTLS_PROXY_CERT_DATA)' },
+  { name: 'cert', type: 'string', value: 'FILE', path: true, example: 'client.crt', help: 'client certificate, PEM (or --kubeconfig, or MTLS_PROXY_CERT_DATA, or a token: --upstream-token-file)' },
   { name: 'key', type: 'string', value: 'FILE', path: true, example: 'client.key', help: 'client private key, PEM: PKCS#1, PKCS#8 or SEC1; RSA, ECDSA or Ed25519' },
   { name: 'kubeconfig', type: 'string', value: 'FILE', path: true, help: 'take server, CA and credentials (client certificate, token, tokenFile, exec plugin) from this kubeconfig; flags above override it. Default, when neither --upstream nor --cert is given: $KUBECONFIG (merged as kubectl does) or ~/.kube/config' },
   { name: 'context', type: 'string', value: 'NAME', help: 'kubeconfig context to use (default: its current-context)' },
@@ -36,6 +36,8 @@ export const OPTIONS = [
   { name: 'cacert-data', type: 'string', noFlag: true, help: 'CA certificate(s) as PEM text or base64 of it, instead of --cacert' },
   { name: 'cert-data', type: 'string', noFlag: true, help: 'client certificate as PEM text or base64 of it, instead of --cert' },
   { name: 'key-data', type: 'string', noFlag: true, help: 'client private key as PEM text or base64 of it, instead of --key' },
+  { name: 'upstream-token-file', type: 'string', value: 'FILE', path: true, help: 'bearer token for the API server, read again whenever the file changes (kubectl\'s --token, or a kubeconfig user\'s tokenFile); not --token-file, which is what callers send to the proxy' },
+  { name: 'upstream-token-data', type: 'string', noFlag: true, help: 'bearer token for the API server as text, instead of --upstream-token-file' },
   { name: 'key-passphrase-file', type: 'string', value: 'FILE', path: true, help: 'file holding the passphrase of an encrypted private key' },
   { name: 'insecure-skip-tls-verify', type: 'boolean', default: false, help: 'do not verify the API server certificate (dangerous: anyone in the middle gets your requests)' },
   { name: 'tls-server-name', type: 'string', value: 'NAME', help: 'name to verify in the API server certificate, when it differs from the --upstream host' },

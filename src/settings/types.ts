@@ -1,6 +1,7 @@
 // What the settings are, as read (Settings) and as they mean (Config), and what the command line asks for.
 import type { ProxyEnvironment } from '../upstream/connect-proxy.js'
 import type { CredentialSpec } from '../credentials/source.js'
+import type { InCluster } from '../credentials/in-cluster.js'
 import type { CallerTokenSource } from '../admission/caller-token.js'
 import type { OptionName } from './options.js'
 
@@ -83,8 +84,12 @@ export interface Settings {
   environment: Environment
 }
 
-/** What kubectl would take from the environment: the kubeconfig files, and the proxy to the API server. */
+/**
+ * What kubectl would take from the environment: the kubeconfig files, the proxy to the API server,
+ * and in a pod with no kubeconfig, the pod's service account.
+ */
 export interface Environment {
   kubeconfig: { files: string[]; from: string }
   proxy: ProxyEnvironment
+  inCluster: InCluster | undefined
 }

@@ -49,6 +49,9 @@ export function validate (raw: RawSettings, givenAt: GivenAt, environment: Envir
 
 function allContextsOf (raw: RawSettings, where: Where, credentials: CredentialSpec): boolean {
   const allContexts = raw['all-contexts'] === true
+  if (allContexts && credentials.serviceAccount) {
+    throw new UsageError(`${where('all-contexts')} serves every context of a kubeconfig, and none was found: in a pod, only the pod's own cluster is served (as its service account); add --kubeconfig FILE, or list the clusters in a config file's clusters:`)
+  }
   if (allContexts && !credentials.kubeconfig) {
     throw new UsageError(`${where('all-contexts')} serves every context of a kubeconfig, and none is read when --upstream or --cert is given; add --kubeconfig FILE, or list the clusters in a config file's clusters:`)
   }

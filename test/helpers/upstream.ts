@@ -1,6 +1,8 @@
 // Fake API servers over real mutual TLS, torn down with the test, and what they tell of who called.
 import type { IncomingHttpHeaders, IncomingMessage } from 'node:http'
 import type { TLSSocket } from 'node:tls'
+import type { AddressInfo } from 'node:net'
+import { createServer as createHttpsServer } from 'node:https'
 import { startDemoApiServer, startMtlsServer, type DemoApiServer, type Handler, type MtlsServer } from '../../src/demo/api-server.js'
 import type { DemoPki } from '../../src/demo/pki.js'
 import type { Teardown } from './pki.js'
@@ -77,4 +79,21 @@ export async function startDemoUpstream (t: Teardown, pki: DemoPki): Promise<Dem
   const server = await startDemoApiServer(pki)
   t.teardown(() => server.close())
   return server
+}
+
+/**
+ * An API server over TLS that asks for a client certificate but does not insist (a token alone may
+ * do), answering every request with who called (`whoAmIHandler`). `seen`: the callers, probes aside.
+ */
+export async function startTokenUpstream (t: Teardown, pki: DemoPki): Promise<{ url: string; port: number; seen: Caller[] }> {
+  const seen: Caller[] = []
+  const tls = { ca: pki.ca.certPem, cert: pki.server.certPem, key: pki.server.keyPem, requestCert: true, rejectUnauthorized: false }
+  const server = createHttpsServer(tls, (req, res) => {
+    if (req.headers['user-agent'] !== 'mtls-proxy-readiness') seen.push(caller(req))
+    whoAmIHandler(req, res)
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => new Promise<void>((resolve) => { server.closeAllConnections(); server.close(() => resolve()) }))
+  const { port } = server.address() as AddressInfo
+  return { url: `https://127.0.0.1:${port}`, port, seen }
 }
