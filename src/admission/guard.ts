@@ -185,7 +185,7 @@ function checkToken (target: string, authorization: string | undefined, options:
     reason: 'Unauthorized',
     message: wanted.run
       ? `mtls-proxy serves only the command it runs, which has its token in MTLS_PROXY_TOKEN and its CA in MTLS_PROXY_CACERT${sent}; with curl: --cacert "$MTLS_PROXY_CACERT" -H "Authorization: Bearer $MTLS_PROXY_TOKEN"; kubectl inside it needs nothing (its KUBECONFIG has both)`
-      : `mtls-proxy needs Authorization: Bearer <the token in its --token-file>${sent}; ${TOKEN_HINT[options.scheme]}`,
+      : `mtls-proxy needs Authorization: Bearer <the token in its --token-file>${sent}, the token of the proxy's own callers, not a token of the API server; ${TOKEN_HINT[options.scheme]}`,
   }
 }
 

@@ -48,6 +48,10 @@ export function credentialSpec (raw: RawSettings, where: Where, environment: Env
     listener,
     proxyEnv: environment.proxy,
   }
+  // The trap for a kubectl user: --token-file reads like kubectl's --token, and is the callers' token.
+  if (!kubeconfig && !spec.cert && !spec.token && raw['token-file'] !== undefined) {
+    throw new UsageError(`no credential for the API server: ${where('token-file')} is the token callers must send to mtls-proxy, never sent to the API server; give the API server's token with --upstream-token-file FILE (or MTLS_PROXY_UPSTREAM_TOKEN_DATA), or a client certificate with --cert and --key`)
+  }
   // Without a kubeconfig, nothing can fill a gap later: say so now.
   checkComplete(spec)
   return spec

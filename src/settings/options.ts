@@ -47,7 +47,7 @@ export const OPTIONS = [
   { name: 'unix-socket', type: 'string', value: 'PATH', path: true, help: 'listen on this Unix socket (mode 0600, in a folder no one else can write to) instead of TCP: no other local user can connect' },
   { name: 'listen-cert', type: 'string', value: 'FILE', path: true, help: 'serve HTTPS with this certificate (PEM) instead of plain HTTP: clients such as kubectl send a --token only over HTTPS; reloaded when it changes' },
   { name: 'listen-key', type: 'string', value: 'FILE', path: true, help: 'the private key of --listen-cert (PEM)' },
-  { name: 'token-file', type: 'string', value: 'FILE', path: true, help: 'callers must send Authorization: Bearer <the token in FILE>; needed to listen beyond loopback' },
+  { name: 'token-file', type: 'string', value: 'FILE', path: true, help: 'the token CALLERS must send to the proxy (Authorization: Bearer <the token in FILE>), needed to listen beyond loopback; never sent to the API server (its token is --upstream-token-file)' },
   { name: 'allow-non-loopback', type: 'boolean', default: false, help: 'allow an --address other than loopback: anyone who can reach it acts with the client certificate' },
   { name: 'accept-hosts', type: 'string', value: 'REGEXPS', default: '^localhost$,^127\\.0\\.0\\.1$,^\\[::1\\]$', help: 'comma-separated regular expressions for Host names (port removed) that are served, as kubectl proxy; the listen address is added (for 0.0.0.0 or ::, this machine\'s IP addresses at start)' },
   { name: 'accept-paths', type: 'string', value: 'REGEXPS', default: '^.*', help: 'comma-separated regular expressions for paths that are forwarded (matched case-insensitively on the decoded, normalised path)' },

@@ -89,7 +89,7 @@ t.test('the callers\' token: compared whole; the probes need none', async (t) =>
   const withToken = guard({ callerToken: (): CallerTokenState => ({ digest: tokenDigest('s3cret') }) })
   t.equal(judge('/api', [local, ['Authorization', 'Bearer s3cret']], withToken), undefined)
   t.equal(judge('/api', [local, ['Authorization', 'bearer   s3cret ']], withToken), undefined, 'the scheme in any case, spaces around')
-  t.match(judge('/api', [local], withToken), { httpStatus: 401, message: /needs Authorization: Bearer/ })
+  t.match(judge('/api', [local], withToken), { httpStatus: 401, message: /needs Authorization: Bearer <the token in its --token-file>, the token of the proxy's own callers, not a token of the API server/ })
   for (const wrong of ['Bearer s3cre', 'Bearer s3crett', 'Bearer S3CRET', 'Basic s3cret', 's3cret', 'Bearer s3cret extra']) {
     t.match(judge('/api', [local, ['Authorization', wrong]], withToken), { httpStatus: 401 }, wrong)
   }
