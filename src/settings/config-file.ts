@@ -13,7 +13,7 @@ import type { RawSettings, Settings } from './types.js'
 const MAX_CONFIG_FILE_BYTES = 1024 * 1024
 
 // What a config file's `clusters:` entry may say: where one cluster is and how to reach it.
-const CLUSTER_KEYS = new Set(['upstream', 'cacert', 'cert', 'key', 'cacert-data', 'cert-data', 'key-data', 'key-passphrase-file',
+const CLUSTER_KEYS = new Set(['upstream', 'cacert', 'cert', 'key', 'cacert-data', 'cert-data', 'key-data', 'upstream-token-file', 'upstream-token-data', 'key-passphrase-file',
   'insecure-skip-tls-verify', 'tls-server-name', 'kubeconfig', 'context', 'cluster', 'user'])
 
 /** Where a setting was given, when it was given in a config file: `'port' (config file /etc/mtls-proxy.yaml)`. */
