@@ -204,3 +204,18 @@ t.test('suggestions: a prefix (--token for --token-file), a --no- form, and a mi
   t.throws(() => loadConfig(['--cacert', 'a', '--cert', 'b', '--key', 'c'], { MTLS_PROXY_UPSTREM: 'https://h:1' }, dir),
     { message: /^missing --upstream .* \(also: MTLS_PROXY_UPSTREM is no setting of mtls-proxy; did you mean MTLS_PROXY_UPSTREAM\? \(ignored\)\)$/ })
 })
+
+t.test('the API server\'s token: a file beats text; in a config file\'s clusters: too; --token-file is another thing', async (t) => {
+  const tokenOnly = ['--upstream', 'https://10.0.0.1:5443', '--cacert', 'ca.crt']
+  t.same(run([...tokenOnly, '--upstream-token-file', 'api.token']).credentials.token,
+    { kind: 'file', path: join(dir, 'api.token'), label: '--upstream-token-file' })
+  t.same(run(tokenOnly, { MTLS_PROXY_UPSTREAM_TOKEN_DATA: ' from-env \n' }).credentials.token,
+    { kind: 'inline', token: 'from-env', label: 'MTLS_PROXY_UPSTREAM_TOKEN_DATA' }, 'trimmed')
+  t.match(run([...tokenOnly, '--upstream-token-file', 'api.token'], { MTLS_PROXY_UPSTREAM_TOKEN_DATA: 'x' }).credentials.token, { kind: 'file' })
+  t.equal(run(required).credentials.token, undefined, 'none given: none')
+  const yaml = join(dir, 'clusters-with-token.yaml')
+  await writeFile(yaml, 'clusters:\n  - name: b\n    upstream: https://10.0.0.2:6443\n    cacert: ca.crt\n    upstream-token-file: b.token\n')
+  const c = run([...required, '--config', yaml])
+  t.match(c.clusters[0]!.credentials.token, { kind: 'file', path: join(dir, 'b.token') }, 'relative to the config file')
+  t.throws(() => run([...tokenOnly, '--token-file', 'callers.token']), /--token-file is the token callers must send to mtls-proxy/)
+})
