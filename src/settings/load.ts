@@ -5,7 +5,7 @@ import { UsageError } from '../util/errors.js'
 import { defaultKubeconfigFiles } from '../credentials/kubeconfig.js'
 import { proxyEnvironment } from '../upstream/connect-proxy.js'
 import { inClusterEnvironment } from '../credentials/in-cluster.js'
-import { readFlags } from './flags.js'
+import { readFlags, type Flags } from './flags.js'
 import { readEnv, unknownVariables } from './environment.js'
 import { inConfigFile, readConfigFile } from './config-file.js'
 import { defaults, str } from './raw.js'
@@ -26,7 +26,7 @@ export function loadConfig (argv: string[], env: NodeJS.ProcessEnv = process.env
   // Said with the error too: a misspelt variable is often why a setting is missing.
   const warnings = unknownVariables(env)
   try {
-    const settings = readSettings(flags.raw, env, cwd)
+    const settings = readSettings(flags, env, cwd)
     if (!exec) return { action: 'run', config: configFromSettings(settings), warnings, settings }
     return { action: 'run', config: runModeConfig(settings), warnings, settings, exec }
   } catch (err) {
@@ -59,8 +59,8 @@ function resolvePaths (raw: RawSettings, base: string): RawSettings {
   return out
 }
 
-function readSettings (flags: RawSettings, env: NodeJS.ProcessEnv, cwd: string): Settings {
-  const fromFlags = resolvePaths(flags, cwd)
+function readSettings (flags: Flags, env: NodeJS.ProcessEnv, cwd: string): Settings {
+  const fromFlags = resolvePaths(flags.raw, cwd)
   const fromEnv = resolvePaths(readEnv(env), cwd)
   const named = str(fromFlags, 'config') ?? str(fromEnv, 'config')
   const file = named === undefined ? undefined : resolve(cwd, named)
@@ -71,7 +71,7 @@ function readSettings (flags: RawSettings, env: NodeJS.ProcessEnv, cwd: string):
     givenAt: {
       ...(file === undefined ? {} : labels(fromFile.raw, (name) => inConfigFile(name, file))),
       ...labels(fromEnv, envName),
-      ...labels(fromFlags, (name) => `--${name}`),
+      ...labels(fromFlags, (name) => flags.givenAs[name] ?? `--${name}`),
     },
     environment: environmentOf(env, cwd),
     clusters: fromFile.clusters,

@@ -20,14 +20,18 @@ export interface OptionSpec {
   noFlag?: boolean
   /** a value to show when the setting is missing */
   example?: string
+  /** a one-letter flag, as kubectl proxy spells it (`-p` for --port) */
+  short?: string
+  /** kubectl's names for the same setting (`--server` for --upstream), so its users' command lines work */
+  aliases?: readonly string[]
 }
 
 // One row per setting, however long its help: the table reads as a table.
 export const OPTIONS = [
-  { name: 'upstream', type: 'string', value: 'URL', example: 'https://192.168.0.18:5443', help: 'API server to forward to, e.g. https://192.168.0.18:5443 (required unless --kubeconfig names it)' },
-  { name: 'cacert', type: 'string', value: 'FILE', path: true, example: 'ca.crt', help: 'CA certificate(s) that sign the API server certificate, PEM' },
-  { name: 'cert', type: 'string', value: 'FILE', path: true, example: 'client.crt', help: 'client certificate, PEM (or --kubeconfig, or MTLS_PROXY_CERT_DATA, or a token: --upstream-token-file)' },
-  { name: 'key', type: 'string', value: 'FILE', path: true, example: 'client.key', help: 'client private key, PEM: PKCS#1, PKCS#8 or SEC1; RSA, ECDSA or Ed25519' },
+  { name: 'upstream', type: 'string', value: 'URL', short: 's', aliases: ['server'], example: 'https://192.168.0.18:5443', help: 'API server to forward to, e.g. https://192.168.0.18:5443 (required unless --kubeconfig names it)' },
+  { name: 'cacert', type: 'string', value: 'FILE', path: true, aliases: ['certificate-authority'], example: 'ca.crt', help: 'CA certificate(s) that sign the API server certificate, PEM' },
+  { name: 'cert', type: 'string', value: 'FILE', path: true, aliases: ['client-certificate'], example: 'client.crt', help: 'client certificate, PEM (or --kubeconfig, or MTLS_PROXY_CERT_DATA, or a token: --upstream-token-file)' },
+  { name: 'key', type: 'string', value: 'FILE', path: true, aliases: ['client-key'], example: 'client.key', help: 'client private key, PEM: PKCS#1, PKCS#8 or SEC1; RSA, ECDSA or Ed25519' },
   { name: 'kubeconfig', type: 'string', value: 'FILE', path: true, help: 'take server, CA and credentials (client certificate, token, tokenFile, exec plugin) from this kubeconfig; flags above override it. Default, when neither --upstream nor --cert is given: $KUBECONFIG (merged as kubectl does) or ~/.kube/config' },
   { name: 'context', type: 'string', value: 'NAME', help: 'kubeconfig context to use (default: its current-context)' },
   { name: 'cluster', type: 'string', value: 'NAME', help: 'kubeconfig cluster to use instead of the context\'s' },
@@ -42,9 +46,9 @@ export const OPTIONS = [
   { name: 'insecure-skip-tls-verify', type: 'boolean', default: false, help: 'do not verify the API server certificate (dangerous: anyone in the middle gets your requests)' },
   { name: 'tls-server-name', type: 'string', value: 'NAME', help: 'name to verify in the API server certificate, when it differs from the --upstream host' },
   { name: 'address', type: 'string', value: 'IP', default: '127.0.0.1', help: 'address to listen on' },
-  { name: 'port', type: 'number', value: 'PORT', default: 8001, help: 'port to listen on (0 picks a free one)' },
+  { name: 'port', type: 'number', value: 'PORT', short: 'p', default: 8001, help: 'port to listen on (0 picks a free one)' },
   { name: 'status-address', type: 'string', value: 'HOST:PORT', help: 'also serve /-/healthz, /-/readyz, /-/status and /-/metrics (and nothing else) here, e.g. 0.0.0.0:9090 for kubelet probes and Prometheus' },
-  { name: 'unix-socket', type: 'string', value: 'PATH', path: true, help: 'listen on this Unix socket (mode 0600, in a folder no one else can write to) instead of TCP: no other local user can connect' },
+  { name: 'unix-socket', type: 'string', value: 'PATH', path: true, short: 'u', help: 'listen on this Unix socket (mode 0600, in a folder no one else can write to) instead of TCP: no other local user can connect' },
   { name: 'listen-cert', type: 'string', value: 'FILE', path: true, help: 'serve HTTPS with this certificate (PEM) instead of plain HTTP: clients such as kubectl send a --token only over HTTPS; reloaded when it changes' },
   { name: 'listen-key', type: 'string', value: 'FILE', path: true, help: 'the private key of --listen-cert (PEM)' },
   { name: 'token-file', type: 'string', value: 'FILE', path: true, help: 'the token CALLERS must send to the proxy (Authorization: Bearer <the token in FILE>), needed to listen beyond loopback; never sent to the API server (its token is --upstream-token-file)' },

@@ -58,6 +58,9 @@ t.test('each start-up mistake: one line on stderr naming the problem, exit code 
   const cases: Array<[string, string[], RegExp, NodeJS.ProcessEnv?]> = [
     ['no upstream', ['--cacert', files.cacert, '--cert', files.cert, '--key', files.key], /missing --upstream \(or MTLS_PROXY_UPSTREAM, or 'upstream:' in a config file\)/],
     ['unknown flag', [...base(), '--bogus'], /--bogus is no setting of mtls-proxy/],
+    // kubectl proxy's flags that are no setting here are answered with what to use instead
+    ['kubectl proxy --www', [...base(), '--www', 'static'], /^mtls-proxy: --www: mtls-proxy serves no static files: .*--allow-origin/],
+    ['kubectl --token', [...base(), '--token', 'abc'], /^mtls-proxy: --token: a token on the command line is visible to every local user in ps; .*--token-file/],
     ['port not a number', [...base(), '--port', 'abc'], /--port must be a number, got 'abc'/],
     ['port out of range', [...base(), '--port', '70000'], /--port must be a whole number from 0 to 65535/],
     ['plain http upstream', base('http://127.0.0.1:6443'), /--upstream must be an https:\/\/ URL/],
@@ -107,6 +110,16 @@ t.test('it starts, says where it serves and forwards, and proxies', async (t) =>
   const lines = exit.stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>)
   t.match(lines.find((l) => l.msg === 'request'), { method: 'GET', url: '/api/v1/pods?x=1', status: 200 }, 'the access line reached stdout')
   t.equal(lines.at(-1)?.msg, 'stopped', 'the last line, written just before exit, was flushed')
+})
+
+t.test('a kubectl proxy command line starts it: kubectl\'s names, short flags and --flag=true|false', async (t) => {
+  const upstream = await startUpstream(t, pki, echoHandler)
+  const proxy = await startCli(t, ['-p=0', '-s', upstream.url, '--certificate-authority', files.cacert, '--client-certificate', files.cert,
+    '--client-key', files.key, '--insecure-skip-tls-verify=false', '--disable-filter=false', '--api-prefix=/', '--access-log=false'], {}, { anyPort: false })
+  const res = await get(`${proxy.url}/api/v1/pods`)
+  t.equal(res.status, 200)
+  t.equal(res.json().url, '/api/v1/pods')
+  t.notOk(proxy.logs().some((l) => l.msg === 'request'), '--access-log=false')
 })
 
 t.test('SIGTERM with a request in flight: the request completes, new connections are refused, exit 0', async (t) => {
