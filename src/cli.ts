@@ -27,7 +27,8 @@ async function main (argv: string[]): Promise<void> {
   }
   const command = loadConfig(argv)
   if (command.action === 'help') {
-    process.stdout.write(helpText(VERSION))
+    // Wrapped to the terminal; to 80 columns in a pipe or a file.
+    process.stdout.write(helpText(VERSION, process.stdout.isTTY && process.stdout.columns > 0 ? process.stdout.columns : 80))
     return
   }
   if (command.action === 'version') {
