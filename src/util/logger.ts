@@ -22,6 +22,17 @@ const MAX_BUFFERED_LOG_BYTES = 16 * 1024 * 1024
 // process's: the largest write when several workers share one stdout.
 const PIPE_BUF = 4096
 
+// A terminal's lines, readable in 100 columns: an access line as `request GET /api/v1/pods 200 14.5 ms`,
+// and no field the message already says (the certificate's every detail, the serving line's URLs, a
+// reason) repeated after it as JSON; what only a field says (err, cluster, aborted…) still follows.
+// Without a terminal every field is written, as JSON.
+export const PRETTY = {
+  translateTime: 'SYS:HH:MM:ss.l',
+  singleLine: true,
+  messageFormat: '{msg}{if method} {method}{end}{if url} {url}{end}{if status} {status}{end}{if ms} {ms} ms{end}',
+  ignore: 'pid,hostname,name,reqId,method,url,status,ms,bytesIn,bytesOut,certificate,listen,upstream,identity,certificateNotAfter,credentialsExpire,reason',
+}
+
 export interface LoggerOptions {
   level: LogLevel
   /** human-readable lines, for a terminal */
@@ -86,8 +97,7 @@ export function requestLogger (logger: FastifyBaseLogger, bindings: Record<strin
 export function createLogger ({ level, pretty, destination, atomicWrites = false, fd = 1 }: LoggerOptions): Logger {
   const options = { level, base: { name: 'mtls-proxy' }, redact: { paths: REDACTED_PATHS, censor: '[redacted]' } }
   if (pretty && !destination) {
-    const pretty = { translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname,name,reqId', singleLine: true, destination: fd }
-    return pino({ ...options, transport: { target: 'pino-pretty', options: pretty } })
+    return pino({ ...options, transport: { target: 'pino-pretty', options: { ...PRETTY, destination: fd } } })
   }
   return pino(options, destination ?? pino.destination({
     dest: fd,
