@@ -29,6 +29,10 @@ const CLIENT_CERT_REJECTED = new RegExp(`ALERT_(${[
   'UNSUPPORTED_CERTIFICATE', 'ACCESS_DENIED', 'DECRYPT_ERROR',
 ].join('|')})`)
 
+// What OpenSSL says when the first bytes back are no TLS record (an HTTP server's `HTTP/1.1 400`, an
+// SSH banner): its raw text ('SSL routines:ssl3_get_record:wrong version number') tells a user nothing.
+const NOT_TLS = new Set(['ERR_SSL_WRONG_VERSION_NUMBER', 'ERR_SSL_PACKET_LENGTH_TOO_LONG'])
+
 // undici's own timeouts (the pool's connect and headers timers) and the kernel's.
 const CONNECT_TIMEOUTS = new Set(['UND_ERR_CONNECT_TIMEOUT'])
 const TIMEOUTS = new Set(['UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'ETIMEDOUT'])
@@ -118,6 +122,9 @@ export function describeUpstreamError (err: unknown, upstream: UpstreamName): Up
   }
   if (code === 'CERT_HAS_EXPIRED') return bad('tls', 'upstream certificate has expired')
   if (code === 'CERT_NOT_YET_VALID') return bad('tls', 'upstream certificate is not valid yet (check this machine\'s clock)')
+  if (NOT_TLS.has(code)) {
+    return misconfigured(`the API server at ${where} does not speak TLS on that port (is it plain HTTP? try the https port)`)
+  }
   if (CLIENT_CERT_REJECTED.test(code)) return bad('tls', `upstream rejected our client certificate (${code})`)
   if (code.startsWith('ERR_SSL_') || code.startsWith('ERR_TLS_') || code === 'EPROTO') {
     return bad('tls', `TLS handshake with upstream ${where} failed: ${innermostMessage(err)}`)

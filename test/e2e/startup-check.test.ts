@@ -2,6 +2,7 @@
 // an unreachable one is not (a sidecar may start before the network does).
 import type { ChildProcess } from 'node:child_process'
 import { writeFile } from 'node:fs/promises'
+import { createServer as createHttpServer } from 'node:http'
 import { createServer, type AddressInfo, type Socket } from 'node:net'
 import t from 'tap'
 import { clientFlags } from '../helpers/proxy.js'
@@ -94,6 +95,16 @@ t.test('SIGHUP while the start-up probe waits: a reload, not the end of the prox
   t.equal((await get(`${proxy.url}/-/healthz`)).status, 200, 'serving')
   proxy.child.kill('SIGTERM')
   t.equal((await proxy.exited).code, 0)
+})
+
+t.test('an upstream port that speaks plain HTTP stops the start: one line that says so', async (t) => {
+  const plain = createHttpServer((_req, res) => res.end('hello'))
+  await new Promise<void>((resolve) => plain.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => plain.close())
+  const { port } = plain.address() as AddressInfo
+  const result = await runCli([...flags(`https://127.0.0.1:${port}`), '--port', '0'])
+  t.equal(result.code, 2)
+  t.equal(result.stderr, `mtls-proxy: the API server at 127.0.0.1:${port} does not speak TLS on that port (is it plain HTTP? try the https port)\n`)
 })
 
 t.test('an unreachable upstream: serves, not ready, and says so', async (t) => {

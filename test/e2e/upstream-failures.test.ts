@@ -1,5 +1,6 @@
 // What a user sees when the upstream cannot be used: a Status JSON that says why, and the
 // request never reaches a server that is not the one --cacert vouches for.
+import { createServer as createHttpServer } from 'node:http'
 import { createServer } from 'node:net'
 import type { AddressInfo } from 'node:net'
 import t from 'tap'
@@ -71,6 +72,18 @@ t.test('an upstream that does not accept our client certificate: 502 that says s
   t.equal(res.status, 502)
   isStatus(t, res.json(), 502)
   t.match(res.json().message, /rejected our client certificate|closed the connection/)
+})
+
+t.test('an upstream port that speaks plain HTTP: 502 that says so in words, not OpenSSL\'s', async (t) => {
+  const plain = createHttpServer((_req, res) => res.end('hello'))
+  await new Promise<void>((resolve) => plain.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => plain.close())
+  const { port } = plain.address() as AddressInfo
+  const proxy = await startProxy(t, `https://127.0.0.1:${port}`, files, [], { startupCheck: false })
+  const res = await get(`${proxy.url}/api/v1/pods`)
+  t.equal(res.status, 502)
+  isStatus(t, res.json(), 502)
+  t.equal(res.json().message, `the API server at 127.0.0.1:${port} does not speak TLS on that port (is it plain HTTP? try the https port)`)
 })
 
 t.test('upstream down: 502 Status saying the connection was refused', async (t) => {
