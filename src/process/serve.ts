@@ -2,9 +2,10 @@
 // signal. The CLI runs it alone, or once in each worker under --workers (process/workers/).
 import closeWithGrace from 'close-with-grace'
 import type { Logger } from 'pino'
-import { bracketed, isLoopback } from '../util/addresses.js'
+import { bracketed } from '../util/addresses.js'
 import type { App } from '../app.js'
 import { alsoSaying } from '../settings/load.js'
+import { exposure } from '../settings/listening.js'
 import type { Config } from '../settings/types.js'
 import { clientIdentity } from '../credentials/bundle.js'
 import type { CredentialBundle } from '../credentials/bundle.js'
@@ -36,12 +37,8 @@ async function listenOrExplain (app: App, where: string, listen: () => Promise<u
 /** What the user should know before the first request: who else can act as them. */
 function warnAboutExposure (config: Config, bundle: CredentialBundle, logger: Logger): void {
   const identity = clientIdentity(bundle)
-  if (!config.unixSocket && !isLoopback(config.address)) {
-    logger.warn({ address: config.address }, `listening on non-loopback address ${config.address}: anyone who can reach it acts as ${identity}`)
-    if (config.callerToken !== undefined && !config.https) {
-      logger.warn('callers send the --token-file token in clear text over the network, and kubectl will not send it over http:// at all: add --listen-cert and --listen-key to serve HTTPS')
-    }
-  }
+  const exposed = exposure(config, identity)
+  if (exposed !== undefined) logger.warn({ address: config.address }, exposed)
   if (bundle.server.insecureSkipTlsVerify) {
     const by = config.credentials.insecureSkipTlsVerify ? '--insecure-skip-tls-verify' : 'the kubeconfig sets insecure-skip-tls-verify'
     logger.warn(`${by}: the API server's certificate is NOT verified; anyone between here and ${bundle.server.url.host} can read and answer every request made as ${identity}`)

@@ -25,6 +25,19 @@ export function listening (raw: RawSettings, where: Where): Listening {
   return { address, port: port(raw, where), unixSocket, maxConnections, workers, allowNonLoopback }
 }
 
+/**
+ * What the start says about who can act with the credentials through a listener beyond loopback, as
+ * it is: with --token-file, those who reach the port and hold the token (who can read it on the wire
+ * without --listen-cert); without, anyone who reaches it. Undefined on loopback or a Unix socket.
+ */
+export function exposure (config: Pick<Config, 'address' | 'unixSocket' | 'callerToken' | 'https'>, identity: string): string | undefined {
+  if (config.unixSocket || isLoopback(config.address)) return undefined
+  const listening = `listening on non-loopback address ${config.address}`
+  if (config.callerToken === undefined) return `${listening} with no --token-file: anyone who can reach it acts as ${identity}`
+  const who = `${listening}: anyone who can reach it and holds the --token-file token acts as ${identity}`
+  return config.https ? who : `${who}; the token travels in clear text (and kubectl will not send it over http:// at all) unless --listen-cert and --listen-key serve HTTPS`
+}
+
 /** Bare, without IPv6 brackets. */
 function listenAddress (raw: RawSettings, where: Where): string {
   const address = unbracketed(text(raw, 'address'))

@@ -338,4 +338,6 @@ t.test('on a wildcard address, requests addressed to this machine\'s own address
   for (const address of own) t.equal(await call(`${address.includes(':') ? `[${address}]` : address}:${proxy.port}`), 200, `Host ${address}`)
   t.equal(await call(`${hostname()}:${proxy.port}`), 403, `Host ${hostname()}: a name is looked up, and a lookup is what DNS rebinding answers`)
   t.equal(await call(`evil.example:${proxy.port}`), 403, 'any other name is still refused')
+  t.ok(proxy.logs().some((l) => l.level === 40 && l.msg === 'listening on non-loopback address 0.0.0.0 with no --token-file: anyone who can reach it acts as CN=demo-admin, O=system:masters'),
+    'the start warns of the exposure there is')
 })
