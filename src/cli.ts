@@ -38,7 +38,7 @@ async function main (argv: string[]): Promise<void> {
   }
   if (command.action === 'kubeconfig') {
     const { proxyKubeconfig, listenUrl } = await import('./process/proxy-kubeconfig.js')
-    process.stdout.write(proxyKubeconfig(listenUrl(command.address, command.port)))
+    process.stdout.write(proxyKubeconfig(listenUrl(command.address, command.port), { default: { name: 'default' }, clusters: [] }))
     return
   }
   if (command.exec) {

@@ -56,6 +56,8 @@ export interface KubeconfigCredentials {
   disableCompression: boolean
   /** the context picked (undefined: --cluster and --user with no current-context) */
   context: string | undefined
+  /** that context's namespace, kept in the kubeconfig that points a client at the proxy (pins.ts) */
+  namespace: string | undefined
   /** the cluster entry picked: with the server, what a cluster's credentials are bound to */
   cluster: string
   /** the kubeconfig's current-context as it says now */
@@ -175,18 +177,34 @@ function pem (entry: Entry, data: unknown, path: unknown, what: string): PemSour
 
 const text = (v: unknown): string | undefined => (typeof v === 'string' && v !== '' ? v : undefined)
 
+/** The context a choice picks, and what it names: no credential is read. */
+export interface PickedContext {
+  /** undefined: --cluster and --user with no current-context */
+  context: string | undefined
+  namespace: string | undefined
+  cluster: string | undefined
+  user: string | undefined
+}
+
 /** A kubeconfig read once: its contexts, and what any choice picks from it. */
 export interface Kubeconfig {
   /** in the order its files list them */
   contexts: string[]
   currentContext: string | undefined
   pick: (choice: KubeconfigChoice) => Promise<KubeconfigCredentials>
+  /** the context alone (`mtls-proxy kubeconfig` names and namespaces clusters, and reads no credential) */
+  context: (choice: KubeconfigChoice) => PickedContext
 }
 
 /** Reads the files once, for several picks (a start that pins every cluster it serves). */
 export async function openKubeconfig (choice: KubeconfigChoice): Promise<Kubeconfig> {
   const merged = await merge(choice)
-  return { contexts: [...merged.contexts.keys()], currentContext: merged.currentContext, pick: (c) => pick(merged, c) }
+  return {
+    contexts: [...merged.contexts.keys()],
+    currentContext: merged.currentContext,
+    pick: (c) => pick(merged, c),
+    context: (c) => pickContext(merged, c),
+  }
 }
 
 /** Read anew on every load, without holding up the event loop. */
@@ -194,20 +212,23 @@ export async function readKubeconfig (choice: KubeconfigChoice): Promise<Kubecon
   return pick(await merge(choice), choice)
 }
 
-async function pick (merged: Merged, choice: KubeconfigChoice): Promise<KubeconfigCredentials> {
+function pickContext (merged: Merged, choice: KubeconfigChoice): PickedContext {
   const context = choice.context ?? merged.currentContext
-  let clusterName = choice.cluster
-  let userName = choice.user
-  if (context !== undefined) {
-    const named = choice.pinned
-      ? ' (the current-context mtls-proxy started with)'
-      : choice.context ? ' (--context)' : ' (its current-context)'
-    const ctx = entry(merged.contexts, context, 'context', choice, named).value
-    clusterName ??= text(ctx.cluster)
-    userName ??= text(ctx.user)
-  } else if (clusterName === undefined || userName === undefined) {
-    throw new UsageError(`${where(choice)} has no current-context; name one with --context (${listNames(merged.contexts.keys())})`)
+  if (context === undefined) {
+    if (choice.cluster === undefined || choice.user === undefined) {
+      throw new UsageError(`${where(choice)} has no current-context; name one with --context (${listNames(merged.contexts.keys())})`)
+    }
+    return { context, namespace: undefined, cluster: choice.cluster, user: choice.user }
   }
+  const named = choice.pinned
+    ? ' (the current-context mtls-proxy started with)'
+    : choice.context ? ' (--context)' : ' (its current-context)'
+  const ctx = entry(merged.contexts, context, 'context', choice, named).value
+  return { context, namespace: text(ctx.namespace), cluster: choice.cluster ?? text(ctx.cluster), user: choice.user ?? text(ctx.user) }
+}
+
+async function pick (merged: Merged, choice: KubeconfigChoice): Promise<KubeconfigCredentials> {
+  const { context, namespace, cluster: clusterName, user: userName } = pickContext(merged, choice)
   const contextLabel = context ?? '(none)'
   if (!clusterName || !userName) throw new UsageError(`${where(choice)}: context '${contextLabel}' must name a cluster and a user`)
   const clusterEntry = entry(merged.clusters, clusterName, 'cluster', choice, choice.cluster ? ' (--cluster)' : '')
@@ -257,6 +278,7 @@ async function pick (merged: Merged, choice: KubeconfigChoice): Promise<Kubeconf
     ...(proxyUrl ? { proxyUrl } : {}),
     disableCompression: cluster['disable-compression'] === true,
     context,
+    namespace,
     cluster: clusterName,
     currentContext: merged.currentContext,
     files: merged.files,

@@ -1,7 +1,10 @@
 // The kubeconfig that points a client at the proxy: server = the proxy, none of the proxy's own
-// credentials (it holds them), a cluster, user and context named `mtls-proxy`. For one run
-// (`-- COMMAND`) it also holds what only that command may use to reach the proxy: the listener's
-// certificate as its CA, and the token callers must present. JSON, which is YAML too.
+// credentials (it holds them), a cluster, user and context named `mtls-proxy`, and a context per
+// cluster served, each in the namespace of the kubeconfig context it was started from (so a wrapped
+// `kubectl delete` acts where `kubectl --context NAME delete` would). For one run (`-- COMMAND`) it
+// also holds what only that command may use to reach the proxy: the listener's certificate as its
+// CA, and the token callers must present.
+import type { ClusterSettings, Pins } from '../clusters/pins.js'
 import { bracketed } from '../util/addresses.js'
 
 /** What lets a client in to a proxy that asks for it: the CA of its listener, and its callers' token. */
@@ -10,30 +13,53 @@ export interface ProxyAccess {
   token: string
 }
 
+/** A cluster the proxy serves, as a context names it. */
+export interface ServedCluster {
+  name: string
+  namespace?: string
+}
+
+/** What the proxy serves: the default cluster (at /), and with several, each (under /clusters/NAME/), the default first. */
+export interface Served {
+  default: ServedCluster
+  clusters: readonly ServedCluster[]
+}
+
 const NAME = 'mtls-proxy'
 
+/** The clusters a start pinned, in the order it serves them (clusters/definitions.ts), with their namespaces. */
+export function servedOf (pins: Pins, clusters: ClusterSettings['clusters']): Served {
+  const names = [pins.name, ...pins.contexts, ...clusters.map((c) => c.name)]
+  const served = names.map((name) => {
+    const namespace = pins.clusters[name]?.namespace
+    return namespace === undefined ? { name } : { name, namespace }
+  })
+  return { default: served[0]!, clusters: served.length > 1 ? served : [] }
+}
+
 /**
- * clusters: the clusters served, each under /clusters/NAME/ and a context of that name, so that
- * `kubectl --context NAME` acts on the cluster NAME for every one of them. The proxy's own context,
- * `mtls-proxy`, names its root (the default cluster), unless a cluster has that name: then it is that
- * cluster's, and the current context is the default cluster's own.
+ * Each cluster served is under /clusters/NAME/ and a context of that name, so that `kubectl --context
+ * NAME` acts on the cluster NAME for every one of them. The proxy's own context, `mtls-proxy`, names
+ * its root (the default cluster), unless a cluster has that name: then it is that cluster's, and the
+ * current context is the default cluster's own. JSON, which is YAML too.
  */
-export function proxyKubeconfig (server: string, served?: { clusters: readonly string[]; default: string }, access?: ProxyAccess): string {
-  const clusters = served?.clusters ?? []
-  const taken = clusters.includes(NAME)
+export function proxyKubeconfig (server: string, served: Served, access?: ProxyAccess): string {
+  const taken = served.clusters.some((c) => c.name === NAME)
   const entries = [
-    ...(taken ? [] : [{ name: NAME, server }]),
-    ...clusters.map((c) => ({ name: c, server: `${server}/clusters/${encodeURIComponent(c)}` })),
+    ...(taken ? [] : [{ name: NAME, server, namespace: served.default.namespace }]),
+    ...served.clusters.map((c) => ({ name: c.name, server: `${server}/clusters/${encodeURIComponent(c.name)}`, namespace: c.namespace })),
   ]
-  const current = taken ? served!.default : NAME
   const ca = access ? { 'certificate-authority-data': Buffer.from(access.caPem).toString('base64') } : {}
   return `${JSON.stringify({
     apiVersion: 'v1',
     kind: 'Config',
     clusters: entries.map((e) => ({ name: e.name, cluster: { server: e.server, ...ca } })),
     users: [{ name: NAME, user: access ? { token: access.token } : {} }],
-    contexts: entries.map((e) => ({ name: e.name, context: { cluster: e.name, user: NAME } })),
-    'current-context': current,
+    contexts: entries.map((e) => ({
+      name: e.name,
+      context: { cluster: e.name, user: NAME, ...(e.namespace === undefined ? {} : { namespace: e.namespace }) },
+    })),
+    'current-context': taken ? served.default.name : NAME,
   }, null, 2)}\n`
 }
 

@@ -13,9 +13,11 @@ import { existsSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { Config } from '../settings/types.js'
+import { alsoSaying } from '../settings/load.js'
+import { pinClusters } from '../clusters/pins.js'
 import { fsAsync } from '../util/files.js'
 import { childEnvironment } from './child-environment.js'
-import { proxyKubeconfig } from './proxy-kubeconfig.js'
+import { proxyKubeconfig, servedOf } from './proxy-kubeconfig.js'
 import { selfSignedLoopback } from './self-signed.js'
 import { signalStatus as statusOf, StoppedWhileStarting } from '../util/errors.js'
 import { serve } from './serve.js'
@@ -83,7 +85,9 @@ export async function runWithProxy (command: { config: Config; warnings: string[
   try {
     // A start-up mistake is the usual one line and exit 2, and the command is not run.
     const { config, caPem, token } = guarded(command.config)
-    const serving = await serve({ ...command, config }, undefined, { forCommand: true, stopStarting: starting.signal })
+    // Pinned here rather than in serve(): the kubeconfig gives each cluster its context's namespace.
+    const pins = await pinClusters(config).catch((err: unknown) => { throw alsoSaying(err, command.warnings) })
+    const serving = await serve({ ...command, config }, undefined, { forCommand: true, stopStarting: starting.signal, pins })
       .catch((err: unknown) => { if (early && err instanceof StoppedWhileStarting) return undefined; throw err })
     if (!serving) return statusOf(early!)
     try {
@@ -91,8 +95,7 @@ export async function runWithProxy (command: { config: Config; warnings: string[
       folder = await fsAsync.mkdtemp(join(tmpdir(), 'mtls-proxy-'))
       const kubeconfig = join(folder, 'kubeconfig')
       const cacert = join(folder, 'ca.crt')
-      const served = serving.clusters.length > 0 ? { clusters: serving.clusters, default: serving.defaultCluster } : undefined
-      await fsAsync.writeFile(kubeconfig, proxyKubeconfig(serving.url, served, { caPem, token }), { mode: 0o600 })
+      await fsAsync.writeFile(kubeconfig, proxyKubeconfig(serving.url, servedOf(pins, config.clusters), { caPem, token }), { mode: 0o600 })
       await fsAsync.writeFile(cacert, caPem, { mode: 0o600 })
       if (early) return statusOf(early)
       const env = {

@@ -4,6 +4,7 @@ import closeWithGrace from 'close-with-grace'
 import type { Logger } from 'pino'
 import { bracketed } from '../util/addresses.js'
 import type { App } from '../app.js'
+import type { Pins } from '../clusters/pins.js'
 import { alsoSaying } from '../settings/load.js'
 import { exposure } from '../settings/listening.js'
 import type { Config } from '../settings/types.js'
@@ -62,10 +63,6 @@ export interface Serving {
   url: string
   /** drains and stops (as SIGTERM would), the log flushed */
   stop: () => Promise<void>
-  /** with several clusters, every cluster's name (each served under /clusters/NAME/); else none */
-  clusters: string[]
-  /** the default cluster's name (served at / too) */
-  defaultCluster: string
 }
 
 export interface ServeOptions {
@@ -73,6 +70,8 @@ export interface ServeOptions {
   forCommand?: boolean
   /** for the caller that owns the signals: aborted (its reason a signal's name), a start under way ends */
   stopStarting?: AbortSignal
+  /** what the start fixes, worked out by the caller already (run mode writes the clusters' namespaces from it) */
+  pins?: Pins
 }
 
 export async function serve (
@@ -85,7 +84,7 @@ export async function serve (
   const hangup = reloadOnHangup(worker, events)
   const starting = stopWhileStarting(worker, options.stopStarting)
   const app = await openProxy(config, {
-    logger, events, pins: worker?.pins, metrics: { exposition: worker?.metrics }, stopStarting: starting.signal,
+    logger, events, pins: worker?.pins ?? options.pins, metrics: { exposition: worker?.metrics }, stopStarting: starting.signal,
   })
     .catch((err: unknown) => { throw alsoSaying(err, command.warnings) })
     .finally(() => starting.done())
@@ -102,8 +101,7 @@ export async function serve (
   const stop = options.forCommand ? shutDown : stopOnSignals(config, worker, logger, events, shutDown)
   announce(app, config, listening, worker, events)
   worker?.ready()
-  const names = app.clusters.multi ? app.clusters.all.map((c) => c.name) : []
-  return { url: listening.url, stop, clusters: names, defaultCluster: app.clusters.default.name }
+  return { url: listening.url, stop }
 }
 
 /** The process's logger; a worker's names it; `events` is silent in a worker that is not the voice, until it becomes it. */

@@ -6,7 +6,7 @@ import { existsSync } from 'node:fs'
 import { chmod, readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import t from 'tap'
-import { parse } from 'yaml'
+import { parse, stringify } from 'yaml'
 import { pkiWithFiles } from '../helpers/pki.js'
 import { startDemoUpstream } from '../helpers/upstream.js'
 import { runCli } from '../helpers/cli.js'
@@ -114,6 +114,48 @@ t.test('kubectl inside it just works', { skip: findKubectl() ? false : NO_KUBECT
   const exit = await runCli([...settings, '--', findKubectl()!, 'get', 'pods', '-o', 'name'], { HOME: files.dir })
   t.equal(exit.code, 0, exit.stderr)
   t.match(exit.stdout, /^pod\//m)
+})
+
+/**
+ * A kubeconfig for the demo API server with two contexts on it: staging, in the demo's other
+ * namespace (kube-system), and plain, the current one, in none.
+ */
+async function namespacedKubeconfig (name: string): Promise<string> {
+  const file = join(files.dir, name)
+  await writeFile(file, stringify({
+    'current-context': 'plain',
+    clusters: [{ name: 'demo', cluster: { server: upstream.url, 'certificate-authority': files.cacert } }],
+    users: [{ name: 'admin', user: { 'client-certificate': files.cert, 'client-key': files.key } }],
+    contexts: [{ name: 'plain', context: { cluster: 'demo', user: 'admin' } },
+      { name: 'staging', context: { cluster: 'demo', user: 'admin', namespace: 'kube-system' } }],
+  }))
+  return file
+}
+
+interface GeneratedContexts { contexts: Array<{ name: string; context: { namespace?: string } }> }
+const namespaces = (text: string) => Object.fromEntries((parse(text) as GeneratedContexts).contexts.map((c) => [c.name, c.context.namespace ?? '']))
+
+t.test('each context of the command\'s kubeconfig keeps the namespace of the context its cluster was started from', async (t) => {
+  const file = await namespacedKubeconfig('namespaced.yaml')
+  const show = ['--', 'sh', '-c', 'cat "$KUBECONFIG"']
+  const one = await runCli(['--kubeconfig', file, '--context', 'staging', ...show])
+  t.equal(one.code, 0, 'exits 0', { stderr: one.stderr })
+  t.same(namespaces(one.stdout), { 'mtls-proxy': 'kube-system' }, '--context staging: its namespace')
+  const all = await runCli(['--kubeconfig', file, '--all-contexts', ...show])
+  t.same(namespaces(all.stdout), { 'mtls-proxy': '', plain: '', staging: 'kube-system' }, '--all-contexts: each its own, the root the default\'s (plain, none)')
+})
+
+t.test('kubectl inside acts in the context\'s namespace, as kubectl --context would', { skip: findKubectl() ? false : NO_KUBECTL }, async (t) => {
+  const file = await namespacedKubeconfig('namespaced-kubectl.yaml')
+  const home = { HOME: files.dir }
+  // -v=6 shows each URL kubectl asks for.
+  const one = await runCli(['--kubeconfig', file, '--context', 'staging', '--', findKubectl()!, 'get', 'pods', '-v=6'], home, 30_000)
+  t.equal(one.code, 0, 'exits 0', { stderr: one.stderr })
+  t.match(one.stderr, /GET https:\/\/127\.0\.0\.1:\d+\/api\/v1\/namespaces\/kube-system\/pods\?limit=500 200 OK/, 'staging\'s namespace, not default')
+  const all = await runCli(['--kubeconfig', file, '--all-contexts', '--', findKubectl()!, '--context', 'staging', 'get', 'pods', '-v=6'], home, 30_000)
+  t.equal(all.code, 0, 'exits 0', { stderr: all.stderr })
+  t.match(all.stderr, /GET https:\/\/127\.0\.0\.1:\d+\/clusters\/staging\/api\/v1\/namespaces\/kube-system\/pods\?limit=500 200 OK/,
+    '--all-contexts, --context staging: the staging cluster, in its namespace')
 })
 
 t.test('exit statuses: the command\'s, 128+N for a signal, 127 not found, 126 not runnable', async (t) => {
