@@ -3,7 +3,8 @@
 // the proxy serves HTTPS with a key pair made for this run and asks callers for a token made for it
 // too; the command is given both: MTLS_PROXY_URL (https://127.0.0.1:PORT), MTLS_PROXY_TOKEN,
 // MTLS_PROXY_CACERT (a file), and a KUBECONFIG naming the proxy with that CA and token (none of the
-// proxy's own credentials), mode 0600 in a folder only this user can enter, removed afterwards.
+// proxy's own credentials), mode 0600 in a folder only this user can enter, removed afterwards with
+// the kubectl cache (KUBECACHEDIR) the command is given there.
 // kubectl sends a token only over HTTPS, hence the key pair. stdio is inherited, signals are passed
 // on, and the command's exit status is ours (128+N when signal N ended it, 127 not found, 126 not
 // runnable).
@@ -16,7 +17,7 @@ import type { Config } from '../settings/types.js'
 import { alsoSaying } from '../settings/load.js'
 import { pinClusters } from '../clusters/pins.js'
 import { fsAsync } from '../util/files.js'
-import { childEnvironment } from './child-environment.js'
+import { commandEnvironment } from './child-environment.js'
 import { proxyKubeconfig, servedOf } from './proxy-kubeconfig.js'
 import { selfSignedLoopback } from './self-signed.js'
 import { signalStatus as statusOf, StoppedWhileStarting } from '../util/errors.js'
@@ -93,18 +94,11 @@ export async function runWithProxy (command: { config: Config; warnings: string[
     try {
       if (early) return statusOf(early)
       folder = await fsAsync.mkdtemp(join(tmpdir(), 'mtls-proxy-'))
-      const kubeconfig = join(folder, 'kubeconfig')
-      const cacert = join(folder, 'ca.crt')
-      await fsAsync.writeFile(kubeconfig, proxyKubeconfig(serving.url, servedOf(pins, config.clusters), { caPem, token }), { mode: 0o600 })
-      await fsAsync.writeFile(cacert, caPem, { mode: 0o600 })
+      const env = commandEnvironment(folder, { url: serving.url, token })
+      const kubeconfig = proxyKubeconfig(serving.url, servedOf(pins, config.clusters), { caPem, token })
+      await fsAsync.writeFile(env.KUBECONFIG!, kubeconfig, { mode: 0o600 })
+      await fsAsync.writeFile(env.MTLS_PROXY_CACERT!, caPem, { mode: 0o600 })
       if (early) return statusOf(early)
-      const env = {
-        ...childEnvironment(),
-        MTLS_PROXY_URL: serving.url,
-        MTLS_PROXY_TOKEN: token,
-        MTLS_PROXY_CACERT: cacert,
-        KUBECONFIG: kubeconfig
-      }
       return await runCommand(command.exec, env, (started) => { child = started })
     } finally {
       removeFolder()

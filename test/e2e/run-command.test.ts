@@ -4,7 +4,7 @@
 import { spawn } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { chmod, readFile, writeFile } from 'node:fs/promises'
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
 import t from 'tap'
 import { parse, stringify } from 'yaml'
 import { pkiWithFiles } from '../helpers/pki.js'
@@ -15,6 +15,7 @@ import { ROOT } from '../helpers/root.js'
 import { bundledCli } from '../helpers/dist.js'
 import { findKubectl, NO_KUBECTL } from '../helpers/kubectl.js'
 import { until } from '../helpers/until.js'
+import { tempDir } from '../helpers/temp.js'
 
 const { pki, files } = await pkiWithFiles(t)
 const upstream = await startDemoUpstream(t, pki)
@@ -157,6 +158,22 @@ t.test('kubectl inside acts in the context\'s namespace, as kubectl --context wo
   t.match(all.stderr, /GET https:\/\/127\.0\.0\.1:\d+\/clusters\/staging\/api\/v1\/namespaces\/kube-system\/pods\?limit=500 200 OK/,
     '--all-contexts, --context staging: the staging cluster, in its namespace')
 })
+
+t.test('kubectl inside keeps its cache in the run\'s folder, removed with it: nothing in ~/.kube, nor in the user\'s KUBECACHEDIR',
+  { skip: findKubectl() ? false : NO_KUBECTL }, async (t) => {
+    const home = await tempDir(t, 'home')
+    const theirs = join(home, 'their-cache')
+    // What the cache holds once kubectl has run: a discovery folder for this run's port.
+    const script = '"$0" get pods -o name >/dev/null && echo "$KUBECACHEDIR" && echo "$KUBECONFIG" && ls "$KUBECACHEDIR/discovery"'
+    const exit = await runCli([...settings, '--', 'sh', '-c', script, findKubectl()!], { HOME: home, KUBECACHEDIR: theirs }, 30_000)
+    t.equal(exit.code, 0, 'exits 0', { stderr: exit.stderr })
+    const [cache, kubeconfig, ...discovery] = exit.stdout.trim().split('\n')
+    t.equal(dirname(cache!), dirname(kubeconfig!), 'the cache is in the run\'s private folder, beside its kubeconfig')
+    t.match(discovery, [/^127\.0\.0\.1_\d+$/], 'and kubectl used it: a folder for this run\'s port')
+    t.notOk(existsSync(cache!), 'removed with the run\'s folder')
+    t.notOk(existsSync(join(home, '.kube')), '~/.kube/cache is never made')
+    t.notOk(existsSync(theirs), 'nor the KUBECACHEDIR the user set, which would fill with a folder per port as well')
+  })
 
 t.test('exit statuses: the command\'s, 128+N for a signal, 127 not found, 126 not runnable', async (t) => {
   t.equal((await runCli([...settings, '--', node, '-e', 'process.exit(0)'])).code, 0)
