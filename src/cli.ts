@@ -37,8 +37,8 @@ async function main (argv: string[]): Promise<void> {
     return
   }
   if (command.action === 'kubeconfig') {
-    const { proxyKubeconfig, listenUrl } = await import('./process/proxy-kubeconfig.js')
-    process.stdout.write(proxyKubeconfig(listenUrl(command.address, command.port), { default: { name: 'default' }, clusters: [] }))
+    const { printedKubeconfig } = await import('./process/print-kubeconfig.js')
+    process.stdout.write(await printedKubeconfig(command))
     return
   }
   if (command.exec) {

@@ -12,12 +12,14 @@ import { openKubeconfig, type Kubeconfig, type KubeconfigChoice } from '../crede
 import { serverEndpoint } from '../credentials/file-set.js'
 import type { CredentialSpec } from '../credentials/source.js'
 import { serviceAccountNamespace } from '../credentials/in-cluster.js'
+import { kubeconfigOnly } from '../settings/credential-spec.js'
 
 /** One cluster, as it started. Plain data. */
 export interface ClusterPin {
   /** the kubeconfig context its credentials are read from */
   context?: string
-  /** the namespace a client of the proxy acts in by default: its context's at start, or in a pod the service account's (process/proxy-kubeconfig.ts writes it) */
+  /** the namespace a client of the proxy acts in by default: its context's at start, or in a pod the service
+   * account's (process/proxy-kubeconfig.ts writes it) */
   namespace?: string
   /** the server they are bound to; missing: it could not be read at start, and binds when it first opens */
   server?: ServerBinding
@@ -140,19 +142,5 @@ export function pinnedSpec (spec: CredentialSpec, pin: ClusterPin | undefined): 
  * and the listener's settings belong to no cluster.
  */
 export function contextSpec (spec: CredentialSpec, context: string): CredentialSpec {
-  return {
-    kind: 'file-set',
-    kubeconfig: { ...spec.kubeconfig!, context, cluster: undefined, user: undefined },
-    server: undefined,
-    tlsServerName: undefined,
-    insecureSkipTlsVerify: false,
-    ca: undefined,
-    cert: undefined,
-    key: undefined,
-    token: undefined,
-    passphraseFile: undefined,
-    serviceAccount: undefined,
-    listener: undefined,
-    proxyEnv: spec.proxyEnv,
-  }
+  return kubeconfigOnly({ ...spec.kubeconfig!, context, cluster: undefined, user: undefined }, spec.proxyEnv)
 }

@@ -6,6 +6,7 @@
 // CA, and the token callers must present.
 import type { ClusterSettings, Pins } from '../clusters/pins.js'
 import { bracketed } from '../util/addresses.js'
+import * as lazy from '../util/lazy.js'
 
 /** What lets a client in to a proxy that asks for it: the CA of its listener, and its callers' token. */
 export interface ProxyAccess {
@@ -38,29 +39,38 @@ export function servedOf (pins: Pins, clusters: ClusterSettings['clusters']): Se
 }
 
 /**
- * Each cluster served is under /clusters/NAME/ and a context of that name, so that `kubectl --context
- * NAME` acts on the cluster NAME for every one of them. The proxy's own context, `mtls-proxy`, names
- * its root (the default cluster), unless a cluster has that name: then it is that cluster's, and the
- * current context is the default cluster's own. JSON, which is YAML too.
+ * The kubeconfig as data, its keys in the order `kubectl config view` prints them. Each cluster
+ * served is under /clusters/NAME/ and a context of that name, so that `kubectl --context NAME` acts
+ * on the cluster NAME for every one of them. The proxy's own context, `mtls-proxy`, names its root
+ * (the default cluster), unless a cluster has that name: then it is that cluster's, and the current
+ * context is the default cluster's own.
  */
-export function proxyKubeconfig (server: string, served: Served, access?: ProxyAccess): string {
+export function proxyKubeconfig (server: string, served: Served, access?: ProxyAccess): Record<string, unknown> {
   const taken = served.clusters.some((c) => c.name === NAME)
   const entries = [
     ...(taken ? [] : [{ name: NAME, server, namespace: served.default.namespace }]),
     ...served.clusters.map((c) => ({ name: c.name, server: `${server}/clusters/${encodeURIComponent(c.name)}`, namespace: c.namespace })),
   ]
   const ca = access ? { 'certificate-authority-data': Buffer.from(access.caPem).toString('base64') } : {}
-  return `${JSON.stringify({
+  return {
     apiVersion: 'v1',
-    kind: 'Config',
-    clusters: entries.map((e) => ({ name: e.name, cluster: { server: e.server, ...ca } })),
-    users: [{ name: NAME, user: access ? { token: access.token } : {} }],
+    clusters: entries.map((e) => ({ cluster: { ...ca, server: e.server }, name: e.name })),
     contexts: entries.map((e) => ({
+      context: { cluster: e.name, ...(e.namespace === undefined ? {} : { namespace: e.namespace }), user: NAME },
       name: e.name,
-      context: { cluster: e.name, user: NAME, ...(e.namespace === undefined ? {} : { namespace: e.namespace }) },
     })),
     'current-context': taken ? served.default.name : NAME,
-  }, null, 2)}\n`
+    kind: 'Config',
+    preferences: {},
+    users: [{ name: NAME, user: access ? { token: access.token } : {} }],
+  }
+}
+
+/** As `kubectl config view` writes it: YAML, or JSON (-o json). */
+export function kubeconfigText (kubeconfig: Record<string, unknown>, format: 'yaml' | 'json'): string {
+  if (format === 'json') return `${JSON.stringify(kubeconfig, null, 2)}\n`
+  // kubectl reads YAML 1.1: a name such as `yes`, `on` or `1:20` is quoted, or it would read a boolean or a number.
+  return lazy.yaml().stringify(kubeconfig, { version: '1.1', indentSeq: false, lineWidth: 0 })
 }
 
 /** The proxy's plain-HTTP address as kubeconfig and curl write it. */

@@ -18,7 +18,7 @@ import { alsoSaying } from '../settings/load.js'
 import { pinClusters } from '../clusters/pins.js'
 import { fsAsync } from '../util/files.js'
 import { commandEnvironment } from './child-environment.js'
-import { proxyKubeconfig, servedOf } from './proxy-kubeconfig.js'
+import { kubeconfigText, proxyKubeconfig, servedOf } from './proxy-kubeconfig.js'
 import { selfSignedLoopback } from './self-signed.js'
 import { signalStatus as statusOf, StoppedWhileStarting } from '../util/errors.js'
 import { serve } from './serve.js'
@@ -95,7 +95,8 @@ export async function runWithProxy (command: { config: Config; warnings: string[
       if (early) return statusOf(early)
       folder = await fsAsync.mkdtemp(join(tmpdir(), 'mtls-proxy-'))
       const env = commandEnvironment(folder, { url: serving.url, token })
-      const kubeconfig = proxyKubeconfig(serving.url, servedOf(pins, config.clusters), { caPem, token })
+      // JSON, which kubectl reads as YAML: no one reads this one but the command.
+      const kubeconfig = kubeconfigText(proxyKubeconfig(serving.url, servedOf(pins, config.clusters), { caPem, token }), 'json')
       await fsAsync.writeFile(env.KUBECONFIG!, kubeconfig, { mode: 0o600 })
       await fsAsync.writeFile(env.MTLS_PROXY_CACERT!, caPem, { mode: 0o600 })
       if (early) return statusOf(early)

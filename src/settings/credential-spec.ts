@@ -4,6 +4,8 @@ import { clusterNameProblem } from '../admission/target.js'
 import { checkComplete, upstreamUrl } from '../credentials/file-set.js'
 import type { CredentialSpec, PemSource, TokenSource } from '../credentials/source.js'
 import { serviceAccountFiles } from '../credentials/in-cluster.js'
+import type { KubeconfigChoice } from '../credentials/kubeconfig.js'
+import type { ProxyEnvironment } from '../upstream/connect-proxy.js'
 import { missingSetting, type OptionName } from './options.js'
 import { str } from './raw.js'
 import type { Config, Environment, RawSettings, Settings, Where } from './types.js'
@@ -62,7 +64,7 @@ function picksFromKubeconfig (raw: RawSettings): boolean {
 }
 
 /** The kubeconfig named, or (as kubectl: with neither a server nor a certificate named) the one kubectl would read (`default`), or none. */
-function kubeconfigToRead (
+export function kubeconfigToRead (
   raw: RawSettings, where: Where, environment: Environment
 ): { choice: NonNullable<CredentialSpec['kubeconfig']>; default: boolean } | undefined {
   const upstream = str(raw, 'upstream')
@@ -77,6 +79,25 @@ function kubeconfigToRead (
     throw new UsageError(`${where(pickedName)} picks from a kubeconfig, and none is read when --upstream or --cert is given; add --kubeconfig FILE`)
   }
   return kubeconfig
+}
+
+/** A cluster whose every setting comes from a kubeconfig context (--all-contexts' other contexts; what `mtls-proxy kubeconfig` names). */
+export function kubeconfigOnly (kubeconfig: KubeconfigChoice | undefined, proxyEnv: ProxyEnvironment): CredentialSpec {
+  return {
+    kind: 'file-set',
+    kubeconfig,
+    server: undefined,
+    tlsServerName: undefined,
+    insecureSkipTlsVerify: false,
+    ca: undefined,
+    cert: undefined,
+    key: undefined,
+    token: undefined,
+    passphraseFile: undefined,
+    serviceAccount: undefined,
+    listener: undefined,
+    proxyEnv,
+  }
 }
 
 type NamedFile = { path: string; label: string }

@@ -33,7 +33,8 @@ export function helpText (version: string, width = 80): string {
       'every context of the kubeconfig under /clusters/CONTEXT/, the current one also at /; a --config file may list more clusters under clusters: (name, upstream, cacert, cert, key…)'),
     ...usage('mtls-proxy [options] -- COMMAND [ARGS...]',
       'run COMMAND with a proxy for it alone, on a free loopback port, HTTPS with a token made for the run (MTLS_PROXY_URL, MTLS_PROXY_TOKEN, MTLS_PROXY_CACERT, KUBECONFIG); exits with its status'),
-    ...usage('mtls-proxy kubeconfig [--address IP] [--port PORT]', 'print a kubeconfig for a proxy there'),
+    ...usage('mtls-proxy kubeconfig [--kubeconfig FILE] [--context NAME] [--all-contexts] [--config FILE] [--address IP] [--port PORT] [-o json]',
+      'print a kubeconfig for the proxy these settings start (YAML; no CA, no token)'),
     '',
     ...lines('Flags beat environment variables, which beat the --config file. A switch is --x, --x=true|false or --no-x; ' +
       'kubectl proxy\'s flags are taken, or answered with what to use instead.', '', ''),

@@ -17,7 +17,15 @@ import type { CommandLine, Config, GivenAt, RawSettings, Settings } from './type
 
 /** Reads flags, environment and config file into one validated Config; a user mistake throws UsageError. */
 export function loadConfig (argv: string[], env: NodeJS.ProcessEnv = process.env, cwd = process.cwd()): CommandLine {
-  if (argv[0] === 'kubeconfig') return kubeconfigCommand(argv.slice(1))
+  if (argv[0] === 'kubeconfig') {
+    try {
+      const fromRaw = (raw: RawSettings, e: NodeJS.ProcessEnv, c: string) =>
+        readSettings({ raw, givenAs: {}, help: false, version: false }, e, c)
+      return kubeconfigCommand(argv.slice(1), env, cwd, fromRaw)
+    } catch (err) {
+      throw alsoSaying(err, unknownVariables(env))
+    }
+  }
   const { ours, exec } = splitAtCommand(argv)
   const flags = readFlags(ours)
   if (flags.help) return { action: 'help' }

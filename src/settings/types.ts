@@ -61,8 +61,19 @@ export type CommandLine =
   | { action: 'version' }
   /** exec: `-- COMMAND ARGS…`, run with the proxy, which stops after it */
   | { action: 'run'; config: Config; warnings: string[]; settings: Settings; exec?: string[] }
-  /** `mtls-proxy kubeconfig`: print a kubeconfig for a proxy at this address */
-  | { action: 'kubeconfig'; address: string; port: number }
+  /** `mtls-proxy kubeconfig`: print a kubeconfig for a proxy at this address serving these clusters */
+  | KubeconfigCommand
+
+export interface KubeconfigCommand {
+  action: 'kubeconfig'
+  address: string
+  port: number
+  output: 'yaml' | 'json'
+  /** the settings that say which clusters the proxy serves */
+  clusterSettings: Pick<Config, 'credentials' | 'allContexts' | 'clusters'>
+  /** the default cluster's kubeconfig is the one kubectl would read, nothing picked from it: where there is none, no namespace */
+  kubeconfigOptional: boolean
+}
 
 export type RawSettings = Partial<Record<OptionName, string | number | boolean>>
 /** Where each setting was given, for messages: `--cacert`, `MTLS_PROXY_CACERT`, or `'cacert' (config file F)`. */

@@ -47,7 +47,8 @@ export function validate (raw: RawSettings, givenAt: GivenAt, environment: Envir
   }
 }
 
-function allContextsOf (raw: RawSettings, where: Where, credentials: CredentialSpec): boolean {
+/** --all-contexts, which needs a kubeconfig to serve the contexts of (`mtls-proxy kubeconfig` asks too). */
+export function allContextsOf (raw: RawSettings, where: Where, credentials: Pick<CredentialSpec, 'kubeconfig'> & Partial<Pick<CredentialSpec, 'serviceAccount'>>): boolean {
   const allContexts = raw['all-contexts'] === true
   if (allContexts && credentials.serviceAccount) {
     throw new UsageError(`${where('all-contexts')} serves every context of a kubeconfig, and none was found: in a pod, only the pod's own cluster is served (as its service account); add --kubeconfig FILE, or list the clusters in a config file's clusters:`)

@@ -1,6 +1,6 @@
 // `mtls-proxy [settings] -- COMMAND`: the proxy for the life of one command, which finds it through
-// MTLS_PROXY_URL and a generated KUBECONFIG; its exit status is ours; signals are passed on; and
-// `mtls-proxy kubeconfig` prints the same kubeconfig for a proxy elsewhere. The real CLI, as a child.
+// MTLS_PROXY_URL and a generated KUBECONFIG (each context in its namespace, kubectl's cache its
+// own); its exit status is ours; signals are passed on. The real CLI, as a child.
 import { spawn } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { chmod, readFile, writeFile } from 'node:fs/promises'
@@ -234,15 +234,4 @@ t.test('a start-up mistake is one line and exit 2, and the command is not run', 
   const fromEnv = await runCli([...settings, '--', node, '-e', 'console.log(process.env.MTLS_PROXY_URL)'], { MTLS_PROXY_PORT: '1' })
   t.equal(fromEnv.code, 0, fromEnv.stderr)
   t.notMatch(fromEnv.stdout, /:1$/m)
-})
-
-t.test('mtls-proxy kubeconfig prints a kubeconfig for a proxy at an address and port', async (t) => {
-  const exit = await runCli(['kubeconfig', '--port', '9000'])
-  t.equal(exit.code, 0)
-  t.match(parse(exit.stdout), {
-    kind: 'Config', 'current-context': 'mtls-proxy', clusters: [{ cluster: { server: 'http://127.0.0.1:9000' } }], users: [{ name: 'mtls-proxy', user: {} }],
-  })
-  t.match((parse((await runCli(['kubeconfig', '--address', '::1'])).stdout) as { clusters: Array<{ cluster: { server: string } }> }).clusters[0]!.cluster.server,
-    'http://[::1]:8001')
-  t.equal((await runCli(['kubeconfig', '--port', 'x'])).code, 2)
 })
