@@ -81,3 +81,13 @@ t.test('a kubeconfig, a server or a context given: no service account', async (t
   const allContexts = await runCli(['--all-contexts'], { ...env, HOME: join(home, 'elsewhere') })
   t.match(allContexts, { code: 2, stderr: /--all-contexts serves every context of a kubeconfig, and none was found: in a pod, only the pod's own cluster is served/ })
 })
+
+t.test('a command run with the proxy works in the service account\'s namespace', async (t) => {
+  const api = await startTokenUpstream(t, pki)
+  const { env } = await pod(t, api.port, 'team-b')
+  const run = await runCli(['--', process.execPath, '-e', 'process.stdout.write(require("fs").readFileSync(process.env.KUBECONFIG, "utf8"))'], env)
+  t.equal(run.code, 0, run.stderr)
+  t.match(run.stdout, /namespace: team-b|"namespace": "team-b"/, 'the generated context keeps the namespace file\'s')
+  const downward = await runCli(['--', process.execPath, '-e', 'process.stdout.write(require("fs").readFileSync(process.env.KUBECONFIG, "utf8"))'], { ...env, POD_NAMESPACE: 'from-downward-api' })
+  t.match(downward.stdout, /from-downward-api/, 'POD_NAMESPACE beats the file, as kubectl has it')
+})
