@@ -14,6 +14,7 @@ import { startDemoUpstream } from '../helpers/upstream.js'
 import { runCli, startCli } from '../helpers/cli.js'
 import { findKubectl, NO_KUBECTL } from '../helpers/kubectl.js'
 import { tempDir } from '../helpers/temp.js'
+import { namespacedKubeconfig } from '../helpers/clusters.js'
 
 const run = promisify(execFile)
 const kubectl = findKubectl()
@@ -23,18 +24,7 @@ const upstream = await startDemoUpstream(t, pki)
 const home = await tempDir(t, 'home')
 const env = { HOME: home }
 
-/** Two contexts on the demo API server: plain, the current one, in no namespace; staging in kube-system (the demo's other). */
-async function kubeconfig (name: string): Promise<string> {
-  const file = join(home, name)
-  await writeFile(file, stringify({
-    'current-context': 'plain',
-    clusters: [{ name: 'demo', cluster: { server: upstream.url, 'certificate-authority': files.cacert } }],
-    users: [{ name: 'admin', user: { 'client-certificate': files.cert, 'client-key': files.key } }],
-    contexts: [{ name: 'plain', context: { cluster: 'demo', user: 'admin' } },
-      { name: 'staging', context: { cluster: 'demo', user: 'admin', namespace: 'kube-system' } }],
-  }))
-  return file
-}
+const kubeconfig = (name: string) => namespacedKubeconfig(join(home, name), upstream.url, files)
 
 interface Printed {
   'current-context': string

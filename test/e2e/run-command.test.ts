@@ -6,7 +6,7 @@ import { existsSync } from 'node:fs'
 import { chmod, readFile, writeFile } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import t from 'tap'
-import { parse, stringify } from 'yaml'
+import { parse } from 'yaml'
 import { pkiWithFiles } from '../helpers/pki.js'
 import { startDemoUpstream } from '../helpers/upstream.js'
 import { runCli } from '../helpers/cli.js'
@@ -16,6 +16,7 @@ import { bundledCli } from '../helpers/dist.js'
 import { findKubectl, NO_KUBECTL } from '../helpers/kubectl.js'
 import { until } from '../helpers/until.js'
 import { tempDir } from '../helpers/temp.js'
+import { namespacedKubeconfig } from '../helpers/clusters.js'
 
 const { pki, files } = await pkiWithFiles(t)
 const upstream = await startDemoUpstream(t, pki)
@@ -117,27 +118,11 @@ t.test('kubectl inside it just works', { skip: findKubectl() ? false : NO_KUBECT
   t.match(exit.stdout, /^pod\//m)
 })
 
-/**
- * A kubeconfig for the demo API server with two contexts on it: staging, in the demo's other
- * namespace (kube-system), and plain, the current one, in none.
- */
-async function namespacedKubeconfig (name: string): Promise<string> {
-  const file = join(files.dir, name)
-  await writeFile(file, stringify({
-    'current-context': 'plain',
-    clusters: [{ name: 'demo', cluster: { server: upstream.url, 'certificate-authority': files.cacert } }],
-    users: [{ name: 'admin', user: { 'client-certificate': files.cert, 'client-key': files.key } }],
-    contexts: [{ name: 'plain', context: { cluster: 'demo', user: 'admin' } },
-      { name: 'staging', context: { cluster: 'demo', user: 'admin', namespace: 'kube-system' } }],
-  }))
-  return file
-}
-
 interface GeneratedContexts { contexts: Array<{ name: string; context: { namespace?: string } }> }
 const namespaces = (text: string) => Object.fromEntries((parse(text) as GeneratedContexts).contexts.map((c) => [c.name, c.context.namespace ?? '']))
 
 t.test('each context of the command\'s kubeconfig keeps the namespace of the context its cluster was started from', async (t) => {
-  const file = await namespacedKubeconfig('namespaced.yaml')
+  const file = await namespacedKubeconfig(join(files.dir, 'namespaced.yaml'), upstream.url, files)
   const show = ['--', 'sh', '-c', 'cat "$KUBECONFIG"']
   const one = await runCli(['--kubeconfig', file, '--context', 'staging', ...show])
   t.equal(one.code, 0, 'exits 0', { stderr: one.stderr })
@@ -147,7 +132,7 @@ t.test('each context of the command\'s kubeconfig keeps the namespace of the con
 })
 
 t.test('kubectl inside acts in the context\'s namespace, as kubectl --context would', { skip: findKubectl() ? false : NO_KUBECTL }, async (t) => {
-  const file = await namespacedKubeconfig('namespaced-kubectl.yaml')
+  const file = await namespacedKubeconfig(join(files.dir, 'namespaced-kubectl.yaml'), upstream.url, files)
   const home = { HOME: files.dir }
   // -v=6 shows each URL kubectl asks for.
   const one = await runCli(['--kubeconfig', file, '--context', 'staging', '--', findKubectl()!, 'get', 'pods', '-v=6'], home, 30_000)

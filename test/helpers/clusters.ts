@@ -1,7 +1,8 @@
 // Two clusters that share nothing: each CA signs only its own API server and client, each client its
 // own identity (demo-admin, prod-admin), their files in a folder removed with the test.
-import { mkdir } from 'node:fs/promises'
+import { mkdir, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
+import { stringify } from 'yaml'
 import { writeClientFiles, type ClientFiles } from '../../src/demo/pki.js'
 import { createCA, createDemoPki, type DemoPki, type Teardown } from './pki.js'
 import { tempDir } from './temp.js'
@@ -48,4 +49,19 @@ export function twoContexts (servers: { dev: string; prod: string }) {
       { name: 'prod', context: { cluster: 'prod', user: 'prod-admin' } },
     ],
   }
+}
+
+/**
+ * A kubeconfig (written to `file`) for one API server with two contexts on it: `plain`, the current
+ * one, in no namespace; `staging`, in kube-system (the demo API server's other namespace).
+ */
+export async function namespacedKubeconfig (file: string, server: string, files: ClientFiles): Promise<string> {
+  await writeFile(file, stringify({
+    'current-context': 'plain',
+    clusters: [{ name: 'demo', cluster: { server, 'certificate-authority': files.cacert } }],
+    users: [{ name: 'admin', user: { 'client-certificate': files.cert, 'client-key': files.key } }],
+    contexts: [{ name: 'plain', context: { cluster: 'demo', user: 'admin' } },
+      { name: 'staging', context: { cluster: 'demo', user: 'admin', namespace: 'kube-system' } }],
+  }))
+  return file
 }
