@@ -123,8 +123,8 @@ function identityOf (
 function warningsOf (sources: ResolvedSources, read: Read, caCertificates: readonly X509Certificate[]): string[] {
   const warnings: string[] = []
   const keyWarnings = [
-    read.client && permissionWarning(sources.key!, read.client.keyMode),
-    read.listener && permissionWarning(sources.listener!.key, read.listener.keyMode),
+    read.client && permissionWarning(sources.key!, read.client.keyFile),
+    read.listener && permissionWarning(sources.listener!.key, read.listener.keyFile),
   ]
   for (const warning of keyWarnings) {
     if (warning) warnings.push(warning)

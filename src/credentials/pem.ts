@@ -23,14 +23,21 @@ export function sourceName (source: PemSource | TokenSource): string {
 
 export interface PemText {
   text: string
-  /** permission bits, for files */
-  mode?: number
+  /** permission bits and owner, for files */
+  file?: FileAccess
+}
+
+/** Who may read a file besides us: its permission bits and its owner. */
+export interface FileAccess {
+  mode: number
+  uid: number
 }
 
 export async function readPem (source: PemSource): Promise<PemText> {
   if (source.kind === 'inline') return { text: source.pem }
   try {
-    return await readRegularFile(source.path, MAX_PEM_FILE_BYTES)
+    const { text, mode, uid } = await readRegularFile(source.path, MAX_PEM_FILE_BYTES)
+    return { text, file: { mode, uid } }
   } catch (err) {
     throw new UsageError(`${sourceName(source)}: cannot read: ${describeFsError(err)}`)
   }
@@ -95,9 +102,32 @@ async function parseKey (source: PemSource, text: string, passphraseFile: string
   }
 }
 
-export function permissionWarning (source: PemSource, mode: number | undefined): string | undefined {
-  if (source.kind !== 'file' || mode === undefined || (mode & 0o077) === 0) return undefined
-  return `${sourceName(source)} is readable by group or others (mode ${mode.toString(8).padStart(4, '0')}): anyone who reads it can act as you; run: chmod 600 ${source.path}`
+const OTHERS_READ = 0o004
+const OWNER_READ = 0o400
+
+/**
+ * Who else can read a key file: every user when its mode lets others read it, or its owner when that
+ * is another user (root aside, who reads everything anyway). Group read is not judged: a Secret volume
+ * mounted with an fsGroup makes every file 0440 for the pod's own group, which cannot be changed there.
+ * `self` is this process's uid; undefined where there are none (Windows).
+ */
+export function otherReaders (file: FileAccess, self: number | undefined): string | undefined {
+  const mode = file.mode.toString(8).padStart(4, '0')
+  if ((file.mode & OTHERS_READ) !== 0) return `is readable by every user of this machine (mode ${mode})`
+  if (self !== undefined && file.uid !== self && file.uid !== 0 && (file.mode & OWNER_READ) !== 0) {
+    return `belongs to uid ${file.uid}, who can read it (mode ${mode}; this process runs as uid ${self})`
+  }
+  return undefined
+}
+
+export function permissionWarning (source: PemSource, file: FileAccess | undefined, self = process.getuid?.()): string | undefined {
+  if (source.kind !== 'file' || file === undefined) return undefined
+  const readers = otherReaders(file, self)
+  if (readers === undefined) return undefined
+  const fix = (file.mode & OTHERS_READ) !== 0
+    ? `run: chmod 600 ${source.path} (in a Kubernetes Secret volume: defaultMode: 0400)`
+    : 'keep the key in a file of your own, mode 0600'
+  return `${sourceName(source)} ${readers}: anyone who reads it can act as you; ${fix}`
 }
 
 /** A distinguished name on one line: `CN=jane, O=devs`. */
@@ -114,8 +144,8 @@ export interface KeyPair {
   /** the leaf: the first certificate of the file */
   certificate: X509Certificate
   privateKey: KeyObject
-  /** permission bits of the key file */
-  keyMode: number | undefined
+  /** who may read the key file */
+  keyFile: FileAccess | undefined
 }
 
 /** A certificate and the private key that belongs to it, both read and checked against each other. */
@@ -128,7 +158,7 @@ export async function loadKeyPair (
   if (!certificate.checkPrivateKey(privateKey)) {
     throw new UsageError(`${sourceName(keySource)} does not match the certificate in ${sourceName(certSource)} (${subjectOf(certificate)})`)
   }
-  return { certPem: cert.text, certificate, privateKey, keyMode: key.mode }
+  return { certPem: cert.text, certificate, privateKey, keyFile: key.file }
 }
 
 /** A pair OpenSSL will serve with (it refuses, say, a 512-bit RSA key that matches its certificate well enough). */

@@ -30,6 +30,8 @@ export interface FileText {
   text: string
   /** permission bits of the file read, for warnings about who else may read it */
   mode: number
+  /** its owner's uid, for the same */
+  uid: number
 }
 
 function kind (info: Stats): string {
@@ -67,7 +69,7 @@ export async function readRegularFile (path: string, maxBytes: number): Promise<
       length += bytesRead
       if (length > maxBytes) throw tooLarge(maxBytes)
     }
-    return { text: buffer.toString('utf8', 0, length), mode: info.mode & 0o7777 }
+    return { text: buffer.toString('utf8', 0, length), mode: info.mode & 0o7777, uid: info.uid }
   } finally {
     await fsAsync.close(fd)
   }
@@ -87,7 +89,7 @@ export function readRegularFileSync (path: string, maxBytes: number): FileText {
       length += bytesRead
       if (length > maxBytes) throw tooLarge(maxBytes)
     }
-    return { text: buffer.toString('utf8', 0, length), mode: info.mode & 0o7777 }
+    return { text: buffer.toString('utf8', 0, length), mode: info.mode & 0o7777, uid: info.uid }
   } finally {
     closeSync(fd)
   }

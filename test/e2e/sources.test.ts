@@ -1,7 +1,7 @@
 // Where certificates come from: kubeconfig (paths and -data, contexts), environment variables,
 // every key format, encrypted keys; and the warnings about key permissions and chains.
 import { generateKeyPairSync, webcrypto, type KeyObject } from 'node:crypto'
-import { writeFile } from 'node:fs/promises'
+import { chmod, chown, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import t from 'tap'
 import { until } from '../helpers/until.js'
@@ -159,11 +159,26 @@ t.test('every key format works end to end: PKCS#1, PKCS#8, SEC1; RSA, ECDSA, Ed2
   }
 })
 
-t.test('warnings: a key readable by others, a client certificate from another CA', async (t) => {
-  const open = join(dir, 'open.key')
-  await writeFile(open, pki.client.keyPem, { mode: 0o644 })
-  const bundle = await load(['--upstream', 'https://h:1', '--cacert', files.cacert, '--cert', files.cert, '--key', open])
-  t.match(bundle.warnings.join('\n'), new RegExp(`--key ${open} is readable by group or others \\(mode 0644\\).*run: chmod 600 ${open}`))
+t.test('a key file readable by every user is warned about; one the group may read (a Secret volume with fsGroup) is not', async (t) => {
+  // The group a Secret volume gives: another group than ours where we may set one (as root), else our own.
+  const otherGroup = process.getuid?.() === 0 ? 65534 : undefined
+  const cases: Array<[number, boolean]> = [[0o600, false], [0o640, false], [0o440, false], [0o644, true], [0o604, true]]
+  for (const [mode, warned] of cases) {
+    const octal = mode.toString(8).padStart(4, '0')
+    const key = join(dir, `mode-${octal}.key`)
+    await writeFile(key, pki.client.keyPem, { mode })
+    await chmod(key, mode)
+    if (mode === 0o440 && otherGroup !== undefined) await chown(key, process.getuid!(), otherGroup)
+    const bundle = await load(['--upstream', 'https://h:1', '--cacert', files.cacert, '--cert', files.cert, '--key', key])
+    if (warned) {
+      t.match(bundle.warnings.join('\n'), new RegExp(`--key ${key} is readable by every user of this machine \\(mode ${octal}\\).*run: chmod 600 ${key}`), `${octal}: warned`)
+    } else {
+      t.same(bundle.warnings, [], `${octal}: no warning`)
+    }
+  }
+})
+
+t.test('warnings: a client certificate from another CA', async (t) => {
   const separate = await createCA('cluster server CA')
   await writeFile(join(dir, 'server-ca.crt'), separate.certPem)
   const other = await load(['--upstream', 'https://h:1', '--cacert', join(dir, 'server-ca.crt'), '--cert', files.cert, '--key', files.key])

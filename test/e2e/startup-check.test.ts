@@ -119,10 +119,10 @@ t.test('an unreachable upstream: serves, not ready, and says so', async (t) => {
 
 t.test('at start: certificate validity logged, key permission warned; SIGHUP reloads', async (t) => {
   const upstream = await startUpstream(t, pki, echoHandler)
-  await writeFile(`${files.key}.open`, pki.client.keyPem, { mode: 0o640 })
+  await writeFile(`${files.key}.open`, pki.client.keyPem, { mode: 0o644 })
   const proxy = await startCli(t, ['--upstream', upstream.url, '--cacert', files.cacert, '--cert', files.cert, '--key', `${files.key}.open`])
   const logs = () => proxy.logs().map((l) => String(l.msg)).join('\n')
-  t.match(logs(), /is readable by group or others \(mode 0640\).*chmod 600/)
+  t.match(logs(), /is readable by every user of this machine \(mode 0644\).*chmod 600/)
   proxy.child.kill('SIGHUP')
   const started = Date.now()
   while (!/SIGHUP: reloading certificates/.test(logs()) && Date.now() - started < 5_000) await new Promise((resolve) => setTimeout(resolve, 25))
