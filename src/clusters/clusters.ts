@@ -5,7 +5,7 @@
 import type { IncomingMessage } from 'node:http'
 import { listNames } from '../credentials/kubeconfig.js'
 import { readTarget, splitClusterPrefix, type RequestTarget } from '../admission/target.js'
-import type { ErrorAnswer } from '../doors/status.js'
+import { isDiscoveryRoot, type ErrorAnswer } from '../doors/status.js'
 import type { Cluster } from './cluster.js'
 import type { ClusterParts } from './parts.js'
 
@@ -107,7 +107,7 @@ export class Clusters {
     if (target.name === undefined) {
       return { httpStatus: 400, reason: 'BadRequest', message: 'malformed percent-encoding in the cluster name after /clusters/' }
     }
-    if (!cluster) return this.unknown(target.name, listNames)
+    if (!cluster) return this.unknown(target.name, listNames, target.forward)
     if (target.forward.startsWith('/-/')) {
       return {
         httpStatus: 404,
@@ -118,14 +118,18 @@ export class Clusters {
     return undefined
   }
 
-  /** The 404 for a name no cluster has, listing those that exist if `list`. */
-  unknown (name: string, list = true): ErrorAnswer {
-    return {
-      httpStatus: 404,
-      reason: 'NotFound',
-      message: `mtls-proxy serves no cluster named '${name.slice(0, 100)}' (/clusters/NAME/, the name URI-encoded)` +
-        (list ? `; ${listNames(this.#byName.keys()).replace(/^it has/, 'it serves')}` : ''),
-    }
+  /**
+   * The 404 for a name no cluster has, listing those that exist if `list`, each written as it goes in
+   * a URL. On /api and /apis it is a 403: kubectl's discovery starts there, takes a 404 on /api for
+   * "no legacy group" and words a 404 on /apis itself, so a mistyped name came out as "the server
+   * could not find the requested resource"; a 403's text it prints as sent.
+   */
+  unknown (name: string, list = true, path = ''): ErrorAnswer {
+    const message = `mtls-proxy serves no cluster named '${encodeURIComponent(name).slice(0, 100)}' (/clusters/NAME/, the name URI-encoded)` +
+      (list ? `; ${listNames([...this.#byName.keys()].map(encodeURIComponent)).replace(/^it has/, 'it serves')}` : '')
+    return isDiscoveryRoot(path)
+      ? { httpStatus: 403, reason: 'Forbidden', message }
+      : { httpStatus: 404, reason: 'NotFound', message }
   }
 
   /** The default cluster's parts: it is open from the moment the app is built until it is closed. */

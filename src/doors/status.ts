@@ -59,9 +59,14 @@ export function endSocketWithError (socket: Duplex, answer: ErrorAnswer): void {
 // cache hid every failure. Everywhere else client-go decodes the Status.
 const DISCOVERY_ROOTS = /^\/apis?\/?(?:\?|$)/
 
+/** /api or /apis: where kubectl's discovery reads an error as text (and takes a 404 for "no such group"). */
+export function isDiscoveryRoot (url: string): boolean {
+  return DISCOVERY_ROOTS.test(url)
+}
+
 /** The body and type of an error answer, for the path it answers. */
 function errorBody (answer: ErrorAnswer, url: string): { type: string; body: string } {
-  if (DISCOVERY_ROOTS.test(url)) return { type: 'text/plain; charset=utf-8', body: `${answer.message}\n` }
+  if (isDiscoveryRoot(url)) return { type: 'text/plain; charset=utf-8', body: `${answer.message}\n` }
   // as Fastify writes the JSON it sends itself
   return { type: 'application/json; charset=utf-8', body: JSON.stringify(statusOf(answer)) }
 }

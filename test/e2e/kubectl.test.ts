@@ -1,8 +1,10 @@
 // A real client end to end: kubectl 1.32 against the demo API server, through mtls-proxy.
 import { execFile } from 'node:child_process'
+import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 import t from 'tap'
+import { stringify } from 'yaml'
 import { pkiWithFiles } from '../helpers/pki.js'
 import { echoHandler, startDemoUpstream, startUpstream } from '../helpers/upstream.js'
 import { startProxy } from '../helpers/proxy.js'
@@ -49,6 +51,31 @@ t.test('kubectl --server http://127.0.0.1:PORT get pods prints the pods', { skip
   const cold = await k('--cache-dir', join(home, 'cold-cache'), 'get', 'pods').then(() => undefined, (err: { stderr: string }) => err.stderr)
   t.match(cold, /upstream 127\.0\.0\.1:\d+ refused the connection/, 'and with a cold discovery cache too')
   t.notMatch(cold, /"unknown"/)
+})
+
+t.test('a mistyped cluster name: kubectl prints the proxy\'s message and the names served, as they go in a URL', { skip: kubectl ? false : NO_KUBECTL }, async (t) => {
+  const { pki, files } = await pkiWithFiles(t)
+  const api = await startDemoUpstream(t, pki)
+  const config = join(files.dir, 'clusters.yaml')
+  await writeFile(config, stringify({ clusters: [{ name: 'prod/eu west', upstream: api.url, cacert: files.cacert, cert: files.cert, key: files.key }] }))
+  const proxy = await startProxy(t, api.url, files, ['--config', config])
+  const home = await tempDir(t, 'kubectl')
+  const env = { PATH: process.env.PATH, HOME: home, KUBECONFIG: join(home, 'no-kubeconfig') }
+  const k = (server: string, ...args: string[]) => run(kubectl!, ['--server', server, '--cache-dir', join(home, 'cache'), ...args], { env, timeout: 30_000 })
+
+  const typo = await k(`${proxy.url}/clusters/typo`, 'get', 'pods').then(() => '', (err: { stderr: string }) => err.stderr)
+  const said = "mtls-proxy serves no cluster named 'typo' (/clusters/NAME/, the name URI-encoded); it serves 'default', 'prod%2Feu%20west'"
+  t.ok(typo.trimEnd().endsWith(`Error from server (Forbidden): ${said}`), 'kubectl ends with the proxy\'s message and the names, encoded')
+  t.notMatch(typo, /could not find the requested resource/, 'not the 404 kubectl\'s discovery words itself')
+  const lines = typo.trimEnd().split('\n')
+  // client-go's cache logs each failed discovery (five of them) before the error itself: as many as kubectl allows.
+  t.ok(lines.every((line) => line.includes(said)), 'every line kubectl prints carries it')
+  t.ok(lines.length <= 6, `${lines.length} lines`)
+
+  const listed = await k(`${proxy.url}/clusters/${encodeURIComponent('prod/eu west')}`, 'get', 'pods')
+  t.match(listed.stdout, /web-7d4b9c6f5-abcde/, 'the name as the message writes it reaches that cluster')
+  const raw = await k(proxy.url, 'get', '--raw', '/clusters/typo/version').then(() => '', (err: { stderr: string }) => err.stderr)
+  t.match(raw, /Error from server \(NotFound\): mtls-proxy serves no cluster named 'typo'/, 'past discovery, it is the 404 it is')
 })
 
 t.test('kubectl exec POD -- CMD through the proxy: output and exit status over the v5 channel protocol', { skip: kubectl ? false : NO_KUBECTL }, async (t) => {
