@@ -66,6 +66,9 @@ async function prepare (path: string): Promise<void> {
   await fsAsync.unlink(path)
 }
 
+/** The checks of listening, made before the slow part of the start: a socket in use, or in an unsafe folder, is said at once. */
+export const checkUnixSocket = prepare
+
 // How often the socket file is checked to still be ours.
 const SOCKET_CHECK_INTERVAL_MS = 1_000
 

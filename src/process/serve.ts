@@ -1,5 +1,6 @@
 // One serving process: reads the credentials, builds the app, listens, and stops gracefully on a
 // signal. The CLI runs it alone, or once in each worker under --workers (process/workers/).
+import type { Server } from 'node:net'
 import closeWithGrace from 'close-with-grace'
 import type { Logger } from 'pino'
 import { bracketed } from '../util/addresses.js'
@@ -10,18 +11,12 @@ import { exposure } from '../settings/listening.js'
 import type { Config } from '../settings/types.js'
 import { clientIdentity } from '../credentials/bundle.js'
 import type { CredentialBundle } from '../credentials/bundle.js'
-import { UsageError } from '../util/errors.js'
 import { portOf } from '../doors/listener.js'
 import { createLogger } from '../util/logger.js'
-import { listenUnixSocket } from '../doors/unix-socket.js'
+import { checkUnixSocket, listenUnixSocket } from '../doors/unix-socket.js'
+import { cannotListen, handOver, mainWhere, reserveListeners, statusWhere, type Reservation, type Reserved } from '../doors/reservation.js'
 import { openProxy } from './open.js'
 import type { WorkerLink } from './workers/worker.js'
-
-const LISTEN_ERRORS: Record<string, string> = {
-  EADDRINUSE: 'address already in use (is another proxy running? choose another --port)',
-  EACCES: 'permission denied (ports below 1024 need privileges)',
-  EADDRNOTAVAIL: 'this machine has no such address',
-}
 
 /** Listens, or says in one line why it cannot (and closes the app, so nothing is left running). */
 async function listenOrExplain (app: App, where: string, listen: () => Promise<unknown>): Promise<void> {
@@ -29,9 +24,7 @@ async function listenOrExplain (app: App, where: string, listen: () => Promise<u
     await listen()
   } catch (err) {
     await app.close()
-    if (err instanceof UsageError) throw err
-    const code = (err as NodeJS.ErrnoException).code ?? ''
-    throw new UsageError(`cannot listen on ${where}: ${LISTEN_ERRORS[code] ?? (err as Error).message}`)
+    throw cannotListen(where, err)
   }
 }
 
@@ -82,16 +75,20 @@ export async function serve (
   for (const warning of command.warnings) events.warn(warning)
   sayInCluster(config, events)
   const hangup = reloadOnHangup(worker, events)
+  const reserved = await takePlaces(config, worker).catch((err: unknown) => { throw alsoSaying(err, command.warnings) })
   const starting = stopWhileStarting(worker, options.stopStarting)
   const app = await openProxy(config, {
     logger, events, pins: worker?.pins ?? options.pins, metrics: { exposition: worker?.metrics }, stopStarting: starting.signal,
   })
-    .catch((err: unknown) => { throw alsoSaying(err, command.warnings) })
+    .catch((err: unknown) => {
+      reserved?.close()
+      throw alsoSaying(err, command.warnings)
+    })
     .finally(() => starting.done())
   hangup.opened(app)
   worker?.shareMetrics(app.metrics.registry)
   warnAboutExposure(config, app.clusters.main.credentials.current, events)
-  const listening = await listen(app, config, logger)
+  const listening = await listen(app, config, logger, reserved)
   const shutDown = async () => {
     await app.close()
     events.info('stopped')
@@ -175,8 +172,49 @@ interface Listening {
   status: string | undefined
 }
 
+/**
+ * Where it will listen, taken (or, for a Unix socket, checked) before the slow part of the start, so
+ * a port in use is one line at once, not after the credentials are read and the upstream is probed.
+ * A worker listens through its primary, which checked the ports before starting any worker.
+ */
+async function takePlaces (config: Config, worker: WorkerLink | undefined): Promise<Reserved | undefined> {
+  if (worker) return undefined
+  if (config.unixSocket) await checkUnixSocket(config.unixSocket)
+  return reserveListeners(config)
+}
+
+/** Listens where a reservation was: freed a moment before, and its waiting connections handed over once listening. */
+async function listenInPlace (
+  app: App, where: string, reservation: Reservation | undefined, listen: () => Promise<unknown>, server: () => Server
+): Promise<void> {
+  const waiting = reservation?.release() ?? []
+  try {
+    await listenOrExplain(app, where, listen)
+  } catch (err) {
+    for (const socket of waiting) socket.destroy()
+    throw err
+  }
+  handOver(waiting, server())
+}
+
 /** The main listener (a TCP port or a Unix socket) and the status listener, or one line saying why not. */
-async function listen (app: App, config: Config, logger: Logger): Promise<Listening> {
+async function listen (app: App, config: Config, logger: Logger, reserved: Reserved | undefined): Promise<Listening> {
+  const { unixSocket, statusAddress } = config
+  // A failure to listen on one frees the other too.
+  try {
+    await listenEach(app, config, logger, reserved)
+  } catch (err) {
+    reserved?.close()
+    throw err
+  }
+  const port = portOf(app.server) ?? config.port
+  return {
+    url: unixSocket ? `unix:${unixSocket}` : `${config.https ? 'https' : 'http'}://${bracketed(config.address)}:${port}`,
+    status: statusAddress ? `http://${bracketed(statusAddress.host)}:${portOf(app.statusApp.server) ?? statusAddress.port}` : undefined,
+  }
+}
+
+async function listenEach (app: App, config: Config, logger: Logger, reserved: Reserved | undefined): Promise<void> {
   const { unixSocket, statusAddress } = config
   if (unixSocket) {
     await listenOrExplain(app, unixSocket, () => listenUnixSocket(app, unixSocket, (reason) => {
@@ -184,16 +222,12 @@ async function listen (app: App, config: Config, logger: Logger): Promise<Listen
       app.clusters.main.readiness.markBroken(reason)
     }))
   } else {
-    await listenOrExplain(app, `${bracketed(config.address)}:${config.port}`, () => app.listen({ host: config.address, port: config.port }))
+    await listenInPlace(app, mainWhere(config), reserved?.main,
+      () => app.listen({ host: config.address, port: config.port }), () => app.server)
   }
   if (statusAddress) {
-    await listenOrExplain(app, `--status-address ${bracketed(statusAddress.host)}:${statusAddress.port}`,
-      () => app.statusApp.listen({ host: statusAddress.host, port: statusAddress.port }))
-  }
-  const port = portOf(app.server) ?? config.port
-  return {
-    url: unixSocket ? `unix:${unixSocket}` : `${config.https ? 'https' : 'http'}://${bracketed(config.address)}:${port}`,
-    status: statusAddress ? `http://${bracketed(statusAddress.host)}:${portOf(app.statusApp.server) ?? statusAddress.port}` : undefined,
+    await listenInPlace(app, statusWhere(statusAddress), reserved?.status,
+      () => app.statusApp.listen({ host: statusAddress.host, port: statusAddress.port }), () => app.statusApp.server)
   }
 }
 

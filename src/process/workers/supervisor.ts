@@ -11,6 +11,7 @@ import type { Config, Settings } from '../../settings/types.js'
 import { SECRET_VARIABLES } from '../../settings/options.js'
 import { pinClusters, type Pins } from '../../clusters/pins.js'
 import { createLogger } from '../../util/logger.js'
+import { reserveListeners } from '../../doors/reservation.js'
 import { Gatherer, LAST_SEEN_MS } from './gatherer.js'
 import { isMessage, roleValue, SETTINGS_ENV, tell, type Given, type Message } from './protocol.js'
 
@@ -44,6 +45,9 @@ export interface SupervisedCommand {
 export async function supervise (command: SupervisedCommand, workers: number, logger?: Logger): Promise<number> {
   const { config } = command
   const log = logger ?? createLogger({ level: config.logLevel, pretty: process.stdout.isTTY === true, atomicWrites: true })
+  // A port in use is said now, in one line, before any worker reads credentials. Freed again at once:
+  // the workers listen through node:cluster, which binds the port here when the first one listens.
+  ;(await reserveListeners(config)).close()
   // Read once, here: a worker started later, in the place of one that died, serves the same servers
   // whatever the kubeconfig says by then.
   const pins = await pinClusters(config)
