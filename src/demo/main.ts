@@ -40,10 +40,20 @@ process.stderr.write([
 
 let n = 0
 const ticker = setInterval(() => api.addPod(`demo-${++n}`), 5_000)
-const child = spawn(process.execPath, [...process.execArgv, cli, ...args], { stdio: 'inherit' })
-const stop = (signal: NodeJS.Signals) => child.kill(signal)
-process.on('SIGINT', stop)
-process.on('SIGTERM', stop)
+// In a process group of its own: a terminal's Ctrl-C goes to the whole foreground group (and npm
+// passes it on once more), and a second SIGINT makes the proxy give up its graceful stop. So the
+// proxy hears of a stop from here alone, once.
+const child = spawn(process.execPath, [...process.execArgv, cli, ...args], { stdio: 'inherit', detached: true })
+let stopping = false
+const stop = (signal: NodeJS.Signals) => {
+  if (stopping) return
+  stopping = true
+  // SIGHUP (the terminal closed) would make the proxy reload: a stop is what is meant.
+  child.kill(signal === 'SIGHUP' ? 'SIGTERM' : signal)
+}
+for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, stop)
+// However this process ends, the proxy it started does not outlive it.
+process.on('exit', () => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM') })
 child.on('exit', async (code) => {
   clearInterval(ticker)
   await api.close()
