@@ -5,7 +5,18 @@ import { rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { startDemoApiServer } from './api-server.js'
+import { portArgument, portFree, untilServing } from './port.js'
 import { createDemoPki, writeClientFiles } from './pki.js'
+
+const given = process.argv.slice(2)
+const { port: asked, rest } = portArgument(given)
+// The port first, before anything is made: 8001 is often a kubectl proxy's, and the commands below
+// would reach the user's real cluster through it.
+const port = await portFree(asked)
+if (typeof port === 'string') {
+  process.stderr.write(`demo: ${port}\n`)
+  process.exit(2)
+}
 
 const pki = await createDemoPki()
 const files = await writeClientFiles(pki)
@@ -16,30 +27,8 @@ await writeFile(manifest, 'apiVersion: v1\nkind: Pod\nmetadata:\n  name: hello\n
 
 const extension = import.meta.url.endsWith('.ts') ? '.ts' : '.js'
 const cli = fileURLToPath(new URL(`../cli${extension}`, import.meta.url))
-const args = ['--upstream', api.url, '--cacert', files.cacert, '--cert', files.cert, '--key', files.key, ...process.argv.slice(2)]
-const portFlag = args.indexOf('--port')
-const port = portFlag >= 0 ? args[portFlag + 1] : '8001'
+const args = ['--upstream', api.url, '--cacert', files.cacert, '--cert', files.cert, '--key', files.key, ...rest, '--port', String(port)]
 
-process.stderr.write([
-  '',
-  `demo API server (mutual TLS): ${api.url}, files in ${files.dir}`,
-  `mtls-proxy ${args.join(' ')}`,
-  '',
-  'Try, in another terminal:',
-  `  curl http://127.0.0.1:${port}/api/v1/namespaces/default/pods`,
-  `  curl "http://127.0.0.1:${port}/api/v1/namespaces/default/pods?watch=1"`,
-  `  kubectl --server http://127.0.0.1:${port} get pods --watch      (a new pod every 5 s)`,
-  `  kubectl --server http://127.0.0.1:${port} create -f ${manifest}`,
-  `  kubectl --server http://127.0.0.1:${port} logs -f hello`,
-  `  kubectl --server http://127.0.0.1:${port} exec hello -- hostname`,
-  `  kubectl --server http://127.0.0.1:${port} delete pod hello`,
-  `  instead of: curl --cacert ${files.cacert} --cert ${files.cert} --key ${files.key} ${api.url}/api/v1/namespaces/default/pods`,
-  '',
-  '',
-].join('\n'))
-
-let n = 0
-const ticker = setInterval(() => api.addPod(`demo-${++n}`), 5_000)
 // In a process group of its own: a terminal's Ctrl-C goes to the whole foreground group (and npm
 // passes it on once more), and a second SIGINT makes the proxy give up its graceful stop. So the
 // proxy hears of a stop from here alone, once.
@@ -54,10 +43,34 @@ const stop = (signal: NodeJS.Signals) => {
 for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, stop)
 // However this process ends, the proxy it started does not outlive it.
 process.on('exit', () => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM') })
-child.on('exit', async (code) => {
-  clearInterval(ticker)
-  await api.close()
-  // The throwaway PKI holds a private key: it leaves with the demo.
-  await rm(files.dir, { recursive: true, force: true })
-  process.exit(code ?? 0)
-})
+
+let ticker: NodeJS.Timeout | undefined
+const exited = new Promise<number>((resolve) => child.on('exit', (code, signal) => resolve(code ?? (signal ? 0 : 1))))
+const serving = await untilServing(port, exited)
+if (serving) {
+  process.stderr.write([
+    '',
+    `demo API server (mutual TLS): ${api.url}, files in ${files.dir}`,
+    `mtls-proxy ${args.join(' ')}`,
+    '',
+    'Try, in another terminal:',
+    `  curl http://127.0.0.1:${port}/api/v1/namespaces/default/pods`,
+    `  curl "http://127.0.0.1:${port}/api/v1/namespaces/default/pods?watch=1"`,
+    `  kubectl --server http://127.0.0.1:${port} get pods --watch      (a new pod every 5 s)`,
+    `  kubectl --server http://127.0.0.1:${port} create -f ${manifest}`,
+    `  kubectl --server http://127.0.0.1:${port} logs -f hello`,
+    `  kubectl --server http://127.0.0.1:${port} exec hello -- hostname`,
+    `  kubectl --server http://127.0.0.1:${port} delete pod hello`,
+    `  instead of: curl --cacert ${files.cacert} --cert ${files.cert} --key ${files.key} ${api.url}/api/v1/namespaces/default/pods`,
+    '',
+    '',
+  ].join('\n'))
+  let n = 0
+  ticker = setInterval(() => api.addPod(`demo-${++n}`), 5_000)
+}
+const code = await exited
+clearInterval(ticker)
+await api.close()
+// The throwaway PKI holds a private key: it leaves with the demo.
+await rm(files.dir, { recursive: true, force: true })
+process.exit(code)
