@@ -57,6 +57,8 @@ export async function startMtlsServer (opts: MtlsServerOptions): Promise<MtlsSer
 export interface DemoApiServer extends MtlsServer {
   /** creates a pod in default (as a controller would), which every open watch sees */
   addPod(name: string): Obj
+  /** deletes a pod of default if it is still there (a user may have deleted it) */
+  removePod(name: string): void
   openWatches(): number
 }
 
@@ -301,6 +303,7 @@ export async function startDemoApiServer (pki: DemoPki, opts: { host?: string; p
   return {
     ...base,
     addPod: (name) => store.create('default', podOf(name, 'demo')),
+    removePod: (name) => { try { store.delete('default', name) } catch { /* gone already */ } },
     openWatches: () => watches.size,
     close: async () => {
       for (const res of watches) res.end()

@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url'
 import { startDemoApiServer } from './api-server.js'
 import { portArgument, portFree, untilServing } from './port.js'
 import { createDemoPki, writeClientFiles } from './pki.js'
+import { PodTicker } from './ticker.js'
 
 const given = process.argv.slice(2)
 const { port: asked, rest } = portArgument(given)
@@ -44,7 +45,7 @@ for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal
 // However this process ends, the proxy it started does not outlive it.
 process.on('exit', () => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM') })
 
-let ticker: NodeJS.Timeout | undefined
+const ticker = new PodTicker(api)
 const exited = new Promise<number>((resolve) => child.on('exit', (code, signal) => resolve(code ?? (signal ? 0 : 1))))
 const serving = await untilServing(port, exited)
 if (serving) {
@@ -56,7 +57,7 @@ if (serving) {
     'Try, in another terminal:',
     `  curl http://127.0.0.1:${port}/api/v1/namespaces/default/pods`,
     `  curl "http://127.0.0.1:${port}/api/v1/namespaces/default/pods?watch=1"`,
-    `  kubectl --server http://127.0.0.1:${port} get pods --watch      (a new pod every 5 s)`,
+    `  kubectl --server http://127.0.0.1:${port} get pods --watch      (${ticker.describe()})`,
     `  kubectl --server http://127.0.0.1:${port} create -f ${manifest}`,
     `  kubectl --server http://127.0.0.1:${port} logs -f hello`,
     `  kubectl --server http://127.0.0.1:${port} exec hello -- hostname`,
@@ -65,11 +66,10 @@ if (serving) {
     '',
     '',
   ].join('\n'))
-  let n = 0
-  ticker = setInterval(() => api.addPod(`demo-${++n}`), 5_000)
+  ticker.start()
 }
 const code = await exited
-clearInterval(ticker)
+ticker.stop()
 await api.close()
 // The throwaway PKI holds a private key: it leaves with the demo.
 await rm(files.dir, { recursive: true, force: true })

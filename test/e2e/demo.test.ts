@@ -9,6 +9,10 @@ import { ROOT } from '../helpers/root.js'
 import { get } from '../helpers/http.js'
 import { busyPort } from '../helpers/net.js'
 import { until } from '../helpers/until.js'
+import { pkiWithFiles } from '../helpers/pki.js'
+import { startProxy } from '../helpers/proxy.js'
+import { startDemoUpstream } from '../helpers/upstream.js'
+import { KEEP, PodTicker } from '../../src/demo/ticker.js'
 
 function startDemo (t: Test, args: string[]) {
   // In a process group of its own, npm at its head, as a terminal runs `npm run demo`.
@@ -54,4 +58,20 @@ t.test('a port in use (a kubectl proxy on 8001): one line naming `npm run demo -
   t.equal(output.out, '', 'no proxy started')
   const suggested = Number(/--port (\d+)$/.exec(lines[0]!)![1])
   t.not(suggested, busy, 'another port is suggested')
+})
+
+t.test('left running, the demo keeps a few pods, not a new one every 5 s for ever: through the proxy', async (t) => {
+  const { pki, files } = await pkiWithFiles(t)
+  const api = await startDemoUpstream(t, pki)
+  const proxy = await startProxy(t, api.url, files)
+  const demoPods = async () => (await get(`${proxy.url}/api/v1/namespaces/default/pods`)).json<{ items: Array<{ metadata: { name: string } }> }>()
+    .items.map((p) => p.metadata.name).filter((name) => name.startsWith('demo-'))
+  const ticker = new PodTicker(api, 20)
+  t.teardown(() => ticker.stop())
+  ticker.start()
+  await until(async () => (await demoPods()).includes(`demo-${KEEP + 5}`), 10_000)
+  ticker.stop()
+  const left = await demoPods()
+  t.ok(left.length <= KEEP, `${left.length} demo pods after ${KEEP + 5} ticks: ${left.join(', ')}`)
+  t.notOk(left.includes('demo-1'), 'the oldest is gone')
 })
