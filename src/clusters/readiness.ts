@@ -4,6 +4,7 @@
 // using the proxy; proxied traffic counts as well. The /-/ routes that read it are ops/routes.ts.
 import type { Logger } from 'pino'
 import { clientIdentity } from '../credentials/bundle.js'
+import { connectionOf } from '../credentials/wording.js'
 import type { CredentialStore } from '../credentials/store.js'
 import type { ExpiryMonitor } from './expiry.js'
 import type { Upstream } from '../upstream/upstream.js'
@@ -127,7 +128,7 @@ export class Readiness {
     if (!this.#ready) {
       this.#ready = true
       this.#reason = 'ok'
-      this.#opts.logger.info({ upstream: this.#opts.upstream.origin }, 'upstream reachable over mutual TLS: ready')
+      this.#opts.logger.info({ upstream: this.#opts.upstream.origin }, `upstream reachable over ${connectionOf(this.#opts.credentials.current)}: ready`)
     }
   }
 

@@ -79,6 +79,8 @@ function resolveSources (spec: FileSetSpec, kube: KubeconfigCredentials | undefi
     expiresAt: plugin?.expiresAt,
     refreshAt: plugin?.refreshAt,
     certificateFrom: !spec.cert && plugin?.certPem !== undefined ? plugin.config.label : undefined,
+    tokenFrom: plugin?.token !== undefined ? plugin.config.label : undefined,
+    kubeconfigUser: kube && (cert ? cert === kube.cert : token === kube.token) ? kube.user : undefined,
     passphraseFile,
     listener,
     context: kube?.context,

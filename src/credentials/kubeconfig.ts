@@ -58,6 +58,8 @@ export interface KubeconfigCredentials {
   context: string | undefined
   /** that context's namespace, kept in the kubeconfig that points a client at the proxy (pins.ts) */
   namespace: string | undefined
+  /** the user picked, for messages: `user 'u' of context 'dev' (kubeconfig F)` */
+  user: string
   /** the cluster entry picked: with the server, what a cluster's credentials are bound to */
   cluster: string
   /** the kubeconfig's current-context as it says now */
@@ -279,6 +281,7 @@ async function pick (merged: Merged, choice: KubeconfigChoice): Promise<Kubeconf
     disableCompression: cluster['disable-compression'] === true,
     context,
     namespace,
+    user: who,
     cluster: clusterName,
     currentContext: merged.currentContext,
     files: merged.files,

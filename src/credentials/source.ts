@@ -80,6 +80,10 @@ export interface ResolvedSources {
   refreshAt: Date | undefined
   /** the exec plugin the client certificate came from, which renews it: names it in messages */
   certificateFrom: string | undefined
+  /** the exec plugin the token came from, which renews it */
+  tokenFrom: string | undefined
+  /** the kubeconfig user the credential in use came from (`user 'u' of context 'dev' (kubeconfig F)`); undefined: the settings gave it */
+  kubeconfigUser: string | undefined
   passphraseFile: string | undefined
   listener: { cert: PemSource; key: PemSource } | undefined
   /** the kubeconfig context the credentials were read from, when they were */

@@ -9,6 +9,7 @@ import { UsageError } from '../util/errors.js'
 import { bindingOf, describeBinding, sameBinding, type ServerBinding } from './binding.js'
 import { clientIdentity, sameBundle, sameClient, type CredentialBundle } from './bundle.js'
 import { subjectOf } from './pem.js'
+import { reloadedOf } from './wording.js'
 import { PluginError } from './exec.js'
 import type { CredentialSource } from './source.js'
 
@@ -164,14 +165,15 @@ export class CredentialStore {
     let outcome: ReloadOutcome
     if (!bundle) {
       outcome = { at, trigger, outcome: 'failed', error }
-      this.#logger.error({ trigger, error }, `certificate reload failed, still serving as ${clientIdentity(this.#current)}: ${error}`)
+      const what = this.#current.clientCertificate ? 'certificate' : 'token'
+      this.#logger.error({ trigger, error }, `${what} reload failed, still serving as ${clientIdentity(this.#current)}: ${error}`)
     } else if (sameBundle(bundle, this.#current)) {
       outcome = { at, trigger, outcome: 'unchanged' }
       // A plugin may hand out the credential it holds until that expires: the same, with a new time to ask again.
       if (bundle.refreshAt?.getTime() !== this.#current.refreshAt?.getTime()) this.#current = bundle
       // Asked for (SIGHUP): an answer is owed. Seen in a folder: usually another file's change.
       const level = trigger === 'file change' ? 'debug' : 'info'
-      this.#logger[level]({ trigger }, `certificate files unchanged: still serving as ${clientIdentity(this.#current)}`)
+      this.#logger[level]({ trigger }, `${reloadedOf(this.#current).unchanged}: still serving as ${clientIdentity(this.#current)}`)
     } else {
       const previous = this.#current
       this.#current = bundle

@@ -10,6 +10,7 @@ import { alsoSaying } from '../settings/load.js'
 import { exposure } from '../settings/listening.js'
 import type { Config } from '../settings/types.js'
 import { clientIdentity } from '../credentials/bundle.js'
+import { credentialNote, reloadedOf } from '../credentials/wording.js'
 import type { CredentialBundle } from '../credentials/bundle.js'
 import { portOf } from '../doors/listener.js'
 import { createLogger } from '../util/logger.js'
@@ -126,24 +127,22 @@ function loggers (config: Config, worker: WorkerLink | undefined): { root: Logge
 function reloadOnHangup (worker: WorkerLink | undefined, events: Logger): { opened: (app: App) => void } {
   let app: App | undefined
   let asked = false
-  const reload = () => {
-    if (!app) {
-      asked = true
-      return
-    }
-    app.clusters.reload('SIGHUP')
-    void app.callerToken?.reload('SIGHUP')
+  // Said as it runs, once the credentials are known: a certificate's files, or a token.
+  const reload = (opened: App) => {
+    events.info(`SIGHUP: reloading ${reloadedOf(opened.clusters.main.credentials.current).what}`)
+    opened.clusters.reload('SIGHUP')
+    void opened.callerToken?.reload('SIGHUP')
   }
   const hangup = () => {
-    events.info('SIGHUP: reloading certificates')
-    reload()
+    if (app) reload(app)
+    else asked = true
   }
   if (worker) worker.onReload(hangup)
   else process.on('SIGHUP', hangup)
   return {
     opened: (opened) => {
       app = opened
-      if (asked) reload()
+      if (asked) reload(opened)
     },
   }
 }
@@ -265,6 +264,7 @@ function announce (app: App, config: Config, listening: Listening, worker: Worke
   const identity = clientIdentity(credentials.current)
   const upstream = credentials.current.server.url
   const client = credentials.current.clientCertificate
+  const credential = credentialNote(credentials.current)
   const names = app.clusters.multi ? app.clusters.all.map((c) => c.name) : []
   const { url: listen, status } = listening
   events.info({
@@ -272,10 +272,11 @@ function announce (app: App, config: Config, listening: Listening, worker: Worke
     ...(status ? { status } : {}),
     upstream: upstream.href,
     identity,
+    credential,
     ...(client ? { certificateNotAfter: new Date(client.validTo).toISOString() } : {}),
     credentialsExpire: credentials.current.expiresAt?.toISOString(),
     ...(worker ? { workers: worker.of } : {}),
     ...(app.clusters.multi ? { clusters: names, cluster: app.clusters.default.name } : {}),
-  }, `serving ${listen}, forwarding to ${upstream.origin} as ${identity}${worker ? ` (${worker.of} worker processes)` : ''}` +
+  }, `serving ${listen}, forwarding to ${upstream.origin} as ${identity} (${credential})${worker ? ` (${worker.of} worker processes)` : ''}` +
     (app.clusters.multi ? `; ${names.length} clusters under ${listen}/clusters/NAME/ (this one, '${app.clusters.default.name}', also at /)` : ''))
 }

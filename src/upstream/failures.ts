@@ -81,6 +81,8 @@ export interface UpstreamName {
   url: URL
   /** the name its certificate is checked for */
   serverName: string
+  /** a client certificate goes with the connection; false: a bearer token alone (default: a certificate) */
+  clientCertificate?: boolean
 }
 
 function timeout (err: unknown, codes: string[]): 'connect' | 'response' | undefined {
@@ -135,7 +137,9 @@ export function describeUpstreamError (err: unknown, upstream: UpstreamName): Up
   if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') return bad('dns', `upstream host ${upstream.url.hostname} cannot be resolved`)
   if (code === 'EHOSTUNREACH' || code === 'ENETUNREACH') return bad('refused', `upstream ${where} is unreachable (${code})`)
   if (code === 'ECONNRESET' || code === 'UND_ERR_SOCKET' || code === 'EPIPE') {
-    return bad('reset', `upstream ${where} closed the connection (${innermostMessage(err) || code}); if this happens at once, it may have rejected our client certificate`)
+    // At once after the handshake, a server refusing a client certificate, or wanting one it was not given, does this.
+    const hint = upstream.clientCertificate === false ? 'it may want a client certificate' : 'it may have rejected our client certificate'
+    return bad('reset', `upstream ${where} closed the connection (${innermostMessage(err) || code}); if this happens at once, ${hint}`)
   }
   return bad('other', `request to upstream ${where} failed: ${innermostMessage(err) || 'unknown error'}`)
 }

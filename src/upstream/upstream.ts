@@ -48,6 +48,11 @@ export class Upstream {
   }
 
   /** The upstream URL without a trailing slash, as /-/status shows it. */
+  /** a client certificate goes with the connections now (else a bearer token alone): failures are worded for it */
+  get clientCertificate (): boolean {
+    return this.#store.current.clientCertificate !== undefined
+  }
+
   get display (): string {
     return this.origin + this.#base
   }

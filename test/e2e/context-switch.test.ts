@@ -96,7 +96,7 @@ t.test('one cluster: the proxy keeps the context it started with, and the new co
     upstream: c.url,
     lastReload: { outcome: 'failed', error: new RegExp(`now name server ${a.url} .*bound to ${c.url} .*a restart follows the new server`) },
   }, '/-/status says why')
-  t.ok(proxy.logs.some((l) => l.level === 50 && /certificate reload failed.*a restart follows the new server/.test(String(l.msg))), 'one error line')
+  t.ok(proxy.logs.some((l) => l.level === 50 && /token reload failed.*a restart follows the new server/.test(String(l.msg))), 'one error line')
   t.match((await get(`${proxy.url}/-/metrics`)).body, /^mtls_proxy_certificate_reloads_total\{outcome="failed",cluster="team-c"\} [1-9]/m)
   t.match((await get(`${proxy.url}/api`)).json(), { server: 'team-c', authorization: 'Bearer token-of-team-c' }, 'the first server, with its own token')
   onlyOwnToken(t, c)

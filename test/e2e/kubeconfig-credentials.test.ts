@@ -14,7 +14,7 @@ import { pkiWithFiles, type Teardown } from '../helpers/pki.js'
 import { settingsIn } from '../helpers/settings.js'
 import { startProxy } from '../helpers/proxy.js'
 import { get } from '../helpers/http.js'
-import { runCli } from '../helpers/cli.js'
+import { runCli, startCli } from '../helpers/cli.js'
 import { until } from '../helpers/until.js'
 import { caller, whoAmIHandler, type Caller } from '../helpers/upstream.js'
 import { sourceOf } from '../../src/credentials/source.js'
@@ -305,7 +305,7 @@ setTimeout(() => process.stdout.write(JSON.stringify({ apiVersion: 'client.authe
   child!.kill('SIGHUP')
   const proxy = await starting
   t.equal((await get(`${proxy.url}/x`)).json().authorization, 'Bearer slow-token', 'serving')
-  await until(() => proxy.logs().some((l) => /certificate files unchanged/.test(String(l.msg))), 3_000)
+  await until(() => proxy.logs().some((l) => /token unchanged/.test(String(l.msg))), 3_000)
   t.pass('the reload asked for during start-up ran once the credentials were read')
 })
 
@@ -319,7 +319,7 @@ t.test('an exec plugin that fails later: the last good credential stays in use, 
   t.match(readyz.json().message, /^not ready: the exec plugin's credential expired on .*; renewing it failed: the exec plugin of user 'ex' .* exited with status 1/)
   t.equal((await get(`${proxy.url}/still`)).json().authorization, 'Bearer tok-good', 'requests still carry the last good token')
   t.ok(proxy.logs.some((l) => l.level === 40 && l.msg === 'exec plugin: the identity provider is down'), 'the plugin\'s stderr is logged')
-  t.ok(proxy.logs.some((l) => l.level === 50 && /certificate reload failed|credentials? .*failed/.test(String(l.msg))), 'the failure is logged as an error')
+  t.ok(proxy.logs.some((l) => l.level === 50 && /token reload failed/.test(String(l.msg))), 'the failure is logged as an error')
 })
 
 t.test('renewal comes at 80 % of a credential\'s life, and no later than 5 s before its end', async (t) => {
@@ -485,4 +485,37 @@ t.test('secrets stay out of messages: a proxy password, a server URL with one', 
   const err = await load(['--kubeconfig', kubeconfig]).then(() => '', (e: Error) => e.message)
   t.match(err, /must be an https:\/\/ URL/)
   t.notMatch(err, /s3cret/)
+})
+
+t.test('the lines about the credential say the one in use: a certificate\'s context and kubeconfig, a token\'s own words', async (t) => {
+  const api = await startApiServer(t)
+  await writeFile(join(dir, 'words.token'), 'a-token-for-the-words-test\n')
+  const kubeconfig = await write('words.yaml', kubeDoc(api.url, {
+    cert: { 'client-certificate': files.cert, 'client-key': files.key },
+    tok: { tokenFile: join(dir, 'words.token') },
+  }))
+  const said = async (context: string) => {
+    const proxy = await startCli(t, ['--kubeconfig', kubeconfig, '--context', context])
+    proxy.child.kill('SIGHUP')
+    await until(() => proxy.logs().some((l) => / unchanged: still serving as /.test(String(l.msg))), 5_000)
+    proxy.child.kill('SIGTERM')
+    await proxy.exited
+    return proxy.logs().map((l) => String(l.msg))
+  }
+
+  const certificate = await said('cert')
+  t.ok(certificate.some((m) => m.endsWith(`as CN=demo-admin, O=system:masters (the client certificate of user 'cert' of context 'cert' (kubeconfig ${kubeconfig}); reloaded when its files change)`)),
+    'the start line names the context and the kubeconfig of a client certificate')
+  t.ok(certificate.includes('upstream reachable over mutual TLS: ready'))
+  t.ok(certificate.includes('SIGHUP: reloading certificates'))
+  t.ok(certificate.some((m) => m.startsWith('certificate files unchanged: still serving as CN=demo-admin')))
+
+  const token = await said('tok')
+  t.ok(token.some((m) => m.endsWith(`as tokenFile of user 'tok' of context 'tok' (kubeconfig ${kubeconfig}) ${join(dir, 'words.token')} (a bearer token; followed when its file changes)`)),
+    'the start line says it is a bearer token, followed when its file changes')
+  t.ok(token.includes('upstream reachable over TLS with the bearer token: ready'))
+  t.ok(token.includes('SIGHUP: reloading the token'))
+  t.ok(token.some((m) => m.startsWith('token unchanged: still serving as tokenFile of user \'tok\'')))
+  t.notOk(token.some((m) => /mutual TLS|certificate files|reloading certificates|certificate reload/.test(m)), 'no line speaks of a client certificate it does not have')
+  t.notMatch(token.join('\n'), /a-token-for-the-words-test/, 'nor of the token itself')
 })

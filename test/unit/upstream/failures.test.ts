@@ -75,3 +75,9 @@ t.test('a chain of causes that loops, or a certificate\'s very long name list, i
   const long = failure('ERR_TLS_CERT_ALTNAME_INVALID', 'no match', { cert: { subjectaltname: `DNS:${'a'.repeat(10_000)}` } })
   t.ok(describeUpstreamError(long, upstream).message.length < 500, 'the names it holds are cut')
 })
+
+t.test('a connection closed at once is worded for the credential: a certificate refused, or one wanted from a token\'s user', async (t) => {
+  const closed = failure('UND_ERR_SOCKET', 'other side closed')
+  t.match(describeUpstreamError(closed, { ...upstream, clientCertificate: true }), { message: /it may have rejected our client certificate$/ })
+  t.match(describeUpstreamError(closed, { ...upstream, clientCertificate: false }), { message: /if this happens at once, it may want a client certificate$/ })
+})
