@@ -2,7 +2,7 @@
 // Docker: each stage in a folder of its own standing for its root, WORKDIR, COPY, ENV and RUN as
 // written; then the image's ENTRYPOINT is started and its HEALTHCHECK run.
 import { execFile, execFileSync, spawn } from 'node:child_process'
-import { cp, mkdir, readFile } from 'node:fs/promises'
+import { chmod, chown, copyFile, cp, mkdir, readFile } from 'node:fs/promises'
 import { existsSync } from 'node:fs'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
@@ -14,6 +14,7 @@ import { echoHandler, startUpstream } from '../helpers/upstream.js'
 import { get } from '../helpers/http.js'
 import { until } from '../helpers/until.js'
 import { tempDir } from '../helpers/temp.js'
+import { cannotRunAsOtherUid, OTHER_UID } from '../helpers/other-uid.js'
 
 // Four RUN steps, two of them npm ci (the build's and production's, each allowed 240 s): about 45 s on an
 // idle machine, past tap's 120 s per file beside two busy loops on 2 cores.
@@ -114,4 +115,38 @@ t.test('the Dockerfile\'s steps build a runnable image layout: production depend
   t.equal(await new Promise((resolve) => child.on('exit', resolve)), 0)
   const sick = spawn(process.execPath, hcArgs, { env, stdio: 'ignore' })
   t.equal(await new Promise((resolve) => sick.on('exit', resolve)), 1, 'HEALTHCHECK fails once stopped')
+
+  // `docker run --user "$(id -u):$(id -g)"`, as the README's recipe runs it: any uid, not the image's own
+  // 1000, serves with key files only it can read. The image's /app is readable by all, as Docker's layers are.
+  const why = cannotRunAsOtherUid()
+  if (why) {
+    t.comment(`not run as another uid: ${why}`)
+    return
+  }
+  await chmod(base, 0o755)
+  for (const s of stages.values()) await chmod(s.root, 0o755)
+  const certs = join(base, 'certs')
+  await mkdir(certs, { mode: 0o700 })
+  for (const [name, from] of [['ca.crt', files.cacert], ['client.crt', files.cert], ['client.key', files.key]] as const) {
+    await copyFile(from, join(certs, name))
+    await chmod(join(certs, name), 0o600)
+    await chown(join(certs, name), OTHER_UID, OTHER_UID)
+  }
+  await chown(certs, OTHER_UID, OTHER_UID)
+  const asOther = { ...env, MTLS_PROXY_CACERT: join(certs, 'ca.crt'), MTLS_PROXY_CERT: join(certs, 'client.crt'), MTLS_PROXY_KEY: join(certs, 'client.key'), HOME: '/' }
+  const other = spawn(process.execPath, entryArgs, { env: asOther, stdio: ['ignore', 'pipe', 'pipe'], uid: OTHER_UID, gid: OTHER_UID })
+  let said = ''
+  other.stdout.on('data', (d: Buffer) => { said += d.toString() })
+  other.stderr.on('data', (d: Buffer) => { said += d.toString() })
+  t.teardown(() => { other.kill('SIGKILL') })
+  await until(async () => (await get(`http://127.0.0.1:${port}/-/healthz`).catch(() => ({ status: 0 }))).status === 200, 15_000)
+    .catch((err: Error) => { throw new Error(`${err.message}: ${said}`) })
+  t.equal((await get(`http://127.0.0.1:${port}/api/v1/pods`)).status, 200, `as uid ${OTHER_UID}, with key files only it can read`)
+  t.notMatch(said, /readable by|belongs to uid/, 'and no warning about them')
+  const healthyAsOther = spawn(process.execPath, hcArgs, { env: asOther, stdio: 'ignore', uid: OTHER_UID, gid: OTHER_UID })
+  t.equal(await new Promise((resolve) => healthyAsOther.on('exit', resolve)), 0, 'its HEALTHCHECK passes as that uid too')
+  other.kill('SIGTERM')
+  await new Promise((resolve) => other.on('exit', resolve))
+  // (its exit status is not judged: tap's process-info hook, which it puts into every child, cannot write its record as that uid)
+  t.match(said, /"msg":"stopped"/, 'stops on SIGTERM')
 })
