@@ -139,22 +139,47 @@ const RESOURCES = [
   { name: 'pods/log', singularName: '', namespaced: true, kind: 'Pod', verbs: ['get'] },
 ]
 
+// Groups the demo serves nothing of but names, so that `kubectl create --dry-run=client -f` can map
+// the README's manifests (a Deployment, a Job) to their resources.
+const GROUPS: Record<string, Obj[]> = {
+  apps: [{ name: 'deployments', singularName: 'deployment', namespaced: true, kind: 'Deployment', verbs: ['create', 'get', 'list'], shortNames: ['deploy'] }],
+  batch: [{ name: 'jobs', singularName: 'job', namespaced: true, kind: 'Job', verbs: ['create', 'get', 'list'] }],
+}
+const GROUP_LIST = {
+  kind: 'APIGroupList',
+  apiVersion: 'v1',
+  groups: Object.keys(GROUPS).map((name) => {
+    const version = { groupVersion: `${name}/v1`, version: 'v1' }
+    return { name, versions: [version], preferredVersion: version }
+  }),
+}
+
 // Enough OpenAPI v3 for kubectl to see that the server validates fields itself (fieldValidation on
-// PATCH of a Pod): `kubectl create -f` and `apply` then send objects without downloading schemas.
-const OPENAPI_ROOT = { paths: { 'api/v1': { serverRelativeURL: '/openapi/v3/api/v1?hash=mtls-proxy-demo' } } }
-const OPENAPI_V1 = {
-  openapi: '3.0.0',
-  info: { title: 'Kubernetes (mtls-proxy demo)', version: 'v1.32.0' },
-  paths: {
-    '/api/v1/namespaces/{namespace}/pods/{name}': {
-      patch: {
-        'x-kubernetes-group-version-kind': { group: '', version: 'v1', kind: 'Pod' },
-        'x-kubernetes-action': 'patch',
-        parameters: [{ name: 'fieldValidation', in: 'query', schema: { type: 'string' } }],
-        responses: { 200: { description: 'OK' } },
+// PATCH of each kind): `kubectl create -f` and `apply` then send objects without downloading schemas.
+// (So a client-side dry run of a Deployment or Job checks its shape and kind, not its field names.)
+function openApiOf (prefix: string, group: string, kind: string, plural: string): Obj {
+  return {
+    openapi: '3.0.0',
+    info: { title: 'Kubernetes (mtls-proxy demo)', version: 'v1.32.0' },
+    paths: {
+      [`/${prefix}/namespaces/{namespace}/${plural}/{name}`]: {
+        patch: {
+          'x-kubernetes-group-version-kind': { group, version: 'v1', kind },
+          'x-kubernetes-action': 'patch',
+          parameters: [{ name: 'fieldValidation', in: 'query', schema: { type: 'string' } }],
+          responses: { 200: { description: 'OK' } },
+        },
       },
     },
-  },
+  }
+}
+const OPENAPI: Record<string, Obj> = {
+  'api/v1': openApiOf('api/v1', '', 'Pod', 'pods'),
+  'apis/apps/v1': openApiOf('apis/apps/v1', 'apps', 'Deployment', 'deployments'),
+  'apis/batch/v1': openApiOf('apis/batch/v1', 'batch', 'Job', 'jobs'),
+}
+const OPENAPI_ROOT = {
+  paths: Object.fromEntries(Object.keys(OPENAPI).map((path) => [path, { serverRelativeURL: `/openapi/v3/${path}?hash=mtls-proxy-demo` }])),
 }
 
 /** One pod's pretend log: a few lines, then (with follow) a line a second until the client leaves. */
@@ -230,10 +255,13 @@ export async function startDemoApiServer (pki: DemoPki, opts: { host?: string; p
         serverAddressByClientCIDRs: [{ clientCIDR: '0.0.0.0/0', serverAddress: req.socket.localAddress ?? '' }],
       })
     }
-    if (get && path === '/apis') return json(res, 200, { kind: 'APIGroupList', apiVersion: 'v1', groups: [] })
+    if (get && path === '/apis') return json(res, 200, GROUP_LIST)
+    const group = /^\/apis\/(\w+)\/v1$/.exec(path)?.[1]
+    if (get && group && GROUPS[group]) return json(res, 200, { kind: 'APIResourceList', groupVersion: `${group}/v1`, resources: GROUPS[group] })
     if (get && path === '/api/v1') return json(res, 200, { kind: 'APIResourceList', groupVersion: 'v1', resources: RESOURCES })
     if (get && path === '/openapi/v3') return json(res, 200, OPENAPI_ROOT)
-    if (get && path === '/openapi/v3/api/v1') return json(res, 200, OPENAPI_V1)
+    const openApi = get && path.startsWith('/openapi/v3/') ? OPENAPI[path.slice('/openapi/v3/'.length)] : undefined
+    if (openApi) return json(res, 200, openApi)
     if (get && path === '/api/v1/pods') return listPods(req, res, url, undefined)
     if (parts[0] !== 'api' || parts[1] !== 'v1' || parts[2] !== 'namespaces') {
       throw new DemoError(404, 'NotFound', `the demo API server does not serve ${path}`)
