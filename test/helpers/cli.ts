@@ -21,9 +21,20 @@ function collect (child: ChildProcess): { out: string[]; err: string[]; exited: 
   return { out, err, exited }
 }
 
-/** Runs the CLI to completion (killed after timeoutMs). */
+/**
+ * The settings with a free port where they name none: the proxy takes its port before it reads the
+ * credentials, so a start meant to fail on a credential would fail on 8001 whenever something holds it.
+ */
+function anyPortUnlessNamed (args: string[], env: NodeJS.ProcessEnv): string[] {
+  const ours = args.includes('--') ? args.slice(0, args.indexOf('--')) : args
+  const named = args[0] === 'kubeconfig' || ours.some((a) => /^(?:--port|-p|--config)(?:=|$)|^-p\d/.test(a)) ||
+    env.MTLS_PROXY_PORT !== undefined || env.MTLS_PROXY_CONFIG !== undefined
+  return named ? args : ['--port', '0', ...args]
+}
+
+/** Runs the CLI to completion (killed after timeoutMs); on a free port unless the settings name one. */
 export async function runCli (args: string[], env: NodeJS.ProcessEnv = {}, timeoutMs = 15_000): Promise<Exit> {
-  const child = spawn(process.execPath, [await bundledCli(), ...args], { cwd: ROOT, env: { PATH: process.env.PATH, ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
+  const child = spawn(process.execPath, [await bundledCli(), ...anyPortUnlessNamed(args, env)], { cwd: ROOT, env: { PATH: process.env.PATH, ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
   const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs)
   const { exited } = collect(child)
   return await exited.finally(() => clearTimeout(timer))
