@@ -137,13 +137,19 @@ const RESOURCES = [
   },
   { name: 'pods/exec', singularName: '', namespaced: true, kind: 'PodExecOptions', verbs: ['create', 'get'] },
   { name: 'pods/log', singularName: '', namespaced: true, kind: 'Pod', verbs: ['get'] },
+  // Named only, as the groups below: the README's same-cluster sidecar creates one.
+  { name: 'serviceaccounts', singularName: 'serviceaccount', namespaced: true, kind: 'ServiceAccount', verbs: ['create', 'get', 'list'], shortNames: ['sa'] },
 ]
 
 // Groups the demo serves nothing of but names, so that `kubectl create --dry-run=client -f` can map
-// the README's manifests (a Deployment, a Job) to their resources.
+// the README's manifests (a Deployment, a Job, a Role and its binding) to their resources.
 const GROUPS: Record<string, Obj[]> = {
   apps: [{ name: 'deployments', singularName: 'deployment', namespaced: true, kind: 'Deployment', verbs: ['create', 'get', 'list'], shortNames: ['deploy'] }],
   batch: [{ name: 'jobs', singularName: 'job', namespaced: true, kind: 'Job', verbs: ['create', 'get', 'list'] }],
+  'rbac.authorization.k8s.io': [
+    { name: 'roles', singularName: 'role', namespaced: true, kind: 'Role', verbs: ['create', 'get', 'list'] },
+    { name: 'rolebindings', singularName: 'rolebinding', namespaced: true, kind: 'RoleBinding', verbs: ['create', 'get', 'list'] },
+  ],
 }
 const GROUP_LIST = {
   kind: 'APIGroupList',
@@ -157,26 +163,25 @@ const GROUP_LIST = {
 // Enough OpenAPI v3 for kubectl to see that the server validates fields itself (fieldValidation on
 // PATCH of each kind): `kubectl create -f` and `apply` then send objects without downloading schemas.
 // (So a client-side dry run of a Deployment or Job checks its shape and kind, not its field names.)
-function openApiOf (prefix: string, group: string, kind: string, plural: string): Obj {
+function openApiOf (prefix: string, group: string, kinds: Array<[kind: string, plural: string]>): Obj {
   return {
     openapi: '3.0.0',
     info: { title: 'Kubernetes (mtls-proxy demo)', version: 'v1.32.0' },
-    paths: {
-      [`/${prefix}/namespaces/{namespace}/${plural}/{name}`]: {
-        patch: {
-          'x-kubernetes-group-version-kind': { group, version: 'v1', kind },
-          'x-kubernetes-action': 'patch',
-          parameters: [{ name: 'fieldValidation', in: 'query', schema: { type: 'string' } }],
-          responses: { 200: { description: 'OK' } },
-        },
+    paths: Object.fromEntries(kinds.map(([kind, plural]) => [`/${prefix}/namespaces/{namespace}/${plural}/{name}`, {
+      patch: {
+        'x-kubernetes-group-version-kind': { group, version: 'v1', kind },
+        'x-kubernetes-action': 'patch',
+        parameters: [{ name: 'fieldValidation', in: 'query', schema: { type: 'string' } }],
+        responses: { 200: { description: 'OK' } },
       },
-    },
+    }])),
   }
 }
 const OPENAPI: Record<string, Obj> = {
-  'api/v1': openApiOf('api/v1', '', 'Pod', 'pods'),
-  'apis/apps/v1': openApiOf('apis/apps/v1', 'apps', 'Deployment', 'deployments'),
-  'apis/batch/v1': openApiOf('apis/batch/v1', 'batch', 'Job', 'jobs'),
+  'api/v1': openApiOf('api/v1', '', [['Pod', 'pods'], ['ServiceAccount', 'serviceaccounts']]),
+  'apis/apps/v1': openApiOf('apis/apps/v1', 'apps', [['Deployment', 'deployments']]),
+  'apis/batch/v1': openApiOf('apis/batch/v1', 'batch', [['Job', 'jobs']]),
+  'apis/rbac.authorization.k8s.io/v1': openApiOf('apis/rbac.authorization.k8s.io/v1', 'rbac.authorization.k8s.io', [['Role', 'roles'], ['RoleBinding', 'rolebindings']]),
 }
 const OPENAPI_ROOT = {
   paths: Object.fromEntries(Object.keys(OPENAPI).map((path) => [path, { serverRelativeURL: `/openapi/v3/${path}?hash=mtls-proxy-demo` }])),
@@ -256,7 +261,7 @@ export async function startDemoApiServer (pki: DemoPki, opts: { host?: string; p
       })
     }
     if (get && path === '/apis') return json(res, 200, GROUP_LIST)
-    const group = /^\/apis\/(\w+)\/v1$/.exec(path)?.[1]
+    const group = /^\/apis\/([a-z0-9.-]+)\/v1$/.exec(path)?.[1]
     if (get && group && GROUPS[group]) return json(res, 200, { kind: 'APIResourceList', groupVersion: `${group}/v1`, resources: GROUPS[group] })
     if (get && path === '/api/v1') return json(res, 200, { kind: 'APIResourceList', groupVersion: 'v1', resources: RESOURCES })
     if (get && path === '/openapi/v3') return json(res, 200, OPENAPI_ROOT)

@@ -45,25 +45,3 @@ t.test('the systemd unit starts the CLI, reloads with SIGHUP, and is hardened', 
     t.match(unit, new RegExp(`^${option.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`, 'm'), option)
   }
 })
-
-t.test('the same-cluster manifest: the pod\'s service account, a Role it is bound to, and a sidecar given no credential', async (t) => {
-  const docs = parseAllDocuments(readFileSync(`${ROOT}/config/kubernetes-sidecar-same-cluster.yaml`, 'utf8'))
-  t.same(docs.map((d) => d.errors), docs.map(() => []), 'valid YAML')
-  const objects = docs.map((d) => d.toJS() as Record<string, any>)
-  t.same(objects.map((o) => `${o.apiVersion}/${o.kind}`),
-    ['v1/ServiceAccount', 'rbac.authorization.k8s.io/v1/Role', 'rbac.authorization.k8s.io/v1/RoleBinding', 'apps/v1/Deployment'])
-  const [account, role, binding, deployment] = objects as [any, any, any, any]
-  t.same(binding.subjects, [{ kind: 'ServiceAccount', name: account.metadata.name }], 'the binding names the account')
-  t.same(binding.roleRef, { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: role.metadata.name }, 'and the Role')
-  t.notOk(role.rules.some((r: any) => r.verbs.includes('*') || r.resources.includes('*') || r.resources.includes('secrets')), 'least privilege')
-  const pod = deployment.spec.template.spec
-  t.equal(pod.serviceAccountName, account.metadata.name, 'the pod runs as the account')
-  t.not(pod.automountServiceAccountToken, false, 'its token is mounted')
-  const sidecar = pod.containers.find((c: any) => c.name === 'mtls-proxy')
-  for (const e of sidecar.env) t.ok(envNames.has(e.name), `${e.name} is a real setting`)
-  const given = sidecar.env.map((e: any) => e.name)
-  for (const credential of ['MTLS_PROXY_UPSTREAM', 'MTLS_PROXY_KUBECONFIG', 'MTLS_PROXY_CERT', 'MTLS_PROXY_UPSTREAM_TOKEN_FILE']) {
-    t.notOk(given.includes(credential), `no ${credential}: the pod's own service account is the identity`)
-  }
-  t.equal(sidecar.volumeMounts, undefined, 'nothing mounted but what the kubelet mounts')
-})

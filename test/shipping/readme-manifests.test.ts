@@ -37,14 +37,19 @@ function manifests (): Array<{ text: string; objects: Obj[] }> {
 const found = manifests()
 const kinds = found.flatMap((m) => m.objects.map((o) => `${o.apiVersion}/${o.kind}`))
 
-t.test('the README has the sidecar\'s two forms', async (t) => {
-  t.same(kinds, ['apps/v1/Deployment', 'batch/v1/Job'])
+t.test('the README has the other-cluster sidecar\'s two forms, and the same-cluster one with its account and Role', async (t) => {
+  t.same(kinds, ['apps/v1/Deployment', 'batch/v1/Job',
+    'v1/ServiceAccount', 'rbac.authorization.k8s.io/v1/Role', 'rbac.authorization.k8s.io/v1/RoleBinding', 'apps/v1/Deployment'])
 })
 
-t.test('each sidecar: real settings, the key from a Secret mounted 0400 with an fsGroup, hardened', async (t) => {
+/** The objects that run pods. */
+const workloads = (objects: Obj[]) => objects.filter((o) => o.spec?.template?.spec !== undefined)
+
+t.test('each other-cluster sidecar: real settings, the key from a Secret mounted 0400 with an fsGroup, hardened', async (t) => {
   for (const { objects } of found) {
-    for (const object of objects) {
+    for (const object of workloads(objects)) {
       const pod = object.spec.template.spec
+      if (pod.serviceAccountName !== undefined) continue
       const name = `${object.kind} ${object.metadata.name}`
       const proxies = [...(pod.initContainers ?? []), ...pod.containers].filter((c: Obj) => c.name === 'mtls-proxy')
       t.equal(proxies.length, 1, `${name}: one mtls-proxy container`)
@@ -67,6 +72,25 @@ t.test('each sidecar: real settings, the key from a Secret mounted 0400 with an 
   }
 })
 
+t.test('the same-cluster sidecar: the pod\'s service account, a Role it is bound to, no credential given to the proxy', async (t) => {
+  const { objects } = found.find((m) => m.objects.some((o) => o.kind === 'ServiceAccount'))!
+  const [account, role, binding, deployment] = objects as [Obj, Obj, Obj, Obj]
+  t.same(binding.subjects, [{ kind: 'ServiceAccount', name: account.metadata.name }], 'the binding names the account')
+  t.same(binding.roleRef, { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: role.metadata.name }, 'and the Role')
+  t.notOk(role.rules.some((r: Obj) => r.verbs.includes('*') || r.resources.includes('*') || r.resources.includes('secrets')), 'least privilege')
+  const pod = deployment.spec.template.spec
+  t.equal(pod.serviceAccountName, account.metadata.name, 'the pod runs as the account')
+  t.not(pod.automountServiceAccountToken, false, 'its token is mounted')
+  const proxy = pod.containers.find((c: Obj) => c.name === 'mtls-proxy')
+  for (const e of proxy.env) t.ok(envNames.has(e.name), `${e.name} is a real setting`)
+  const given = proxy.env.map((e: Obj) => e.name)
+  for (const credential of ['MTLS_PROXY_UPSTREAM', 'MTLS_PROXY_KUBECONFIG', 'MTLS_PROXY_CERT', 'MTLS_PROXY_UPSTREAM_TOKEN_FILE']) {
+    t.notOk(given.includes(credential), `no ${credential}: the pod's own service account is the identity`)
+  }
+  t.equal(proxy.volumeMounts, undefined, 'nothing mounted but what the kubelet mounts')
+  for (const c of pod.containers) t.equal(c.securityContext.readOnlyRootFilesystem, true, `${c.name}: read-only root filesystem`)
+})
+
 t.test('kubectl 1.32 takes each manifest (create --dry-run=client), against the demo API server', { skip: kubectl ? false : NO_KUBECTL }, async (t) => {
   const { pki, files } = await pkiWithFiles(t)
   const api = await startDemoUpstream(t, pki)
@@ -75,16 +99,19 @@ t.test('kubectl 1.32 takes each manifest (create --dry-run=client), against the 
   const env = { PATH: process.env.PATH, HOME: home, KUBECONFIG: join(home, 'none') }
   for (const { text, objects } of found) {
     const created = await new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
-      const child = execFile(kubectl!, ['--server', proxy.url, '--cache-dir', join(home, 'cache'), 'create', '--dry-run=client', '-o', 'json', '-f', '-'],
+      const child = execFile(kubectl!, ['--server', proxy.url, '--cache-dir', join(home, 'cache'), 'create', '--dry-run=client', '-o', 'yaml', '-f', '-'],
         { env, timeout: 30_000 }, (err, stdout, stderr) => resolve({ code: err ? Number(err.code ?? 1) : 0, stdout, stderr }))
       child.stdin!.end(text)
     })
     const name = objects.map((o) => `${o.kind} ${o.metadata.name}`).join(', ')
     t.equal(created.code, 0, `${name}: kubectl takes it (${created.stderr.trim()})`)
     if (created.code !== 0) continue
-    const read = JSON.parse(created.stdout) as Obj
-    t.equal(read.kind, objects[0]!.kind, `${name}: as the kind it says`)
-    const volume = read.spec.template.spec.volumes[0]
-    t.equal(volume.secret.defaultMode, 0o400, `${name}: defaultMode 0400 read as kubectl reads it (256)`)
+    // Each object as kubectl read it, several separated by ---.
+    const items = parseAllDocuments(created.stdout).map((d) => d.toJS() as Obj)
+    t.same(items.map((o) => o.kind), objects.map((o) => o.kind), `${name}: as the kinds they say`)
+    for (const item of workloads(items)) {
+      const volume = item.spec.template.spec.volumes?.[0]
+      if (volume) t.equal(volume.secret.defaultMode, 0o400, `${name}: defaultMode 0400 read as kubectl reads it (256)`)
+    }
   }
 })
