@@ -55,8 +55,11 @@ function resolveSources (spec: FileSetSpec, kube: KubeconfigCredentials | undefi
   const pluginPem = (pem: string | undefined, what: string): PemSource | undefined =>
     pem === undefined ? undefined : { kind: 'inline', pem, label: `${what} from ${plugin!.config.label}` }
   // A client certificate given as flags replaces the kubeconfig user's, exec plugin included, as kubectl's flags do.
-  const cert = spec.cert ?? pluginPem(plugin?.certPem, 'the client certificate') ?? kube?.cert
-  const key = spec.key ?? pluginPem(plugin?.keyPem, 'the client key') ?? kube?.key
+  // A token given so replaces the user's certificate too (kubectl would send both, and the API server would
+  // take the certificate's identity): the proxy acts as the identity asked for, never a stronger one beside it.
+  const fromUser = spec.token === undefined
+  const cert = spec.cert ?? (fromUser ? pluginPem(plugin?.certPem, 'the client certificate') ?? kube?.cert : undefined)
+  const key = spec.key ?? (fromUser ? pluginPem(plugin?.keyPem, 'the client key') ?? kube?.key : undefined)
   const token: TokenSource | undefined = spec.token ?? (plugin?.token !== undefined
     ? { kind: 'inline', token: plugin.token, label: `the token from ${plugin.config.label}` }
     : kube?.token)

@@ -54,6 +54,25 @@ t.test('the settings\' token beats the kubeconfig user\'s, as kubectl --token do
   t.equal((await get(`${proxy.url}/api`)).json().authorization, 'Bearer the-flag-token')
 })
 
+t.test('the settings\' token replaces the kubeconfig user\'s client certificate: the API server sees the token\'s identity alone', async (t) => {
+  const api = await startTokenUpstream(t, pki)
+  await writeFile(tokenFile, 'a-read-only-token\n')
+  const kubeconfig = join(files.dir, 'certificate-user.yaml')
+  await writeFile(kubeconfig, JSON.stringify({
+    apiVersion: 'v1',
+    kind: 'Config',
+    clusters: [{ name: 'c', cluster: { server: api.url, 'certificate-authority': files.cacert } }],
+    users: [{ name: 'admin', user: { 'client-certificate': files.cert, 'client-key': files.key } }],
+    contexts: [{ name: 'x', context: { cluster: 'c', user: 'admin' } }],
+    'current-context': 'x',
+  }))
+  const withCertificate = await startCli(t, ['--kubeconfig', kubeconfig])
+  t.equal((await get(`${withCertificate.url}/api`)).json().cn, 'demo-admin', 'without the token: the user\'s certificate')
+  const proxy = await startCli(t, ['--kubeconfig', kubeconfig, '--upstream-token-file', tokenFile])
+  t.match((await get(`${proxy.url}/api`)).json(), { cn: undefined, authorization: 'Bearer a-read-only-token' },
+    'no certificate beside the token: the API server would have taken the certificate\'s identity (kubectl sends both)')
+})
+
 t.test('--token-file alone is not a credential for the API server, and the message says which is', async (t) => {
   const callers = join(files.dir, 'callers.token')
   await writeFile(callers, 'a-token-for-the-proxy-callers-0123456789\n', { mode: 0o600 })
