@@ -37,7 +37,7 @@ export const KUBECTL_FLAGS: readonly KubectlFlag[] = [
   // --accept-paths, --reject-paths, --reject-methods)
   { name: 'api-prefix', type: 'string', answer: apiPrefix },
   { name: 'append-server-path', type: 'boolean', answer: unless(true, 'mtls-proxy always keeps the path of the server URL (--upstream, or the kubeconfig\'s) in front of each request; to drop it, give --upstream https://HOST:PORT without a path') },
-  { name: 'disable-filter', type: 'boolean', answer: unless(false, 'mtls-proxy always filters, but its defaults already forward every path and method (--reject-paths and --reject-methods are empty: exec and attach work); to accept any Host too, add --accept-hosts \'.*\' (web pages stay refused unless --allow-origin names them)') },
+  { name: 'disable-filter', type: 'boolean', answer: unless(false, 'mtls-proxy always filters, but its defaults already forward every path and method (--reject-paths and --reject-methods are empty: exec and attach work); to accept another Host name, add it to --accept-hosts (e.g. --accept-hosts \'^proxy\\.example\\.com$\'); never \'.*\', which lets a web page reach the proxy through DNS rebinding') },
   { name: 'www', short: 'w', type: 'string', answer: () => STATIC_FILES },
   { name: 'www-prefix', short: 'P', type: 'string', answer: () => STATIC_FILES },
   // kubectl's global flags (--kubeconfig, --context, --cluster, --user, --insecure-skip-tls-verify and

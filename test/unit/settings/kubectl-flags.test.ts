@@ -67,7 +67,7 @@ t.test('kubectl\'s flags that are not ours: one line saying what to use', async 
     [['-w', 'www'], /^-w: mtls-proxy serves no static files/],
     [['-P', '/static/'], /^-P: mtls-proxy serves no static files/],
     [['--www-prefix=/static/'], /^--www-prefix: mtls-proxy serves no static files/],
-    [['--disable-filter'], /^--disable-filter: .*--reject-paths and --reject-methods are empty.*--accept-hosts '\.\*'/],
+    [['--disable-filter'], /^--disable-filter: .*--reject-paths and --reject-methods are empty.*add it to --accept-hosts .*never '\.\*', which lets a web page reach the proxy through DNS rebinding/],
     [['--disable-filter=true'], /^--disable-filter: /],
     [['--append-server-path=false'], /^--append-server-path: mtls-proxy always keeps the path of the server URL/],
     [['-v', '6'], '-v: mtls-proxy\'s log levels have names: --log-level debug (trace for the most; info is the default)'],
