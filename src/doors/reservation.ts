@@ -29,19 +29,23 @@ export interface Reservation {
 
 /**
  * Listens on host:port, or rejects with the listen error (EADDRINUSE…). Port 0 reserves nothing: any
- * free port will do, and the server picks its own. `maxConnections` bounds the connections held.
+ * free port will do, and the server picks its own. At most `maxConnections` are held: a new one closes
+ * the one held longest rather than being refused, so a few idle sockets (another local user's, a web
+ * page's) cannot lock every other client out for a start that may take minutes (connections.ts does
+ * the same once serving).
  */
 export async function reserve (host: string, port: number, maxConnections: number): Promise<Reservation | undefined> {
   if (port === 0) return undefined
   const held = new Set<Socket>()
   // Paused: nothing is read until the server that answers has them.
   const server: Server = createServer({ pauseOnConnect: true }, (socket) => {
-    held.add(socket)
-    socket.once('close', () => held.delete(socket))
     // A client that resets the connection while it waits is no error of ours.
     socket.on('error', () => socket.destroy())
+    socket.once('close', () => held.delete(socket))
+    held.add(socket)
+    // A Set keeps its order: the first is the one held longest.
+    if (held.size > maxConnections) held.values().next().value?.destroy()
   })
-  server.maxConnections = maxConnections
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject)
     // exclusive: under --workers the primary checks the port itself, not through node:cluster.
