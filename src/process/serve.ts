@@ -182,10 +182,16 @@ async function takePlaces (config: Config, worker: WorkerLink | undefined): Prom
   return reserveListeners(config)
 }
 
-/** Listens where a reservation was: freed a moment before, and its waiting connections handed over once listening. */
+/**
+ * Listens where a reservation was, its waiting connections handed over once listening. The server is
+ * made ready first (its hooks start the clusters' parts) while the reservation still holds the
+ * address: it is free only for the moment of the bind, not for another local user to take meanwhile.
+ */
 async function listenInPlace (
-  app: App, where: string, reservation: Reservation | undefined, listen: () => Promise<unknown>, server: () => Server
+  app: App, where: string, reservation: Reservation | undefined,
+  ready: () => Promise<unknown>, listen: () => Promise<unknown>, server: () => Server
 ): Promise<void> {
+  await listenOrExplain(app, where, ready)
   const waiting = reservation?.release() ?? []
   try {
     await listenOrExplain(app, where, listen)
@@ -222,11 +228,12 @@ async function listenEach (app: App, config: Config, logger: Logger, reserved: R
     }))
   } else {
     await listenInPlace(app, mainWhere(config), reserved?.main,
-      () => app.listen({ host: config.address, port: config.port }), () => app.server)
+      async () => { await app.ready() }, () => app.listen({ host: config.address, port: config.port }), () => app.server)
   }
   if (statusAddress) {
-    await listenInPlace(app, statusWhere(statusAddress), reserved?.status,
-      () => app.statusApp.listen({ host: statusAddress.host, port: statusAddress.port }), () => app.statusApp.server)
+    const { statusApp } = app
+    await listenInPlace(app, statusWhere(statusAddress), reserved?.status, async () => { await statusApp.ready() },
+      () => statusApp.listen({ host: statusAddress.host, port: statusAddress.port }), () => statusApp.server)
   }
 }
 
