@@ -13,6 +13,20 @@ import { startTokenUpstream } from '../helpers/upstream.js'
 const { pki, files } = await pkiWithFiles(t)
 const tokenFile = join(files.dir, 'upstream.token')
 
+/** A kubeconfig of one context: the server, verified with the test's CA, and a user holding `user`. */
+async function oneUser (name: string, server: string, user: Record<string, string>): Promise<string> {
+  const file = join(files.dir, name)
+  await writeFile(file, JSON.stringify({
+    apiVersion: 'v1',
+    kind: 'Config',
+    clusters: [{ name: 'c', cluster: { server, 'certificate-authority': files.cacert } }],
+    users: [{ name: 'u', user }],
+    contexts: [{ name: 'x', context: { cluster: 'c', user: 'u' } }],
+    'current-context': 'x',
+  }))
+  return file
+}
+
 t.test('--upstream-token-file: sent to the API server, followed when the file changes', async (t) => {
   const api = await startTokenUpstream(t, pki)
   await writeFile(tokenFile, 'first-upstream-token\n', { mode: 0o600 })
@@ -41,15 +55,7 @@ t.test('MTLS_PROXY_UPSTREAM_TOKEN_DATA: the token as text, never handed to a com
 t.test('the settings\' token beats the kubeconfig user\'s, as kubectl --token does', async (t) => {
   const api = await startTokenUpstream(t, pki)
   await writeFile(tokenFile, 'the-flag-token\n')
-  const kubeconfig = join(files.dir, 'token-user.yaml')
-  await writeFile(kubeconfig, JSON.stringify({
-    apiVersion: 'v1',
-    kind: 'Config',
-    clusters: [{ name: 'c', cluster: { server: api.url, 'certificate-authority': files.cacert } }],
-    users: [{ name: 'u', user: { token: 'the-kubeconfig-token' } }],
-    contexts: [{ name: 'x', context: { cluster: 'c', user: 'u' } }],
-    'current-context': 'x',
-  }))
+  const kubeconfig = await oneUser('token-user.yaml', api.url, { token: 'the-kubeconfig-token' })
   const proxy = await startCli(t, ['--kubeconfig', kubeconfig, '--upstream-token-file', tokenFile])
   t.equal((await get(`${proxy.url}/api`)).json().authorization, 'Bearer the-flag-token')
 })
@@ -57,15 +63,7 @@ t.test('the settings\' token beats the kubeconfig user\'s, as kubectl --token do
 t.test('the settings\' token replaces the kubeconfig user\'s client certificate: the API server sees the token\'s identity alone', async (t) => {
   const api = await startTokenUpstream(t, pki)
   await writeFile(tokenFile, 'a-read-only-token\n')
-  const kubeconfig = join(files.dir, 'certificate-user.yaml')
-  await writeFile(kubeconfig, JSON.stringify({
-    apiVersion: 'v1',
-    kind: 'Config',
-    clusters: [{ name: 'c', cluster: { server: api.url, 'certificate-authority': files.cacert } }],
-    users: [{ name: 'admin', user: { 'client-certificate': files.cert, 'client-key': files.key } }],
-    contexts: [{ name: 'x', context: { cluster: 'c', user: 'admin' } }],
-    'current-context': 'x',
-  }))
+  const kubeconfig = await oneUser('certificate-user.yaml', api.url, { 'client-certificate': files.cert, 'client-key': files.key })
   const withCertificate = await startCli(t, ['--kubeconfig', kubeconfig])
   t.equal((await get(`${withCertificate.url}/api`)).json().cn, 'demo-admin', 'without the token: the user\'s certificate')
   const proxy = await startCli(t, ['--kubeconfig', kubeconfig, '--upstream-token-file', tokenFile])
